@@ -1,0 +1,97 @@
+"""Listening sockets as services, one per configured listener.
+
+Owned by operations. ``StreamListener`` (TCP, or TLS with a context factory) and
+``DatagramListener`` (UDP) open their socket in ``startService``, log the address actually bound
+(port 0 lets the OS pick, which tests use), expose it as ``address`` and close it in
+``stopService``. Every callgw listener (client, web, SIP, manhole) goes through these, so the
+log line ``listening: NAME PROTO HOST:PORT`` is the same everywhere.
+
+Tests: tests/test_service.py.
+"""
+from __future__ import annotations
+
+from twisted.application.service import Service
+from twisted.internet import endpoints
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.logger import Logger
+
+from callgw.config import Listener
+
+
+class _ListenerBase(Service):
+    log = Logger()
+
+    def __init__(self, name: str, listener: Listener, reactor):
+        self.setName(name)
+        self.listener = listener
+        self.reactor = reactor
+        self.port = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """(host, port) actually bound; only valid once started."""
+        addr = self.port.getHost()
+        return addr.host, addr.port
+
+    def _listening(self, port, proto: str):
+        self.port = port
+        host, portno = self.address
+        self.log.info("listening: {name} {proto} {host}:{port}", name=self.name, proto=proto,
+                      host=host, port=portno)
+        return port
+
+    def stopService(self) -> Deferred | None:
+        super().stopService()
+        if self.port is None:
+            return None
+        port, self.port = self.port, None
+        return maybeDeferred(port.stopListening)
+
+
+class StreamListener(_ListenerBase):
+    """A TCP listener (TLS when ``tls_context`` is given) for ``factory``."""
+
+    def __init__(self, name, listener, factory, reactor, tls_context=None):
+        super().__init__(name, listener, reactor)
+        self.factory = factory
+        self.tls_context = tls_context
+
+    def startService(self) -> Deferred:
+        """Fires with the listening port; fails if the address cannot be bound."""
+        super().startService()
+        if self.tls_context is not None:
+            endpoint = endpoints.SSL4ServerEndpoint(
+                self.reactor, self.listener.port, self.tls_context,
+                interface=self.listener.host)
+            proto = "tls"
+        else:
+            endpoint = endpoints.TCP4ServerEndpoint(
+                self.reactor, self.listener.port, interface=self.listener.host)
+            if ":" in self.listener.host:
+                endpoint = endpoints.TCP6ServerEndpoint(
+                    self.reactor, self.listener.port, interface=self.listener.host)
+            proto = "tcp"
+        d = endpoint.listen(self.factory)
+        d.addCallback(self._listening, proto)
+        d.addErrback(self._failed)
+        return d
+
+    def _failed(self, failure):
+        self.log.failure("cannot listen: {name} on {addr}", failure, name=self.name,
+                         addr=str(self.listener))
+        return failure
+
+
+class DatagramListener(_ListenerBase):
+    """A UDP listener for one DatagramProtocol."""
+
+    def __init__(self, name, listener, protocol, reactor):
+        super().__init__(name, listener, reactor)
+        self.protocol = protocol
+
+    def startService(self) -> None:
+        """Binds now; raises if the address cannot be bound."""
+        super().startService()
+        port = self.reactor.listenUDP(self.listener.port, self.protocol,
+                                      interface=self.listener.host)
+        self._listening(port, "udp")

@@ -1,0 +1,68 @@
+"""The database schema, as numbered migrations applied in order.
+
+Owned by the store. Each migration is a list of statements in the SQL that SQLite and PostgreSQL
+share (TEXT, INTEGER, REAL; ids as INTEGER primary keys that the store fills in itself), so a
+PostgreSQL store can apply the same list. ``meta`` holds the schema version and the change serial
+that tells running nodes to reload what the admin CLI changed.
+
+Tests: tests/store/test_db.py.
+"""
+
+MIGRATIONS: list[list[str]] = [
+    # 1: the first schema
+    [
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+        """CREATE TABLE tenants (
+            name TEXT PRIMARY KEY, timezone TEXT NOT NULL, country TEXT NOT NULL,
+            branding TEXT NOT NULL, created REAL NOT NULL)""",
+        """CREATE TABLE users (
+            username TEXT PRIMARY KEY, tenant TEXT NOT NULL REFERENCES tenants(name),
+            password TEXT NOT NULL, number TEXT, country TEXT, enabled INTEGER NOT NULL,
+            created REAL NOT NULL)""",
+        """CREATE TABLE rules (
+            id INTEGER PRIMARY KEY, tenant TEXT, username TEXT, kind TEXT NOT NULL,
+            value TEXT NOT NULL, note TEXT NOT NULL, created REAL NOT NULL)""",
+        "CREATE INDEX rules_owner ON rules (tenant, username)",
+        """CREATE TABLE address_book (
+            username TEXT NOT NULL REFERENCES users(username), name TEXT NOT NULL,
+            number TEXT NOT NULL, PRIMARY KEY (username, name))""",
+        """CREATE TABLE call_servers (
+            name TEXT PRIMARY KEY, address TEXT NOT NULL, capacity INTEGER NOT NULL,
+            weight INTEGER NOT NULL, healthy INTEGER NOT NULL, draining INTEGER NOT NULL,
+            active_calls INTEGER NOT NULL, updated REAL NOT NULL)""",
+        """CREATE TABLE gateways (
+            name TEXT PRIMARY KEY, protocol TEXT NOT NULL, host TEXT NOT NULL,
+            port INTEGER NOT NULL, transport TEXT NOT NULL, prefixes TEXT NOT NULL,
+            capacity INTEGER NOT NULL, priority INTEGER NOT NULL, weight INTEGER NOT NULL,
+            status TEXT NOT NULL, rtt_ms REAL, outbound_proxy TEXT, auth_user TEXT,
+            auth_password TEXT, strip_digits INTEGER NOT NULL, prepend TEXT NOT NULL,
+            keep_plus INTEGER NOT NULL, caller_id TEXT NOT NULL, enabled INTEGER NOT NULL,
+            created REAL NOT NULL)""",
+        """CREATE TABLE registrations (
+            username TEXT NOT NULL, contact TEXT NOT NULL, transport TEXT NOT NULL,
+            node TEXT NOT NULL, expires REAL NOT NULL, PRIMARY KEY (username, contact))""",
+        """CREATE TABLE active_calls (
+            call_id TEXT PRIMARY KEY, username TEXT NOT NULL, target TEXT NOT NULL,
+            gateway TEXT, call_server TEXT NOT NULL, node TEXT NOT NULL, state TEXT NOT NULL,
+            media_mode TEXT NOT NULL, started REAL NOT NULL, updated REAL NOT NULL)""",
+        """CREATE TABLE call_events (
+            id INTEGER PRIMARY KEY, call_id TEXT NOT NULL, kind TEXT NOT NULL,
+            at REAL NOT NULL, data TEXT NOT NULL)""",
+        "CREATE INDEX call_events_call ON call_events (call_id)",
+        """CREATE TABLE call_traces (
+            id INTEGER PRIMARY KEY, call_id TEXT NOT NULL, leg TEXT NOT NULL,
+            direction TEXT NOT NULL, summary TEXT NOT NULL, at REAL NOT NULL)""",
+        "CREATE INDEX call_traces_call ON call_traces (call_id)",
+        """CREATE TABLE cdrs (
+            call_id TEXT PRIMARY KEY, username TEXT NOT NULL, tenant TEXT NOT NULL,
+            target TEXT NOT NULL, gateway TEXT, call_server TEXT NOT NULL,
+            requested REAL NOT NULL, ringing REAL, answered REAL, ended REAL NOT NULL,
+            duration REAL NOT NULL, cause INTEGER NOT NULL, cause_text TEXT NOT NULL,
+            media_mode TEXT NOT NULL, stats TEXT NOT NULL)""",
+        "CREATE INDEX cdrs_ended ON cdrs (ended)",
+        "INSERT INTO meta (key, value) VALUES ('change_serial', 0)",
+    ],
+]
+
+#: Tables whose rows the admin CLI edits; a write to any of them bumps the change serial.
+CONFIG_TABLES = ("tenants", "users", "rules", "address_book", "call_servers", "gateways")

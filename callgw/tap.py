@@ -1,0 +1,31 @@
+"""``twistd callgw``: command-line options and ``makeService``.
+
+Owned by operations. The plugin in twisted_plugins/callgw_plugin.py names this module lazily, so
+an import error here shows up as an error instead of a vanished plugin.
+
+Tests: tests/test_plugin.py.
+"""
+from __future__ import annotations
+
+from twisted.python import usage
+
+from callgw.config import ConfigError, load
+
+
+class Options(usage.Options):
+    synopsis = "[--config FILE]"
+    longdesc = "Run the callgw telephony gateway. Without --config, every setting has its default."
+    optParameters = [["config", "c", None, "TOML configuration file (see `callgw config show`)"]]
+
+    def postOptions(self):
+        try:
+            self["loaded"] = load(self["config"])
+        except ConfigError as e:
+            raise usage.UsageError(f"configuration: {e}") from None
+
+
+def makeService(options):
+    """Build the GatewayService for twistd from parsed ``Options``."""
+    from callgw.service import GatewayService
+    config = options["loaded"] if "loaded" in options else load(options.get("config"))
+    return GatewayService(config)

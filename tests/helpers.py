@@ -1,0 +1,27 @@
+"""Shared test helpers: free loopback ports and a config on them."""
+from __future__ import annotations
+
+import socket
+
+from callgw import config
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A port the OS says is free on 127.0.0.1 now (for subprocess peers that need a number)."""
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_config(tmp_path, **overrides) -> config.Config:
+    """Defaults with every listener on an OS-picked loopback port and the database in tmp_path."""
+    values = {
+        "general": {"database": str(tmp_path / "callgw.sqlite3"), "reload_interval": 0.2},
+        "client": {"udp": "127.0.0.1:0", "tcp": "127.0.0.1:0", "tls": "127.0.0.1:0"},
+        "web": {"https": "127.0.0.1:0"},
+        "sip": {"udp": "127.0.0.1:0", "tcp": "127.0.0.1:0"},
+        "manhole": {"telnet": "127.0.0.1:0"},
+    }
+    for section, keys in overrides.items():
+        values.setdefault(section, {}).update(keys)
+    return config.from_dict(values)
