@@ -1,0 +1,1 @@
+"""proxy: see the modules' docstrings."""
