@@ -56,7 +56,6 @@ def _table(rows: list[dict], columns: list[str]) -> str:
 
 # -- commands ---------------------------------------------------------------------------------
 def cmd_init(db, args, out):
-    db.ensure_default_tenant(time.time())
     print(f"database ready: {args.database} (schema {db.schema_version()})", file=out)
 
 
@@ -78,7 +77,6 @@ def cmd_tenant_list(db, args, out):
 
 
 def cmd_user_add(db, args, out):
-    db.ensure_default_tenant(time.time())
     credential = passwords.hash_password(_password(args))
     db.add_user(args.name, credential, time.time(), tenant=args.tenant, number=args.number,
                 country=args.country)
@@ -300,6 +298,7 @@ def main(argv: list[str] | None = None, out=None) -> int:
     db = Database(args.database)
     try:
         db.migrate()
+        db.ensure_default_tenant(time.time())
         args.fn(db, args, out)
     except (CliError, StoreError, ValueError) as e:
         print(f"callgw: {e}", file=sys.stderr)

@@ -195,6 +195,7 @@ class Database:
         """Add an authorization rule for a user or a tenant; returns its id."""
         if (tenant is None) == (username is None):
             raise StoreError("a rule belongs to exactly one of a user or a tenant")
+        check_rule(kind, value)
         with self._tx():
             if username is not None and not self.get_user(username):
                 raise StoreError(f"no user {username!r}")

@@ -1,0 +1,74 @@
+"""The threaded store: round-trips from the reactor, on its own thread, CLI changes noticed."""
+import threading
+
+import pytest
+import pytest_twisted
+from twisted.internet import defer, reactor, task
+
+from callgw import passwords
+from callgw.store.db import Database
+from callgw.store.threaded import ThreadedStore
+
+
+@pytest_twisted.inlineCallbacks
+def test_round_trip_from_the_reactor_on_a_dedicated_thread(tmp_path):
+    store = ThreadedStore(str(tmp_path / "s.sqlite3"), reactor, reload_interval=0.1)
+    yield store.startService()
+    try:
+        yield store.run("ensure_default_tenant", 1.0)
+        cred = passwords.hash_password("pw", n=1024)
+        yield store.run("add_user", "alice", cred, 1.0, number="+15550001")
+        user = yield store.run("get_user", "alice")
+        assert user["number"] == "+15550001"
+        names = yield defer.gatherResults([store._call(lambda: threading.current_thread().name)
+                                           for _ in range(5)])
+        assert set(names) == {names[0]} and "callgw-store" in names[0]
+        assert names[0] != threading.main_thread().name
+        assert reactor.getThreadPool() is not store.pool
+    finally:
+        yield store.stopService()
+    assert not store.pool.started
+
+
+@pytest_twisted.inlineCallbacks
+def test_the_reactor_keeps_running_while_the_store_thread_works(tmp_path):
+    store = ThreadedStore(str(tmp_path / "s.sqlite3"), reactor)
+    yield store.startService()
+    release = threading.Event()
+    try:
+        busy = store._call(lambda: release.wait(5.0))  # a slow query holding the store thread
+        # the reactor still runs timers; a timer releases the store thread
+        yield task.deferLater(reactor, 0.05, release.set)
+        assert (yield busy) is True
+    finally:
+        release.set()
+        yield store.stopService()
+
+
+@pytest_twisted.inlineCallbacks
+def test_admin_changes_from_another_connection_are_noticed(tmp_path):
+    path = str(tmp_path / "s.sqlite3")
+    store = ThreadedStore(path, reactor, reload_interval=0.05)
+    yield store.startService()
+    noticed = defer.Deferred()
+    store.watch(lambda: noticed.called or noticed.callback(True))
+    try:
+        other = Database(path)  # what the admin CLI does from its own process
+        other.add_gateway("gw1", "sip", "127.0.0.1", 25060, ["+1"], 1.0)
+        other.close()
+        assert (yield noticed.addTimeout(5, reactor)) is True
+        gws = yield store.run("list_gateways")
+        assert [g["name"] for g in gws] == ["gw1"]
+    finally:
+        yield store.stopService()
+
+
+@pytest_twisted.inlineCallbacks
+def test_errors_reach_the_caller(tmp_path):
+    store = ThreadedStore(str(tmp_path / "s.sqlite3"), reactor)
+    yield store.startService()
+    try:
+        with pytest.raises(Exception, match="no gateway 'nope'"):
+            yield store.run("remove_gateway", "nope")
+    finally:
+        yield store.stopService()
