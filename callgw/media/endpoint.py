@@ -1,0 +1,292 @@
+"""The relay's sockets and its per-packet path: one RTP and one RTCP socket per call side.
+
+Speed decides here (PLATFORM-NOTES.md: a naive Twisted forwarder ~83 k packets/s per core, a
+bare epoll loop ~150 k). So the relay does not register each socket with the reactor, whose
+per-event dispatch (log context, logPrefix) costs more than forwarding a packet: ``Poller``
+keeps its own ``select.epoll`` holding every relay socket and registers only that epoll's file
+descriptor with the reactor. When it is readable, the reactor calls ``Poller.doRead``, which
+polls without blocking and calls each ready endpoint's ``readable(now)`` directly. Where
+``select.epoll`` is missing, every endpoint is registered with the reactor instead.
+
+``RtpEndpoint.readable`` reads one datagram (level-triggered epoll brings the socket back if
+more wait, and no EAGAIN exception is raised per packet). In the latched steady state with no
+conversion it checks the source address and payload type, counts the packet, keeps RFC 3550
+A.1 sequence and A.8 jitter figures inline, and ``sendto``s the same bytes to the other side.
+Everything else (latching, DTMF, codec conversion, relayed mode, RTCP multiplexed on the RTP
+port, junk) goes to the session's slow path.
+
+Tests: tests/media/test_media_relay.py.
+"""
+from __future__ import annotations
+
+import errno
+import select
+import socket
+
+from twisted.internet.interfaces import IReadDescriptor
+from twisted.logger import Logger
+from zope.interface import implementer
+
+log = Logger()
+
+RECV_SIZE = 2048
+SOCKET_BUFFER = 1 << 20
+
+
+def open_udp(address: str, port: int) -> socket.socket:
+    """A non-blocking UDP socket bound to ``(address, port)``; raises OSError when busy."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.setblocking(False)
+        for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
+            except OSError:
+                pass
+        sock.bind((address, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+@implementer(IReadDescriptor)
+class Poller:
+    """One epoll set for all relay sockets, itself registered once with the reactor."""
+
+    max_events = 1024
+
+    def __init__(self, reactor):
+        self.reactor = reactor
+        self._epoll = None
+        self._handlers = {}
+        self._seconds = reactor.seconds
+
+    def add(self, sock: socket.socket, handler):
+        """Call ``handler(now)`` whenever ``sock`` is readable."""
+        fd = sock.fileno()
+        self._handlers[fd] = handler
+        if hasattr(select, "epoll"):
+            if self._epoll is None:
+                self._epoll = select.epoll()
+                self.reactor.addReader(self)
+            self._epoll.register(fd, select.EPOLLIN)
+        else:
+            self.reactor.addReader(_SingleReader(sock, handler, self._seconds))
+
+    def remove(self, sock: socket.socket):
+        """Stop watching ``sock`` (before it is closed)."""
+        fd = sock.fileno()
+        if self._handlers.pop(fd, None) is None:
+            return
+        if self._epoll is not None:
+            try:
+                self._epoll.unregister(fd)
+            except OSError:
+                pass
+            if not self._handlers:
+                self.reactor.removeReader(self)
+                self._epoll.close()
+                self._epoll = None
+        else:
+            for reader in list(self.reactor.getReaders()):
+                if isinstance(reader, _SingleReader) and reader.sock is sock:
+                    self.reactor.removeReader(reader)
+
+    def fileno(self) -> int:
+        return self._epoll.fileno() if self._epoll is not None else -1
+
+    def logPrefix(self) -> str:
+        return "media-relay"
+
+    def doRead(self):
+        if self._epoll is None:
+            return None
+        events = self._epoll.poll(0, self.max_events)
+        now = self._seconds()
+        handlers = self._handlers
+        for fd, _ in events:
+            handler = handlers.get(fd)
+            if handler is not None:
+                try:
+                    handler(now)
+                except Exception:
+                    log.failure("media relay handler failed on fd {fd}", fd=fd)
+        return None
+
+    def connectionLost(self, reason):
+        """The reactor dropped us (shutdown); nothing to tidy beyond what close does."""
+
+
+@implementer(IReadDescriptor)
+class _SingleReader:
+    """Fallback without epoll: one reactor reader per socket."""
+
+    def __init__(self, sock, handler, seconds):
+        self.sock = sock
+        self.handler = handler
+        self.seconds = seconds
+
+    def fileno(self):
+        return self.sock.fileno()
+
+    def logPrefix(self):
+        return "media-relay"
+
+    def doRead(self):
+        try:
+            self.handler(self.seconds())
+        except Exception:
+            log.failure("media relay handler failed")
+        return None
+
+    def connectionLost(self, reason):
+        """Nothing to tidy."""
+
+
+class RtpEndpoint:
+    """One side's RTP socket, its latching state and the counters of what it receives.
+
+    The session sets the fast-path fields through ``wire``; ``readable`` is the hot path.
+    """
+
+    def __init__(self, session, side: str, sock: socket.socket, port: int):
+        self.session = session
+        self.side = side
+        self.sock = sock
+        self.port = port
+        self.recvfrom = sock.recvfrom
+        self.sendto = sock.sendto
+        self.payload_type = None      # negotiated audio payload type on this side
+        self.event_type = None        # negotiated telephone-event payload type, or None
+        self.codec = None
+        self.ptime = 20
+        self.sdp_address = None       # (host, port) from the side's SDP
+        self.latched = None           # the real source address, once latched
+        self.ssrc = None
+        self.send_allowed = True      # the side's SDP lets us send to it
+        self.expect_media = True      # the side's SDP says it sends
+        # fast path: where packets from this side go when passed through untouched
+        self.fast = False
+        self.out_sendto = None
+        self.out_address = None
+        self.out_counter = None
+        # receive counters (RFC 3550 A.1 / A.8 kept inline)
+        self.packets = 0
+        self.octets = 0
+        self.base_seq = None
+        self.max_seq = 0
+        self.cycles = 0
+        self.jitter = 0.0
+        self.transit = None
+        self.last_rx = None
+        self.dropped = 0              # foreign source, wrong payload type, malformed
+        self.send_errors = 0
+        self.sent_packets = 0         # packets sent out of this socket (toward this side)
+        self.sent_octets = 0
+        self.clock_rate = 8000
+
+    @property
+    def destination(self):
+        """Where media for this side goes: the latched source, else the SDP address."""
+        return self.latched or self.sdp_address
+
+    def readable(self, now: float):
+        """Read one datagram and forward or hand it to the session."""
+        try:
+            data, addr = self.recvfrom(RECV_SIZE)
+        except BlockingIOError:
+            return
+        except OSError as e:  # ICMP port unreachable from an earlier send, and similar
+            if e.errno not in (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH):
+                log.warn("RTP receive failed on {side}: {error}", side=self.side, error=e)
+            return
+        if self.fast and addr == self.latched and len(data) >= 12 and \
+                data[1] & 0x7F == self.payload_type:
+            self.count(data, now, True)
+            try:
+                self.out_sendto(data, self.out_address)
+            except OSError:
+                self.out_counter.send_errors += 1
+                return
+            out = self.out_counter
+            out.sent_packets += 1
+            out.sent_octets += len(data)
+            return
+        self.session.slow_packet(self, data, addr, now)
+
+    def count(self, data: bytes, now: float, audio: bool):
+        """Account for one packet from the latched source (sequence, jitter, bytes)."""
+        self.packets += 1
+        self.octets += len(data)
+        self.last_rx = now
+        seq = data[2] << 8 | data[3]
+        if self.base_seq is None:
+            self.base_seq = self.max_seq = seq
+            self.packets_at_base = self.packets - 1
+        else:
+            delta = (seq - self.max_seq) & 0xFFFF
+            if delta < 3000:
+                if seq < self.max_seq:
+                    self.cycles += 65536
+                self.max_seq = seq
+        if audio:
+            transit = int(now * self.clock_rate) - int.from_bytes(data[4:8], "big")
+            if self.transit is not None:
+                d = transit - self.transit
+                if d < 0:
+                    d = -d
+                if d < 0x80000000:
+                    self.jitter += (d - self.jitter) * 0.0625
+            self.transit = transit
+
+    def restart_counting(self):
+        """A new source (SSRC or address): restart sequence and jitter tracking."""
+        self.base_seq = None
+        self.cycles = 0
+        self.transit = None
+
+    def lost(self) -> int:
+        """Cumulative packets lost from the current source (RFC 3550 A.3)."""
+        if self.base_seq is None:
+            return 0
+        expected = self.cycles + self.max_seq - self.base_seq + 1
+        return max(0, expected - (self.packets - self.packets_at_base))
+
+    def expected(self) -> int:
+        """Packets expected from the current source (RFC 3550 A.3)."""
+        return 0 if self.base_seq is None else self.cycles + self.max_seq - self.base_seq + 1
+
+    packets_at_base = 0
+
+    def close(self):
+        self.fast = False
+        self.sock.close()
+
+
+class RtcpEndpoint:
+    """One side's RTCP socket: latches like RTP and hands every packet to the session."""
+
+    def __init__(self, session, side: str, sock: socket.socket, port: int):
+        self.session = session
+        self.side = side
+        self.sock = sock
+        self.port = port
+        self.latched = None
+        self.sdp_address = None
+        self.packets = 0
+
+    @property
+    def destination(self):
+        return self.latched or self.sdp_address
+
+    def readable(self, now: float):
+        try:
+            data, addr = self.sock.recvfrom(RECV_SIZE)
+        except OSError:
+            return
+        self.session.rtcp_packet(self, data, addr, now)
+
+    def close(self):
+        self.sock.close()
