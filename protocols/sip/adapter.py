@@ -1,0 +1,502 @@
+"""The Twisted side of the SIP stack: UDP and TCP transports, timers, dispatch (RFC 3261 18).
+
+``SipEndpoint`` is the only SIP code that touches sockets or a clock. It owns one UDP port and a
+TCP listener on the same port number, the client and server transaction table
+(``protocols.sip.transaction``), the dialogs of the ``InviteSession`` cores
+(``protocols.sip.session``) and the out-of-dialog UAS core (``protocols.sip.uas``). It carries out
+the effects those cores return: ``Transmit``/``SendRequest``/``SendAck``/``Respond`` become
+datagrams or stream writes, ``StartTimer``/``StopTimer`` become ``clock.callLater`` calls on the
+injected ``IReactorTime``, session events go to the session's listener after the batch's I/O.
+
+Transports: UDP (one datagram per message), TCP with Content-Length framing
+(``StreamFramer``), one connection per peer reused both ways, connecting on first use.
+Responses follow 18.2.2 and RFC 3581: over the connection the request came on, else to the
+Via ``received`` address and the ``rport`` (the source port) when the request asked for it.
+Received requests get ``received``/``rport`` filled in (18.2.1, RFC 3581 4). A response that
+matches no transaction is dropped (18.1.2), except a retransmitted 2xx for our INVITE, which
+goes to its dialog to be ACKed again. Retransmissions run on UDP only.
+
+Tests: tests/sip/test_adapter.py (StringTransport, a fake datagram transport, task.Clock) and
+tests/sip/test_sipp.py (real sipp on 127.0.0.1).
+"""
+from __future__ import annotations
+
+from twisted.internet import defer, protocol
+from twisted.internet.interfaces import IReactorTCP
+from twisted.logger import Logger
+
+from protocols.sip import session as sess
+from protocols.sip import transaction as txn
+from protocols.sip.message import Request, SipParseError, StreamFramer, is_keepalive, \
+    make_response, parse_message
+from protocols.sip.uas import UasCore, bad_request_response
+
+log = Logger(namespace="callgw.sip")
+
+
+class PingError(Exception):
+    """An OPTIONS ping failed: ``status`` is the SIP status (408 timeout, 503 transport, 5xx/6xx)."""
+
+    def __init__(self, status, reason):
+        super().__init__(f"{status} {reason}")
+        self.status = status
+        self.reason = reason
+
+
+class _Ping:
+    """The transaction user of one OPTIONS ping: fires ``deferred`` with the round-trip."""
+
+    __slots__ = ("deferred", "started", "clock", "timeout_call")
+
+    def __init__(self, clock):
+        self.deferred = defer.Deferred()
+        self.started = clock.seconds()
+        self.clock = clock
+        self.timeout_call = None
+
+    def _settle(self, result):
+        if self.timeout_call is not None and self.timeout_call.active():
+            self.timeout_call.cancel()
+        if not self.deferred.called:
+            if isinstance(result, Exception):
+                self.deferred.errback(result)
+            else:
+                self.deferred.callback(result)
+        return []
+
+    def receive_response(self, response):
+        if response.status < 200:
+            return []
+        if response.status < 500 or response.status == 501:
+            return self._settle(self.clock.seconds() - self.started)
+        return self._settle(PingError(response.status, response.reason))
+
+    def request_timeout(self, request):
+        return self._settle(PingError(408, "Request Timeout"))
+
+    def transport_failed(self, request):
+        return self._settle(PingError(503, "Transport failed"))
+
+
+class _Datagram(protocol.DatagramProtocol):
+    def __init__(self, endpoint):
+        self.endpoint = endpoint
+
+    def datagramReceived(self, data, addr):
+        self.endpoint.data_received(data, "udp", addr[0], addr[1], None)
+
+
+class _Stream(protocol.Protocol):
+    """One TCP connection: Content-Length framing in, writes out."""
+
+    def __init__(self, endpoint, outgoing_key=None):
+        self.endpoint = endpoint
+        self.framer = StreamFramer()
+        self.key = outgoing_key
+
+    def connectionMade(self):
+        peer = self.transport.getPeer()
+        self.key = (peer.host, peer.port)
+        self.endpoint.connection_made(self)
+
+    def dataReceived(self, data):
+        try:
+            items = self.framer.feed(data)
+        except SipParseError as exc:
+            log.warn("SIP/TCP framing error from {peer}: {error}", peer=self.key, error=exc)
+            self.transport.loseConnection()
+            return
+        for item in items:
+            if isinstance(item, SipParseError):
+                log.info("malformed SIP/TCP message from {peer}: {error}", peer=self.key,
+                         error=item)
+                continue
+            self.endpoint.message_received(item, "tcp", self.key[0], self.key[1], self)
+
+    def connectionLost(self, reason=protocol.connectionDone):
+        self.endpoint.connection_lost(self)
+
+    def send(self, data):
+        self.transport.write(data)
+
+
+class _StreamFactory(protocol.ClientFactory):
+    def __init__(self, endpoint, key=None):
+        self.endpoint = endpoint
+        self.key = key
+
+    def buildProtocol(self, addr):
+        return _Stream(self.endpoint, self.key)
+
+    def clientConnectionFailed(self, connector, reason):
+        self.endpoint.connect_failed(self.key, reason)
+
+
+class SipEndpoint:
+    """One SIP signalling address (UDP and TCP on ``host``:``port``) and its stack.
+
+    ``reactor`` provides IReactorUDP/IReactorTCP (listening and outgoing TCP); ``clock`` an
+    IReactorTime for every timer (defaults to ``reactor``). Nothing opens before ``start()``.
+    """
+
+    def __init__(self, reactor, host="127.0.0.1", port=0, clock=None,
+                 timers=txn.TimerConfig(), uas=None, tcp=True):
+        self.reactor = reactor
+        self.clock = clock if clock is not None else reactor
+        self.host = host
+        self.port = port
+        self.timers = timers
+        self.uas = uas if uas is not None else UasCore()
+        self.tcp = tcp
+        self.table = txn.TransactionTable()
+        self.dialogs = {}              # (call_id, local tag) -> session
+        self.listeners = {}            # session -> listener
+        self.streams = {}              # (host, port) -> _Stream
+        self.pending = {}              # (host, port) -> [(bytes, tx)] while connecting
+        self._timers = {}              # (owner, name) -> IDelayedCall
+        self._udp = None
+        self._udp_port = None
+        self._tcp_port = None
+
+    # ---- life cycle ----
+    def start(self):
+        """Bind UDP (and TCP on the same port number); returns the port."""
+        self._udp = _Datagram(self)
+        self._udp_port = self.reactor.listenUDP(self.port, self._udp, interface=self.host)
+        self.port = self._udp_port.getHost().port
+        if self.tcp and IReactorTCP.providedBy(self.reactor):
+            factory = protocol.Factory.forProtocol(lambda: _Stream(self))
+            self._tcp_port = self.reactor.listenTCP(self.port, factory, interface=self.host)
+        return self.port
+
+    def attach_datagram_transport(self, transport):
+        """Use ``transport`` (tests: a fake with ``write(data, addr)``) instead of a real port."""
+        self._udp = _Datagram(self)
+        self._udp.makeConnection(transport)
+
+    def stop(self):
+        """Close ports, connections and timers. Returns a Deferred that fires when all are."""
+        for call in list(self._timers.values()):
+            if call.active():
+                call.cancel()
+        self._timers.clear()
+        waits = []
+        for port in (self._udp_port, self._tcp_port):
+            if port is not None:
+                waits.append(defer.maybeDeferred(port.stopListening))
+        for stream in list(self.streams.values()):
+            stream.transport.loseConnection()
+        self._udp_port = self._tcp_port = None
+        return defer.DeferredList(waits, consumeErrors=True)
+
+    # ---- sessions (the UAC calls) ----
+    def register(self, session, listener):
+        """Route ``session``'s messages and events to ``listener``.
+
+        ``listener.session_event(session, event)`` gets each session event,
+        ``listener.sip_message(direction, message)`` each message sent or received for it.
+        """
+        self.listeners[session] = listener
+        self.dialogs[(session.call_id, session.local_tag)] = session
+
+    def execute(self, session, effects):
+        """Carry out ``effects`` returned by ``session``; events go to its listener last."""
+        events = []
+        for effect in effects:
+            kind = type(effect)
+            if kind is sess.SendRequest:
+                self._start_client(effect.request, effect.hop, session)
+            elif kind is sess.SendAck:
+                self._trace(session, "out", effect.request)
+                self._send(effect.request.to_bytes(), effect.hop, None)
+            elif kind is sess.Respond:
+                self._respond(session, effect.request, effect.response)
+            elif kind is txn.StartTimer:
+                self._start_timer(session, effect.name, effect.delay, self._session_timer)
+            elif kind is txn.StopTimer:
+                self._stop_timer(session, effect.name)
+            elif kind is sess.Closed:
+                self._forget(session)
+                events.append(effect)
+            else:
+                events.append(effect)
+        listener = self.listeners.get(session)
+        if listener is None:
+            return
+        for event in events:
+            listener.session_event(session, event)
+        if events and type(events[-1]) is sess.Closed:
+            self.listeners.pop(session, None)
+
+    def _forget(self, session):
+        self.dialogs.pop((session.call_id, session.local_tag), None)
+        for key in [k for k in self._timers if k[0] is session]:
+            call = self._timers.pop(key)
+            if call.active():
+                call.cancel()
+
+    def _session_timer(self, session, name):
+        self.execute(session, session.timer_fired(name))
+
+    def _trace(self, session, direction, message):
+        listener = self.listeners.get(session)
+        if listener is not None:
+            listener.sip_message(direction, message)
+
+    # ---- OPTIONS ping ----
+    def ping(self, hop, request_uri=None, timeout=None):
+        """Send OPTIONS to ``hop`` (a ``session.Hop``).
+
+        Returns a Deferred firing with the round-trip in seconds for any final response below
+        500 (and 501), failing with ``PingError`` (408 on timeout, 503 when the transport
+        failed, the status of a 5xx/6xx). ``timeout`` (seconds) ends the wait before Timer F.
+        """
+        owner = _Ping(self.clock)
+        token = sess._token()
+        t = "TCP" if hop.transport == "tcp" else "UDP"
+        host = f"[{hop.host}]" if ":" in hop.host else hop.host
+        local = f"{self.host}:{self.port}"
+        uri = request_uri or f"sip:{host}:{hop.port}"
+        headers = [("Via", f"SIP/2.0/{t} {local};branch=z9hG4bK{token};rport"),
+                   ("Max-Forwards", "70"), ("From", f"<sip:callgw@{local}>;tag={token[:8]}"),
+                   ("To", f"<{uri}>"), ("Call-ID", f"{token}@{self.host}"),
+                   ("CSeq", "1 OPTIONS"), ("Accept", "application/sdp"),
+                   ("User-Agent", sess.USER_AGENT), ("Content-Length", "0")]
+        request = Request("OPTIONS", uri, headers)
+        if timeout is not None:
+            owner.timeout_call = self.clock.callLater(
+                timeout, owner._settle, PingError(408, "Request Timeout"))
+        self._start_client(request, hop, owner)
+        return owner.deferred
+
+    # ---- transactions ----
+    def _start_client(self, request, hop, owner):
+        tx = txn.new_client(request, hop.transport == "tcp", self.timers, owner, hop)
+        self.table.add(tx)
+        self._run(tx, tx.start())
+
+    def _run(self, tx, effects):
+        owner = tx.owner
+        for effect in effects:
+            kind = type(effect)
+            if kind is txn.Transmit:
+                if owner is not None and owner in self.listeners:
+                    self._trace(owner, "out", effect.message)
+                self._send(effect.message.to_bytes(), tx.destination, tx)
+            elif kind is txn.StartTimer:
+                self._start_timer(tx, effect.name, effect.delay, self._tx_timer)
+            elif kind is txn.StopTimer:
+                self._stop_timer(tx, effect.name)
+            elif kind is txn.Deliver:
+                self._deliver(tx, effect.message)
+            elif kind is txn.TimedOut:
+                if owner is not None:
+                    self._owner_effects(owner, owner.request_timeout(tx.request))
+            elif kind is txn.Failed:
+                if owner is not None:
+                    self._owner_effects(owner, owner.transport_failed(tx.request))
+            elif kind is txn.Terminated:
+                self.table.remove(tx)
+                for key in [k for k in self._timers if k[0] is tx]:
+                    call = self._timers.pop(key)
+                    if call.active():
+                        call.cancel()
+
+    def _owner_effects(self, owner, effects):
+        # server transactions have no owner; a ping's owner returns no effects
+        if effects:
+            self.execute(owner, effects)
+
+    def _deliver(self, tx, message):
+        owner = tx.owner
+        if isinstance(message, Request):      # an ACK for a 2xx through an Accepted server tx
+            target = self.dialogs.get((message.call_id, message.to_tag))
+            if target is not None:
+                self._trace(target, "in", message)
+                self.execute(target, target.receive_request(message))
+            return
+        if owner is None:
+            return
+        if owner in self.listeners:
+            self._trace(owner, "in", message)
+        self._owner_effects(owner, owner.receive_response(message))
+
+    def _tx_timer(self, tx, name):
+        self._run(tx, tx.timer_fired(name))
+
+    def _start_timer(self, owner, name, delay, fire):
+        key = (owner, name)
+        old = self._timers.get(key)
+        if old is not None and old.active():
+            old.cancel()
+        self._timers[key] = self.clock.callLater(delay, self._fire, key, fire, owner, name)
+
+    def _fire(self, key, fire, owner, name):
+        self._timers.pop(key, None)
+        try:
+            fire(owner, name)
+        except Exception:  # noqa: BLE001 - a timer must never take the reactor down
+            log.failure("SIP timer {name} failed for {owner!r}", name=name, owner=owner)
+
+    def _stop_timer(self, owner, name):
+        call = self._timers.pop((owner, name), None)
+        if call is not None and call.active():
+            call.cancel()
+
+    # ---- sending ----
+    def _send(self, data, hop, tx):
+        if hop.transport == "tcp":
+            self._send_tcp(data, (hop.host, hop.port), tx)
+        else:
+            self._udp.transport.write(data, (hop.host, hop.port))
+
+    def _send_tcp(self, data, key, tx):
+        stream = self.streams.get(key)
+        if stream is not None:
+            stream.send(data)
+            return
+        queue = self.pending.get(key)
+        if queue is None:
+            self.pending[key] = [(data, tx)]
+            self.reactor.connectTCP(key[0], key[1], _StreamFactory(self, key), timeout=10)
+        else:
+            queue.append((data, tx))
+
+    def connection_made(self, stream):
+        """A TCP connection (either way) is up: flush what waited for it."""
+        self.streams[stream.key] = stream
+        for data, _ in self.pending.pop(stream.key, ()):
+            stream.send(data)
+
+    def connection_lost(self, stream):
+        if self.streams.get(stream.key) is stream:
+            del self.streams[stream.key]
+
+    def connect_failed(self, key, reason):
+        """An outgoing TCP connection failed: its transactions see a transport error."""
+        log.info("SIP/TCP connection to {peer} failed: {reason}", peer=key,
+                 reason=reason.getErrorMessage())
+        for _, tx in self.pending.pop(key, ()):
+            if tx is not None and not tx.terminated:
+                self._run(tx, tx.transport_error())
+
+    def _respond(self, session, request, response):
+        tx = self.table.match_request(request)
+        if tx is not None:
+            if session is not None:
+                self._trace(session, "out", response)
+            self._run(tx, tx.respond(response))
+            return
+        hop = self._response_hop(request)
+        if session is not None:
+            self._trace(session, "out", response)
+        self._send(response.to_bytes(), hop, None)
+
+    def _response_hop(self, request):
+        """Where a response to ``request`` goes (18.2.2, RFC 3581 4)."""
+        via = request.top_via
+        transport = "tcp" if via.transport == "TCP" else "udp"
+        host = via.received or via.host.strip("[]")
+        port = via.rport or via.port or 5060
+        return sess.Hop(transport, host, port)
+
+    # ---- receiving ----
+    def data_received(self, data, transport, host, port, stream):
+        """One UDP datagram from ``host``:``port``."""
+        if is_keepalive(data):
+            return
+        try:
+            message = parse_message(data)
+        except SipParseError as exc:
+            response = bad_request_response(data, exc, sess._token())
+            log.info("malformed SIP from {host}:{port}: {error}", host=host, port=port,
+                     error=exc)
+            if response is not None:
+                self._stamp_via(response, host, port)
+                try:
+                    self._send(response.to_bytes(), self._response_hop(response), None)
+                except SipParseError:
+                    pass
+            return
+        self.message_received(message, transport, host, port, stream)
+
+    def _stamp_via(self, message, host, port):
+        via = message.top_via
+        if via is None:
+            return
+        changed = False
+        if via.host.strip("[]") != host:
+            via.params["received"] = host
+            changed = True
+        if "rport" in via.params and not via.params["rport"]:
+            via.params["rport"] = str(port)
+            changed = True
+        if changed:
+            headers = message.headers
+            headers.remove_first("Via")
+            headers.add("Via", str(via), first=True)
+            headers._cache["via"] = via
+
+    def message_received(self, message, transport, host, port, stream):
+        """A parsed message arrived (UDP datagram or framed TCP message)."""
+        try:
+            if isinstance(message, Request):
+                self._request_received(message, transport, host, port, stream)
+            else:
+                self._response_received(message, host, port)
+        except SipParseError as exc:
+            log.info("SIP message from {host}:{port} rejected: {error}", host=host, port=port,
+                     error=exc)
+
+    def _response_received(self, response, host, port):
+        tx = self.table.match_response(response)
+        if tx is not None:
+            self._run(tx, tx.receive(response))
+            return
+        if response.cseq[1] == "INVITE" and 200 <= response.status < 300:
+            target = self.dialogs.get((response.call_id, response.from_tag))
+            if target is not None:
+                self._trace(target, "in", response)
+                self.execute(target, target.receive_response(response))
+                return
+        log.debug("stray SIP response {status} from {host}:{port} dropped",
+                  status=response.status, host=host, port=port)
+
+    def _request_received(self, request, transport, host, port, stream):
+        self._stamp_via(request, host, port)
+        tx = self.table.match_request(request)
+        if tx is not None:
+            self._run(tx, tx.receive(request))
+            return
+        method = request.method
+        to_tag = request.to_tag
+        target = self.dialogs.get((request.call_id, to_tag)) if to_tag else None
+        if method == "ACK":
+            if target is not None:
+                self._trace(target, "in", request)
+                self.execute(target, target.receive_request(request))
+            return
+        reliable = transport == "tcp"
+        if method == "CANCEL":
+            invite_tx = self.table.invite_for_cancel(request)
+            if invite_tx is not None:
+                server = txn.new_server(request, reliable, self.timers,
+                                        destination=self._response_hop(request))
+                self.table.add(server)
+                self._run(server, server.respond(make_response(request, 200,
+                                                               to_tag=sess._token())))
+                return
+        server = txn.new_server(request, reliable, self.timers,
+                                destination=self._response_hop(request))
+        if stream is not None:
+            server.destination = sess.Hop("tcp", host, port)
+        self.table.add(server)
+        if target is not None:
+            self._trace(target, "in", request)
+            self.execute(target, target.receive_request(request))
+            return
+        response = self.uas.handle(request, host, self.clock.seconds())
+        if response is None:
+            self.table.remove(server)
+            return
+        self._run(server, server.respond(response))
