@@ -10,10 +10,14 @@ the password never crosses the wire. Both sides use these functions; nothing her
     proof       = client_key XOR signature          (client -> server)
     server_sig  = HMAC-SHA256(server_key, auth_message)  (server -> client, mutual proof)
 
+``auth_message`` binds everything both sides said in the login (user, both nonces, salt and
+scrypt parameters); docs/protocol.md ("Login") gives its exact bytes.
+
 Tests: tests/client_proto/test_scram.py.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 
@@ -70,3 +74,17 @@ def verify_proof(stored: bytes, auth_message: bytes, proof: bytes) -> bool:
 def server_signature(server: bytes, auth_message: bytes) -> bytes:
     """The server's signature, proving to the client that it knows ``server_key``."""
     return _hmac(server, auth_message)
+
+
+def auth_message(user: str, client_nonce: str, nonce: str, salt: bytes, n: int, r: int,
+                 p: int) -> bytes:
+    """The bytes both sides sign: the client's first login, the challenge, and the proof's
+    header, comma-separated (user names and nonces cannot contain commas)."""
+    salt_text = base64.urlsafe_b64encode(salt).rstrip(b"=").decode("ascii")
+    return (f"callgw-v1,n={user},r={client_nonce},r={nonce},s={salt_text},"
+            f"i={n}:{r}:{p},c=none,r={nonce}").encode("utf-8")
+
+
+def fake_salt(secret: bytes, user: str) -> bytes:
+    """A stable salt for a user that does not exist, so a challenge does not reveal it."""
+    return _hmac(secret, b"fake-salt:" + user.encode("utf-8"))[:16]

@@ -1,0 +1,344 @@
+"""The client side of the client protocol: the session machine the Python client library and
+``callgw-dial`` drive.
+
+Owned by the client protocol; the spec is docs/protocol.md ("Login", "Calls", "Driving the
+core"). The library calls ``login`` / ``login_token`` / ``call`` / ``hangup``..., feeds what
+arrives (``receive_payload``, or ``receive`` with what ``reliable.py`` delivered) and drains
+``next_actions()``. The password never enters this machine: on a challenge it asks for
+``DeriveKey`` (scrypt, CPU-heavy: run it in a thread) and takes the salted password back in
+``key_derived``. It checks the server's signature in ``welcome`` (mutual authentication), pings
+every ``ping`` seconds the welcome names, and gives up when the server stays silent for three
+ping intervals. Time comes in as ``now``; ``get_timer`` / ``handle_timer`` as on the server.
+
+Tests: tests/client_proto/test_client_session.py.
+"""
+from __future__ import annotations
+
+import hmac
+import os
+from enum import Enum
+from typing import Any, Callable
+
+from protocols.client import events as ev
+from protocols.client import messages as m
+from protocols.client import scram
+from protocols.client.errors import (AuthCode, ErrorCode, LocalProtocolError, ProtocolError,
+                                     RemoteProtocolError)
+from protocols.client.framing import CONTROL, MediaFrame, decode_media, encode_media, kind_of
+
+_FATAL_ERRORS = (ErrorCode.IDLE_TIMEOUT, ErrorCode.LOGIN_TIMEOUT, ErrorCode.TOO_MANY_ERRORS,
+                 ErrorCode.UNREACHABLE, ErrorCode.BAD_FRAME, ErrorCode.FRAME_TOO_LARGE)
+
+
+class ClientState(Enum):
+    CONNECTED = "connected"              # transport up, not logged in
+    AWAIT_CHALLENGE = "await-challenge"
+    DERIVING = "deriving"                # waiting for the library's scrypt result
+    AWAIT_WELCOME = "await-welcome"
+    AUTHENTICATED = "authenticated"
+    CLOSED = "closed"
+
+
+class ClientSession:
+    """One connection's session, seen from the client."""
+
+    def __init__(self, *, now: float, random: Callable[[int], bytes] = os.urandom,
+                 silence_factor: float = 3.0) -> None:
+        self.state = ClientState.CONNECTED
+        self.welcome: m.Welcome | None = None
+        self.calls: dict[str, dict[str, Any]] = {}
+        self._random = random
+        self._actions: list[Any] = []
+        self._login: dict[str, Any] = {}
+        self._next_call = 1
+        self._last_heard = now
+        self._last_sent = now
+        self._silence = silence_factor
+        self.dropped_media = 0
+
+    def next_actions(self) -> list[Any]:
+        """Drain the actions (``events.py``) produced so far, in order."""
+        out, self._actions = self._actions, []
+        return out
+
+    def _send(self, message: m.Message, now: float) -> None:
+        m.to_dict(message)                       # LocalProtocolError before any state change
+        self._last_sent = now
+        self._actions.append(ev.Send(message))
+
+    def _need(self, *states: ClientState) -> None:
+        if self.state not in states:
+            raise LocalProtocolError(f"not allowed in state {self.state.value}")
+
+    # ------------------------------------------------------------ login
+    def login(self, user: str, now: float) -> None:
+        """Start a password login for ``user`` (the password stays with the library)."""
+        self._need(ClientState.CONNECTED)
+        nonce = m.b64e(self._random(18))
+        self._send(m.Login(user=user, nonce=nonce), now)
+        self._login = {"user": user, "client_nonce": nonce}
+        self.state = ClientState.AWAIT_CHALLENGE
+
+    def login_token(self, token: str, now: float) -> None:
+        """Resume with a token from an earlier ``welcome``."""
+        self._need(ClientState.CONNECTED)
+        self._send(m.Login(token=token), now)
+        self._login = {}
+        self.state = ClientState.AWAIT_WELCOME
+
+    def key_derived(self, salted: bytes, now: float) -> None:
+        """The library's answer to ``DeriveKey``: ``scram.salted_password(...)``."""
+        if self.state is ClientState.CLOSED:
+            return
+        self._need(ClientState.DERIVING)
+        lg = self._login
+        auth = scram.auth_message(lg["user"], lg["client_nonce"], lg["nonce"], lg["salt"],
+                                  lg["n"], lg["r"], lg["p"])
+        lg["expected"] = scram.server_signature(scram.server_key(salted), auth)
+        self._send(m.Login(user=lg["user"], nonce=lg["nonce"],
+                           proof=scram.client_proof(salted, auth)), now)
+        self.state = ClientState.AWAIT_WELCOME
+
+    # ------------------------------------------------------------ input
+    def receive_payload(self, payload: bytes, now: float) -> None:
+        """Bytes of one control message or media frame from the server."""
+        if self.state is ClientState.CLOSED:
+            return
+        try:
+            if kind_of(payload) != CONTROL:
+                self._on_media(decode_media(payload))
+                return
+            message = m.decode(payload, sender=m.SERVER)
+        except ProtocolError as e:
+            self.receive_error(e, now)
+            return
+        self.receive_message(message, now)
+
+    def receive(self, item: m.Message | bytes | ProtocolError, now: float) -> None:
+        """Whatever ``ReliableEndpoint.receive_datagram`` delivered."""
+        if isinstance(item, m.Message):
+            self.receive_message(item, now)
+        elif isinstance(item, ProtocolError):
+            self.receive_error(item, now)
+        else:
+            self.receive_payload(item, now)
+
+    def receive_error(self, error: ProtocolError, now: float) -> None:
+        """The server sent something undecodable (or the transport failed, when fatal)."""
+        if self.state is ClientState.CLOSED:
+            return
+        self._actions.append(ev.SessionEvent(m.Error(code=error.code, text=error.text[:256])))
+        if error.fatal:
+            self._close(error.code, error.text)
+
+    def receive_message(self, msg: m.Message, now: float) -> None:
+        """One decoded control message from the server."""
+        if self.state is ClientState.CLOSED:
+            return
+        if msg.sender != m.SERVER:
+            self.receive_error(RemoteProtocolError(ErrorCode.UNKNOWN_COMMAND,
+                                                   f"{msg.command} from the server"), now)
+            return
+        self._last_heard = now
+        getattr(self, "_on_" + msg.command)(msg, now)
+
+    def _unexpected(self, msg: m.Message) -> None:
+        self._actions.append(ev.SessionEvent(m.Error(
+            code=ErrorCode.OUT_OF_ORDER, text=f"server sent {msg.command} in "
+            f"{self.state.value}", re=msg.command)))
+
+    def _on_challenge(self, msg: m.Challenge, now: float) -> None:
+        lg = self._login
+        if self.state is not ClientState.AWAIT_CHALLENGE or not msg.nonce.startswith(
+                lg["client_nonce"]) or len(msg.nonce) < len(lg["client_nonce"]) + 16:
+            self._unexpected(msg)
+            return
+        lg.update(nonce=msg.nonce, salt=msg.salt, n=msg.n, r=msg.r, p=msg.p)
+        self.state = ClientState.DERIVING
+        self._actions.append(ev.DeriveKey(msg.salt, msg.n, msg.r, msg.p))
+
+    def _on_welcome(self, msg: m.Welcome, now: float) -> None:
+        if self.state is not ClientState.AWAIT_WELCOME:
+            self._unexpected(msg)
+            return
+        expected = self._login.get("expected")
+        if expected is not None and (msg.signature is None or not hmac.compare_digest(
+                expected, msg.signature)):
+            self._actions.append(ev.LoginFailed(AuthCode.BAD_CREDENTIALS,
+                                                "the server did not prove it knows the "
+                                                "password: not our server"))
+            self._close(AuthCode.BAD_CREDENTIALS, "server signature wrong")
+            return
+        self._login = {}
+        self.welcome = msg
+        self.state = ClientState.AUTHENTICATED
+        self._actions.append(ev.Welcomed(msg))
+
+    def _on_unauthorized(self, msg: m.Unauthorized, now: float) -> None:
+        if msg.call is not None:
+            if self.calls.pop(msg.call, None) is not None:
+                self._actions.append(ev.CallEvent(msg.call, msg))
+            return
+        if self.state not in (ClientState.AWAIT_CHALLENGE, ClientState.DERIVING,
+                              ClientState.AWAIT_WELCOME):
+            self._unexpected(msg)
+            return
+        self._login = {}
+        self.state = ClientState.CONNECTED
+        self._actions.append(ev.LoginFailed(msg.code, msg.text or "", msg.retry))
+
+    def _on_redirect(self, msg: m.Redirect, now: float) -> None:
+        self._actions.append(ev.SessionEvent(msg))
+        self._close(0, "redirected")
+
+    def _on_error(self, msg: m.Error, now: float) -> None:
+        if msg.call is not None and msg.call in self.calls:
+            self._actions.append(ev.CallEvent(msg.call, msg))
+        else:
+            self._actions.append(ev.SessionEvent(msg))
+        if msg.code in _FATAL_ERRORS or (self.state is not ClientState.AUTHENTICATED
+                                         and msg.code in (ErrorCode.OUT_OF_ORDER,
+                                                          ErrorCode.NOT_AUTHENTICATED)):
+            self._close(msg.code, msg.text or "closed by the server")
+
+    def _on_status(self, msg: m.Status, now: float) -> None:
+        if msg.call is not None:
+            if msg.call in self.calls:
+                self._actions.append(ev.CallEvent(msg.call, msg))
+        else:
+            self._actions.append(ev.SessionEvent(msg))
+
+    def _on_pong(self, msg: m.Pong, now: float) -> None:
+        """Liveness only (``_last_heard`` was updated)."""
+
+    def _call_event(self, msg: Any, state: str | None) -> None:
+        call = self.calls.get(msg.call)
+        if call is None:
+            return                              # a call we already ended: a crossing message
+        if state is None:
+            del self.calls[msg.call]
+        else:
+            call["state"] = state
+        self._actions.append(ev.CallEvent(msg.call, msg))
+
+    def _on_trying(self, msg: m.Trying, now: float) -> None:
+        self._call_event(msg, "proceeding")
+
+    def _on_ringing(self, msg: m.Ringing, now: float) -> None:
+        self._call_event(msg, "ringing")
+
+    def _on_connected(self, msg: m.Connected, now: float) -> None:
+        call = self.calls.get(msg.call)
+        if call is not None:
+            call["key"] = msg.key
+        self._call_event(msg, "active")
+
+    def _on_disconnected(self, msg: m.Disconnected, now: float) -> None:
+        self._call_event(msg, None)
+
+    def _on_incoming(self, msg: m.Incoming, now: float) -> None:
+        if self.state is not ClientState.AUTHENTICATED or msg.call in self.calls:
+            self._unexpected(msg)
+            return
+        self.calls[msg.call] = {"state": "offered", "key": None}
+        self._actions.append(ev.CallEvent(msg.call, msg))
+
+    def _on_media(self, frame: MediaFrame) -> None:
+        for call_id, call in self.calls.items():
+            if call.get("key") == frame.key:
+                self._actions.append(ev.MediaReceived(call_id, frame))
+                return
+        self.dropped_media += 1
+
+    # ------------------------------------------------------------ commands
+    def call(self, now: float, *, number: str | None = None, contact: str | None = None,
+             mode: str = "relay", address: str | None = None, port: int | None = None,
+             codecs: tuple[str, ...] | None = None) -> str:
+        """Place a call; returns its call id (``c1``, ``c2``...)."""
+        self._need(ClientState.AUTHENTICATED)
+        call = f"c{self._next_call}"
+        self._send(m.Call(call=call, number=number, contact=contact, mode=mode,
+                          address=address, port=port, codecs=codecs), now)
+        self._next_call += 1
+        self.calls[call] = {"state": "requested", "key": None}
+        return call
+
+    def _call_command(self, message: m.Message, now: float) -> None:
+        self._need(ClientState.AUTHENTICATED)
+        if message.call not in self.calls:  # type: ignore[attr-defined]
+            raise LocalProtocolError(f"no call {message.call}")  # type: ignore[attr-defined]
+        self._send(message, now)
+
+    def answer(self, call: str, now: float, *, mode: str = "relay", address: str | None = None,
+               port: int | None = None, codecs: tuple[str, ...] | None = None) -> None:
+        self._call_command(m.Answer(call=call, mode=mode, address=address, port=port,
+                                    codecs=codecs), now)
+        self.calls[call]["state"] = "answering"
+
+    def reject(self, call: str, now: float, cause: str | None = None) -> None:
+        self._call_command(m.Reject(call=call, cause=cause), now)
+
+    def hangup(self, call: str, now: float) -> None:
+        """Hang up; the call ends when the server's ``disconnected`` arrives."""
+        self._call_command(m.Hangup(call=call), now)
+
+    def dtmf(self, call: str, digits: str, now: float, duration: int | None = None) -> None:
+        self._call_command(m.Dtmf(call=call, digits=digits, duration=duration), now)
+
+    def hold(self, call: str, now: float) -> None:
+        self._call_command(m.Hold(call=call), now)
+
+    def resume(self, call: str, now: float) -> None:
+        self._call_command(m.Resume(call=call), now)
+
+    def ping(self, now: float) -> None:
+        if self.state is not ClientState.CLOSED:
+            self._send(m.Ping(), now)
+
+    def logout(self, now: float) -> None:
+        """End the session (the server hangs up every call)."""
+        if self.state is ClientState.CLOSED:
+            return
+        self._send(m.Logout(), now)
+        self._close(0, "logout")
+
+    def send_media(self, call: str, *, payload_type: int, sequence: int, timestamp: int,
+                   payload: bytes) -> bool:
+        """Queue one media frame of a connected relay-mode call (False without a key)."""
+        key = self.calls.get(call, {}).get("key")
+        if key is None:
+            return False
+        self._actions.append(ev.SendMedia(encode_media(
+            MediaFrame(key, payload_type, sequence, timestamp, payload))))
+        return True
+
+    def _close(self, code: int, text: str) -> None:
+        self.state = ClientState.CLOSED
+        self.calls.clear()
+        self._actions.append(ev.Close(int(code), text))
+
+    def close(self, now: float, code: int = 0, text: str = "closed") -> None:
+        """The transport is gone (or the library gives up): end without a message."""
+        if self.state is not ClientState.CLOSED:
+            self._close(code, text)
+
+    # ------------------------------------------------------------ time
+    def _interval(self) -> float | None:
+        return float(self.welcome.ping) if self.welcome is not None else None
+
+    def get_timer(self) -> float | None:
+        """Next ping (or silence check), absolute; None before login and once closed."""
+        interval = self._interval()
+        if self.state is not ClientState.AUTHENTICATED or interval is None:
+            return None
+        return min(self._last_sent + interval, self._last_heard + self._silence * interval)
+
+    def handle_timer(self, now: float) -> None:
+        """Ping when due; end the session when the server has been silent too long."""
+        interval = self._interval()
+        if self.state is not ClientState.AUTHENTICATED or interval is None:
+            return
+        if now >= self._last_heard + self._silence * interval:
+            self._close(ErrorCode.IDLE_TIMEOUT, "the server stopped answering")
+        elif now >= self._last_sent + interval:
+            self.ping(now)

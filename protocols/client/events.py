@@ -1,0 +1,162 @@
+"""What the client protocol's session machines hand to their adapters (and to callgw).
+
+Owned by the client protocol; the spec is docs/protocol.md ("Driving the core"). Both session
+machines return these frozen dataclasses, in order, from ``next_actions()``. Adapters handle
+each type in one small method: ``Send`` and ``SendMedia`` go to the transport (through
+``reliable.py`` on UDP), ``Close`` ends the transport once what was queued is sent, and the rest
+are requests for callgw (server side) or the client library (client side).
+
+Tests: tests/client_proto/test_session.py, tests/client_proto/test_client_session.py.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from protocols.client.framing import MediaFrame
+from protocols.client.messages import Message
+
+
+# ---------------------------------------------------------------- both sides
+
+@dataclass(frozen=True)
+class Send:
+    """Send ``message`` to the peer (encode with ``messages.encode`` or via ``reliable``)."""
+    message: Message
+
+
+@dataclass(frozen=True)
+class SendMedia:
+    """Send one encoded media frame (binary; unreliable on UDP)."""
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class Close:
+    """The session ended: close the transport after sending what is queued.
+
+    ``code`` is an ErrorCode (or 0 for a normal end: logout, redirect); ``text`` says why."""
+    code: int
+    text: str
+
+
+@dataclass(frozen=True)
+class MediaReceived:
+    """A media frame with the right key for ``call``."""
+    call: str
+    frame: MediaFrame
+
+
+# ---------------------------------------------------------------- server side: to callgw
+
+@dataclass(frozen=True)
+class LookupCredentials:
+    """Find ``user``'s stored SCRAM credentials; answer with
+    ``ServerSession.credentials_found(user, credential_or_None, now)``. The credential needs
+    attributes ``salt, n, r, p, stored_key, server_key`` (``callgw.passwords.Credential``)."""
+    user: str
+
+
+@dataclass(frozen=True)
+class Authenticated:
+    """``user`` proved who they are (``via`` ``"password"`` or ``"token"``). Answer with
+    ``ServerSession.accept(...)`` (branding, display name, number) or ``refuse(code, text)``."""
+    user: str
+    via: str
+
+
+@dataclass(frozen=True)
+class LoggedIn:
+    """The welcome was sent: the session is authenticated (UDP adapters validate the address)."""
+    user: str
+    expires: int
+
+
+@dataclass(frozen=True)
+class CallRequested:
+    """The client asks for a call to ``number`` (E.164) or ``contact`` (address book)."""
+    call: str
+    number: str | None
+    contact: str | None
+    mode: str
+    address: str | None
+    port: int | None
+    codecs: tuple[str, ...] | None
+
+
+@dataclass(frozen=True)
+class AnswerRequested:
+    """The client answers incoming ``call``."""
+    call: str
+    mode: str
+    address: str | None
+    port: int | None
+    codecs: tuple[str, ...] | None
+
+
+@dataclass(frozen=True)
+class RejectRequested:
+    """The client refuses incoming ``call``."""
+    call: str
+    cause: str
+
+
+@dataclass(frozen=True)
+class HangupRequested:
+    """``call`` must be released: the client hung up (``normal``), logged out, or the session
+    expired (``timeout``) or became unreachable (``network-error``)."""
+    call: str
+    cause: str
+
+
+@dataclass(frozen=True)
+class DtmfRequested:
+    call: str
+    digits: str
+    duration: int
+
+
+@dataclass(frozen=True)
+class HoldRequested:
+    """Hold (``on=True``) or resume (``on=False``) ``call``."""
+    call: str
+    on: bool
+
+
+# ---------------------------------------------------------------- client side: to the library
+
+@dataclass(frozen=True)
+class DeriveKey:
+    """Compute ``scram.salted_password(password, salt, n, r, p)`` off the reactor (scrypt is
+    CPU-heavy) and give it back with ``ClientSession.key_derived(salted, now)``."""
+    salt: bytes
+    n: int
+    r: int
+    p: int
+
+
+@dataclass(frozen=True)
+class Welcomed:
+    """Login succeeded (the server's signature was checked for password logins)."""
+    welcome: Message
+
+
+@dataclass(frozen=True)
+class LoginFailed:
+    """Login refused (``code`` an AuthCode or ErrorCode); ``retry`` seconds when throttled."""
+    code: int
+    text: str
+    retry: int | None = None
+
+
+@dataclass(frozen=True)
+class CallEvent:
+    """A server message about one call (trying, ringing, connected, incoming, disconnected,
+    unauthorized with a call, status with a call, error with a call)."""
+    call: str
+    message: Message
+
+
+@dataclass(frozen=True)
+class SessionEvent:
+    """A server message about the session (status, error, redirect, unauthorized)."""
+    message: Message

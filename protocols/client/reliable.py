@@ -1,0 +1,209 @@
+"""Reliable, ordered delivery of control messages over UDP (message ids, acks, back-off).
+
+Owned by the client protocol; the spec is docs/protocol.md ("UDP reliability"). One
+``ReliableEndpoint`` per peer (the server keeps one per client address and port; the client
+library one per connection). Sans-I/O: datagrams in, messages out; messages in, datagrams out;
+time is passed in and the endpoint *asks* for its timer (``get_timer``), in the manner of
+aioquic's ``get_timer()`` / ``handle_timer()``.
+
+- Every control message gets the next message id (``"id"``, from 1). The receiver acknowledges
+  each id it receives, duplicates included (``"ack"``, piggybacked on the next message sent or a
+  bare ``{"v":1,"ack":[...]}`` datagram), delivers each id once and in id order (a bounded
+  reorder window), and drops ids beyond the window unacknowledged.
+- The sender retransmits an unacknowledged message after ``rto`` seconds, doubling up to
+  ``max_rto``; after ``max_tries`` sends the endpoint fails with ``ErrorCode.UNREACHABLE``.
+- Media frames bypass all of this: they are neither numbered, acknowledged nor retransmitted.
+- Anti-amplification: until ``address_validated()`` (the server calls it once the login
+  succeeded), an endpoint sends at most ``AMPLIFICATION`` times the bytes it received, so a
+  spoofed source address cannot turn callgw into a reflector; retransmissions wait for budget.
+
+Tests: tests/client_proto/test_reliable.py.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from protocols.client import messages as m
+from protocols.client.errors import ErrorCode, ProtocolError, RemoteProtocolError
+from protocols.client.framing import CONTROL, MEDIA, decode_media, kind_of
+
+AMPLIFICATION = 3
+Item = m.Message | bytes | ProtocolError   # what receive_datagram delivers
+
+
+@dataclass
+class _Outgoing:
+    mid: int
+    message: m.Message
+    tries: int
+    due: float
+    rto: float
+
+
+class ReliableEndpoint:
+    """The reliability state toward one UDP peer.
+
+    ``receive_datagram(data, now)`` returns what to hand to the session, in order: control
+    ``Message`` objects, media payloads (``bytes``, still encoded) and ``ProtocolError`` for a
+    datagram that could not be decoded. ``send(message, now)`` and ``send_media(payload)`` queue
+    output; ``datagrams_to_send()`` drains it. Call ``handle_timer(now)`` at ``get_timer()``.
+    """
+
+    def __init__(self, *, sender: str, rto: float = 0.5, max_rto: float = 4.0,
+                 max_tries: int = 10, window: int = 64, validated: bool = False) -> None:
+        self._peer = m.SERVER if sender == m.CLIENT else m.CLIENT
+        self._rto0, self._max_rto, self._max_tries = rto, max_rto, max_tries
+        self._window = window
+        self._next_mid = 1
+        self._inflight: OrderedDict[int, _Outgoing] = OrderedDict()
+        self._backlog: list[m.Message] = []
+        self._expected = 1                       # the next id to deliver
+        self._reorder: dict[int, m.Message] = {}
+        self._acks: list[int] = []
+        self._out: list[bytes] = []
+        self._received_bytes = 0
+        self._sent_bytes = 0
+        self._validated = validated
+        self.failure: RemoteProtocolError | None = None
+
+    # ------------------------------------------------------------ input
+    def receive_datagram(self, data: bytes, now: float) -> list[Item]:
+        """Process one datagram; returns the items to deliver, in order."""
+        self._received_bytes += len(data)
+        try:
+            kind = kind_of(data)
+            if kind == MEDIA:
+                decode_media(data)
+                return [bytes(data)]
+            env = m.decode_envelope(data, sender=self._peer)
+        except ProtocolError as e:
+            return [e]
+        assert kind == CONTROL
+        for mid in env.acks:
+            self._acked(mid, now)
+        if env.message is None:
+            return []
+        if env.mid is None:
+            return [RemoteProtocolError(ErrorCode.MISSING_FIELD, "id: required over UDP",
+                                        command=env.message.command)]
+        return self._arrived(env.mid, env.message)
+
+    def _arrived(self, mid: int, message: m.Message) -> list[Item]:
+        if mid >= self._expected + self._window:
+            return []                            # too far ahead: no ack, it comes again
+        self._acks.append(mid)
+        if mid < self._expected or mid in self._reorder:
+            return []                            # a duplicate: acked again, not delivered
+        self._reorder[mid] = message
+        out: list[Item] = []
+        while self._expected in self._reorder:
+            out.append(self._reorder.pop(self._expected))
+            self._expected += 1
+        return out
+
+    def _acked(self, mid: int, now: float) -> None:
+        if self._inflight.pop(mid, None) is None:
+            return
+        while self._backlog and len(self._inflight) < self._window:
+            self._transmit(self._backlog.pop(0), now)
+
+    # ------------------------------------------------------------ output
+    def send(self, message: m.Message, now: float) -> None:
+        """Queue ``message`` for reliable delivery (LocalProtocolError if it is invalid)."""
+        m.to_dict(message)
+        if self.failure is not None:
+            return
+        if len(self._inflight) >= self._window:
+            self._backlog.append(message)
+        else:
+            self._transmit(message, now)
+
+    def send_media(self, payload: bytes) -> None:
+        """Queue one media frame (sent once, never retransmitted)."""
+        if self._budget() >= len(payload):
+            self._emit(payload)
+
+    def _transmit(self, message: m.Message, now: float) -> None:
+        mid = self._next_mid
+        self._next_mid += 1
+        out = _Outgoing(mid, message, 0, now, self._rto0)
+        self._inflight[mid] = out
+        self._try(out, now)
+
+    def _try(self, out: _Outgoing, now: float) -> None:
+        acks, self._acks = tuple(self._acks[-m.MAX_ACKS:]), []
+        data = m.encode(out.message, mid=out.mid, acks=acks)
+        out.tries += 1
+        out.due = now + out.rto
+        out.rto = min(self._max_rto, out.rto * 2)
+        if self._budget() < len(data):
+            self._acks = list(acks) + self._acks   # no budget: counts as a lost send
+            return
+        self._emit(data)
+
+    def _emit(self, data: bytes) -> None:
+        self._sent_bytes += len(data)
+        self._out.append(data)
+
+    def _budget(self) -> float:
+        if self._validated:
+            return float("inf")
+        return AMPLIFICATION * self._received_bytes - self._sent_bytes
+
+    def datagrams_to_send(self) -> list[bytes]:
+        """Drain the datagrams to send now (a bare ack if acks are owed and nothing carried
+        them)."""
+        if self._acks:
+            for i in range(0, len(self._acks), m.MAX_ACKS):
+                ack = m.encode_ack(tuple(self._acks[i:i + m.MAX_ACKS]))
+                if self._budget() >= len(ack):
+                    self._emit(ack)
+            self._acks = []
+        out, self._out = self._out, []
+        return out
+
+    # ------------------------------------------------------------ time
+    def get_timer(self) -> float | None:
+        """When ``handle_timer`` must run next (absolute time), or None."""
+        if self.failure is not None or not self._inflight:
+            return None
+        return min(o.due for o in self._inflight.values())
+
+    def handle_timer(self, now: float) -> None:
+        """Retransmit what is due; give up after ``max_tries`` (``failure`` is then set)."""
+        for out in list(self._inflight.values()):
+            if out.due > now:
+                continue
+            if out.tries >= self._max_tries:
+                self.failure = RemoteProtocolError(
+                    ErrorCode.UNREACHABLE, f"message {out.mid} ({out.message.command}) was "
+                    f"not acknowledged after {out.tries} sends", fatal=True)
+                self._inflight.clear()
+                self._backlog.clear()
+                return
+            self._try(out, now)
+
+    # ------------------------------------------------------------ state
+    def address_validated(self) -> None:
+        """The peer proved it receives at its address: lift the anti-amplification limit."""
+        self._validated = True
+
+    @property
+    def idle(self) -> bool:
+        """Nothing unacknowledged and nothing queued (safe to forget the endpoint)."""
+        return not self._inflight and not self._backlog
+
+    @property
+    def unacknowledged(self) -> int:
+        return len(self._inflight) + len(self._backlog)
+
+
+def opens_session(data: bytes) -> bool:
+    """True when a datagram from an unknown address may create an endpoint: a valid ``login``
+    with a message id. Anything else from an unknown address is dropped without an answer."""
+    try:
+        env = m.decode_envelope(data, sender=m.CLIENT)
+    except ProtocolError:
+        return False
+    return isinstance(env.message, m.Login) and env.mid is not None
