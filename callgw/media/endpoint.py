@@ -286,7 +286,7 @@ class RtcpEndpoint:
             data, addr = self.sock.recvfrom(RECV_SIZE)
         except OSError:
             return
-        self.session.rtcp_packet(self, data, addr, now)
+        self.session.quality.rtcp_packet(self, data, addr, now)
 
     def close(self):
         self.sock.close()
