@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-from protocols.sip.uri import SipParseError, parse_uri
+from protocols.sip.uri import SIP_BODY_PATTERN, SipParseError, parse_uri, sip_uri_from_groups
 
 __all__ = ["Headers", "Via", "NameAddr", "parse_via", "parse_name_addr", "parse_cseq",
            "split_list", "canonical_name", "quote", "LIST_HEADERS"]
@@ -370,6 +370,15 @@ def format_via(transport: str, host: str, port: int | None = None, branch: str |
 
 def parse_via(value: str) -> Via:
     """Parse one Via value (not a comma-separated list: split with ``split_list`` first)."""
+    m = _FAST_VIA_RE.match(value)
+    if m is not None:
+        transport, host, port, params = m.groups()
+        if port is not None:
+            port = int(port)
+            if port > 65535:
+                raise SipParseError(400, "Bad port in Via header")
+        return Via("SIP/2.0", transport.upper(), host, port,
+                   _fast_params(params) if params else {})
     m = _VIA_RE.match(value)
     if m is None:
         raise SipParseError(400, "Bad Via header")
@@ -435,8 +444,36 @@ def _parse_quoted(text: str, start: int) -> tuple[str, int]:
     raise SipParseError(400, "Unterminated quoted string")
 
 
+_T = r"[A-Za-z0-9\-.!%*_+`'~]+"
+_FAST_PARAMS = r"((?:;" + _T + r"(?:=[A-Za-z0-9\-.!%*_+`'~:\[\]]+)?)*)"
+# The common shapes, without LWS inside: "Name" <uri>;a=b  /  <uri>;a=b
+_FAST_NA_RE = re.compile(r'(?:"([^"\\]*)" ?)?<([^<>\s"]+)>' + _FAST_PARAMS + r"\Z")
+_FAST_SIP_NA_RE = re.compile(r'(?:"([^"\\]*)" ?)?<([Ss][Ii][Pp][Ss]?):' + SIP_BODY_PATTERN + ">"
+                             + _FAST_PARAMS + r"\Z")
+_FAST_VIA_RE = re.compile(r"SIP/2\.0/([A-Za-z]+) ([A-Za-z0-9\-.]+)(?::([0-9]{1,5}))?"
+                          + _FAST_PARAMS + r"\Z")
+
+
+def _fast_params(text: str) -> dict:
+    params = {}
+    for item in text[1:].split(";"):
+        name, eq, value = item.partition("=")
+        params[name.lower()] = value if eq else None
+    return params
+
+
 def parse_name_addr(value: str) -> NameAddr:
     """Parse ``"Name" <uri>;params`` or ``uri;params`` (RFC 3261 20.10, 25.1)."""
+    m = _FAST_SIP_NA_RE.match(value)
+    if m is not None:
+        display, scheme, user, password, host, port, uparams, uheaders, params = m.groups()
+        uri = sip_uri_from_groups(scheme.lower(), user, password, host, port, uparams, uheaders,
+                                  "%" in value and value[m.start(2):value.rindex(">")])
+        return NameAddr(uri, display, _fast_params(params) if params else {})
+    m = _FAST_NA_RE.match(value)
+    if m is not None:
+        display, uri, params = m.groups()
+        return NameAddr(parse_uri(uri), display, _fast_params(params) if params else {})
     v = value.strip()
     if not v:
         raise SipParseError(400, "Empty address")

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import re
 
-from protocols.sip.headers import (Headers, NameAddr, Via, canonical_name, format_via,
+from protocols.sip.headers import (_NAMES, Headers, NameAddr, Via, canonical_name, format_via,
                                    parse_cseq, parse_name_addr, parse_via, split_list)
-from protocols.sip.uri import SipParseError, parse_uri
+from protocols.sip.uri import SIP_BODY_PATTERN, SipParseError, parse_uri, sip_uri_from_groups
 
 __all__ = ["SipParseError", "Headers", "Request", "Response", "parse_message", "StreamFramer",
            "Via", "parse_via", "format_via", "NameAddr", "parse_name_addr", "parse_cseq",
@@ -53,8 +53,11 @@ REASONS = {
 }
 
 _TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+\Z")
+_METHODS = frozenset(("INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK", "UPDATE",
+                      "INFO", "SUBSCRIBE", "NOTIFY", "REFER", "MESSAGE", "PUBLISH"))
 _FOLD_RE = re.compile(r"[ \t]*\r\n[ \t]+")
-_SINGLE = ("call-id", "cseq", "from", "to", "max-forwards", "content-length", "content-type")
+_SINGLE = frozenset(("call-id", "cseq", "from", "to", "max-forwards", "content-length",
+                     "content-type"))
 
 
 class _Message:
@@ -262,7 +265,7 @@ def _parse(data, strict: bool) -> Request | Response:
                 raise SipParseError(505, "Version Not Supported")
             else:
                 raise SipParseError(400, "Malformed Request-Line")
-        if not _TOKEN_RE.match(method):
+        if method not in _METHODS and not _TOKEN_RE.match(method):
             raise SipParseError(400, "Bad method")
         _check_request_uri(uri)
         msg = Request.__new__(Request)
@@ -275,61 +278,71 @@ def _parse(data, strict: bool) -> Request | Response:
     cache = {}
     headers._list = hlist
     headers._cache = cache
-    counts = {}
+    first = {}                      # key -> first value
+    more = []                       # (key, value) of the second and later lines of a name
+    names = _NAMES
     for line in lines[1:]:
-        colon = line.find(":")
-        if colon <= 0:
-            raise SipParseError(400, "Malformed header line")
-        name = line[:colon]
-        if name[-1] in " \t":
-            name = name.rstrip(" \t")
-        key, spelled = canonical_name(name)
-        value = line[colon + 1:].strip(" \t")
-        hlist.append((key, spelled, value))
-        if key in _SINGLE:
-            counts[key] = counts.get(key, 0) + 1
+        name, colon, value = line.partition(":")
+        hit = names.get(name)
+        if hit is None or not colon:
+            if not colon or not name:
+                raise SipParseError(400, "Malformed header line")
+            hit = canonical_name(name.rstrip(" \t"))
+        key = hit[0]
+        value = value.strip(" \t")
+        hlist.append((key, hit[1], value))
+        if key in first:
+            if key in _SINGLE:
+                raise SipParseError(400, f"Multiple {hit[1]} headers")
+            more.append((key, value))
+        else:
+            first[key] = value
     msg.headers = headers
 
-    for key in _SINGLE:
-        if counts.get(key, 0) > 1:
-            raise SipParseError(400, f"Multiple {canonical_name(key)[1]} headers")
-    if "call-id" not in counts:
+    call_id = first.get("call-id")
+    if call_id is None:
         raise SipParseError(400, "Missing Call-ID header")
-    if "from" not in counts:
+    if "from" not in first:
         raise SipParseError(400, "Missing From header")
-    if "to" not in counts:
+    if "to" not in first:
         raise SipParseError(400, "Missing To header")
-    if "cseq" not in counts:
+    if "cseq" not in first:
         raise SipParseError(400, "Missing CSeq header")
-    call_id = headers.get("Call-ID")
     if not call_id or " " in call_id or "\t" in call_id:
         raise SipParseError(400, "Bad Call-ID header")
-    cseq = cache["cseq"] = parse_cseq(headers.get("CSeq"))
-    try:
-        raw_via = split_list(headers.get("Via"))[0]
-    except (TypeError, IndexError):
-        raise SipParseError(400, "Missing Via header") from None
+    cseq = cache["cseq"] = parse_cseq(first["cseq"])
+    raw_via = first.get("via")
+    if raw_via is None:
+        raise SipParseError(400, "Missing Via header")
+    if "," in raw_via or '"' in raw_via or not raw_via:
+        vias = split_list(raw_via)
+        if not vias:
+            raise SipParseError(400, "Bad Via header")
+        raw_via = vias[0]
     via = cache["via"] = parse_via(raw_via)
     if via.protocol != "SIP/2.0":
         raise SipParseError(400 if method is None else 505, "Bad Via protocol version")
-    cache["from"] = parse_name_addr(headers.get("From"))
-    cache["to"] = parse_name_addr(headers.get("To"))
+    cache["from"] = parse_name_addr(first["from"])
+    cache["to"] = parse_name_addr(first["to"])
     if method is not None:
         if cseq[1] != method:
             raise SipParseError(400, "CSeq method does not match Request-Line")
-        if "max-forwards" in counts:
-            mf = headers.get("Max-Forwards")
+        mf = first.get("max-forwards")
+        if mf is not None:
             if not mf.isdigit() or int(mf) > 255:
                 raise SipParseError(400, "Bad Max-Forwards header")
         elif strict:
             raise SipParseError(400, "Missing Max-Forwards header")
-        for contact in headers.get_all("Contact"):
-            if contact != "*":
-                parse_name_addr(contact)
+        contacts = first.get("contact")
+        if contacts is not None:
+            _check_contacts(contacts)
+            for key, value in more:
+                if key == "contact":
+                    _check_contacts(value)
 
     body_start = end + 4
-    if "content-length" in counts:
-        raw_len = headers.get("Content-Length")
+    raw_len = first.get("content-length")
+    if raw_len is not None:
         if not raw_len.isdigit() or len(raw_len) > 9:
             raise SipParseError(400, "Bad Content-Length header")
         length = int(raw_len)
@@ -342,14 +355,28 @@ def _parse(data, strict: bool) -> Request | Response:
     return msg
 
 
+def _check_contacts(value: str) -> None:
+    if "," in value or '"' in value:
+        for contact in split_list(value):
+            if contact != "*":
+                parse_name_addr(contact)
+    elif value != "*":
+        parse_name_addr(value)
+
+
 def _check_request_uri(uri: str) -> None:
-    scheme = uri[:5].lower()
-    if scheme.startswith("sip:") or scheme == "sips:":
-        parsed = parse_uri(uri)
-        if parsed.headers:
+    m = _RURI_RE.match(uri)
+    if m is not None:
+        if m.group(7):
             raise SipParseError(400, "Headers not allowed in Request-URI")
-    else:
-        parse_uri(uri)
+        sip_uri_from_groups(m.group(1).lower(), *m.groups()[1:], "%" in uri and uri)
+        return
+    parsed = parse_uri(uri)
+    if parsed.headers:
+        raise SipParseError(400, "Headers not allowed in Request-URI")
+
+
+_RURI_RE = re.compile(r"([Ss][Ii][Pp][Ss]?):" + SIP_BODY_PATTERN + r"\Z")
 
 
 _CL_RE = re.compile(rb"\r\n(?:content-length|l)[ \t]*:[ \t]*([^\r\n]*)", re.I)

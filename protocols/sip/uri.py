@@ -21,7 +21,8 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote_to_bytes
 
-__all__ = ["SipParseError", "SipURI", "TelURI", "AbsoluteURI", "parse_uri", "unescape"]
+__all__ = ["SipParseError", "SipURI", "TelURI", "AbsoluteURI", "parse_uri", "unescape",
+           "SIP_BODY_PATTERN", "sip_uri_from_groups"]
 
 
 class SipParseError(Exception):
@@ -46,12 +47,15 @@ _PASSWORD = _UNRESERVED + r"%&=+$,"
 _PARAM = _UNRESERVED + r"%\[\]/:&+$"
 _HEADER = _UNRESERVED + r"%\[\]/?:+$"
 
-_SIP_RE = re.compile(
+# The part after "sip:" as 6 groups (user, password, host, port, params, headers); other
+# modules embed it (headers.py's fast name-addr pattern) and call ``sip_uri_from_groups``.
+SIP_BODY_PATTERN = (
     r"(?:([" + _USER + r"]*)(?::([" + _PASSWORD + r"]*))?@)?"
     r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+)"
     r"(?::([0-9]{1,5}))?"
     r"((?:;[" + _PARAM + r"=]*)*)"
-    r"(?:\?([" + _HEADER + r"=&]*))?\Z")
+    r"(?:\?([" + _HEADER + r"=&]*))?")
+_SIP_RE = re.compile(SIP_BODY_PATTERN + r"\Z")
 _SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*\Z")
 _OPAQUE_RE = re.compile(r"[" + _UNRESERVED + r"%;?/:@&=+$,\[\]#]+\Z")
 _TEL_RE = re.compile(r"([+]?[0-9A-Fa-f*#\-.()pPwW]+)((?:;[" + _PARAM + r"=]*)*)\Z")
@@ -208,6 +212,43 @@ class AbsoluteURI:
         return f"AbsoluteURI({str(self)!r})"
 
 
+def sip_uri_from_groups(scheme, user, password, host, port, params, headers,
+                        escaped) -> SipURI:
+    """Check and build a SipURI from ``SIP_BODY_PATTERN``'s groups.
+
+    ``escaped`` is the URI text when it holds a '%' (to check the escapes), else False.
+    """
+    if escaped and _BAD_ESCAPE_RE.search(escaped):
+        raise SipParseError(400, "Bad escape in SIP URI")
+    if host[0] == "[":
+        if not _IPV6_RE.match(host):
+            raise SipParseError(400, "Bad IPv6 reference in SIP URI")
+    elif not host[0].isalnum() or ".." in host:
+        raise SipParseError(400, "Bad host in SIP URI")
+    if port is not None:
+        port = int(port)
+        if port > 65535:
+            raise SipParseError(400, "Bad port in SIP URI")
+    if user == "" and password is None:
+        raise SipParseError(400, "Empty user in SIP URI")
+    hdrs = {}
+    if headers:
+        for item in headers.split("&"):
+            name, eq, value = item.partition("=")
+            if not name or not eq:
+                raise SipParseError(400, "Bad header in SIP URI")
+            hdrs[name] = value
+    uri = SipURI.__new__(SipURI)
+    uri.scheme = scheme
+    uri.user = user
+    uri.password = password
+    uri.host = host
+    uri.port = port
+    uri.params = _params(params, "SIP URI") if params else {}
+    uri.headers = hdrs
+    return uri
+
+
 def parse_uri(text: str) -> SipURI | TelURI | AbsoluteURI:
     """Parse a URI; raises ``SipParseError(400, ...)`` when it is not one."""
     if not isinstance(text, str):
@@ -218,29 +259,7 @@ def parse_uri(text: str) -> SipURI | TelURI | AbsoluteURI:
         m = _SIP_RE.match(rest)
         if m is None:
             raise SipParseError(400, "Bad SIP URI")
-        user, password, host, port, params, headers = m.groups()
-        if "%" in rest and _BAD_ESCAPE_RE.search(rest):
-            raise SipParseError(400, "Bad escape in SIP URI")
-        if host[0] == "[":
-            if not _IPV6_RE.match(host):
-                raise SipParseError(400, "Bad IPv6 reference in SIP URI")
-        elif not host[0].isalnum() and host[0] != "-" or ".." in host:
-            raise SipParseError(400, "Bad host in SIP URI")
-        if port is not None:
-            port = int(port)
-            if port > 65535:
-                raise SipParseError(400, "Bad port in SIP URI")
-        if user is not None and user == "" and password is None:
-            raise SipParseError(400, "Empty user in SIP URI")
-        hdrs = {}
-        if headers:
-            for item in headers.split("&"):
-                name, eq, value = item.partition("=")
-                if not name or not eq:
-                    raise SipParseError(400, "Bad header in SIP URI")
-                hdrs[name] = value
-        return SipURI(host, user, port, _params(params, "SIP URI") if params else {}, hdrs,
-                      lscheme, password)
+        return sip_uri_from_groups(lscheme, *m.groups(), "%" in rest and rest)
     if not colon or not _SCHEME_RE.match(scheme):
         raise SipParseError(400, "Bad URI scheme")
     if lscheme == "tel":

@@ -142,3 +142,152 @@ def test_parse_errors():
     with pytest.raises(SipParseError) as err:
         parse_message(b"x" * 70000)
     assert err.value.status == 413
+
+
+# ---- Hypothesis: no input crashes the parser; parse(serialize(x)) == x; framing ---------------
+
+from hypothesis import given, strategies as st  # noqa: E402
+
+_TOKEN_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~"
+tokens = st.text(_TOKEN_CHARS, min_size=1, max_size=12)
+labels = st.text("abcdefghijklmnopqrstuvwxyz0123456789", min_size=1, max_size=10)
+hosts = st.one_of(
+    st.lists(labels, min_size=1, max_size=4).map(".".join),
+    st.tuples(*[st.integers(0, 255)] * 4).map(lambda t: ".".join(map(str, t))),
+    st.lists(st.sampled_from(["2001", "db8", "0", "ffff", "1"]), min_size=3, max_size=8)
+    .map(lambda p: "[" + ":".join(p) + "]"),
+)
+users = st.text("abcdefghijklmnopqrstuvwxyz0123456789-_.!~*'()&=+$,;?/", min_size=1, max_size=16)
+param_values = st.text("abcdefghijklmnopqrstuvwxyz0123456789-_.!~*'()", min_size=1, max_size=8)
+uri_params = st.dictionaries(st.text("abcdefghijklmnopqrstuvwxyz-", min_size=1, max_size=8),
+                             st.one_of(st.none(), param_values), max_size=3)
+ports = st.one_of(st.none(), st.integers(1, 65535))
+
+
+@st.composite
+def sip_uris(draw, headers=True):
+    return SipURI(draw(hosts), draw(st.one_of(st.none(), users)), draw(ports), draw(uri_params),
+                  draw(st.dictionaries(st.text("abcdefghijklmnopqrstuvwxyzABC-", min_size=1,
+                                               max_size=8), param_values, max_size=2))
+                  if headers else {},
+                  draw(st.sampled_from(["sip", "sips"])))
+
+
+@given(sip_uris())
+def test_uri_round_trip_generated(uri):
+    assert parse_uri(str(uri)) == uri
+
+
+header_params = st.dictionaries(st.text("abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=8)
+                                .filter(lambda n: n != "tag"), st.one_of(st.none(), tokens),
+                                max_size=2)
+displays = st.one_of(st.none(), st.text(st.characters(blacklist_categories=("Cs", "Cc")),
+                                        max_size=12))
+
+
+@st.composite
+def name_addrs(draw, tag=True):
+    from protocols.sip.headers import NameAddr
+    params = draw(header_params)
+    if tag:
+        params = {"tag": draw(tokens), **params}
+    return NameAddr(draw(sip_uris(headers=False)), draw(displays), params)
+
+
+header_values = st.text(st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\r\n"),
+                        max_size=30).map(str.strip)
+
+
+@st.composite
+def common_headers(draw, method):
+    from protocols.sip.headers import format_via
+    vias = draw(st.lists(st.builds(format_via, st.sampled_from(["UDP", "TCP", "TLS"]), hosts,
+                                   ports, tokens.map(lambda t: "z9hG4bK" + t)), min_size=1, max_size=3))
+    items = [("Via", v) for v in vias]
+    items += [("From", str(draw(name_addrs()))), ("To", str(draw(name_addrs(tag=draw(st.booleans()))))),
+              ("Call-ID", draw(tokens) + "@" + draw(labels)),
+              ("CSeq", f"{draw(st.integers(0, 2**31 - 1))} {method}")]
+    extra = draw(st.lists(st.tuples(tokens.map(lambda t: "X-" + t), header_values), max_size=4))
+    order = draw(st.permutations(items + extra))
+    return list(order)
+
+
+@st.composite
+def requests(draw):
+    method = draw(st.one_of(st.sampled_from(["INVITE", "BYE", "OPTIONS", "ACK"]), tokens))
+    items = draw(common_headers(method))
+    items.append(("Max-Forwards", str(draw(st.integers(0, 255)))))
+    if draw(st.booleans()):
+        items.append(("Contact", str(draw(name_addrs(tag=False)))))
+    return Request(method, str(draw(sip_uris(headers=False))), items, draw(st.binary(max_size=40)))
+
+
+@st.composite
+def responses(draw):
+    items = draw(common_headers(draw(st.sampled_from(["INVITE", "BYE", "REGISTER"]))))
+    reason = draw(st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=20))
+    return Response(draw(st.integers(100, 699)), reason, items, draw(st.binary(max_size=40)))
+
+
+@given(st.one_of(requests(), responses()))
+def test_round_trip_generated(message):
+    data = message.to_bytes()
+    again = parse_message(data)
+    assert again == message
+    assert again.to_bytes() == data
+
+
+@given(st.binary(max_size=300))
+def test_random_bytes_raise_only_parse_errors(data):
+    for candidate in (data, b"INVITE sip:a@b SIP/2.0\r\n" + data, data + b"\r\n\r\n"):
+        try:
+            parse_message(candidate)
+        except SipParseError as exc:
+            assert 400 <= exc.status < 600 and exc.reason
+
+
+@given(st.data())
+def test_mutated_messages_raise_only_parse_errors(data):
+    base = bytearray(data.draw(st.sampled_from([builders.invite(), builders.ok_200()])))
+    for _ in range(data.draw(st.integers(1, 6))):
+        pos = data.draw(st.integers(0, len(base) - 1))
+        action = data.draw(st.sampled_from(["flip", "insert", "delete"]))
+        byte = data.draw(st.sampled_from(b"\r\n \t:;,<>\"\\%@=/\x00\xff0aZ"))
+        if action == "flip":
+            base[pos] = byte
+        elif action == "insert":
+            base.insert(pos, byte)
+        else:
+            del base[pos]
+    try:
+        msg = parse_message(bytes(base))
+    except SipParseError:
+        return
+    msg.to_bytes()
+    (msg.branch, msg.cseq, msg.call_id, msg.from_tag, msg.to_tag)
+
+
+@given(st.lists(st.one_of(requests(), responses()), min_size=1, max_size=4), st.data())
+def test_stream_framer_chunking_generated(messages, data):
+    stream = b"".join(b"\r\n" * data.draw(st.integers(0, 2)) + m.to_bytes() for m in messages)
+    whole = StreamFramer().feed(stream)
+    assert whole == messages
+    framer, got, i = StreamFramer(), [], 0
+    while i < len(stream):
+        step = data.draw(st.integers(1, 64))
+        got.extend(framer.feed(stream[i:i + step]))
+        i += step
+    assert got == whole
+    framer = StreamFramer()
+    one = [m for b in stream for m in framer.feed(bytes([b]))]
+    assert one == whole
+
+
+@given(st.binary(max_size=400))
+def test_stream_framer_random_bytes(data):
+    framer = StreamFramer()
+    try:
+        for item in framer.feed(data):
+            assert isinstance(item, (Request, Response, SipParseError))
+    except SipParseError:
+        pass
