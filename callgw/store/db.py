@@ -416,6 +416,49 @@ class Database:
             rows[0]["stats"] = json.loads(rows[0]["stats"])
         return rows[0] if rows else None
 
+    # -- call path (issue 5): snapshots for the director's cache, the call logger's batch ------
+    def director_snapshot(self, username: str, tenant: str) -> dict:
+        """Everything the call director caches for one user, read in one go: ``rules`` (in
+        force for the user), ``tenant_rules`` (the tenant's own), ``book`` and ``tenant``."""
+        user = self.get_user(username)
+        tenant_name = user["tenant"] if user else tenant
+        return {"rules": self.rules_for(username) if user else
+                self.list_rules(tenant=tenant_name),
+                "tenant_rules": self.list_rules(tenant=tenant_name),
+                "book": self.book_list(username),
+                "tenant": self.get_tenant(tenant_name)}
+
+    def call_log_batch(self, active: list[dict], events: list[dict], traces: list[dict],
+                       cdrs: list[dict], ended: list[str]) -> None:
+        """One call-logger flush in one transaction: upsert ``active`` rows of the
+        active-call table, then ``write_call_log`` (events, traces, CDRs, ended calls)."""
+        with self._tx():
+            if active:
+                self.conn.executemany(
+                    f"INSERT INTO active_calls ({', '.join(_ACTIVE_COLUMNS)}) VALUES "
+                    f"({', '.join('?' * len(_ACTIVE_COLUMNS))}) ON CONFLICT (call_id) DO UPDATE "
+                    f"SET {', '.join(f'{c} = excluded.{c}' for c in _ACTIVE_COLUMNS[1:])}",
+                    [tuple(row.get(c) for c in _ACTIVE_COLUMNS) for row in active])
+            if cdrs:
+                self.conn.executemany(
+                    f"INSERT INTO cdrs ({', '.join(_CDR_COLUMNS)}) VALUES "
+                    f"({', '.join('?' * len(_CDR_COLUMNS))}) ON CONFLICT (call_id) DO UPDATE "
+                    f"SET {', '.join(f'{c} = excluded.{c}' for c in _CDR_COLUMNS[1:])}",
+                    [tuple(json.dumps(cdr.get("stats") or {}) if c == "stats" else cdr.get(c)
+                           for c in _CDR_COLUMNS) for cdr in cdrs])
+            self.write_call_log(events, traces, [], ended)
+
+    def clear_active_calls(self, node: str) -> int:
+        """Drop ``node``'s active-call rows (left by a crash) at start-up; returns how many."""
+        return self.conn.execute("DELETE FROM active_calls WHERE node = ?", (node,)).rowcount
+
+
+_ACTIVE_COLUMNS = ("call_id", "username", "target", "gateway", "call_server", "node", "state",
+                   "media_mode", "started", "updated")
+_CDR_COLUMNS = ("call_id", "username", "tenant", "target", "gateway", "call_server",
+                "requested", "ringing", "answered", "ended", "duration", "cause", "cause_text",
+                "media_mode", "stats")
+
 
 class _Transaction:
     """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error); nests as a no-op."""

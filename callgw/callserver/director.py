@@ -1,0 +1,181 @@
+"""The call director: authorization of call requests against the rules database.
+
+Owned by the call path (ARCHITECTURE.md, "Call director"). ``CallDirector.authorize`` takes a
+logged-in user's record, their tenant and the requested target (an E.164 number or an
+address-book entry) and fires with an ``Authorization`` (the E.164 target, the caller identity
+for the slave's ``Setup``, the longest allowed duration), or fails with ``rules.Refused`` (an
+``AuthCode`` with a reason and text for the client's ``unauthorized``).
+
+Per-call work is in memory: each user's compiled ``RuleSet``, tenant and address book are loaded
+from the store once and kept until the admin CLI changes a configuration table
+(``store.watch``), concurrency counts come from ``call_began``/``call_ended`` and rates from a
+sliding minute of request times on the injected clock. Login (SCRAM) lives with the client
+listeners; ``authenticate`` here is the interface's hook for other front ends.
+
+Tests: tests/callpath/test_director.py.
+"""
+from __future__ import annotations
+
+from collections import defaultdict, deque
+from dataclasses import dataclass
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from callgw.callserver.rules import Refused, RuleSet, normalize
+from callgw.interfaces import IDirector
+from protocols.client.errors import AuthCode
+
+
+@dataclass(frozen=True)
+class Authorization:
+    """What the director allowed: ``target`` (E.164), ``caller`` (E.164 or None when
+    withheld), ``privacy``, ``max_duration`` seconds, ``contact`` (the book entry used)."""
+    target: str
+    caller: str | None
+    privacy: bool
+    max_duration: float
+    contact: str | None = None
+
+
+@dataclass
+class _UserCache:
+    rules: RuleSet
+    book: dict
+    tenant: dict
+
+
+@implementer(IDirector)
+class CallDirector:
+    """Checks call requests; keeps per-user caches, concurrency counts and rate windows."""
+
+    log = Logger()
+
+    def __init__(self, store, clock, max_duration: float = 14400.0):
+        self.store = store
+        self.clock = clock
+        self.max_duration = max_duration
+        self._cache: dict[str, _UserCache] = {}
+        self._loading: dict[str, Deferred] = {}
+        self._generation = 0
+        self.active_by_user: dict[str, int] = defaultdict(int)
+        self.active_by_tenant: dict[str, int] = defaultdict(int)
+        self._recent_user: dict[str, deque] = defaultdict(deque)
+        self._recent_tenant: dict[str, deque] = defaultdict(deque)
+
+    # -- caches -------------------------------------------------------------------------------
+    def invalidate(self) -> None:
+        """Forget every cached rule set, tenant and book (configuration changed)."""
+        self._generation += 1
+        self._cache.clear()
+        self._loading.clear()
+
+    def _load(self, username: str, tenant_name: str) -> Deferred:
+        """Fires with the user's ``_UserCache`` (from memory when warm)."""
+        cached = self._cache.get(username)
+        if cached is not None:
+            return succeed(cached)
+        pending = self._loading.get(username)
+        if pending is not None:
+            d = Deferred()
+            pending.addCallback(lambda c: (d.callback(c), c)[1])
+            return d
+        generation = self._generation
+        d = self.store.run("director_snapshot", username, tenant_name)
+
+        def built(snapshot):
+            entry = _UserCache(
+                RuleSet.compile(snapshot["rules"], snapshot["tenant_rules"]),
+                {row["name"]: row["number"] for row in snapshot["book"]},
+                snapshot["tenant"] or {"name": tenant_name, "timezone": "UTC", "country": "1"})
+            if generation == self._generation:
+                self._cache[username] = entry
+            self._loading.pop(username, None)
+            return entry
+
+        def failed(f):
+            self._loading.pop(username, None)
+            return f
+        d.addCallbacks(built, failed)
+        self._loading[username] = d
+        return d
+
+    # -- IDirector ----------------------------------------------------------------------------
+    def authenticate(self, username, proof):
+        """Login is the client listeners' (SCRAM); this director never accepts a bare proof."""
+        return fail(Refused(AuthCode.BAD_CREDENTIALS, "login", "log in through a listener"))
+
+    def authorize(self, user: dict, target: str | None = None, contact: str | None = None,
+                  tenant: str | None = None) -> Deferred:
+        """Fires with an ``Authorization`` or fails with ``Refused``.
+
+        ``user`` is the store's user row; ``target`` an E.164 number (or a national form),
+        ``contact`` an address-book entry name: exactly one of them.
+        """
+        username = user["username"]
+        tenant_name = tenant or user.get("tenant") or "default"
+        if not user.get("enabled", 1):
+            return fail(Refused(AuthCode.ACCOUNT_DISABLED, "disabled", "account disabled"))
+        cached = self._cache.get(username)
+        if cached is not None:
+            try:
+                return succeed(self._decide(user, cached, target, contact))
+            except Refused as refusal:
+                return fail(refusal)
+        d = self._load(username, tenant_name)
+        d.addCallback(lambda entry: self._decide(user, entry, target, contact))
+        return d
+
+    def _decide(self, user: dict, entry: _UserCache, target, contact) -> Authorization:
+        tenant = entry.tenant
+        country = user.get("country") or tenant.get("country") or "1"
+        number = target
+        if contact is not None:
+            number = entry.book.get(contact)
+            if number is None:
+                number = normalize(contact, country)
+                if number is None:
+                    raise Refused(AuthCode.CALL_REFUSED, "unknown-contact",
+                                  f"no address-book entry {contact!r}")
+        else:
+            number = normalize(target or "", country)
+            if number is None:
+                raise Refused(AuthCode.CALL_REFUSED, "bad-number",
+                              f"{target!r} is not a dialable number")
+        now = self.clock.seconds()
+        rules = entry.rules
+        rules.check_destination(number)
+        rules.check_hours(now, tenant.get("timezone") or "UTC")
+        username, tenant_name = user["username"], tenant.get("name", "default")
+        ru = _window(self._recent_user[username], now)
+        rt = _window(self._recent_tenant[tenant_name], now)
+        rules.check_limits(self.active_by_user[username], len(ru),
+                           self.active_by_tenant[tenant_name], len(rt))
+        ru.append(now)
+        rt.append(now)
+        caller = user.get("number")
+        duration = self.max_duration
+        if rules.max_duration is not None:
+            duration = min(duration, rules.max_duration)
+        return Authorization(number, caller, caller is None, duration, contact)
+
+    # -- counts -------------------------------------------------------------------------------
+    def call_began(self, username: str, tenant: str) -> None:
+        self.active_by_user[username] += 1
+        self.active_by_tenant[tenant] += 1
+
+    def call_ended(self, username: str, tenant: str) -> None:
+        for table, key in ((self.active_by_user, username), (self.active_by_tenant, tenant)):
+            n = table.get(key, 0) - 1
+            if n > 0:
+                table[key] = n
+            else:
+                table.pop(key, None)
+
+
+def _window(times: deque, now: float) -> deque:
+    """Drop request times older than a minute; returns the deque."""
+    while times and times[0] <= now - 60.0:
+        times.popleft()
+    return times

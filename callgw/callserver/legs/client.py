@@ -1,0 +1,176 @@
+"""The client leg: neutral call events <-> client-protocol messages on one ClientConnection.
+
+Owned by the call path. A ``ClientLeg`` is one call of one client session (the listeners'
+``ClientConnection``: ``send(message)``, ``close(reason)``, ``username``, ``peer``). It
+implements ``ICallLeg`` (name ``"client"``) and is direction-free: for an outbound call it
+reports the client's request as ``Setup`` (built by the front end) and turns the other leg's
+``Proceeding``/``Alerting``/``Connect``/``Release`` into ``trying``/``ringing``/``connected``/
+``disconnected``; client commands (``hangup``, ``dtmf``, ``hold``, ``resume``) become
+``Release``/``Dtmf``/``Hold``. Every message sent or received is reported as a ``Trace``.
+
+Relay mode: ``connected`` carries a fresh 16-byte per-call media key (the media issue checks it
+on media frames); direct mode: the gateway's RTP address from ``Connect.media``.
+
+Causes: ``CLIENT_CAUSES`` maps Q.850 cause values to the client protocol's ``disconnected``
+causes (protocols/client/messages.py ``CAUSES``), and ``Q850_OF_CLIENT`` the other way for
+``reject``.
+
+Tests: tests/callpath/test_client_leg.py.
+"""
+from __future__ import annotations
+
+import os
+
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from callgw.callserver import events as ev
+from callgw.interfaces import ICallLeg
+from protocols.client import messages as m
+
+#: Q.850 cause -> client cause; anything else by class (< 32 normal class, else server-error).
+CLIENT_CAUSES: dict[int, str] = {
+    16: "normal", 31: "normal", 17: "busy", 18: "no-answer", 19: "no-answer", 20: "unreachable",
+    21: "rejected", 1: "invalid-number", 28: "invalid-number", 22: "invalid-number",
+    3: "unreachable", 2: "unreachable", 27: "unreachable", 38: "network-error",
+    34: "congestion", 42: "congestion", 47: "congestion", 58: "congestion",
+    41: "network-error", 102: "timeout", 111: "server-error", 127: "server-error",
+    57: "unauthorized", 55: "unauthorized", 87: "unauthorized",
+}
+Q850_OF_CLIENT: dict[str, int] = {
+    "normal": 16, "busy": 17, "no-answer": 19, "rejected": 21, "unreachable": 3,
+    "congestion": 34, "invalid-number": 28, "unauthorized": 21, "cancelled": 16,
+    "timeout": 102, "media-timeout": 41, "network-error": 41, "server-error": 41,
+}
+
+
+def client_cause(q850: int) -> str:
+    """The client protocol's cause word for Q.850 cause ``q850``."""
+    cause = CLIENT_CAUSES.get(q850)
+    if cause is None:
+        return "normal" if q850 < 32 else "server-error"
+    return cause
+
+
+@implementer(ICallLeg)
+class ClientLeg:
+    """One call on a client session."""
+
+    log = Logger()
+    name = "client"
+    __slots__ = ("conn", "call", "mode", "sink", "key", "released", "gone", "_trying")
+
+    def __init__(self, conn, call: str, mode: str = "relay"):
+        self.conn = conn
+        self.call = call
+        self.mode = mode
+        self.sink = None
+        self.key: bytes | None = None
+        self.released = False
+        self.gone: str | None = None
+        self._trying = False
+
+    # -- ICallLeg -----------------------------------------------------------------------------
+    def attach(self, sink) -> None:
+        self.sink = sink
+
+    def send(self, event) -> None:
+        kind = type(event)
+        if self.released:
+            return
+        if kind is ev.Proceeding:
+            if not self._trying:
+                self._trying = True
+                self._out(m.Trying(call=self.call))
+        elif kind is ev.Alerting:
+            self._out(m.Ringing(call=self.call))
+        elif kind is ev.Connect:
+            self._connected(event)
+        elif kind is ev.Release:
+            self.released = True
+            self._out(m.Disconnected(call=self.call, cause=client_cause(event.cause),
+                                     q850=event.cause if 1 <= event.cause <= 127 else None,
+                                     text=_text(event.text)))
+        elif kind is ev.Hold:
+            self._out(m.Status(info="remote-held" if event.on else "remote-resumed",
+                               call=self.call))
+        elif kind is ev.Dtmf:
+            self._out(m.Status(info="dtmf", call=self.call, text=event.digit))
+        elif kind is ev.Setup:
+            self._out(m.Incoming(call=self.call, caller=None if event.privacy else event.caller,
+                                 number=event.target))
+
+    def close(self) -> None:
+        self.released = True
+        self.sink = None
+
+    # -- what the front end hands over --------------------------------------------------------
+    def from_client(self, message) -> None:
+        """A call command from the client for this call."""
+        self._trace("in", message.command)
+        if self.released or self.sink is None:
+            return
+        kind = type(message)
+        if kind is m.Hangup:
+            self.released = True
+            self.sink(self, ev.Release(16, "client hung up"))
+        elif kind is m.Dtmf:
+            for digit in message.digits:
+                self.sink(self, ev.Dtmf(digit, message.duration or 100))
+        elif kind is m.Hold:
+            self.sink(self, ev.Hold(True))
+        elif kind is m.Resume:
+            self.sink(self, ev.Hold(False))
+        elif kind is m.Reject:
+            self.released = True
+            cause = Q850_OF_CLIENT.get(message.cause or "busy", 17)
+            self.sink(self, ev.Release(cause, "client rejected"))
+
+    def client_gone(self, reason: str) -> None:
+        """The session ended under the call (closed, expired without pings)."""
+        self.gone = reason or "session closed"
+        if not self.released and self.sink is not None:
+            self.released = True
+            self.sink(self, ev.Release(41, f"client vanished: {self.gone}"))
+
+    def refuse(self, code: int, text: str) -> None:
+        """The director refused the call: ``unauthorized`` with its reason."""
+        self.released = True
+        self._out(m.Unauthorized(code=code, text=_text(text), call=self.call))
+
+    def liveness(self) -> str | None:
+        """None while the client session lives; the reason once it is gone."""
+        if self.gone:
+            return "client vanished: " + self.gone
+        if getattr(self.conn, "closed", False):
+            return "client vanished: session closed"
+        return None
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _connected(self, event) -> None:
+        media = event.media
+        if self.mode == "direct" and media is not None:
+            message = m.Connected(call=self.call, address=media.address, port=media.port,
+                                  codec=media.codecs[0] if media.codecs else None)
+        else:
+            self.key = os.urandom(16)
+            message = m.Connected(call=self.call, key=self.key)
+        self._out(message)
+
+    def _out(self, message) -> None:
+        self._trace("out", message.command)
+        try:
+            self.conn.send(message)
+        except Exception:
+            self.log.failure("call {call} peer {peer}: sending {cmd}", call=self.call,
+                             peer=getattr(self.conn, "peer", None), cmd=message.command)
+
+    def _trace(self, direction: str, summary: str) -> None:
+        if self.sink is not None:
+            self.sink(self, ev.Trace("client", direction, summary))
+
+
+def _text(text: str | None) -> str | None:
+    if not text:
+        return None
+    return "".join(c if c >= " " else " " for c in text)[:256]

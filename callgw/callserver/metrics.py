@@ -1,0 +1,71 @@
+"""Prometheus metrics of the call path, and the ``/metrics`` resource that serves them.
+
+Owned by the call path (ARCHITECTURE.md, "Call logger": display). One ``CallMetrics`` per
+gateway process, on its own ``CollectorRegistry`` (so several in one test process do not
+collide):
+
+- ``callgw_calls_total{outcome}``: answered, busy, no-answer, cancelled, failed, refused,
+  rejected (no call server could take it);
+- ``callgw_active_calls``: calls in progress;
+- ``callgw_call_setup_seconds``: request to ringing (or to answer, when there was no ringing);
+- ``callgw_gateway_up{gateway}``: 1 up, 0 down, -1 unknown; ``callgw_gateway_rtt_ms``;
+- ``callgw_calls_reaped_total``.
+
+``resource()`` returns a twisted.web resource rendering the text exposition format.
+
+Tests: tests/callpath/test_logger.py.
+"""
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.twisted import MetricsResource
+
+_STATUS = {"up": 1, "down": 0}
+OUTCOMES = ("answered", "busy", "no-answer", "cancelled", "failed", "refused", "rejected")
+
+
+class CallMetrics:
+    """The call path's counters, gauges and histogram."""
+
+    def __init__(self, registry: CollectorRegistry | None = None):
+        self.registry = registry or CollectorRegistry()
+        self.calls = Counter("callgw_calls", "Calls by outcome", ["outcome"],
+                             registry=self.registry)
+        for outcome in OUTCOMES:
+            self.calls.labels(outcome)
+        self.active_calls = Gauge("callgw_active_calls", "Calls in progress",
+                                  registry=self.registry)
+        self.setup = Histogram("callgw_call_setup_seconds",
+                               "Call request to ringing (or answer)",
+                               buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+                               registry=self.registry)
+        self.gateway_up = Gauge("callgw_gateway_up", "Gateway status (1 up, 0 down, -1 unknown)",
+                                ["gateway"], registry=self.registry)
+        self.gateway_rtt = Gauge("callgw_gateway_rtt_ms", "Last OPTIONS round-trip time",
+                                 ["gateway"], registry=self.registry)
+        self.reaped_calls = Counter("callgw_calls_reaped", "Calls stopped by the reaper",
+                                    registry=self.registry)
+        self._outcome_children = {o: self.calls.labels(o) for o in OUTCOMES}
+
+    def outcome(self, outcome: str) -> None:
+        child = self._outcome_children.get(outcome)
+        if child is None:
+            child = self._outcome_children[outcome] = self.calls.labels(outcome)
+        child.inc()
+
+    def active(self, n: int) -> None:
+        self.active_calls.set(n)
+
+    def setup_latency(self, seconds: float) -> None:
+        self.setup.observe(seconds)
+
+    def reaped(self) -> None:
+        self.reaped_calls.inc()
+
+    def gateway_status(self, name: str, status: str, rtt_ms: float | None = None) -> None:
+        self.gateway_up.labels(name).set(_STATUS.get(status, -1))
+        if rtt_ms is not None:
+            self.gateway_rtt.labels(name).set(rtt_ms)
+
+    def resource(self) -> MetricsResource:
+        return MetricsResource(registry=self.registry)

@@ -1,0 +1,186 @@
+"""The call handler's transition table, timers and failover, with fake legs and task.Clock."""
+from __future__ import annotations
+
+from twisted.internet.task import Clock
+
+from callgw.callserver import events as ev
+from callgw.callserver.handler import TRANSITIONS, CallContext, CallHandler, State, Timers
+from callgw.callserver.logger import CallLogger
+from callgw.proxy.gateways import GatewayDirectory
+from tests.callpath.fakes import FakeLeg, SlaveFactory, SyncStore, gateway
+
+
+def make(gateways=("gw1", "gw2"), scripts=None, timers=Timers(setup=2, no_answer=10,
+                                                               max_attempts=3),
+         media=None, max_duration=100.0):
+    clock = Clock()
+    clock.advance(1000)
+    store = SyncStore()
+    logger = CallLogger(store, clock, "node-1")
+    directory = GatewayDirectory()
+    gws = [gateway(n) for n in gateways]
+    directory.load(gws)
+    a = FakeLeg("client")
+    slaves = SlaveFactory(scripts)
+    ctx = CallContext("call-1", "alice", "default", "+15551234", "+15550001",
+                      requested=clock.seconds(), max_duration=max_duration,
+                      call_server="cs1")
+    h = CallHandler(ctx, a, slaves, gws, clock, logger, timers, media, directory=directory)
+    return h, a, slaves, clock, logger, store, directory
+
+
+def start(h):
+    h.start(ev.Setup("call-1", "+15551234", "+15550001"))
+
+
+def test_answered_then_client_hangs_up():
+    h, a, slaves, clock, logger, store, directory = make()
+    start(h)
+    b = slaves.legs[0]
+    assert a.kinds() == ["Proceeding"]
+    assert b.kinds() == ["Setup"]
+    assert b.sent[0].target == "+15551234" and b.sent[0].caller == "+15550001"
+    assert directory.active == {"gw1": 1}
+    b.emit(ev.Proceeding())
+    b.emit(ev.Alerting())
+    clock.advance(3)
+    b.emit(ev.Connect(ev.MediaDescription("127.0.0.1", 4000)))
+    assert h.state is State.ACTIVE
+    assert a.kinds() == ["Proceeding", "Alerting", "Connect"]
+    clock.advance(5)
+    a.emit(ev.Dtmf("5"))
+    a.emit(ev.Release(16, "client hung up"))
+    assert b.kinds() == ["Setup", "Dtmf", "Release"]
+    assert h.state is State.RELEASED
+    assert directory.active == {}
+    cdr = logger.recent_cdrs()[0]
+    assert cdr["gateway"] == "gw1" and cdr["cause"] == 16 and cdr["duration"] == 5.0
+    assert cdr["stats"]["outcome"] == "answered" and cdr["stats"]["released_by"] == "a"
+    logger.flush()
+    kinds = [e["kind"] for e in store.db.call_events("call-1")]
+    assert kinds == ["launched", "attempt", "proceeding", "ringing", "established",
+                     "disconnected"]
+    assert store.db.get_cdr("call-1")["cause"] == 16
+
+
+def test_gateway_hangs_up():
+    h, a, slaves, clock, logger, *_ = make(scripts={"gw1": {"Setup": (ev.Connect(),)}})
+    start(h)
+    slaves.legs[0].emit(ev.Release(16, "bye"))
+    assert a.kinds()[-1] == "Release" and h.released_by == "b"
+
+
+def test_busy_is_not_failed_over():
+    h, a, slaves, clock, logger, *_ = make(scripts={"gw1": {"Setup": (ev.Release(17),)}})
+    start(h)
+    assert len(slaves.legs) == 1
+    assert a.sent[-1].cause == 17
+    assert h.outcome == "busy"
+
+
+def test_5xx_fails_over_to_next_gateway():
+    h, a, slaves, clock, logger, store, directory = make(
+        scripts={"gw1": {"Setup": (ev.Proceeding(), ev.Release(41, "503"))},
+                 "gw2": {"Setup": (ev.Alerting(), ev.Connect())}})
+    start(h)
+    assert [leg.gateway["name"] for leg in slaves.legs] == ["gw1", "gw2"]
+    assert h.state is State.ACTIVE and h.gateway["name"] == "gw2"
+    assert directory.active == {"gw2": 1}
+    logger.flush()
+    kinds = [e["kind"] for e in store.db.call_events("call-1")]
+    assert "failover" in kinds and kinds.count("attempt") == 2
+
+
+def test_setup_timeout_fails_over_then_gives_up():
+    h, a, slaves, clock, *_ = make()
+    start(h)
+    clock.advance(2.1)
+    assert slaves.legs[0].kinds() == ["Setup", "Release"] and slaves.legs[0].closed
+    assert len(slaves.legs) == 2
+    clock.advance(2.1)
+    assert a.sent[-1].cause == 102
+    assert h.state is State.RELEASED and h.attempt == 2
+
+
+def test_events_from_abandoned_leg_are_ignored():
+    h, a, slaves, clock, *_ = make()
+    start(h)
+    clock.advance(2.1)
+    slaves.legs[0].emit(ev.Connect())
+    assert h.state is State.CALL_INITIATED
+
+
+def test_no_answer_timer():
+    h, a, slaves, clock, *_ = make(scripts={"gw1": {"Setup": (ev.Alerting(),)}})
+    start(h)
+    clock.advance(9)
+    assert h.state is State.DELIVERED
+    clock.advance(1.1)
+    assert a.sent[-1].cause == 19 and slaves.legs[0].sent[-1].cause == 19
+    assert h.outcome == "no-answer"
+
+
+def test_max_duration():
+    h, a, slaves, clock, *_ = make(scripts={"gw1": {"Setup": (ev.Connect(),)}},
+                                   max_duration=30)
+    start(h)
+    clock.advance(30.5)
+    assert h.state is State.RELEASED and "maximum" in h.cause_text
+
+
+def test_cancel_before_answer():
+    h, a, slaves, clock, *_ = make(scripts={"gw1": {"Setup": (ev.Alerting(),)}})
+    start(h)
+    a.emit(ev.Release(16, "client hung up"))
+    assert slaves.legs[0].sent[-1] == ev.Release(16, "client hung up")
+    assert h.outcome == "cancelled"
+    assert clock.getDelayedCalls() == []
+
+
+def test_no_gateway():
+    h, a, slaves, clock, *_ = make(gateways=())
+    start(h)
+    assert a.sent[-1].cause == 34 and not slaves.legs
+
+
+def test_undefined_pair_is_a_protocol_error():
+    h, a, slaves, clock, *_ = make()
+    start(h)
+    slaves.legs[0].emit(ev.Dtmf("1"))      # defined: ignored before answer
+    assert h.state is State.CALL_INITIATED
+    slaves.legs[0].emit(ev.Setup("x", "+1555"))
+    assert h.state is State.RELEASED and h.cause == 111
+
+
+def test_stop_releases_both_legs():
+    h, a, slaves, clock, *_ = make(scripts={"gw1": {"Setup": (ev.Connect(),)}})
+    start(h)
+    h.stop(41, "callgw shutting down")
+    assert a.sent[-1].text == "callgw shutting down"
+    assert slaves.legs[0].sent[-1].text == "callgw shutting down"
+
+
+def test_symmetric_roles_client_leg_as_slave():
+    """Nothing assumes a direction: a native leg as a, a client-like leg as b."""
+    h, a, slaves, clock, *_ = make(scripts={"gw1": {"Setup": (ev.Alerting(), ev.Connect())}})
+    a.name = "sip"
+    start(h)
+    assert h.state is State.ACTIVE
+
+
+def test_relay_media_allocates_offer():
+    from callgw.callserver.server import AddressOnlyMediaSession, PortPool
+    media = AddressOnlyMediaSession(PortPool("127.0.0.1", 30000, 30010))
+    h, a, slaves, *_ = make(media=media, scripts={"gw1": {"Setup": (ev.Connect(
+        ev.MediaDescription("10.0.0.1", 5000)),)}})
+    start(h)
+    offer = slaves.legs[0].sent[0].media
+    assert (offer.address, offer.port) == ("127.0.0.1", 30000)
+    assert a.sent[-1] == ev.Connect(None)
+    a.emit(ev.Release())
+    assert media.pool.used == set()
+
+
+def test_table_names_only_known_actions():
+    for (state, name), (action, _) in TRANSITIONS.items():
+        assert hasattr(CallHandler, "_do_" + action), action
