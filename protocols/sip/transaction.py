@@ -607,3 +607,14 @@ class TransactionTable:
         """The INVITE server transaction a CANCEL cancels (RFC 3261 9.2), or None."""
         tx = self.servers.get(server_key(cancel, method="INVITE"))
         return tx if isinstance(tx, ServerInvite) else None
+
+
+def mermaid(cls):
+    """A Mermaid state diagram drawn from ``cls.TABLE`` (embedded in docs/protocols/sip-sessions.md,
+    whose test checks it matches, so the picture cannot drift from the code)."""
+    lines = ["stateDiagram-v2", f"    [*] --> {cls.INITIAL.value}"]
+    for (state, inp), (action, nxt) in cls.TABLE.items():
+        lines.append(f"    {state.value} --> {nxt.value}: {inp.value} / "
+                     f"{action.__name__.strip('_')}")
+    lines.append("    Terminated --> [*]")
+    return "\n".join(lines)

@@ -299,3 +299,10 @@ def test_client_tables_never_raise_on_network_input(steps, is_invite, reliable):
                                   t.TimedOut, t.Failed, t.Terminated)) for e in out)
         if any(isinstance(e, t.Terminated) for e in out):
             assert tx.terminated
+
+
+def test_docs_diagrams_are_drawn_from_the_tables():
+    from pathlib import Path
+    doc = (Path(__file__).parents[2] / "docs" / "protocols" / "sip-sessions.md").read_text()
+    for cls in (t.ClientInvite, t.ClientNonInvite, t.ServerInvite, t.ServerNonInvite):
+        assert t.mermaid(cls) in doc, f"regenerate the {cls.__name__} diagram"
