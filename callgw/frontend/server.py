@@ -1,0 +1,187 @@
+"""The front-end server: client sessions from every listener meet the call path here.
+
+Owned by the call path (ARCHITECTURE.md, "Front-end server"). The client listeners
+(callgw/frontend/udp.py, stream.py, the WebSocket and HTTP ones) authenticate each session and
+then call the four methods of ``FrontEnd``:
+
+- ``session_opened(conn)``: registers the device with the registrar and returns the extra
+  ``welcome`` fields (``{"branding": {...}}``, a dict or a Deferred of one);
+- ``client_message(conn, message)``: ``call`` (new call: the balancer picks a call server, which
+  authorizes and launches it), ``hangup``/``dtmf``/``hold``/``resume``/``reject``/``answer`` (to
+  the call's ``ClientLeg``);
+- ``client_media(conn, frame)``: media frames (the media issue routes them to the relay);
+- ``session_closed(conn, reason)``: every call of the session is released with the reason
+  (the client vanished), and the registration removed.
+
+A ``ClientConnection`` provides ``username``, ``user`` (store row), ``tenant`` (row or name),
+``peer`` (host, port), ``framing``, ``send(message)``, ``send_media(frame)``, ``close(reason)``.
+While a session is open its registration is refreshed every ``registration_ttl / 2`` seconds
+(the listeners close sessions that stop pinging). A full or unhealthy call-server pool answers
+the call with ``disconnected`` cause ``congestion``.
+
+Tests: tests/callpath/test_frontend.py.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+
+from twisted.application.service import Service
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from callgw.callserver import events as ev
+from callgw.callserver.legs.client import ClientLeg
+from callgw.callserver.server import CallRequest
+from protocols.client import messages as m
+from protocols.client.errors import ErrorCode
+
+
+class FrontEnd(Service):
+    """Turns client sessions and their commands into call requests and leg input."""
+
+    log = Logger()
+    name = "frontend"
+
+    def __init__(self, balancer, clock, logger, registrar=None, branding=None, store=None,
+                 node: str = "callgw-1", registration_ttl: float = 180.0, metrics=None):
+        self.balancer = balancer
+        self.clock = clock
+        self.logger = logger
+        self.registrar = registrar
+        self.branding = branding
+        self.store = store
+        self.node = node
+        self.registration_ttl = registration_ttl
+        self.metrics = metrics
+        self.sessions: dict[int, tuple] = {}            # id(conn) -> (conn, {call: leg})
+        self._ids = itertools.count(1)
+        self._id_prefix = f"{node}-{os.urandom(3).hex()}-"
+        self._loop: LoopingCall | None = None
+        self.media_frames_dropped = 0
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def startService(self) -> None:
+        super().startService()
+        if self.registrar is not None:
+            self._loop = LoopingCall(self._refresh)
+            self._loop.clock = self.clock
+            self._loop.start(self.registration_ttl / 2, now=False).addErrback(
+                lambda f: self.log.failure("registration refresh stopped", f))
+
+    def stopService(self) -> None:
+        super().stopService()
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+
+    def _refresh(self) -> None:
+        for conn, _ in list(self.sessions.values()):
+            self._register(conn)
+
+    def _register(self, conn) -> None:
+        host, port = _peer(conn)
+        framing = getattr(conn, "framing", "udp")
+        self.registrar.register(conn.username, f"{framing}:{host}:{port}",
+                                self.registration_ttl, framing)
+
+    # -- the listener contract ----------------------------------------------------------------
+    def session_opened(self, conn):
+        """Fires with (or returns) the extra ``welcome`` fields: ``{"branding": {...}}``."""
+        self.sessions[id(conn)] = (conn, {})
+        if self.registrar is not None:
+            self._register(conn)
+        tenant = getattr(conn, "tenant", None)
+        if self.branding is None:
+            return {}
+        if isinstance(tenant, dict) or self.store is None:
+            return {"branding": self.branding.branding_for(tenant)}
+        d = self.store.run("get_tenant", tenant or "default")
+        d.addCallback(lambda row: {"branding": self.branding.branding_for(row)})
+        d.addErrback(self._welcome_failed, conn)
+        return d
+
+    def _welcome_failed(self, failure, conn) -> dict:
+        self.log.failure("branding for {user} peer {peer}", failure, user=conn.username,
+                         peer=_peer(conn))
+        return {}
+
+    def client_message(self, conn, message) -> None:
+        """One call command from an authenticated session."""
+        entry = self.sessions.get(id(conn))
+        if entry is None:
+            entry = self.sessions[id(conn)] = (conn, {})
+        calls = entry[1]
+        kind = type(message)
+        if kind is m.Call:
+            self._call(conn, calls, message)
+            return
+        leg = calls.get(getattr(message, "call", None))
+        if leg is None or leg.released:
+            conn.send(m.Error(code=ErrorCode.UNKNOWN_CALL, text="no such call",
+                              call=getattr(message, "call", None), re=message.command))
+            return
+        leg.from_client(message)
+
+    def client_media(self, conn, frame) -> None:
+        """Media frames: routed to the call's relay once the media issue lands."""
+        self.media_frames_dropped += 1
+
+    def session_closed(self, conn, reason) -> None:
+        """Release every call of the session; drop its registration."""
+        entry = self.sessions.pop(id(conn), None)
+        if entry is None:
+            return
+        for leg in list(entry[1].values()):
+            leg.client_gone(str(reason) if reason else "session closed")
+        if self.registrar is not None:
+            host, port = _peer(conn)
+            self.registrar.unregister(conn.username,
+                                      f"{getattr(conn, 'framing', 'udp')}:{host}:{port}")
+
+    # -- calls --------------------------------------------------------------------------------
+    def _call(self, conn, calls: dict, message) -> None:
+        existing = calls.get(message.call)
+        if existing is not None and not existing.released:
+            conn.send(m.Error(code=ErrorCode.CALL_EXISTS, text="call id in use",
+                              call=message.call, re="call"))
+            return
+        if len(calls) > 16:
+            for key in [k for k, leg in calls.items() if leg.released]:
+                del calls[key]
+        leg = ClientLeg(conn, message.call, message.mode)
+        calls[message.call] = leg
+        host, port = _peer(conn)
+        media = None
+        if message.mode == "direct":
+            media = ev.MediaDescription(message.address, message.port,
+                                        tuple(message.codecs) if message.codecs
+                                        else ("PCMU", "PCMA"))
+        tenant = getattr(conn, "tenant", None)
+        tenant_name = tenant.get("name") if isinstance(tenant, dict) else (tenant or None)
+        user = conn.user
+        request = CallRequest(
+            call_id=self._id_prefix + format(next(self._ids), "x"), user=user,
+            tenant=tenant_name or user.get("tenant") or "default", number=message.number,
+            contact=message.contact, media_mode=message.mode, media=media,
+            peer=f"{host}:{port}", requested=self.clock.seconds())
+        server = self.balancer.pick()
+        if server is None:
+            self.logger.event(request.call_id, "rejected", user=conn.username,
+                              reason="no call server available", peer=request.peer)
+            if self.metrics is not None:
+                self.metrics.outcome("rejected")
+            leg.send(ev.Release(34, "no call server available"))
+            return
+        d = server.launch(request, leg)
+        d.addErrback(self._launch_failed, request, leg)
+
+    def _launch_failed(self, failure, request, leg) -> None:
+        self.log.failure("call {call_id} peer {peer}: launching failed", failure,
+                         call_id=request.call_id, peer=request.peer)
+        if not leg.released:
+            leg.send(ev.Release(41, "server error"))
+
+
+def _peer(conn) -> tuple:
+    peer = getattr(conn, "peer", None) or ("?", 0)
+    return peer[0], peer[1]
