@@ -108,8 +108,13 @@ def _pattern(doc: str, regex: str, what: str, max_len: int = 256) -> Kind:
     return Kind(doc, lambda v: _str(v, pat, max_len, what))
 
 
+def _plain_int(value: Any) -> Any:
+    """IntEnum members (ErrorCode, AuthCode) go on the wire as plain integers."""
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
 def _ranged(lo: int, hi: int, what: str, doc: str = "") -> Kind:
-    return Kind(doc or f"integer {lo}..{hi}", lambda v: _int(v, lo, hi, what))
+    return Kind(doc or f"integer {lo}..{hi}", lambda v: _int(v, lo, hi, what), _plain_int)
 
 
 E164_RE = re.compile(r"^\+[1-9][0-9]{1,14}$")

@@ -15,7 +15,10 @@ aioquic's ``get_timer()`` / ``handle_timer()``.
 - Media frames bypass all of this: they are neither numbered, acknowledged nor retransmitted.
 - Anti-amplification: until ``address_validated()`` (the server calls it once the login
   succeeded), an endpoint sends at most ``AMPLIFICATION`` times the bytes it received, so a
-  spoofed source address cannot turn callgw into a reflector; retransmissions wait for budget.
+  spoofed source address cannot turn callgw into a reflector. Until then it also behaves like
+  a DNS server: it never retransmits on its own timer and sends no bare acks (an ack rides on a
+  reply, or the client could stop retransmitting a login whose reply is still being looked
+  up); each retransmitted request makes it send its unacknowledged replies again.
 
 Tests: tests/client_proto/test_reliable.py.
 """
@@ -50,8 +53,8 @@ class ReliableEndpoint:
     output; ``datagrams_to_send()`` drains it. Call ``handle_timer(now)`` at ``get_timer()``.
     """
 
-    def __init__(self, *, sender: str, rto: float = 0.5, max_rto: float = 4.0,
-                 max_tries: int = 10, window: int = 64, validated: bool = False) -> None:
+    def __init__(self, *, sender: str, rto: float = 0.5, max_rto: float = 2.0,
+                 max_tries: int = 15, window: int = 64, validated: bool = False) -> None:
         self._peer = m.SERVER if sender == m.CLIENT else m.CLIENT
         self._rto0, self._max_rto, self._max_tries = rto, max_rto, max_tries
         self._window = window
@@ -65,6 +68,7 @@ class ReliableEndpoint:
         self._received_bytes = 0
         self._sent_bytes = 0
         self._validated = validated
+        self._resend_replies = False
         self.failure: RemoteProtocolError | None = None
 
     # ------------------------------------------------------------ input
@@ -94,6 +98,7 @@ class ReliableEndpoint:
             return []                            # too far ahead: no ack, it comes again
         self._acks.append(mid)
         if mid < self._expected or mid in self._reorder:
+            self._resend_replies = not self._validated
             return []                            # a duplicate: acked again, not delivered
         self._reorder[mid] = message
         out: list[Item] = []
@@ -131,12 +136,13 @@ class ReliableEndpoint:
         self._inflight[mid] = out
         self._try(out, now)
 
-    def _try(self, out: _Outgoing, now: float) -> None:
+    def _try(self, out: _Outgoing, now: float, count: bool = True) -> None:
         acks, self._acks = tuple(self._acks[-m.MAX_ACKS:]), []
         data = m.encode(out.message, mid=out.mid, acks=acks)
-        out.tries += 1
-        out.due = now + out.rto
-        out.rto = min(self._max_rto, out.rto * 2)
+        if count:
+            out.tries += 1
+            out.due = now + out.rto
+            out.rto = min(self._max_rto, out.rto * 2)
         if self._budget() < len(data):
             self._acks = list(acks) + self._acks   # no budget: counts as a lost send
             return
@@ -151,10 +157,14 @@ class ReliableEndpoint:
             return float("inf")
         return AMPLIFICATION * self._received_bytes - self._sent_bytes
 
-    def datagrams_to_send(self) -> list[bytes]:
+    def datagrams_to_send(self, now: float = 0.0) -> list[bytes]:
         """Drain the datagrams to send now (a bare ack if acks are owed and nothing carried
-        them)."""
-        if self._acks:
+        them; before validation, replies sent again for a retransmitted request instead)."""
+        if self._resend_replies:
+            self._resend_replies = False
+            for out in list(self._inflight.values()):
+                self._try(out, now, count=False)
+        if self._acks and self._validated:
             for i in range(0, len(self._acks), m.MAX_ACKS):
                 ack = m.encode_ack(tuple(self._acks[i:i + m.MAX_ACKS]))
                 if self._budget() >= len(ack):
@@ -166,12 +176,14 @@ class ReliableEndpoint:
     # ------------------------------------------------------------ time
     def get_timer(self) -> float | None:
         """When ``handle_timer`` must run next (absolute time), or None."""
-        if self.failure is not None or not self._inflight:
+        if self.failure is not None or not self._inflight or not self._validated:
             return None
         return min(o.due for o in self._inflight.values())
 
     def handle_timer(self, now: float) -> None:
         """Retransmit what is due; give up after ``max_tries`` (``failure`` is then set)."""
+        if not self._validated:
+            return
         for out in list(self._inflight.values()):
             if out.due > now:
                 continue
