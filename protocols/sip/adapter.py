@@ -153,7 +153,7 @@ class SipEndpoint:
         self.listeners = {}            # session -> listener
         self.streams = {}              # (host, port) -> _Stream
         self.pending = {}              # (host, port) -> [(bytes, tx)] while connecting
-        self._timers = {}              # (owner, name) -> IDelayedCall
+        self._timers = {}              # owner -> {name: IDelayedCall}
         self._udp = None
         self._udp_port = None
         self._tcp_port = None
@@ -176,10 +176,8 @@ class SipEndpoint:
 
     def stop(self):
         """Close ports, connections and timers. Returns a Deferred that fires when all are."""
-        for call in list(self._timers.values()):
-            if call.active():
-                call.cancel()
-        self._timers.clear()
+        for owner in list(self._timers):
+            self._stop_all(owner)
         waits = []
         for port in (self._udp_port, self._tcp_port):
             if port is not None:
@@ -201,6 +199,7 @@ class SipEndpoint:
 
     def execute(self, session, effects):
         """Carry out ``effects`` returned by ``session``; events go to its listener last."""
+        listener = self.listeners.get(session)
         events = []
         for effect in effects:
             kind = type(effect)
@@ -216,24 +215,20 @@ class SipEndpoint:
             elif kind is txn.StopTimer:
                 self._stop_timer(session, effect.name)
             elif kind is sess.Closed:
-                self._forget(session)
+                self.forget(session)
                 events.append(effect)
             else:
                 events.append(effect)
-        listener = self.listeners.get(session)
         if listener is None:
             return
         for event in events:
             listener.session_event(session, event)
-        if events and type(events[-1]) is sess.Closed:
-            self.listeners.pop(session, None)
 
-    def _forget(self, session):
+    def forget(self, session):
+        """Drop ``session`` (its dialog entry, timers and listener) without signalling."""
+        self.listeners.pop(session, None)
         self.dialogs.pop((session.call_id, session.local_tag), None)
-        for key in [k for k in self._timers if k[0] is session]:
-            call = self._timers.pop(key)
-            if call.active():
-                call.cancel()
+        self._stop_all(session)
 
     def _session_timer(self, session, name):
         self.execute(session, session.timer_fired(name))
@@ -297,10 +292,7 @@ class SipEndpoint:
                     self._owner_effects(owner, owner.transport_failed(tx.request))
             elif kind is txn.Terminated:
                 self.table.remove(tx)
-                for key in [k for k in self._timers if k[0] is tx]:
-                    call = self._timers.pop(key)
-                    if call.active():
-                        call.cancel()
+                self._stop_all(tx)
 
     def _owner_effects(self, owner, effects):
         # server transactions have no owner; a ping's owner returns no effects
@@ -325,23 +317,39 @@ class SipEndpoint:
         self._run(tx, tx.timer_fired(name))
 
     def _start_timer(self, owner, name, delay, fire):
-        key = (owner, name)
-        old = self._timers.get(key)
+        timers = self._timers.get(owner)
+        if timers is None:
+            timers = self._timers[owner] = {}
+        old = timers.get(name)
         if old is not None and old.active():
             old.cancel()
-        self._timers[key] = self.clock.callLater(delay, self._fire, key, fire, owner, name)
+        timers[name] = self.clock.callLater(delay, self._fire, fire, owner, name)
 
-    def _fire(self, key, fire, owner, name):
-        self._timers.pop(key, None)
+    def _fire(self, fire, owner, name):
+        timers = self._timers.get(owner)
+        if timers is not None:
+            timers.pop(name, None)
+            if not timers:
+                del self._timers[owner]
         try:
             fire(owner, name)
         except Exception:  # noqa: BLE001 - a timer must never take the reactor down
             log.failure("SIP timer {name} failed for {owner!r}", name=name, owner=owner)
 
     def _stop_timer(self, owner, name):
-        call = self._timers.pop((owner, name), None)
+        timers = self._timers.get(owner)
+        if timers is None:
+            return
+        call = timers.pop(name, None)
         if call is not None and call.active():
             call.cancel()
+        if not timers:
+            del self._timers[owner]
+
+    def _stop_all(self, owner):
+        for call in self._timers.pop(owner, {}).values():
+            if call.active():
+                call.cancel()
 
     # ---- sending ----
     def _send(self, data, hop, tx):
@@ -447,6 +455,9 @@ class SipEndpoint:
         except SipParseError as exc:
             log.info("SIP message from {host}:{port} rejected: {error}", host=host, port=port,
                      error=exc)
+        except Exception:  # noqa: BLE001 - one bad message must not stop the port
+            log.failure("SIP message from {host}:{port} failed: {message!r}", host=host,
+                        port=port, message=message)
 
     def _response_received(self, response, host, port):
         tx = self.table.match_response(response)

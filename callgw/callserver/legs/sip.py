@@ -1,0 +1,328 @@
+"""The SIP call slave: one call toward a PSTN gateway, as an ``ICallLeg``.
+
+Translates between the neutral events of ``callgw.callserver.events`` and one
+``protocols.sip.session.InviteSession`` run by a ``protocols.sip.adapter.SipEndpoint``:
+
+- ``send(Setup)`` places the INVITE (the gateway's number rewriting applied to Request-URI and
+  To, caller identity in From and P-Asserted-Identity, ``Privacy: id`` when withheld) with an
+  SDP offer made from ``Setup.media``; a no-answer timer (gateway ``no_answer_timeout``,
+  default 90 s) cancels the call with cause 19.
+- The gateway's answers come back as ``Proceeding`` (100, 18x without SDP other than 180),
+  ``Alerting`` (180, or 183 with SDP as early media), ``Connect(media)`` and ``Release(cause)``,
+  the cause mapped from the SIP status by ``callgw.causes`` (RFC 3398) unless the gateway sent
+  an RFC 3326 Reason header.
+- ``send(Release)`` sends CANCEL before answer, BYE after; ``send(Hold)`` and
+  ``send(MediaOffer)`` send a re-INVITE (sendonly / sendrecv); its answer comes back as
+  ``MediaAnswer``. A re-INVITE from the gateway is answered here and reported as ``Hold``.
+- ``send(Dtmf)`` is a no-op: RFC 4733 events travel in the media path (protocols/rtp).
+- Every SIP message sent or received for the call is reported to the sink as a ``Trace``.
+
+``options_ping(endpoint, gateway)`` is the proxy's health poll: a Deferred firing with the
+round-trip in seconds.
+
+Tests: tests/sip/test_sip_leg.py, tests/sip/test_sipp.py.
+"""
+from __future__ import annotations
+
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from callgw import causes
+from callgw.callserver.events import (Alerting, Connect, Dtmf, Hold, MediaAnswer,
+                                      MediaDescription, MediaOffer, Proceeding, Release,
+                                      Setup, Trace)
+from callgw.interfaces import ICallLeg
+from protocols.sip import sdp as sdplib
+from protocols.sip import session as sess
+from protocols.sip.message import Request
+
+log = Logger(namespace="callgw.sip.leg")
+
+NO_ANSWER_TIMEOUT = 90.0
+
+
+def _profile(endpoint, gateway):
+    proxy = gateway.get("outbound_proxy") or None
+    user = gateway.get("username")
+    return sess.Profile(
+        local_host=gateway.get("local_address") or endpoint.host,
+        local_port=endpoint.port,
+        gateway_host=gateway["address"],
+        gateway_port=int(gateway.get("port") or 5060),
+        transport=(gateway.get("transport") or "udp").lower(),
+        proxy=proxy,
+        credentials=(user, gateway.get("password") or "") if user else None,
+        timers=endpoint.timers)
+
+
+def gateway_hop(gateway):
+    """The first hop toward ``gateway`` (its outbound proxy when it has one)."""
+    transport = (gateway.get("transport") or "udp").lower()
+    proxy = gateway.get("outbound_proxy")
+    if proxy:
+        host, _, port = proxy.rpartition(":")
+        return sess.Hop(transport, host.strip("[]"), int(port))
+    return sess.Hop(transport, gateway["address"], int(gateway.get("port") or 5060))
+
+
+def options_ping(endpoint, gateway, timeout=None):
+    """Send OPTIONS to ``gateway`` (a gateway record dict) through ``endpoint``.
+
+    Returns a Deferred firing with the round-trip in seconds (any final response below 500, or
+    501), failing with ``protocols.sip.adapter.PingError`` (status 408 on timeout, 503 when the
+    transport failed, else the gateway's 5xx/6xx).
+    """
+    host = gateway["address"]
+    if ":" in host:
+        host = f"[{host}]"
+    uri = f"sip:{host}:{int(gateway.get('port') or 5060)}"
+    return endpoint.ping(gateway_hop(gateway), uri, timeout)
+
+
+def _summary(message):
+    if isinstance(message, Request):
+        return f"{message.method} {message.uri}"
+    return f"{message.status} {message.reason} ({message.cseq[1]})"
+
+
+@implementer(ICallLeg)
+class SipLeg:
+    """The SIP call slave for one call toward one gateway.
+
+    ``endpoint`` is a started ``SipEndpoint``; ``gateway`` the gateway record (address, port,
+    transport 'udp'|'tcp', outbound_proxy 'host:port', username, password, strip_digits,
+    prepend, keep_plus, presentation 'allowed'|'restricted', local_address,
+    no_answer_timeout); ``clock`` an IReactorTime for the no-answer timer.
+    """
+
+    name = "sip"
+
+    def __init__(self, endpoint, gateway, clock):
+        self.endpoint = endpoint
+        self.gateway = gateway
+        self.clock = clock
+        self.sink = None
+        self.session = None
+        self.state = "idle"          # idle, calling, alerting, connected, released
+        self.local_media = None
+        self.remote_media = None
+        self.sdp_version = 1
+        self.sdp_session_id = None
+        self.call_id = None
+        self._no_answer = None
+        self._proceeding = False
+        self._held_by_remote = False
+
+    # ---- ICallLeg ----
+    def attach(self, sink):
+        """Deliver this leg's events to ``sink(leg, event)`` from now on."""
+        self.sink = sink
+
+    def send(self, event):
+        """Act on a neutral event from the other leg; failures come back as ``Release``."""
+        try:
+            kind = type(event)
+            if kind is Setup:
+                self._setup(event)
+            elif kind is Release:
+                self._release(event)
+            elif kind is Hold:
+                self._modify(self._offer(direction="sendonly" if event.on else "sendrecv"))
+            elif kind is MediaOffer:
+                self.local_media = event.media
+                self._modify(self._offer())
+            elif kind is Dtmf:
+                log.debug("DTMF {digit} for {call_id}: carried by RFC 4733 in the media path",
+                          digit=event.digit, call_id=self.call_id)
+            else:
+                log.debug("SIP leg ignores {event!r}", event=event)
+        except Exception:  # noqa: BLE001 - ICallLeg.send never raises for a protocol reason
+            log.failure("SIP leg failed on {event!r} for {call_id}", event=event,
+                        call_id=self.call_id)
+            self._fail(causes.TEMPORARY_FAILURE, "local failure")
+
+    def close(self):
+        """Drop timers and the session without signalling the gateway."""
+        self._stop_no_answer()
+        if self.session is not None:
+            self.endpoint.forget(self.session)
+        self.state = "released"
+
+    # ---- outgoing ----
+    def _setup(self, setup):
+        if self.state != "idle":
+            raise ValueError("Setup on a leg that is not idle")
+        gw = self.gateway
+        target = sess.rewrite_number(setup.target, int(gw.get("strip_digits") or 0),
+                                     gw.get("prepend") or "", bool(gw.get("keep_plus", True)))
+        privacy = setup.privacy or gw.get("presentation") == "restricted"
+        self.session = sess.InviteSession(_profile(self.endpoint, gw), target, setup.caller,
+                                          privacy)
+        self.call_id = setup.call_id
+        self.sdp_session_id = int.from_bytes(self.session.local_tag[:8].encode(), "big") \
+            % 10 ** 12
+        self.local_media = setup.media
+        self.state = "calling"
+        self.endpoint.register(self.session, self)
+        timeout = float(gw.get("no_answer_timeout") or NO_ANSWER_TIMEOUT)
+        self._no_answer = self.clock.callLater(timeout, self._no_answer_expired)
+        offer = self._offer() if setup.media is not None else None
+        self.endpoint.execute(self.session, self.session.start(offer))
+
+    def _offer(self, direction=None):
+        media = self.local_media
+        if media is None:
+            return None
+        self.sdp_version += 1
+        return sdplib.make_offer(media.address, media.port, list(media.codecs),
+                                 media.telephone_event, media.ptime,
+                                 direction or media.direction, self.sdp_session_id,
+                                 self.sdp_version)
+
+    def _modify(self, offer):
+        if self.state != "connected" or offer is None:
+            return
+        self.endpoint.execute(self.session, self.session.modify(offer))
+
+    def _release(self, release):
+        if self.state in ("idle", "released"):
+            self.state = "released"
+            return
+        self.state = "released"
+        self._stop_no_answer()
+        self.endpoint.execute(self.session, self.session.hangup(release.cause))
+
+    def _no_answer_expired(self):
+        self._no_answer = None
+        if self.state in ("calling", "alerting"):
+            self.state = "released"
+            self.endpoint.execute(self.session, self.session.hangup(causes.NO_ANSWER))
+            self._emit(Release(causes.NO_ANSWER, "no answer"))
+
+    def _stop_no_answer(self):
+        if self._no_answer is not None and self._no_answer.active():
+            self._no_answer.cancel()
+        self._no_answer = None
+
+    def _emit(self, event):
+        if self.sink is not None:
+            self.sink(self, event)
+
+    def _fail(self, cause, text):
+        if self.state == "released":
+            return
+        was = self.state
+        self.state = "released"
+        self._stop_no_answer()
+        if self.session is not None and was != "idle":
+            self.endpoint.execute(self.session, self.session.hangup(cause))
+        self._emit(Release(cause, text))
+
+    # ---- from the endpoint ----
+    def sip_message(self, direction, message):
+        """The endpoint sent or received ``message`` for this call: trace it."""
+        self._emit(Trace("sip", direction, _summary(message),
+                         {"call_id": self.call_id, "sip_call_id": message.call_id}))
+
+    def session_event(self, session, event):
+        """An event from our ``InviteSession``."""
+        handler = getattr(self, "_on_" + type(event).__name__, None)
+        if handler is not None:
+            handler(event)
+
+    def _media(self, sdp):
+        if not sdp:
+            return None
+        try:
+            m = sdplib.media_from_sdp(sdp)
+        except sdplib.SdpError as exc:
+            log.info("bad SDP from the gateway for {call_id}: {error}", call_id=self.call_id,
+                     error=exc)
+            return None
+        return MediaDescription(m["address"], m["port"], tuple(m["codecs"]),
+                                m.get("telephone_event"), m.get("ptime") or 20,
+                                m.get("direction") or "sendrecv")
+
+    def _on_Progress(self, event):
+        if self.state not in ("calling", "alerting"):
+            return
+        media = self._media(event.sdp)
+        if event.status == 180 or media is not None:
+            if self.state == "alerting" and media is None:
+                return
+            self.state = "alerting"
+            if media is not None:
+                self.remote_media = media
+            self._emit(Alerting(media))
+        elif not self._proceeding:
+            self._proceeding = True
+            self._emit(Proceeding())
+
+    def _on_Answered(self, event):
+        if self.state not in ("calling", "alerting"):
+            return
+        self._stop_no_answer()
+        media = self._media(event.sdp)
+        if media is None and self.local_media is not None:
+            self.state = "released"
+            self.endpoint.execute(self.session, self.session.hangup(causes.INTERWORKING))
+            self._emit(Release(causes.INTERWORKING, "2xx without a usable SDP answer"))
+            return
+        self.state = "connected"
+        self.remote_media = media
+        self._emit(Connect(media))
+
+    def _on_Rejected(self, event):
+        if self.state == "released":
+            return
+        self.state = "released"
+        self._stop_no_answer()
+        cause = event.q850 if event.q850 is not None else causes.sip_to_q850(event.status)
+        self._emit(Release(cause, f"{event.status} {event.reason}"))
+
+    def _on_Ended(self, event):
+        if self.state == "released":
+            return
+        self.state = "released"
+        self._stop_no_answer()
+        cause = event.q850 if event.q850 is not None else causes.NORMAL_CLEARING
+        self._emit(Release(cause, f"{event.by} {event.text}".strip()))
+
+    def _on_ModifyAnswered(self, event):
+        media = self._media(event.sdp)
+        if media is not None:
+            self.remote_media = media
+            self._emit(MediaAnswer(media))
+
+    def _on_ModifyFailed(self, event):
+        log.info("re-INVITE for {call_id} failed with {status}", call_id=self.call_id,
+                 status=event.status)
+
+    def _on_RemoteModify(self, event):
+        media = self._media(event.sdp)
+        answer = None
+        local = self.local_media
+        if local is not None and event.sdp is not None:
+            self.sdp_version += 1
+            try:
+                answer = sdplib.make_answer(event.sdp, local.address, local.port,
+                                            list(local.codecs), local.telephone_event,
+                                            local.ptime, local.direction, self.sdp_session_id,
+                                            self.sdp_version)
+            except sdplib.SdpError:
+                answer = None                      # answered 488
+        elif local is not None:
+            answer = self._offer()                 # an offerless re-INVITE: our offer
+        self.endpoint.execute(self.session, self.session.answer_modify(event.request, answer))
+        if media is not None and answer is not None:
+            self.remote_media = media
+            held = media.direction in ("sendonly", "inactive")
+            if held != self._held_by_remote:
+                self._held_by_remote = held
+                self._emit(Hold(held))
+
+    def _on_Closed(self, event):
+        self._stop_no_answer()
+        if self.state != "released":
+            self.state = "released"
+            self._emit(Release(causes.NORMAL_CLEARING, "session closed"))
