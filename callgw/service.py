@@ -70,6 +70,12 @@ class GatewayService(MultiService):
         manhole = make_manhole(config, self.namespace, reactor)
         if manhole is not None:
             manhole.setServiceParent(self)
+        # Client-protocol listeners (UDP, TCP, TLS) and the HTTPS site: callgw/frontend, web.
+        from callgw.frontend.clientservice import ClientService, make_frontend
+        self.client = ClientService(config, self.store, make_frontend(self), reactor)
+        self.client.setServiceParent(self)
+        self.web = self.client.web          # web.add_resource("api", resource)
+        self.namespace["client"] = self.client
 
     def startService(self) -> None:
         """Starts every child in order; ``ready`` fires when all started, or fails."""

@@ -1,0 +1,177 @@
+"""``callgw-dial``: log in, place one call, print each status as it happens, exit with a code.
+
+Owned by the client library (issue 4, "Python client and command line").
+
+    callgw-dial [--server URL] --user NAME [--password PW] [--cacert FILE | --insecure]
+                [--duration SECONDS] [--timeout SECONDS] TARGET
+
+URL is ``udp://HOST:PORT``, ``tcp://HOST:PORT``, ``tls://HOST:PORT``, ``wss://HOST:PORT`` or
+``https://HOST:PORT`` (default ``tcp://127.0.0.1:7060``). The password comes from
+``--password`` or ``CALLGW_PASSWORD``. TARGET is an E.164 number (``+4930...``) or an
+address-book entry. TLS is verified (``--cacert`` for callgw's self-signed certificate) unless
+``--insecure`` is given, which prints a warning. After ``connected`` the call is held up for
+``--duration`` seconds (default 5), then hung up.
+
+Exit codes: 0 a normal call (connected, then ended normally); 1 the call failed (busy,
+unreachable, no answer...); 2 bad arguments; 3 unauthorized (login or call refused);
+4 no connection (refused, TLS verification, timeout); 5 protocol error or no answer in time.
+Every outcome other than 0 prints its reason. Tests: tests/client/test_dial.py.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from protocols.client import messages as m
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNAUTHORIZED, EXIT_CONNECT, EXIT_PROTOCOL = range(6)
+log = Logger()
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="callgw-dial", description="Place one call through callgw.")
+    p.add_argument("--server", default="tcp://127.0.0.1:7060",
+                   help="udp|tcp|tls|wss|https://HOST:PORT (default %(default)s)")
+    p.add_argument("--user", required=True, help="user name")
+    p.add_argument("--password", help="password (default: $CALLGW_PASSWORD)")
+    tls = p.add_mutually_exclusive_group()
+    tls.add_argument("--cacert", help="PEM certificate to trust (e.g. callgw's self-signed one)")
+    tls.add_argument("--insecure", action="store_true", help="do not verify TLS (warns)")
+    p.add_argument("--duration", type=float, default=5.0,
+                   help="seconds to stay connected before hanging up (default %(default)s)")
+    p.add_argument("--timeout", type=float, default=60.0,
+                   help="seconds to wait for login and for the call to connect")
+    p.add_argument("target", metavar="TARGET", help="E.164 number (+...) or address-book entry")
+    args = p.parse_args(argv)
+    if args.password is None:
+        args.password = os.environ.get("CALLGW_PASSWORD")
+    if not args.password:
+        p.error("no password: use --password or set CALLGW_PASSWORD")
+    if args.duration < 0 or args.timeout <= 0:
+        p.error("--duration must be >= 0 and --timeout > 0")
+    if args.target.startswith("+") and not m.E164_RE.match(args.target):
+        p.error(f"{args.target!r} is not an E.164 number (+ then 2-15 digits)")
+    try:
+        from callgw.client.links import parse_url
+        parse_url(args.server)
+    except ValueError as e:
+        p.error(str(e))
+    return args
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _with_timeout(d: defer.Deferred, reactor, seconds: float) -> defer.Deferred:
+    return d.addTimeout(seconds, reactor)
+
+
+@defer.inlineCallbacks
+def dial(reactor, args: argparse.Namespace):
+    """Run one call; fires with the exit code."""
+    from callgw.client import ConnectError, LoginRefused, SessionLost, connect
+    if args.insecure:
+        say("warning: --insecure: the server's TLS certificate is not verified")
+    try:
+        session = yield connect(args.server, reactor, cacert=args.cacert,
+                                insecure=args.insecure, timeout=min(args.timeout, 30.0))
+    except (ConnectError, OSError) as e:
+        say(f"error: cannot connect to {args.server}: {e}")
+        return EXIT_CONNECT
+    try:
+        welcome = yield _with_timeout(session.login(args.user, args.password), reactor,
+                                      args.timeout)
+    except LoginRefused as e:
+        retry = f" (retry in {e.retry} s)" if e.retry else ""
+        say(f"unauthorized: {e.code} {e.text}{retry}")
+        session.close()
+        return EXIT_UNAUTHORIZED
+    except (SessionLost, defer.TimeoutError, ValueError) as e:
+        say(f"error: login failed: {e or 'no answer'}")
+        session.close()
+        return EXIT_CONNECT if isinstance(e, SessionLost) else EXIT_PROTOCOL
+    say(f"logged in as {welcome.user} (seen from {welcome.address}:{welcome.port})")
+    code = yield _call(reactor, session, args)
+    yield session.logout().addTimeout(5, reactor).addErrback(lambda f: session.close())
+    return code
+
+
+@defer.inlineCallbacks
+def _call(reactor, session, args):
+    number = args.target if args.target.startswith("+") else None
+    call = session.call(number=number, contact=None if number else args.target)
+    started = {}
+
+    def show(message: m.Message) -> None:
+        if isinstance(message, m.Trying):
+            say(f"trying (call {message.call})")
+        elif isinstance(message, m.Ringing):
+            say("ringing")
+        elif isinstance(message, m.Connected):
+            started["at"] = reactor.seconds()
+            say("connected")
+        elif isinstance(message, m.Status):
+            say(f"status: {message.info}{' ' + message.text if message.text else ''}")
+    call.on_event = show
+    guard = reactor.callLater(args.timeout, lambda: None if started else call.hangup())
+    try:
+        yield defer.DeferredList([call.connected, call.disconnected], fireOnOneCallback=True)
+    finally:
+        if guard.active():
+            guard.cancel()
+    hang = None
+    if call.connected.called and not call.disconnected.called:
+        hang = reactor.callLater(args.duration, call.hangup)
+    end = yield call.disconnected
+    if hang is not None and hang.active():
+        hang.cancel()
+    if "at" in started:
+        say(f"duration {reactor.seconds() - started['at']:.1f} s")
+    return _outcome(end, "at" in started)
+
+
+def _outcome(end: m.Message, was_connected: bool) -> int:
+    text = f" ({end.text})" if getattr(end, "text", None) else ""
+    if isinstance(end, m.Unauthorized):
+        say(f"unauthorized: {end.code}{text}")
+        return EXIT_UNAUTHORIZED
+    if isinstance(end, m.Error):
+        say(f"error: {end.code}{text}")
+        return EXIT_PROTOCOL
+    say(f"disconnected: {end.cause}{text}")
+    if was_connected and end.cause == "normal":
+        return EXIT_OK
+    return EXIT_FAILED
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The ``callgw-dial`` console script."""
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    from twisted.internet import reactor
+    result = {"code": EXIT_PROTOCOL}
+
+    def done(code):
+        result["code"] = code
+
+    def failed(failure):
+        log.failure("callgw-dial", failure)
+        say(f"error: {failure.getErrorMessage()}")
+
+    def start():
+        d = dial(reactor, args)
+        d.addCallback(done)
+        d.addErrback(failed)
+        d.addBoth(lambda _: reactor.stop())
+
+    reactor.callWhenRunning(start)
+    reactor.run()
+    sys.exit(result["code"])
+
+
+if __name__ == "__main__":
+    main()

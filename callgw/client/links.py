@@ -1,0 +1,393 @@
+"""The client library's links: one per framing, all with the same small interface.
+
+Owned by the client library. ``connect(url, ...)`` opens a link for
+``udp://HOST:PORT``, ``tcp://HOST:PORT``, ``tls://HOST:PORT``, ``wss://HOST:PORT[/ws]`` or
+``https://HOST:PORT`` (HTTP POST + Server-Sent Events under ``/client/``) and fires with a
+``ClientSession`` (``session.py``). A link has ``send(message)``, ``send_media(bytes)`` and
+``close()``, and calls ``deliver(message)``, ``media(bytes)`` and ``lost(reason)``.
+
+TLS (tls, wss, https) is verified against ``cacert`` (a PEM file, e.g. callgw's self-signed
+certificate) or the system's roots, unless ``insecure`` is set. ``connect`` fails with
+``ConnectError`` saying why (refused, TLS verification, handshake, timeout).
+
+Tests: tests/client/test_client.py and tests/client/test_dial.py.
+"""
+from __future__ import annotations
+
+import io
+import ipaddress
+from urllib.parse import urlsplit
+
+from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
+from OpenSSL import SSL
+from twisted.internet import endpoints, ssl
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IHandshakeListener, IOpenSSLClientConnectionCreator
+from twisted.internet.protocol import DatagramProtocol, Protocol
+from twisted.logger import Logger
+from twisted.web.client import Agent, FileBodyProducer, readBody
+from twisted.web.http_headers import Headers
+from twisted.web.iweb import IPolicyForHTTPS
+from zope.interface import implementer
+
+from callgw.client.session import ClientSession
+from callgw.frontend.udp import ReliableChannel
+from protocols.client import framing as fr
+from protocols.client import messages as m
+from protocols.client.errors import ProtocolError
+
+SCHEMES = ("udp", "tcp", "tls", "wss", "https")
+log = Logger()
+
+
+class ConnectError(Exception):
+    """The link could not be opened; ``str()`` says why."""
+
+
+def parse_url(url: str) -> tuple[str, str, int, str]:
+    """``(scheme, host, port, path)``; raises ValueError for an unusable URL."""
+    parts = urlsplit(url)
+    if parts.scheme not in SCHEMES:
+        raise ValueError(f"{url!r}: the scheme must be one of {', '.join(SCHEMES)}")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"{url!r}: bad port") from None
+    if not parts.hostname or port is None:
+        raise ValueError(f"{url!r}: expected {parts.scheme}://HOST:PORT")
+    return parts.scheme, parts.hostname, port, parts.path
+
+
+def _decode(data: bytes, link) -> None:
+    try:
+        message = m.decode(data, sender=m.SERVER)
+    except ProtocolError as e:
+        log.warn("client: undecodable server message: {error}", error=str(e))
+        return
+    link.deliver(message)
+
+
+@implementer(IOpenSSLClientConnectionCreator)
+class _NoVerify:
+    """TLS without certificate verification (``--insecure``)."""
+
+    def __init__(self):
+        self._ctx = ssl.CertificateOptions(verify=False).getContext()
+
+    def clientConnectionForTLS(self, tls_protocol):
+        conn = SSL.Connection(self._ctx, None)
+        conn.set_app_data(tls_protocol)
+        conn.set_connect_state()
+        return conn
+
+
+def tls_creator(host: str, cacert: str | None = None, insecure: bool = False):
+    """The client TLS connection creator for ``host``."""
+    if insecure:
+        return _NoVerify()
+    if cacert:
+        with open(cacert, "rb") as f:
+            root = ssl.Certificate.loadPEM(f.read())
+        return ssl.optionsForClientTLS(host, trustRoot=root)
+    return ssl.optionsForClientTLS(host)
+
+
+@implementer(IPolicyForHTTPS)
+class _Policy:
+    def __init__(self, creator):
+        self.creator = creator
+
+    def creatorForNetloc(self, hostname, port):
+        return self.creator
+
+
+class _BaseLink:
+    deliver = media = lost = None
+
+    def _lost_once(self, reason: str) -> None:
+        if not getattr(self, "_gone", False):
+            self._gone = True
+            if self.lost is not None:
+                self.lost(reason)
+
+
+@implementer(IHandshakeListener)
+class StreamLink(Protocol, _BaseLink):
+    """TCP or TLS: length-prefixed frames."""
+
+    def __init__(self, ready: Deferred, tls: bool):
+        self.ready, self.tls = ready, tls
+        self.deframer = fr.TcpDeframer()
+
+    def connectionMade(self) -> None:
+        if not self.tls:
+            self.ready.callback(self)
+
+    def handshakeCompleted(self) -> None:
+        if not self.ready.called:
+            self.ready.callback(self)
+
+    def dataReceived(self, data: bytes) -> None:
+        try:
+            payloads = self.deframer.receive_data(data)
+        except ProtocolError as e:
+            log.warn("client: broken framing from the server: {error}", error=str(e))
+            self.transport.loseConnection()
+            return
+        for payload in payloads:
+            if payload[:1] == b"{":
+                _decode(payload, self)
+            elif self.media is not None:
+                self.media(payload)
+
+    def connectionLost(self, reason) -> None:
+        text = reason.getErrorMessage()
+        if not self.ready.called:
+            self.ready.errback(ConnectError(f"connection failed: {text}"))
+        self._lost_once(text)
+
+    def send(self, message: m.Message) -> None:
+        self.transport.write(fr.tcp_frame(m.encode(message)))
+
+    def send_media(self, data: bytes) -> None:
+        self.transport.write(fr.tcp_frame(data))
+
+    def close(self) -> None:
+        self.transport.loseConnection()
+
+
+class UdpLink(DatagramProtocol, _BaseLink):
+    """UDP: reliable control messages (``ReliableChannel``), raw media datagrams."""
+
+    def __init__(self, reactor, host: str, port: int):
+        self.reactor, self.addr = reactor, (host, port)
+        self.channel = ReliableChannel(reactor, self._send, self._deliver, self._give_up,
+                                       sender=m.SERVER)
+
+    def _send(self, data: bytes) -> None:
+        if self.transport is not None:
+            self.transport.write(data, self.addr)
+
+    def _deliver(self, message: m.Message) -> None:
+        self.deliver(message)
+
+    def _give_up(self) -> None:
+        self.close("server unreachable")
+
+    def datagramReceived(self, data: bytes, addr) -> None:
+        if data[:1] == b"{":
+            try:
+                self.channel.receive(data)
+            except ProtocolError as e:
+                log.warn("client: undecodable datagram: {error}", error=str(e))
+        elif self.media is not None:
+            self.media(data)
+
+    def send(self, message: m.Message) -> None:
+        self.channel.send(message)
+
+    def send_media(self, data: bytes) -> None:
+        self._send(data)
+
+    def close(self, reason: str = "closed") -> None:
+        self.channel.close()
+        if self.transport is not None:
+            port, self.transport = self.transport, None
+            port.stopListening()
+        self._lost_once(reason)
+
+    def finish(self) -> None:
+        """Close once every message sent was acknowledged (UDP has no connection to lose)."""
+        if self.channel.unacknowledged == 0:
+            self.close("logged out")
+        else:
+            self.channel.on_idle = lambda: self.close("logged out")
+
+
+class _WsProtocol(WebSocketClientProtocol):
+    link = None
+
+    def onOpen(self) -> None:
+        self.link = self.factory.link
+        self.link.proto = self
+        self.factory.ready.callback(self.link)
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        if isBinary:
+            if self.link.media is not None:
+                self.link.media(payload)
+        else:
+            _decode(payload, self.link)
+
+    def onClose(self, wasClean: bool, code, reason) -> None:
+        if not self.factory.ready.called:
+            self.factory.ready.errback(ConnectError(f"WebSocket not opened: {reason}"))
+        self.factory.link._lost_once(f"websocket closed ({code}): {reason}")
+
+
+class WsLink(_BaseLink):
+    """WebSocket: control in text frames, media in binary frames."""
+
+    proto = None
+
+    def send(self, message: m.Message) -> None:
+        self.proto.sendMessage(m.encode(message), isBinary=False)
+
+    def send_media(self, data: bytes) -> None:
+        self.proto.sendMessage(data, isBinary=True)
+
+    def close(self) -> None:
+        if self.proto is not None:
+            self.proto.sendClose(1000)
+
+
+class _SseReader(Protocol):
+    def __init__(self, link: "HttpLink"):
+        self.link = link
+        self.parser = fr.SseParser()
+
+    def dataReceived(self, data: bytes) -> None:
+        try:
+            events = self.parser.receive_data(data)
+        except ProtocolError as e:
+            log.warn("client: broken SSE stream: {error}", error=str(e))
+            self.transport.stopProducing()
+            return
+        for event in events:
+            self.link._event(event)
+
+    def connectionLost(self, reason) -> None:
+        self.link._stream_ended(reason.getErrorMessage())
+
+
+class HttpLink(_BaseLink):
+    """HTTP: payloads POSTed one at a time, in order; the server's over an SSE stream."""
+
+    def __init__(self, agent: Agent, base: str, ready: Deferred):
+        self.agent, self.base, self.ready = agent, base.rstrip("/"), ready
+        self.sid: str | None = None
+        self.reader: _SseReader | None = None
+        self._queue: list[tuple[bytes, bytes]] = []
+        self._busy = False
+
+    def open(self) -> None:
+        d = self.agent.request(b"GET", f"{self.base}/client/events".encode(),
+                               Headers({b"accept": [b"text/event-stream"]}))
+        d.addCallback(self._response)
+        d.addErrback(self._failed)
+
+    def _response(self, response) -> None:
+        if response.code != 200:
+            raise ConnectError(f"GET /client/events answered {response.code}")
+        self.reader = _SseReader(self)
+        response.deliverBody(self.reader)
+
+    def _failed(self, failure) -> None:
+        if not self.ready.called:
+            self.ready.errback(ConnectError(f"connection failed: {failure.getErrorMessage()}"))
+        else:
+            log.failure("client: HTTP link", failure)
+
+    def _event(self, event: fr.SseEvent) -> None:
+        if event.event == "session" and self.sid is None:
+            self.sid = event.data
+            self.ready.callback(self)
+            return
+        payload = fr.sse_payload(event)
+        if event.event == "media":
+            if self.media is not None:
+                self.media(payload)
+        else:
+            _decode(payload, self)
+
+    def _stream_ended(self, reason: str) -> None:
+        if not self.ready.called:
+            self.ready.errback(ConnectError(f"event stream ended: {reason}"))
+        self._lost_once(f"event stream ended: {reason}")
+
+    def send(self, message: m.Message) -> None:
+        self._post(m.encode(message), b"application/json")
+
+    def send_media(self, data: bytes) -> None:
+        self._post(data, b"application/octet-stream")
+
+    def _post(self, body: bytes, ctype: bytes) -> None:
+        self._queue.append((body, ctype))
+        if not self._busy:
+            self._next()
+
+    def _next(self) -> None:
+        if not self._queue or self.sid is None:
+            self._busy = False
+            return
+        self._busy = True
+        body, ctype = self._queue.pop(0)
+        d = self.agent.request(b"POST", f"{self.base}/client/send/{self.sid}".encode(),
+                               Headers({b"content-type": [ctype]}),
+                               FileBodyProducer(io.BytesIO(body)))
+        d.addCallback(self._posted)
+        d.addErrback(lambda f: log.failure("client: HTTP POST to {base}", f, base=self.base))
+        d.addBoth(lambda _: self._next())
+
+    def _posted(self, response):
+        if response.code == 204:
+            return readBody(response)
+        d = readBody(response)
+        d.addCallback(lambda body: _decode(body, self) if body[:1] == b"{" else None)
+        return d
+
+    def close(self) -> None:
+        if self.reader is not None and self.reader.transport is not None:
+            self.reader.transport.stopProducing()
+
+
+def connect(url: str, reactor=None, cacert: str | None = None, insecure: bool = False,
+            timeout: float = 10.0) -> Deferred:
+    """Open a session to ``url``. Fires with a ``ClientSession``; fails with ``ConnectError``
+    (or ValueError for a bad URL)."""
+    if reactor is None:
+        from twisted.internet import reactor as global_reactor
+        reactor = global_reactor
+    scheme, host, port, path = parse_url(url)
+    ready: Deferred = Deferred()
+    creator = tls_creator(host, cacert, insecure) if scheme in ("tls", "wss", "https") else None
+    tcp = endpoints.HostnameEndpoint(reactor, host, port, timeout=timeout)
+    if scheme in ("tcp", "tls"):
+        link = StreamLink(ready, tls=scheme == "tls")
+        endpoint = endpoints.wrapClientTLS(creator, tcp) if creator else tcp
+        endpoints.connectProtocol(endpoint, link).addErrback(
+            lambda f: ready.called or ready.errback(
+                ConnectError(f"connection failed: {f.getErrorMessage()}")))
+    elif scheme == "udp":
+        link = UdpLink(reactor, host, port)
+        family6 = ":" in host
+        reactor.listenUDP(0, link, interface="::" if family6 else "0.0.0.0")
+        ready.callback(link)
+    elif scheme == "wss":
+        link = WsLink()
+        ws_url = f"wss://{_netloc(host, port)}{path or '/ws'}"
+        factory = WebSocketClientFactory(ws_url)
+        factory.protocol, factory.link, factory.ready = _WsProtocol, link, ready
+        factory.setProtocolOptions(maxMessagePayloadSize=2 * fr.MAX_PAYLOAD,
+                                   openHandshakeTimeout=timeout)
+        endpoints.wrapClientTLS(creator, tcp).connect(factory).addErrback(
+            lambda f: ready.called or ready.errback(
+                ConnectError(f"connection failed: {f.getErrorMessage()}")))
+    else:
+        agent = Agent(reactor, contextFactory=_Policy(creator), connectTimeout=timeout)
+        link = HttpLink(agent, f"https://{_netloc(host, port)}", ready)
+        link.open()
+    timer = reactor.callLater(timeout, lambda: ready.called or ready.errback(
+        ConnectError(f"no connection to {url} within {timeout:g} s")))
+    ready.addBoth(lambda r: (timer.active() and timer.cancel(), r)[1])
+    ready.addCallback(lambda lk: ClientSession(lk, url))
+    return ready
+
+
+def _netloc(host: str, port: int) -> str:
+    try:
+        if ipaddress.ip_address(host).version == 6:
+            return f"[{host}]:{port}"
+    except ValueError:
+        pass
+    return f"{host}:{port}"

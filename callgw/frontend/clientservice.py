@@ -1,0 +1,116 @@
+"""The client-protocol listeners and the HTTPS site as one service, and the front end's choice.
+
+Owned by the front-end listeners. ``ClientService(config, store, frontend, reactor)`` makes the
+``SessionManager`` all framings share and, for each configured listener, its socket service:
+``[client] udp`` (``udp.py``), ``tcp`` and ``tls`` (``stream.py``), ``[web] https`` (the site in
+``callgw.web.site``: WebSocket, HTTP framing, landing page). The TLS certificate
+(``tls.py``) is prepared first. ``stopService`` ends every session (``session_closed`` with
+reason ``shutdown``) before closing the sockets.
+
+``make_frontend(gateway)`` builds the call path's front end with
+``callgw.frontend.server.FrontEnd.from_gateway(gateway)`` when that exists, else
+``MinimalFrontEnd`` (every call: ``disconnected``, cause ``unreachable``). The front end can
+also be set later, before start: ``gateway.client.frontend = front_end``.
+
+Tests: tests/frontend/test_framings.py.
+"""
+from __future__ import annotations
+
+import importlib
+
+from twisted.application.service import MultiService, Service
+from twisted.internet.defer import DeferredList, maybeDeferred
+from twisted.logger import Logger
+
+from callgw.frontend.connection import MinimalFrontEnd, SessionManager
+from callgw.frontend.stream import ClientStreamFactory
+from callgw.frontend.tls import CertificateService
+from callgw.frontend.udp import ClientDatagramProtocol
+from callgw.listeners import DatagramListener, StreamListener
+
+log = Logger()
+
+
+def make_frontend(gateway):
+    """The call path's FrontEnd if it exists, else the minimal built-in one."""
+    try:
+        server = importlib.import_module("callgw.frontend.server")
+    except ModuleNotFoundError as e:
+        if e.name != "callgw.frontend.server":
+            raise
+        server = None
+    frontend_class = getattr(server, "FrontEnd", None)
+    if frontend_class is None:
+        log.info("front end: minimal built-in (no call path yet)")
+        return MinimalFrontEnd(gateway.store)
+    if hasattr(frontend_class, "from_gateway"):
+        return frontend_class.from_gateway(gateway)
+    log.info("front end: minimal built-in (callgw.frontend.server.FrontEnd has no "
+             "from_gateway(gateway); the call path sets gateway.client.frontend itself)")
+    return MinimalFrontEnd(gateway.store)
+
+
+class ClientService(MultiService):
+    """Every client listener; ``manager`` is shared, ``web`` is the site (or None when off)."""
+
+    name = "client"
+
+    def __init__(self, config, store, frontend, reactor):
+        super().__init__()
+        self.manager = SessionManager(store, frontend, config, reactor)
+        self.cert = CertificateService(config, reactor)
+        self.cert.setServiceParent(self)
+        self.listeners: dict[str, Service] = {}
+        udp = config.listener("client", "udp")
+        if udp is not None:
+            self._add("udp", DatagramListener("client-udp", udp,
+                                              ClientDatagramProtocol(self.manager), reactor))
+        tcp = config.listener("client", "tcp")
+        if tcp is not None:
+            self._add("tcp", StreamListener("client-tcp", tcp,
+                                            ClientStreamFactory(self.manager, "tcp"), reactor))
+        tls = config.listener("client", "tls")
+        if tls is not None:
+            self._add("tls", StreamListener("client-tls", tls,
+                                            ClientStreamFactory(self.manager, "tls"), reactor,
+                                            tls_context=self.cert.context()))
+        self.web = None
+        https = config.listener("web", "https")
+        if https is not None:
+            from callgw.web.site import WebSite
+            self.web = WebSite(self.manager, https, self.cert, reactor)
+            self._add("https", self.web)
+
+    def _add(self, framing: str, service: Service) -> None:
+        self.listeners[framing] = service
+        service.setServiceParent(self)
+
+    @property
+    def frontend(self):
+        return self.manager.frontend
+
+    @frontend.setter
+    def frontend(self, frontend) -> None:
+        self.manager.frontend = frontend
+
+    def address(self, framing: str) -> tuple[str, int]:
+        """(host, port) bound for ``framing`` (``udp``, ``tcp``, ``tls``, ``https``)."""
+        return self.listeners[framing].address
+
+    def startService(self):
+        """Fires when every listener is bound; fails with the first that cannot bind."""
+        Service.startService(self)
+        return _gather([maybeDeferred(child.startService) for child in self])
+
+    def stopService(self):
+        """Fires when every session is closed and every socket stopped."""
+        self.manager.close_all("shutdown")
+        Service.stopService(self)
+        return _gather([maybeDeferred(c.stopService) for c in reversed(list(self))])
+
+
+def _gather(deferreds):
+    d = DeferredList(deferreds, fireOnOneErrback=True, consumeErrors=True)
+    d.addCallback(lambda _: None)
+    d.addErrback(lambda f: getattr(f.value, "subFailure", f))
+    return d

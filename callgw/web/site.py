@@ -1,0 +1,79 @@
+"""callgw's HTTPS site: twisted.web over TLS, HTTP/2 by ALPN with HTTP/1.1 fallback.
+
+Owned by the web site. ``WebSite(manager, listener, cert, reactor)`` is a service holding the
+``twisted.web.server.Site`` and its ``StreamListener``. Its root serves:
+
+- ``/``: a small landing page (branding-neutral; the browser client comes later);
+- ``/ws``: the client protocol over WebSocket (``callgw.web.websocket``, HTTP/1.1 only);
+- ``/client/events`` + ``/client/send/<session>``: the HTTP framing (``callgw.web.httpframing``).
+
+Other parts add their resources with ``add_resource("api", resource)`` (a ``putChild`` on the
+root), e.g. the call path's ``/api/`` and ``/metrics``; this works before or after start.
+Whether HTTP/2 is available (``twisted.web.http.H2_ENABLED``) is logged at start.
+
+Tests: tests/web/test_site.py.
+"""
+from __future__ import annotations
+
+from twisted.application.service import MultiService, Service
+from twisted.logger import Logger
+from twisted.web import http
+from twisted.web.resource import Resource
+from twisted.web.server import Site
+from twisted.web.static import Data
+
+from callgw.listeners import StreamListener
+from callgw.web import httpframing, websocket
+
+ALPN = (b"h2", b"http/1.1")
+
+LANDING = b"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>callgw</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body><h1>callgw</h1>
+<p>A telephony gateway. Clients connect with the callgw client protocol over
+<code>wss://</code> (path <code>/ws</code>), HTTP (<code>/client/events</code> and
+<code>/client/send/&lt;session&gt;</code>), TCP, TLS or UDP.</p>
+<p>Command line: <code>callgw-dial --server wss://HOST:PORT --user NAME +E164NUMBER</code></p>
+</body></html>
+"""
+
+
+class WebSite(MultiService):
+    """The HTTPS site as a service: ``root`` is its resource tree, ``listener`` its socket."""
+
+    log = Logger()
+    name = "web"
+
+    def __init__(self, manager, listener, cert, reactor):
+        super().__init__()
+        self.root = Resource()
+        self.root.putChild(b"", Data(LANDING, "text/html; charset=utf-8"))
+        self.root.putChild(websocket.PATH, websocket.make_resource(manager))
+        self.client = httpframing.make_resource(manager)
+        self.root.putChild(httpframing.PATH, self.client)
+        self.site = Site(self.root)
+        self.site.displayTracebacks = False
+        self.listener = StreamListener("web-https", listener, self.site, reactor,
+                                       tls_context=cert.context(ALPN))
+        self.listener.setServiceParent(self)
+
+    def add_resource(self, path: str | bytes, resource: Resource) -> None:
+        """Serve ``resource`` at ``/path`` (one path segment)."""
+        self.root.putChild(path.encode("ascii") if isinstance(path, str) else path, resource)
+
+    def startService(self):
+        """Fires when the HTTPS listener is bound."""
+        self.log.info("web: HTTP/2 {state}", state="enabled (ALPN h2, http/1.1)"
+                      if http.H2_ENABLED else "not available: HTTP/1.1 only")
+        Service.startService(self)
+        return self.listener.startService()
+
+    def stopService(self):
+        """Fires when the HTTPS listener is closed."""
+        Service.stopService(self)
+        return self.listener.stopService()
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.listener.address

@@ -1,0 +1,75 @@
+"""The client protocol over WebSocket (wss on the HTTPS listener, HTTP/1.1; docs/protocol.md).
+
+Owned by the web site. autobahn's ``WebSocketServerProtocol`` carries control messages in text
+frames and media frames in binary frames (``protocols.client.framing.websocket_payload``);
+each connection is a ``ClientConnection`` with framing ``"wss"``. ``make_factory(manager)``
+sets what autobahn leaves unlimited or off (PLATFORM-NOTES): ``maxMessagePayloadSize`` and
+``maxFramePayloadSize`` (twice the largest payload: a somewhat larger message is answered with
+``error``, a much larger one closes with 1009), ``autoPingInterval``/``autoPingTimeout``.
+
+Tests: tests/web/test_websocket.py.
+"""
+from __future__ import annotations
+
+from autobahn.twisted.resource import WebSocketResource
+from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from twisted.logger import Logger
+
+from protocols.client import framing as fr
+from protocols.client import messages as m
+from protocols.client.errors import RemoteProtocolError
+
+PATH = b"ws"
+
+
+class ClientWebSocketProtocol(WebSocketServerProtocol):
+    """One WebSocket client; the writer of its ``ClientConnection``."""
+
+    log = Logger()
+    conn = None
+
+    def onOpen(self) -> None:
+        peer = self.transport.getPeer()
+        self.conn = self.factory.manager.open("wss", (peer.host, peer.port), self)
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        if self.conn is None:
+            return
+        try:
+            fr.websocket_payload(payload, isBinary)
+        except RemoteProtocolError as e:
+            self.conn.protocol_error(e)
+            return
+        self.conn.receive(payload)
+
+    def onClose(self, wasClean: bool, code, reason) -> None:
+        if self.conn is not None:
+            self.conn.connection_lost(f"websocket closed ({code})")
+
+    # -- the writer interface of ClientConnection -------------------------------------------------
+    def write_control(self, message: m.Message) -> None:
+        self.sendMessage(m.encode(message), isBinary=False)
+
+    def write_media(self, data: bytes) -> None:
+        self.sendMessage(data, isBinary=True)
+
+    def lose(self) -> None:
+        self.sendClose(1000)
+
+
+def make_factory(manager) -> WebSocketServerFactory:
+    """An autobahn factory for ``manager``'s connections with the limits set."""
+    factory = WebSocketServerFactory()
+    factory.protocol = ClientWebSocketProtocol
+    factory.manager = manager
+    interval = manager.ping_interval
+    factory.setProtocolOptions(maxMessagePayloadSize=2 * fr.MAX_PAYLOAD,
+                               maxFramePayloadSize=2 * fr.MAX_PAYLOAD,
+                               autoPingInterval=interval, autoPingTimeout=interval,
+                               openHandshakeTimeout=10, closeHandshakeTimeout=5)
+    return factory
+
+
+def make_resource(manager) -> WebSocketResource:
+    """The twisted.web resource for the WebSocket endpoint (``/ws``)."""
+    return WebSocketResource(make_factory(manager))
