@@ -326,7 +326,7 @@ class Via:
     def rport(self) -> int | None:
         """The ``rport`` value (RFC 3581) as an int, or None when absent or without value."""
         value = self.params.get("rport")
-        return int(value) if value and value.isdigit() else None
+        return int(value) if value and value.isascii() and value.isdigit() else None
 
     @property
     def wants_rport(self) -> bool:

@@ -247,7 +247,7 @@ def _parse(data, strict: bool) -> Request | Response:
         version, code = parts[0], parts[1]
         if version != "SIP/2.0":
             raise SipParseError(505, "Version Not Supported")
-        if len(code) != 3 or not code.isdigit() or not "100" <= code <= "699":
+        if len(code) != 3 or not (code.isascii() and code.isdigit()) or not "100" <= code <= "699":
             raise SipParseError(400, "Bad status code")
         msg = Response.__new__(Response)
         msg.status = int(code)
@@ -329,7 +329,7 @@ def _parse(data, strict: bool) -> Request | Response:
             raise SipParseError(400, "CSeq method does not match Request-Line")
         mf = first.get("max-forwards")
         if mf is not None:
-            if not mf.isdigit() or int(mf) > 255:
+            if not (mf.isascii() and mf.isdigit()) or int(mf) > 255:
                 raise SipParseError(400, "Bad Max-Forwards header")
         elif strict:
             raise SipParseError(400, "Missing Max-Forwards header")
@@ -343,7 +343,7 @@ def _parse(data, strict: bool) -> Request | Response:
     body_start = end + 4
     raw_len = first.get("content-length")
     if raw_len is not None:
-        if not raw_len.isdigit() or len(raw_len) > 9:
+        if not (raw_len.isascii() and raw_len.isdigit()) or len(raw_len) > 9:
             raise SipParseError(400, "Bad Content-Length header")
         length = int(raw_len)
         available = len(data) - body_start
