@@ -306,3 +306,29 @@ def test_docs_diagrams_are_drawn_from_the_tables():
     doc = (Path(__file__).parents[2] / "docs" / "protocols" / "sip-sessions.md").read_text()
     for cls in (t.ClientInvite, t.ClientNonInvite, t.ServerInvite, t.ServerNonInvite):
         assert t.mermaid(cls) in doc, f"regenerate the {cls.__name__} diagram"
+
+
+_SERVER_INPUTS = ["request", "ack", "1xx", "2xx", "4xx", "G", "H", "I", "J", "L", "err"]
+
+
+@given(st.lists(st.sampled_from(_SERVER_INPUTS), max_size=30), st.booleans(), st.booleans())
+def test_server_tables_raise_only_local_errors(steps, is_invite, reliable):
+    req = invite() if is_invite else request("OPTIONS")
+    tx = t.new_server(req, reliable=reliable)
+    for step in steps:
+        try:
+            if step == "err":
+                out = tx.transport_error()
+            elif step == "request":
+                out = tx.receive(req)
+            elif step == "ack":
+                out = tx.receive(request("ACK", to_tag="totag"))
+            elif step[0].isdigit():
+                out = tx.respond(response(req, {"1xx": 180, "2xx": 200, "4xx": 404}[step]))
+            else:
+                out = tx.timer_fired(step)
+        except t.LocalProtocolError:
+            assert step[0].isdigit()            # only the TU can misuse the table
+            continue
+        if any(isinstance(e, t.Terminated) for e in out):
+            assert tx.terminated
