@@ -45,6 +45,11 @@ class BrandingUnit:
     def invalidate(self) -> None:
         self._cache.clear()
 
+    def cached(self, name: str) -> dict[str, str] | None:
+        """The branding already known for tenant ``name``, or None."""
+        found = self._cache.get(name)
+        return dict(found) if found is not None else None
+
     def branding_for(self, tenant) -> dict[str, str]:
         """``tenant`` is the store's tenant row (a dict with ``branding``) or None."""
         if not isinstance(tenant, dict):

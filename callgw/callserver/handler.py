@@ -254,7 +254,13 @@ class CallHandler:
         self.b.attach(self._from_b)
         self._timer_setup = self.clock.callLater(self.timers.setup, self.handle,
                                                  "timer.setup", None)
-        self.b.send(replace(self.setup, call_id=self.ctx.call_id, media=self.offer))
+        setup = replace(self.setup, call_id=self.ctx.call_id, media=self.offer)
+        presentation = gw.get("caller_id") or "pass"
+        if presentation.startswith("fixed:"):
+            setup = replace(setup, caller=presentation[6:], privacy=False)
+        elif presentation == "withhold":
+            setup = replace(setup, privacy=True)
+        self.b.send(setup)
 
     def _do_proceeding(self, event) -> None:
         self._cancel_setup_timer()

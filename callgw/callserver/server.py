@@ -21,7 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from twisted.internet.defer import succeed
+from twisted.application.service import MultiService
+from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from zope.interface import Attribute, Interface, implementer
 
@@ -199,3 +200,181 @@ class CallServer:
 
 
 InMemoryCallServer = CallServer
+
+
+class CallPathService(MultiService):
+    """The call path of one process, built from a ``GatewayService``: front end, balancer,
+    call servers, director, proxy (gateways, health, registrar), logger, metrics, the SIP
+    endpoint for the SIP slaves (unless the gateway already has one as ``sip_endpoint``).
+
+    ``startService`` loads the gateways, binds SIP, mounts ``/api`` and ``/metrics`` on the
+    site, and starts polling; ``stopService`` releases every call on both legs with a shutdown
+    cause, gives the BYEs ``shutdown_grace`` seconds, then fires once the CDRs are written.
+    """
+
+    log = Logger()
+    name = "callpath"
+
+    def __init__(self, gateway, n_servers: int = 1, shutdown_grace: float = 0.5):
+        super().__init__()
+        from callgw.callserver.branding import BrandingUnit
+        from callgw.callserver.director import CallDirector
+        from callgw.callserver.logger import CallLogger
+        from callgw.callserver.metrics import CallMetrics
+        from callgw.frontend.balancer import Balancer
+        from callgw.frontend.server import FrontEnd
+        from callgw.proxy.gateways import GatewayDirectory
+        from callgw.proxy.registrar import Registrar
+
+        config, reactor, store = gateway.config, gateway.reactor, gateway.store
+        calls = config["calls"]
+        self.gateway = gateway
+        self.config = config
+        self.reactor = reactor
+        self.store = store
+        self.node = config["general"]["node"]
+        self.shutdown_grace = shutdown_grace
+        self.timers = Timers(calls["setup_timeout"], calls["no_answer_timeout"],
+                             calls["max_attempts"])
+        self.metrics = CallMetrics()
+        self.logger = CallLogger(store, reactor, self.node, metrics=self.metrics)
+        self.logger.setServiceParent(self)
+        self.directory = GatewayDirectory(store)
+        self.directory.listeners.append(
+            lambda name, status: self.metrics.gateway_status(
+                name, status, self.directory.rtt_ms.get(name)))
+        self.director = CallDirector(store, reactor, calls["max_duration"])
+        self.branding = BrandingUnit()
+        self.registrar = Registrar(store, reactor, self.node)
+        self.registrar.setServiceParent(self)
+        media = config["media"]
+        low, high = (int(x) for x in media["rtp_ports"].split("-"))
+        self.ports = PortPool(media["address"], low, high)
+        self.sip_endpoint = None
+        self.slave_factories = {"sip": self._sip_leg}
+        self.servers: list[CallServer] = []
+        self.balancer = Balancer([], calls["balancer"])
+        for i in range(n_servers):
+            self.add_call_server(f"{self.node}/cs{i + 1}")
+        self.frontend = FrontEnd(self.balancer, reactor, self.logger, self.registrar,
+                                 self.branding, store, self.node,
+                                 registration_ttl=2 * config["client"]["idle_timeout"],
+                                 metrics=self.metrics)
+        self.frontend.setServiceParent(self)
+        self.health = None
+        self._publish = None
+        store.watch(self.reload)
+
+    def add_call_server(self, name: str, capacity: int = 1000, weight: int = 100):
+        """One more in-process call server behind the balancer (before or after start)."""
+        server = CallServer(name, self.director, self.directory, self.logger, self.reactor,
+                            self.slave_factories, self.timers, self._media_session,
+                            capacity=capacity, weight=weight)
+        self.servers.append(server)
+        self.balancer.add(server)
+        return server
+
+    def _media_session(self, call_id):
+        return AddressOnlyMediaSession(self.ports)
+
+    # -- SIP ----------------------------------------------------------------------------------
+    def _sip_leg(self, gateway: dict, call_id: str):
+        from callgw.callserver.legs.sip import SipLeg
+        return SipLeg(self.sip_endpoint, sip_gateway(gateway, self.timers), self.reactor)
+
+    def _sip_ping(self, gateway: dict):
+        from callgw.callserver.legs.sip import options_ping
+        return options_ping(self.sip_endpoint, sip_gateway(gateway, self.timers),
+                            self.timers.setup)
+
+    def _start_sip(self) -> None:
+        self.sip_endpoint = getattr(self.gateway, "sip_endpoint", None)
+        if self.sip_endpoint is not None:
+            return
+        listener = self.config.listener("sip", "udp")
+        if listener is None:
+            return
+        from protocols.sip.adapter import SipEndpoint
+        from protocols.sip.transaction import TimerConfig
+        sip = self.config["sip"]
+        self.sip_endpoint = SipEndpoint(self.reactor, listener.host, listener.port,
+                                        timers=TimerConfig(sip["t1"], sip["t2"], sip["t4"]),
+                                        tcp=self.config.listener("sip", "tcp") is not None)
+        port = self.sip_endpoint.start()
+        self._own_sip = True
+        self.log.info("listening: sip udp+tcp {host}:{port} (call path)", host=listener.host,
+                      port=port)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def startService(self) -> Deferred:
+        """Fires once the gateways are loaded and SIP is bound."""
+        from callgw.proxy.health import HealthPoller
+        from callgw.web.api import make_api
+        self._own_sip = False
+        self._start_sip()
+        if self.sip_endpoint is not None and self.health is None:
+            self.health = HealthPoller(self.directory, {"sip": self._sip_ping}, self.reactor,
+                                       self.store)
+        MultiService.startService(self)
+        web = getattr(self.gateway, "web", None)
+        if web is not None:
+            web.add_resource("api", make_api(self))
+            web.add_resource("metrics", self.metrics.resource())
+        d = self.store.run("clear_active_calls", self.node)
+        d.addCallback(lambda _: self.directory.reload())
+        d.addCallback(self._loaded)
+        d.addErrback(lambda f: self.log.failure("call path start", f) or f)
+        return d
+
+    def _loaded(self, _) -> None:
+        from twisted.internet.task import LoopingCall
+        if self.health is not None:
+            self.health.startService()
+        self._publish = LoopingCall(self._publish_servers)
+        self._publish.clock = self.reactor
+        self._publish.start(5.0, now=True).addErrback(
+            lambda f: self.log.failure("call-server publishing stopped", f))
+        self.log.info("call path ready: {n} call server(s), {g} gateway(s), policy {p}",
+                      n=len(self.servers), g=len(self.directory.gateways),
+                      p=self.balancer.policy)
+
+    def _publish_servers(self) -> None:
+        self.balancer.publish(self.store, self.reactor.seconds()).addErrback(
+            lambda f: self.log.failure("publishing call servers", f))
+
+    def reload(self) -> Deferred:
+        """The admin CLI changed configuration: drop caches, reload gateways."""
+        self.director.invalidate()
+        self.branding.invalidate()
+        return self.directory.reload()
+
+    def stopService(self) -> Deferred:
+        """Release every call (both legs, shutdown cause), then write the CDRs; fires after."""
+        from twisted.internet.task import deferLater
+        for server in self.servers:
+            server.draining = True
+        n = sum(server.stop_calls(41, "callgw shutting down") for server in self.servers)
+        if self._publish is not None and self._publish.running:
+            self._publish.stop()
+        if self.health is not None and self.health.running:
+            self.health.stopService()
+        grace = self.shutdown_grace if (n or self.sip_endpoint is not None) else 0
+        d = deferLater(self.reactor, grace, lambda: None) if grace else succeed(None)
+        d.addCallback(lambda _: MultiService.stopService(self))
+        if getattr(self, "_own_sip", False):
+            d.addCallback(lambda _: self.sip_endpoint.stop())
+        d.addErrback(lambda f: self.log.failure("stopping the call path", f))
+        return d
+
+
+def sip_gateway(row: dict, timers: Timers) -> dict:
+    """The SIP leg's gateway record from the store's gateway row."""
+    caller_id = row.get("caller_id") or "pass"
+    return {"name": row["name"], "address": row["host"], "port": row["port"],
+            "transport": row.get("transport") or "udp",
+            "outbound_proxy": row.get("outbound_proxy"),
+            "username": row.get("auth_user"), "password": row.get("auth_password"),
+            "strip_digits": row.get("strip_digits") or 0, "prepend": row.get("prepend") or "",
+            "keep_plus": row.get("keep_plus", True),
+            "presentation": "restricted" if caller_id == "withhold" else "allowed",
+            "no_answer_timeout": timers.no_answer + 5.0}

@@ -36,6 +36,8 @@ from callgw.callserver.server import CallRequest
 from protocols.client import messages as m
 from protocols.client.errors import ErrorCode
 
+SHUTDOWN_CAUSE = 41
+
 
 class FrontEnd(Service):
     """Turns client sessions and their commands into call requests and leg input."""
@@ -59,6 +61,19 @@ class FrontEnd(Service):
         self._id_prefix = f"{node}-{os.urandom(3).hex()}-"
         self._loop: LoopingCall | None = None
         self.media_frames_dropped = 0
+
+    @classmethod
+    def from_gateway(cls, gateway) -> "FrontEnd":
+        """Build the whole call path for ``gateway`` (a ``GatewayService``), attach it as the
+        child service ``callpath`` and return its front end (the listeners' hook)."""
+        from callgw.callserver.server import CallPathService
+        callpath = CallPathService(gateway)
+        callpath.setServiceParent(gateway)
+        gateway.callpath = callpath
+        namespace = getattr(gateway, "namespace", None)
+        if isinstance(namespace, dict):
+            namespace["callpath"] = callpath
+        return callpath.frontend
 
     # -- lifecycle ----------------------------------------------------------------------------
     def startService(self) -> None:
@@ -95,6 +110,9 @@ class FrontEnd(Service):
             return {}
         if isinstance(tenant, dict) or self.store is None:
             return {"branding": self.branding.branding_for(tenant)}
+        cached = self.branding.cached(tenant or "default")
+        if cached is not None:
+            return {"branding": cached}
         d = self.store.run("get_tenant", tenant or "default")
         d.addCallback(lambda row: {"branding": self.branding.branding_for(row)})
         d.addErrback(self._welcome_failed, conn)
@@ -132,7 +150,10 @@ class FrontEnd(Service):
         if entry is None:
             return
         for leg in list(entry[1].values()):
-            leg.client_gone(str(reason) if reason else "session closed")
+            if reason == "shutdown":
+                leg.client_gone("shutdown", SHUTDOWN_CAUSE, "callgw shutting down")
+            else:
+                leg.client_gone(str(reason) if reason else "session closed")
         if self.registrar is not None:
             host, port = _peer(conn)
             self.registrar.unregister(conn.username,

@@ -126,12 +126,12 @@ class ClientLeg:
             cause = Q850_OF_CLIENT.get(message.cause or "busy", 17)
             self.sink(self, ev.Release(cause, "client rejected"))
 
-    def client_gone(self, reason: str) -> None:
-        """The session ended under the call (closed, expired without pings)."""
+    def client_gone(self, reason: str, cause: int = 41, text: str | None = None) -> None:
+        """The session ended under the call (closed, expired without pings, shutdown)."""
         self.gone = reason or "session closed"
         if not self.released and self.sink is not None:
             self.released = True
-            self.sink(self, ev.Release(41, f"client vanished: {self.gone}"))
+            self.sink(self, ev.Release(cause, text or f"client vanished: {self.gone}"))
 
     def refuse(self, code: int, text: str) -> None:
         """The director refused the call: ``unauthorized`` with its reason."""
@@ -142,7 +142,8 @@ class ClientLeg:
         """None while the client session lives; the reason once it is gone."""
         if self.gone:
             return "client vanished: " + self.gone
-        if getattr(self.conn, "closed", False):
+        state = getattr(self.conn, "state", None)
+        if getattr(self.conn, "closed", False) or getattr(state, "value", None) == "closed":
             return "client vanished: session closed"
         return None
 
