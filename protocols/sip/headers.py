@@ -272,6 +272,25 @@ def parse_params(text: str, what: str) -> dict:
 
 _PARAM_VALUE_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~:\[\]]+\Z")
 
+# Fast paths: the shapes real peers send, matched whole by one pattern; anything else takes
+# the general, LWS-tolerant parser below.
+_T = r"[A-Za-z0-9\-.!%*_+`'~]+"
+_FAST_PARAMS = r"((?:;" + _T + r"(?:=[A-Za-z0-9\-.!%*_+`'~:\[\]]+)?)*)"
+# The common shapes, without LWS inside: "Name" <uri>;a=b  /  <uri>;a=b
+_FAST_NA_RE = re.compile(r'(?:"([^"\\]*)" ?)?<([^<>\s"]+)>' + _FAST_PARAMS + r"\Z")
+_FAST_SIP_NA_RE = re.compile(r'(?:"([^"\\]*)" ?)?<([Ss][Ii][Pp][Ss]?):' + SIP_BODY_PATTERN + ">"
+                             + _FAST_PARAMS + r"\Z")
+_FAST_VIA_RE = re.compile(r"SIP/2\.0/([A-Za-z]+) ([A-Za-z0-9\-.]+)(?::([0-9]{1,5}))?"
+                          + _FAST_PARAMS + r"\Z")
+
+
+def _fast_params(text: str) -> dict:
+    params = {}
+    for item in text[1:].split(";"):
+        name, eq, value = item.partition("=")
+        params[name.lower()] = value if eq else None
+    return params
+
 
 def _split_quoted(text: str, sep: str) -> list[str]:
     out, start, quoted, i, n = [], 0, False, 0, len(text)
@@ -442,24 +461,6 @@ def _parse_quoted(text: str, start: int) -> tuple[str, int]:
         out.append(ch)
         i += 1
     raise SipParseError(400, "Unterminated quoted string")
-
-
-_T = r"[A-Za-z0-9\-.!%*_+`'~]+"
-_FAST_PARAMS = r"((?:;" + _T + r"(?:=[A-Za-z0-9\-.!%*_+`'~:\[\]]+)?)*)"
-# The common shapes, without LWS inside: "Name" <uri>;a=b  /  <uri>;a=b
-_FAST_NA_RE = re.compile(r'(?:"([^"\\]*)" ?)?<([^<>\s"]+)>' + _FAST_PARAMS + r"\Z")
-_FAST_SIP_NA_RE = re.compile(r'(?:"([^"\\]*)" ?)?<([Ss][Ii][Pp][Ss]?):' + SIP_BODY_PATTERN + ">"
-                             + _FAST_PARAMS + r"\Z")
-_FAST_VIA_RE = re.compile(r"SIP/2\.0/([A-Za-z]+) ([A-Za-z0-9\-.]+)(?::([0-9]{1,5}))?"
-                          + _FAST_PARAMS + r"\Z")
-
-
-def _fast_params(text: str) -> dict:
-    params = {}
-    for item in text[1:].split(";"):
-        name, eq, value = item.partition("=")
-        params[name.lower()] = value if eq else None
-    return params
 
 
 def parse_name_addr(value: str) -> NameAddr:

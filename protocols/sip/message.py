@@ -227,7 +227,7 @@ def _parse(data, strict: bool) -> Request | Response:
     if not isinstance(data, bytes):
         data = bytes(data)
     if len(data) > MAX_MESSAGE_SIZE:
-        raise SipParseError(413, "Message Too Large")
+        raise SipParseError(513, "Message Too Large")
     if data[:1] in (b"\r", b"\n"):
         data = data.lstrip(b"\r\n")          # RFC 3261 7.5: ignore CRLFs before the start line
     end = data.find(b"\r\n\r\n")
@@ -239,6 +239,9 @@ def _parse(data, strict: bool) -> Request | Response:
     if "\r\n " in text or "\r\n\t" in text:
         text = _FOLD_RE.sub(" ", text)
     lines = text.split("\r\n")
+    crlfs = len(lines) - 1
+    if text.count("\n") != crlfs or text.count("\r") != crlfs:
+        raise SipParseError(400, "Bare CR or LF in headers")
     start = lines[0]
     if start.startswith("SIP/"):
         parts = start.split(" ", 2)
@@ -422,7 +425,7 @@ class StreamFramer:
             if end < 0:
                 self._scan = max(1, len(buf))
                 if len(buf) > MAX_HEADER_SIZE:
-                    raise SipParseError(413, "Header block too large")
+                    raise SipParseError(513, "Header block too large")
                 break
             head = bytes(buf[:end])
             lengths = _CL_RE.findall(head)
@@ -436,7 +439,7 @@ class StreamFramer:
                 raise SipParseError(400, "Bad Content-Length header")
             total = end + 4 + int(raw)
             if total > self.max_message_size:
-                raise SipParseError(413, "Message Too Large")
+                raise SipParseError(413, "Content-Length too large")
             if len(buf) < total:
                 self._scan = end + 1
                 break

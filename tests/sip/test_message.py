@@ -141,7 +141,16 @@ def test_parse_errors():
     assert parse_message(good.replace(b"Max-Forwards: 70\r\n", b""), strict=False).method == "OPTIONS"
     with pytest.raises(SipParseError) as err:
         parse_message(b"x" * 70000)
+    assert err.value.status == 513
+    with pytest.raises(SipParseError) as err:
+        parse_message(good.replace(b"Max-Forwards: 70\r\n", b"Max-Forwards: 70\nX: y\r\n"))
+    assert "Bare" in err.value.reason
+    with pytest.raises(SipParseError) as err:
+        StreamFramer().feed(good.replace(b"Content-Length: 0", b"Content-Length: 99999999"))
     assert err.value.status == 413
+    with pytest.raises(SipParseError) as err:
+        StreamFramer().feed(b"OPTIONS sip:a@b SIP/2.0\r\n" + b"X: y\r\n" * 5000)
+    assert err.value.status == 513
 
 
 # ---- Hypothesis: no input crashes the parser; parse(serialize(x)) == x; framing ---------------
