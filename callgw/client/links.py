@@ -25,7 +25,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IHandshakeListener, IOpenSSLClientConnectionCreator
 from twisted.internet.protocol import DatagramProtocol, Protocol
 from twisted.logger import Logger
-from twisted.web.client import Agent, FileBodyProducer, readBody
+from twisted.web.client import Agent, FileBodyProducer
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IPolicyForHTTPS
 from zope.interface import implementer
@@ -147,10 +147,13 @@ class StreamLink(Protocol, _BaseLink):
         self._lost_once(text)
 
     def send(self, message: m.Message) -> None:
-        self.transport.write(fr.tcp_frame(m.encode(message)))
+        self.send_payload(m.encode(message))
 
-    def send_media(self, data: bytes) -> None:
-        self.transport.write(fr.tcp_frame(data))
+    def send_payload(self, payload: bytes) -> None:
+        """Any payload, framed as it is (tests use it to send what a session would not)."""
+        self.transport.write(fr.tcp_frame(payload))
+
+    send_media = send_payload
 
     def close(self) -> None:
         self.transport.loseConnection()
@@ -188,6 +191,8 @@ class UdpLink(DatagramProtocol, _BaseLink):
 
     def send_media(self, data: bytes) -> None:
         self._send(data)
+
+    send_payload = send_media
 
     def close(self, reason: str = "closed") -> None:
         self.channel.close()
@@ -231,10 +236,16 @@ class WsLink(_BaseLink):
     proto = None
 
     def send(self, message: m.Message) -> None:
-        self.proto.sendMessage(m.encode(message), isBinary=False)
+        self.send_payload(m.encode(message))
+
+    def send_payload(self, payload: bytes, binary: bool | None = None) -> None:
+        """Any payload: binary frame for media (or when ``binary``), else text."""
+        if binary is None:
+            binary = payload[:1] != b"{"
+        self.proto.sendMessage(payload, isBinary=binary)
 
     def send_media(self, data: bytes) -> None:
-        self.proto.sendMessage(data, isBinary=True)
+        self.send_payload(data, True)
 
     def close(self) -> None:
         if self.proto is not None:
@@ -258,6 +269,19 @@ class _SseReader(Protocol):
 
     def connectionLost(self, reason) -> None:
         self.link._stream_ended(reason.getErrorMessage())
+
+
+class _Body(Protocol):
+    """Collects a (small) response body; ``done`` fires with it."""
+
+    def __init__(self):
+        self.data, self.done = b"", Deferred()
+
+    def dataReceived(self, data: bytes) -> None:
+        self.data += data[:fr.MAX_PAYLOAD * 2]
+
+    def connectionLost(self, reason) -> None:
+        self.done.callback(self.data)
 
 
 class HttpLink(_BaseLink):
@@ -308,6 +332,10 @@ class HttpLink(_BaseLink):
     def send(self, message: m.Message) -> None:
         self._post(m.encode(message), b"application/json")
 
+    def send_payload(self, payload: bytes) -> None:
+        self._post(payload, b"application/json" if payload[:1] == b"{"
+                   else b"application/octet-stream")
+
     def send_media(self, data: bytes) -> None:
         self._post(data, b"application/octet-stream")
 
@@ -331,10 +359,11 @@ class HttpLink(_BaseLink):
 
     def _posted(self, response):
         if response.code == 204:
-            return readBody(response)
-        d = readBody(response)
-        d.addCallback(lambda body: _decode(body, self) if body[:1] == b"{" else None)
-        return d
+            return None
+        body = _Body()
+        response.deliverBody(body)
+        body.done.addCallback(lambda data: _decode(data, self) if data[:1] == b"{" else None)
+        return body.done
 
     def close(self) -> None:
         if self.reader is not None and self.reader.transport is not None:

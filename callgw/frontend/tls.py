@@ -126,10 +126,11 @@ class CertificateService(Service):
             cert_pem = f.read()
         with open(self.key_path, "rb") as f:
             key_pem = f.read()
-        cert = ssl.PrivateCertificate.loadPEM(key_pem + b"\n" + cert_pem)
         kwargs = {"acceptableProtocols": list(alpn)} if alpn else {}
-        return ssl.CertificateOptions(privateKey=cert.privateKey.original,
-                                      certificate=cert.original, **kwargs)
+        # cryptography objects: pyOpenSSL deprecates its own X509/PKey in use_certificate.
+        return ssl.CertificateOptions(
+            privateKey=serialization.load_pem_private_key(key_pem, None),
+            certificate=x509.load_pem_x509_certificate(cert_pem), **kwargs)
 
     def context(self, alpn: tuple[bytes, ...] | None = None) -> _LazyContext:
         """A context factory for ``StreamListener(tls_context=...)``, loaded at listen time."""

@@ -20,7 +20,6 @@ from twisted.logger import Logger
 from twisted.web import http
 from twisted.web.resource import Resource
 from twisted.web.server import Site
-from twisted.web.static import Data
 
 from callgw.listeners import StreamListener
 from callgw.web import httpframing, websocket
@@ -39,6 +38,22 @@ LANDING = b"""<!doctype html>
 """
 
 
+class Page(Resource):
+    """A fixed page (``twisted.web.static.Data`` without importing ``static``'s deprecations)."""
+
+    isLeaf = True
+
+    def __init__(self, body: bytes, content_type: bytes):
+        super().__init__()
+        self.body, self.content_type = body, content_type
+
+    def render_GET(self, request):
+        request.setHeader(b"content-type", self.content_type)
+        return self.body
+
+    render_HEAD = render_GET
+
+
 class WebSite(MultiService):
     """The HTTPS site as a service: ``root`` is its resource tree, ``listener`` its socket."""
 
@@ -48,7 +63,7 @@ class WebSite(MultiService):
     def __init__(self, manager, listener, cert, reactor):
         super().__init__()
         self.root = Resource()
-        self.root.putChild(b"", Data(LANDING, "text/html; charset=utf-8"))
+        self.root.putChild(b"", Page(LANDING, b"text/html; charset=utf-8"))
         self.root.putChild(websocket.PATH, websocket.make_resource(manager))
         self.client = httpframing.make_resource(manager)
         self.root.putChild(httpframing.PATH, self.client)

@@ -1,0 +1,205 @@
+"""Every framing against a running GatewayService over real sockets on 127.0.0.1 (OS-picked
+ports): login, ping, a call, logout, wrong password, token resume, oversized and garbage input."""
+from __future__ import annotations
+
+import pytest
+import pytest_twisted
+from twisted.internet import defer, reactor
+from twisted.internet.protocol import DatagramProtocol, Protocol
+from twisted.internet import endpoints, ssl
+
+from callgw.client import LoginRefused, connect
+from protocols.client import framing as fr
+from protocols.client import messages as m
+from protocols.client.errors import AuthCode, ErrorCode
+from tests.frontend.gateway import PASSWORD, FakeFrontEnd, cert_path, start_gateway, url
+
+SCHEMES = ["udp", "tcp", "tls", "wss", "https"]
+
+
+def _connect(gw, scheme):
+    return connect(url(gw, scheme), reactor, cacert=cert_path(gw), timeout=10)
+
+
+@pytest_twisted.inlineCallbacks
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_login_ping_call_logout(tmp_path, scheme):
+    frontend = FakeFrontEnd()
+    gw = yield start_gateway(tmp_path, frontend)
+    try:
+        session = yield _connect(gw, scheme)
+        welcome = yield session.login("alice", PASSWORD)
+        assert welcome.user == "alice" and welcome.address == "127.0.0.1"
+        assert welcome.branding["display_name"] == "Test Tel"
+        pong = yield session.ping()
+        assert pong == m.Pong()
+        call = session.call("+4930123456")
+        connected = yield call.connected
+        assert connected.key is not None
+        call.dtmf("12#")
+        call.hangup()
+        end = yield call.disconnected
+        assert end.cause == "normal"
+        assert [e.command for e in call.events] == ["trying", "ringing", "connected",
+                                                     "status", "disconnected"]
+        yield session.logout()
+        assert [c.framing for c in frontend.opened] == [scheme]
+        assert frontend.closed and frontend.closed[0][1] == "logout"
+    finally:
+        yield gw.stopService()
+
+
+@pytest_twisted.inlineCallbacks
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_wrong_password_then_token_resume(tmp_path, scheme):
+    gw = yield start_gateway(tmp_path, FakeFrontEnd())
+    try:
+        session = yield _connect(gw, scheme)
+        with pytest.raises(LoginRefused) as refused:
+            yield session.login("alice", "not it")
+        assert refused.value.code == AuthCode.BAD_CREDENTIALS
+        welcome = yield session.login("alice", PASSWORD)
+        session.close()
+        again = yield _connect(gw, scheme)
+        resumed = yield again.login_token(welcome.token)
+        assert resumed.user == "alice" and resumed.signature is None
+        with pytest.raises(LoginRefused) as bad:
+            third = yield _connect(gw, scheme)
+            yield third.login_token(welcome.token[:-4] + "AAAA")
+        assert bad.value.code == AuthCode.TOKEN_INVALID
+        yield again.logout()
+    finally:
+        yield gw.stopService()
+
+
+@pytest_twisted.inlineCallbacks
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_minimal_front_end_call_unreachable(tmp_path, scheme):
+    gw = yield start_gateway(tmp_path, "minimal")
+    try:
+        session = yield _connect(gw, scheme)
+        yield session.login("alice", PASSWORD)
+        end = yield session.call("+4930123456").disconnected
+        assert (end.cause, end.text) == ("unreachable", "no call path yet")
+        yield session.logout()
+    finally:
+        yield gw.stopService()
+
+
+class _Collect(Protocol):
+    def __init__(self):
+        self.data, self.done = b"", defer.Deferred()
+
+    def dataReceived(self, data):
+        self.data += data
+
+    def connectionLost(self, reason):
+        self.done.callback(self.data)
+
+
+@pytest_twisted.inlineCallbacks
+@pytest.mark.parametrize("scheme", ["tcp", "tls"])
+def test_stream_garbage_and_oversized(tmp_path, scheme):
+    gw = yield start_gateway(tmp_path, FakeFrontEnd())
+    try:
+        host, port = gw.client.address(scheme)
+        ep = endpoints.TCP4ClientEndpoint(reactor, host, port)
+        if scheme == "tls":
+            ep = endpoints.wrapClientTLS(ssl.optionsForClientTLS(
+                host, trustRoot=ssl.Certificate.loadPEM(open(cert_path(gw), "rb").read())), ep)
+        proto = _Collect()
+        proto.pong = defer.Deferred()
+        proto.dataReceived = lambda data: (setattr(proto, "data", proto.data + data),
+                                           b"pong" in proto.data and not proto.pong.called
+                                           and proto.pong.callback(None))
+        yield endpoints.connectProtocol(ep, proto)
+        proto.transport.write(fr.tcp_frame(b"\x07 not a payload") +
+                              fr.tcp_frame(m.encode(m.Ping())))
+        yield proto.pong.addTimeout(10, reactor)
+        proto.transport.write(b"\xff\xff" + b"x" * 100)    # a frame length over the limit
+        data = yield proto.done                             # the server closed
+        got = [m.decode(p, sender=m.SERVER) for p in fr.TcpDeframer().receive_data(data)]
+        assert [getattr(x, "code", x.command) for x in got] == [
+            ErrorCode.BAD_FRAME, "pong", ErrorCode.FRAME_TOO_LARGE]
+        session = yield _connect(gw, scheme)                # and the server is still fine
+        yield session.login("alice", PASSWORD)
+        session.close()
+    finally:
+        yield gw.stopService()
+
+
+class _Udp(DatagramProtocol):
+    def __init__(self):
+        self.got = []
+        self.waiting = None
+
+    def datagramReceived(self, data, addr):
+        env = m.decode_envelope(data, sender=m.SERVER)
+        if env.message is not None:
+            self.got.append(env.message)
+            if self.waiting is not None:
+                d, self.waiting = self.waiting, None
+                d.callback(env.message)
+
+    def next(self):
+        self.waiting = defer.Deferred()
+        return self.waiting.addTimeout(10, reactor)
+
+
+@pytest_twisted.inlineCallbacks
+def test_udp_garbage_and_oversized(tmp_path):
+    gw = yield start_gateway(tmp_path, FakeFrontEnd(), client={"max_message": 512})
+    proto = _Udp()
+    port = reactor.listenUDP(0, proto, interface="127.0.0.1")
+    try:
+        addr = gw.client.address("udp")
+        for data, code in [(b"\x07junk", ErrorCode.BAD_FRAME),
+                           (b"{junk", ErrorCode.MALFORMED),
+                           (b"x" * 9000, ErrorCode.FRAME_TOO_LARGE),
+                           (b'{"v":1,"cmd":"ping","id":5,"pad":"' + b"y" * 600 + b'"}',
+                            ErrorCode.TOO_LARGE)]:
+            d = proto.next()
+            port.write(data, addr)
+            error = yield d
+            assert error.code == code
+        d = proto.next()
+        port.write(m.encode(m.Ping(), mid=1), addr)
+        assert (yield d) == m.Pong()
+    finally:
+        yield port.stopListening()
+        yield gw.stopService()
+
+
+@pytest_twisted.inlineCallbacks
+@pytest.mark.parametrize("scheme", ["tcp", "tls", "wss", "https"])
+def test_oversized_and_garbage_control_message_get_errors(tmp_path, scheme):
+    gw = yield start_gateway(tmp_path, FakeFrontEnd(), client={"max_message": 512})
+    try:
+        session = yield _connect(gw, scheme)
+        for payload, code in [
+                (b'{"v":1,"cmd":"ping","pad":"' + b"y" * 600 + b'"}', ErrorCode.TOO_LARGE),
+                (b'{"v":1,"cmd":"ping","pad":"' + b"y" * 4000 + b'"}', ErrorCode.TOO_LARGE),
+                (b"{garbage", ErrorCode.MALFORMED),
+                (b'{"v":1,"cmd":"call","call":"c1","number":"+1","mode":"relay"}',
+                 ErrorCode.BAD_NUMBER)]:
+            got = defer.Deferred()
+            session.on_message = got.callback
+            session.link.send_payload(payload)
+            error = yield got.addTimeout(10, reactor)
+            assert error.code == code, payload[:40]
+        welcome = yield session.login("alice", PASSWORD)    # the session survived it all
+        assert welcome.user == "alice"
+        session.close()
+    finally:
+        yield gw.stopService()
+
+
+@pytest_twisted.inlineCallbacks
+def test_shutdown_closes_sessions(tmp_path):
+    frontend = FakeFrontEnd()
+    gw = yield start_gateway(tmp_path, frontend)
+    session = yield _connect(gw, "tcp")
+    yield session.login("alice", PASSWORD)
+    yield gw.stopService()
+    reason = yield session.closed
+    assert reason and frontend.closed[0][1] == "shutdown"
