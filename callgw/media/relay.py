@@ -347,6 +347,8 @@ class RelaySession:
             endpoint.restart_counting()
         audio = pt == endpoint.payload_type
         endpoint.count(data, now, audio)
+        if endpoint.fast_ready and not endpoint.fast and endpoint.transit is not None:
+            endpoint.fast = True
         if endpoint.event_type is not None and pt == endpoint.event_type:
             self._dtmf_in(endpoint, data)
         self._forward(endpoint, data, pt, audio)
@@ -440,15 +442,14 @@ class RelaySession:
                         random.getrandbits(32), ptime_ms=gateway.ptime,
                         sequence=random.getrandbits(16), timestamp_offset=random.getrandbits(32),
                         depth=self.relay.jitter_depth)
-            if gateway is not None:
-                gateway.fast = False
-            if client is not None:
-                client.fast = False
+            for endpoint in (client, gateway):
+                if endpoint is not None:
+                    endpoint.fast = endpoint.fast_ready = False
             return
         for source, target in ((client, gateway), (gateway, client)):
             if source is None:
                 continue
-            source.fast = False
+            source.fast = source.fast_ready = False
             if target is None or source.codec is None or target.codec is None:
                 continue
             if source.codec != target.codec:
@@ -459,7 +460,8 @@ class RelaySession:
                 source.out_sendto = target.sendto
                 source.out_address = target.destination
                 source.out_counter = target
-                source.fast = True
+                source.fast_ready = True
+                source.fast = source.transit is not None and source.base_seq is not None
 
     def _start_watch(self):
         if self._check_call is None and not self.closed and self.relay.inactivity_timeout:

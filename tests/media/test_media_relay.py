@@ -205,3 +205,23 @@ async def test_bad_use_is_refused():
     with pytest.raises(MediaError):
         await s.send_dtmf("1")
     await r.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_fast_path_takes_over_and_notices_a_new_ssrc():
+    r, s, events, client, gw_sdp, gw_nat, caddr, gaddr = await two_sided()
+    try:
+        client.send(rfc4733.DtmfSender(101, 0xC1).packets("1", 20, 0, 0)[0][1].to_bytes(), caddr)
+        await sleep(0.05)                                   # latched on an event packet
+        for seq in range(1, 6):
+            client.send(rtp(0, seq, 160 * seq, 0xC1), caddr)
+        await wait_until(lambda: len(gw_sdp.received) == 6)  # the event, then 5 audio
+        assert s.endpoints["client"].fast
+        for seq in range(40000, 40005):                     # the client restarted its stream
+            client.send(rtp(0, seq, 160 * seq, 0xC2), caddr)
+        await wait_until(lambda: len(gw_sdp.received) == 11)
+        c2g = s.statistics()["client_to_gateway"]
+        assert c2g["ssrc"] == 0xC2 and c2g["lost"] == 0 and c2g["packets"] == 11
+    finally:
+        close_peers(client, gw_sdp, gw_nat)
+        await s.close()

@@ -1,0 +1,477 @@
+"""RTP relay benchmark: N concurrent G.711 calls through callgw's relay and its peers.
+
+A call is two 50 packet/s streams of 172-byte packets (12-byte header + 160 octets), one each
+way. Paths, all measured in one run:
+
+- ``none``: generator to generator directly (the floor);
+- ``callgw``: path (a), RTP to RTP through ``callgw.media`` relay sessions;
+- ``callgw-frames``: path (b), client-protocol UDP media frames to RTP (relayed mode). The
+  client protocol's frame format is not in protocols/client/framing.py yet, so a stand-in is
+  used: ``'M' flags seq(2) ts(4) call(4)`` + payload, on one shared front-end UDP port;
+- ``twisted``: path (a) through bench/twisted_forwarder.py (a minimal Twisted forwarder);
+- ``rtpengine``: path (a) through rtpengine's userspace relay, driven over the ng protocol
+  (UDP, bencode) when the ``rtpengine`` binary exists.
+
+The load generator is a small C program (below; built with the system C compiler into a
+temporary directory) using epoll, recvmmsg and ``epoll_pwait2`` timers, pinned to core 0; the
+relay under test is pinned to core 1 (taskset). Each packet carries its send time
+(CLOCK_MONOTONIC); latency is receive minus send time. Each step runs ``--warmup`` seconds
+(not counted: latching), ``--seconds`` measured, then drains; loss counts measured packets only.
+Traffic goes to 127.0.0.1 only; every process stops by itself.
+
+    .venv/bin/python bench/relay.py [--steps 100,250,500,...] [--seconds 6] [--paths ...]
+"""
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+GEN_BASE = 20000
+RELAY_PORTS = (30000, 39999)
+RTPENGINE_PORTS = (40000, 59999)
+RTPENGINE_NG = 25223
+
+GEN_C = r"""
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct { int fd; struct sockaddr_in dst; int kind; uint32_t call, ssrc, ts; uint16_t seq; } stream_t;
+#define HIST 2000000
+static uint32_t hist[HIST];
+static uint64_t now_ns(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t);
+  return (uint64_t)t.tv_sec * 1000000000ull + t.tv_nsec; }
+static uint64_t pct(uint64_t total, double q) { uint64_t want = (uint64_t)(total * q), c = 0;
+  for (uint64_t i = 0; i < HIST; i++) { c += hist[i]; if (c > want) return i; } return HIST; }
+
+int main(int argc, char **argv) {
+  if (argc < 5) { fprintf(stderr, "usage: gen CONFIG WARMUP MEASURE DRAIN\n"); return 2; }
+  struct rlimit rl; getrlimit(RLIMIT_NOFILE, &rl); rl.rlim_cur = rl.rlim_max; setrlimit(RLIMIT_NOFILE, &rl);
+  FILE *f = fopen(argv[1], "r"); int S; if (!f || fscanf(f, "%d", &S) != 1) return 2;
+  stream_t *st = calloc(S, sizeof(stream_t));
+  int ep = epoll_create1(0);
+  for (int i = 0; i < S; i++) {
+    int lport, dport, kind; unsigned call; char ip[64];
+    if (fscanf(f, "%d %63s %d %d %u", &lport, ip, &dport, &kind, &call) != 5) return 2;
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0); int sz = 1 << 20;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz); setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+    struct sockaddr_in a = {0}; a.sin_family = AF_INET; a.sin_port = htons(lport); inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    if (bind(fd, (struct sockaddr *)&a, sizeof a)) { fprintf(stderr, "bind %d: %s\n", lport, strerror(errno)); return 3; }
+    st[i].fd = fd; st[i].kind = kind; st[i].call = call; st[i].ssrc = 0x1000 + i; st[i].seq = i * 7; st[i].ts = i * 1000;
+    st[i].dst.sin_family = AF_INET; st[i].dst.sin_port = htons(dport); inet_pton(AF_INET, ip, &st[i].dst.sin_addr);
+    struct epoll_event ev = {.events = EPOLLIN, .data.u32 = i}; epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+  }
+  const uint64_t period = 20000000ull;
+  uint64_t start = now_ns() + 20000000ull, warm_end = start + (uint64_t)(atof(argv[2]) * 1e9);
+  uint64_t send_end = warm_end + (uint64_t)(atof(argv[3]) * 1e9), stop = send_end + (uint64_t)(atof(argv[4]) * 1e9);
+  uint64_t m = 0, sent_meas = 0, recv_meas = 0, send_err = 0, sent_total = 0, recv_total = 0, late = 0, late_max = 0;
+  unsigned char pkt[172]; memset(pkt, 0xff, sizeof pkt);
+  struct epoll_event evs[1024];
+  enum { B = 32 }; static unsigned char bufs[B][2048]; struct iovec iov[B]; struct mmsghdr msgs[B];
+  for (;;) {
+    uint64_t t = now_ns(); if (t >= stop) break;
+    uint64_t due = 0;
+    while (1) {
+      uint64_t k = m % S; due = start + (m / S) * period + k * period / S;
+      if (due > t || due >= send_end) break;
+      stream_t *s = &st[k];
+      if (s->kind == 0) { pkt[0] = 0x80; pkt[1] = 0; } else { pkt[0] = 'M'; pkt[1] = 0; }
+      uint16_t seq = htons(s->seq); uint32_t ts = htonl(s->ts); memcpy(pkt + 2, &seq, 2); memcpy(pkt + 4, &ts, 4);
+      uint32_t w = htonl(s->kind == 0 ? s->ssrc : s->call); memcpy(pkt + 8, &w, 4);
+      uint64_t now = now_ns(); memcpy(pkt + 12, &now, 8); uint32_t idx = k; memcpy(pkt + 20, &idx, 4);
+      if (now - due > 1000000ull) late++;
+      if (now - due > late_max) late_max = now - due;
+      if (sendto(s->fd, pkt, sizeof pkt, 0, (struct sockaddr *)&s->dst, sizeof s->dst) < 0) send_err++;
+      else { sent_total++; if (now >= warm_end) sent_meas++; }
+      s->seq++; s->ts += 160; m++; t = now;
+    }
+    uint64_t wake = (due < send_end && due > t) ? due : stop; if (wake > stop) wake = stop;
+    uint64_t wait = wake > t ? wake - t : 0;
+    struct timespec to = {wait / 1000000000ull, wait % 1000000000ull};
+    int n = epoll_pwait2(ep, evs, 1024, &to, NULL);
+    for (int e = 0; e < n; e++) {
+      int fd = st[evs[e].data.u32].fd;
+      for (;;) {
+        for (int j = 0; j < B; j++) { iov[j].iov_base = bufs[j]; iov[j].iov_len = 2048; memset(&msgs[j].msg_hdr, 0, sizeof(struct msghdr));
+          msgs[j].msg_hdr.msg_iov = &iov[j]; msgs[j].msg_hdr.msg_iovlen = 1; }
+        int r = recvmmsg(fd, msgs, B, MSG_DONTWAIT, NULL);
+        if (r <= 0) break;
+        uint64_t tr = now_ns();
+        for (int j = 0; j < r; j++) {
+          recv_total++; if (msgs[j].msg_len < 24) continue;
+          uint64_t sent; memcpy(&sent, bufs[j] + 12, 8);
+          if (sent >= warm_end && sent < send_end) { recv_meas++; uint64_t us = (tr - sent) / 1000; hist[us < HIST ? us : HIST - 1]++; }
+        }
+        if (r < B) break;
+      }
+    }
+  }
+  struct rusage ru; getrusage(RUSAGE_SELF, &ru);
+  double cpu = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+  double wall = (stop - start) / 1e9;
+  printf("{\"streams\": %d, \"sent\": %lu, \"received\": %lu, \"send_errors\": %lu, \"sent_total\": %lu, "
+         "\"received_total\": %lu, \"late_sends\": %lu, \"late_max_us\": %lu, \"p50_us\": %lu, \"p99_us\": %lu, "
+         "\"p999_us\": %lu, \"cpu_s\": %.3f, \"wall_s\": %.3f}\n", S, sent_meas, recv_meas, send_err, sent_total,
+         recv_total, late, late_max / 1000, pct(recv_meas, 0.5), pct(recv_meas, 0.99), pct(recv_meas, 0.999), cpu, wall);
+  return 0;
+}
+"""
+
+
+# --- relay servers (run in their own process, pinned to core 1) ------------------------------
+
+def serve(args):
+    """Run callgw's relay for ``args.calls`` calls; print the destinations as one JSON line."""
+    import resource
+    sys.path.insert(0, ROOT)
+    from twisted.internet import epollreactor
+    epollreactor.install()
+    from twisted.internet import reactor
+    from twisted.internet.protocol import DatagramProtocol
+
+    from callgw.callserver.events import MediaDescription
+    from callgw.media import MediaRelay, PortRange
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    relay = MediaRelay(reactor, PortRange(*RELAY_PORTS), inactivity_timeout=0, rtcp_interval=0)
+    sessions = []
+    dst = []
+    ports = {}
+
+    def keep(result, key):
+        ports[key] = result[1]
+
+    frame = struct.Struct("!BBHII")
+    frontend = None
+    if args.path == "b":
+        class Frontend(DatagramProtocol):
+            def datagramReceived(self, data, addr):
+                if len(data) < 12 or data[0] != 0x4D:
+                    return
+                call = int.from_bytes(data[8:12], "big")
+                if call < len(sessions):
+                    sessions[call].client_frame(data[12:], data[2] << 8 | data[3],
+                                                int.from_bytes(data[4:8], "big"))
+        frontend = Frontend()
+        fport = reactor.listenUDP(0, frontend, interface="127.0.0.1").getHost().port
+
+    for i in range(args.calls):
+        session = relay.session(str(i))
+        sessions.append(session)
+        client_addr = ("127.0.0.1", args.gen_base + 2 * i)
+        gateway_addr = ("127.0.0.1", args.gen_base + 2 * i + 1)
+        session.allocate("gateway").addCallback(keep, (i, "gateway"))
+        session.connect("gateway", MediaDescription(*gateway_addr, codecs=("PCMU",)))
+        if args.path == "a":
+            session.allocate("client").addCallback(keep, (i, "client"))
+            session.connect("client", MediaDescription(*client_addr, codecs=("PCMU",)))
+            dst.append(["127.0.0.1", ports[(i, "client")]])
+        else:
+            def deliver(payload, seq, ts, i=i, addr=client_addr):
+                frontend.transport.write(frame.pack(0x4D, 0, seq, ts, i) + payload, addr)
+            session.attach_client(deliver, codec="PCMU", ptime=20)
+            dst.append(["127.0.0.1", fport])
+        dst.append(["127.0.0.1", ports[(i, "gateway")]])
+    print(json.dumps({"dst": dst}), flush=True)
+    reactor.callLater(args.lifetime, reactor.stop)
+    reactor.run()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps({"cpu": usage.ru_utime + usage.ru_stime}), file=sys.stderr)
+
+
+# --- rtpengine over the ng protocol -------------------------------------------------------------
+
+def bencode(value) -> bytes:
+    if isinstance(value, int):
+        return b"i%de" % value
+    if isinstance(value, str):
+        value = value.encode()
+    if isinstance(value, bytes):
+        return b"%d:%s" % (len(value), value)
+    if isinstance(value, list):
+        return b"l" + b"".join(bencode(v) for v in value) + b"e"
+    if isinstance(value, dict):
+        return b"d" + b"".join(bencode(k) + bencode(value[k]) for k in sorted(value)) + b"e"
+    raise TypeError(value)
+
+
+def bdecode(data: bytes, i: int = 0):
+    c = data[i:i + 1]
+    if c == b"i":
+        end = data.index(b"e", i)
+        return int(data[i + 1:end]), end + 1
+    if c in (b"l", b"d"):
+        items, i = [], i + 1
+        while data[i:i + 1] != b"e":
+            item, i = bdecode(data, i)
+            items.append(item)
+        if c == b"l":
+            return items, i + 1
+        return {items[k].decode(): items[k + 1] for k in range(0, len(items), 2)}, i + 1
+    colon = data.index(b":", i)
+    n = int(data[i:colon])
+    return data[colon + 1:colon + 1 + n], colon + 1 + n
+
+
+class Rtpengine:
+    """An rtpengine daemon (userspace forwarding) and an ng client for it."""
+
+    def __init__(self, workdir):
+        self.proc = None
+        self.sock = None
+        self.workdir = workdir
+        self.calls = []
+
+    @staticmethod
+    def available():
+        return shutil.which("rtpengine") is not None
+
+    def start(self):
+        cmd = ["taskset", "-c", "1", "rtpengine", "--foreground", "--log-stderr",
+               "--log-level=3", "--table=-1", "--interface=127.0.0.1",
+               "--listen-ng=127.0.0.1:%d" % RTPENGINE_NG,
+               "--port-min=%d" % RTPENGINE_PORTS[0], "--port-max=%d" % RTPENGINE_PORTS[1],
+               "--pidfile=%s/rtpengine.pid" % self.workdir, "--delete-delay=0",
+               "--timeout=60"]
+        self.log = open(os.path.join(self.workdir, "rtpengine.log"), "w")
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.settimeout(2.0)
+        for _ in range(50):
+            try:
+                if self.ng({"command": "ping"}).get("result") == b"pong":
+                    return
+            except (OSError, ValueError):
+                time.sleep(0.1)
+        raise RuntimeError("rtpengine did not answer ng ping")
+
+    def ng(self, message: dict) -> dict:
+        cookie = b"%08x" % random.getrandbits(32)
+        self.sock.sendto(cookie + b" " + bencode(message), ("127.0.0.1", RTPENGINE_NG))
+        while True:
+            data, _ = self.sock.recvfrom(65536)
+            if data.startswith(cookie + b" "):
+                return bdecode(data[len(cookie) + 1:])[0]
+
+    @staticmethod
+    def sdp(port: int) -> str:
+        return ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+                "m=audio %d RTP/AVP 0\r\na=sendrecv\r\n" % port)
+
+    @staticmethod
+    def port_of(sdp: bytes) -> int:
+        for line in sdp.decode().splitlines():
+            if line.startswith("m=audio "):
+                return int(line.split()[1])
+        raise ValueError("no m=audio line")
+
+    def setup(self, calls: int, gen_base: int):
+        dst = []
+        self.calls = []
+        tag = random.getrandbits(24)
+        for i in range(calls):
+            call_id = "bench-%x-%d" % (tag, i)
+            offer = self.ng({"command": "offer", "call-id": call_id, "from-tag": "a%d" % i,
+                             "sdp": self.sdp(gen_base + 2 * i)})
+            answer = self.ng({"command": "answer", "call-id": call_id, "from-tag": "a%d" % i,
+                              "to-tag": "b%d" % i, "sdp": self.sdp(gen_base + 2 * i + 1)})
+            if offer.get("result") != b"ok" or answer.get("result") != b"ok":
+                raise RuntimeError("rtpengine refused call %d: %r %r" % (i, offer, answer))
+            dst += [["127.0.0.1", self.port_of(answer["sdp"])],
+                    ["127.0.0.1", self.port_of(offer["sdp"])]]
+            self.calls.append(call_id)
+        return dst
+
+    def teardown(self):
+        for i, call_id in enumerate(self.calls):
+            self.ng({"command": "delete", "call-id": call_id, "from-tag": "a%d" % i})
+        self.calls = []
+
+    def stop(self):
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.sock is not None:
+            self.sock.close()
+
+
+# --- orchestration --------------------------------------------------------------------------
+
+def cpu_seconds(pid: int) -> float:
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def build_generator(workdir: str) -> str:
+    source = os.path.join(workdir, "gen.c")
+    binary = os.path.join(workdir, "gen")
+    with open(source, "w") as f:
+        f.write(GEN_C)
+    subprocess.run(["cc", "-O2", "-o", binary, source], check=True)
+    return binary
+
+
+def run_generator(gen, workdir, dst, calls, opts, frames=False):
+    config = os.path.join(workdir, "gen.conf")
+    with open(config, "w") as f:
+        f.write("%d\n" % (2 * calls))
+        for i in range(calls):
+            for side in (0, 1):
+                host, port = dst[2 * i + side]
+                kind = 1 if (frames and side == 0) else 0
+                f.write("%d %s %d %d %d\n" % (GEN_BASE + 2 * i + side, host, port, kind, i))
+    out = subprocess.run(["taskset", "-c", "0", gen, config, str(opts.warmup),
+                          str(opts.seconds), "0.5"], capture_output=True, text=True,
+                         timeout=opts.warmup + opts.seconds + 30)
+    if out.returncode != 0:
+        raise RuntimeError("generator failed: %s" % out.stderr.strip())
+    return json.loads(out.stdout)
+
+
+def start_server(cmd):
+    proc = subprocess.Popen(["taskset", "-c", "1"] + cmd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    line = proc.stdout.readline()
+    if not line:
+        proc.wait(5)
+        raise RuntimeError("server failed: %s" % proc.stderr.read()[-2000:])
+    return proc, json.loads(line)["dst"]
+
+
+def stop_server(proc):
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def one_step(path, calls, gen, workdir, opts, engine):
+    lifetime = str(opts.warmup + opts.seconds + 20)
+    proc = None
+    try:
+        if path == "none":
+            dst = []
+            for i in range(calls):
+                dst += [["127.0.0.1", GEN_BASE + 2 * i + 1], ["127.0.0.1", GEN_BASE + 2 * i]]
+            pid = None
+        elif path == "rtpengine":
+            dst = engine.setup(calls, GEN_BASE)
+            pid = engine.proc.pid
+        elif path == "twisted":
+            proc, dst = start_server([sys.executable, os.path.join(HERE, "twisted_forwarder.py"),
+                                      "--calls", str(calls), "--lifetime", lifetime])
+            pid = proc.pid
+        else:
+            proc, dst = start_server([sys.executable, os.path.abspath(__file__), "serve",
+                                      "--path", "a" if path == "callgw" else "b",
+                                      "--calls", str(calls), "--gen-base", str(GEN_BASE),
+                                      "--lifetime", lifetime])
+            pid = proc.pid
+        before = cpu_seconds(pid) if pid else 0.0
+        started = time.monotonic()
+        result = run_generator(gen, workdir, dst, calls, opts, frames=(path == "callgw-frames"))
+        elapsed = time.monotonic() - started
+        result["relay_cpu"] = round((cpu_seconds(pid) - before) / elapsed, 3) if pid else None
+    finally:
+        if proc is not None:
+            stop_server(proc)
+        if path == "rtpengine":
+            engine.teardown()
+    sent = result["sent"]
+    result["loss"] = 1.0 - result["received"] / sent if sent else 1.0
+    result["calls"] = calls
+    result["path"] = path
+    result["gen_cpu"] = round(result["cpu_s"] / result["wall_s"], 3)
+    return result
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command")
+    s = sub.add_parser("serve")
+    s.add_argument("--path", choices=("a", "b"), default="a")
+    s.add_argument("--calls", type=int, required=True)
+    s.add_argument("--gen-base", type=int, default=GEN_BASE)
+    s.add_argument("--lifetime", type=float, default=60.0)
+    parser.add_argument("--steps", default="100,250,500,750,1000,1250,1500,1750,2000")
+    parser.add_argument("--paths", default="none,callgw,callgw-frames,twisted,rtpengine")
+    parser.add_argument("--seconds", type=float, default=6.0)
+    parser.add_argument("--warmup", type=float, default=1.5)
+    parser.add_argument("--max-loss", type=float, default=0.001)
+    parser.add_argument("--json", help="also write all results to this file")
+    opts = parser.parse_args()
+    if opts.command == "serve":
+        return serve(opts)
+    steps = [int(n) for n in opts.steps.split(",")]
+    paths = opts.paths.split(",")
+    workdir = tempfile.mkdtemp(prefix="callgw-bench-")
+    engine = None
+    results = []
+    try:
+        gen = build_generator(workdir)
+        if "rtpengine" in paths:
+            if Rtpengine.available():
+                engine = Rtpengine(workdir)
+                engine.start()
+            else:
+                print("rtpengine: not installed, skipped", flush=True)
+                paths.remove("rtpengine")
+        print("%-14s %6s %9s %9s %8s %8s %8s %8s %8s %6s" % (
+            "path", "calls", "sent", "loss%", "p50us", "p99us", "p999us", "relayCPU",
+            "genCPU", "late"), flush=True)
+        for path in paths:
+            for calls in steps:
+                r = one_step(path, calls, gen, workdir, opts, engine)
+                results.append(r)
+                print("%-14s %6d %9d %9.4f %8d %8d %8d %8s %8.2f %6d" % (
+                    path, calls, r["sent"], 100 * r["loss"], r["p50_us"], r["p99_us"],
+                    r["p999_us"], r["relay_cpu"], r["gen_cpu"], r["late_sends"]), flush=True)
+                if r["loss"] >= opts.max_loss:
+                    break
+    finally:
+        if engine is not None:
+            engine.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    print("\nsummary (largest N with loss < %.2f%%; latency p50/p99 in us)" % (100 * opts.max_loss))
+    for path in paths:
+        rows = [r for r in results if r["path"] == path]
+        held = [r["calls"] for r in rows if r["loss"] < opts.max_loss]
+        at = {r["calls"]: r for r in rows}
+        fmt = lambda n: ("%d/%d" % (at[n]["p50_us"], at[n]["p99_us"])) if n in at else "-"
+        print("%-14s held %5s   at 100: %-12s at 500: %-12s" % (
+            path, max(held) if held else 0, fmt(100), fmt(500)))
+    if opts.json:
+        with open(opts.json, "w") as f:
+            json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
