@@ -454,12 +454,14 @@ class StreamFramer:
 
 
 def make_response(request: Request, status: int, reason: str | None = None,
-                  to_tag: str | None = None, headers=()) -> Response:
+                  to_tag: str | None = None, headers=(), copy_record_route: bool = False
+                  ) -> Response:
     """Build a response to ``request`` per RFC 3261 8.2.6.
 
     Copies every Via (in order), From, To (adding ``to_tag`` unless To already has a tag),
-    Call-ID and CSeq, and Timestamp for a 100 (8.2.6.1). ``headers`` are extra (name, value)
-    pairs appended after them.
+    Call-ID and CSeq, and Timestamp for a 100 (8.2.6.1). ``copy_record_route`` also copies
+    Record-Route, as a response that creates a dialog must (12.1.1). ``headers`` are extra
+    (name, value) pairs appended after them.
     """
     rh = request.headers
     out = Headers.__new__(Headers)
@@ -478,6 +480,8 @@ def make_response(request: Request, status: int, reason: str | None = None,
                     value = f"{value};tag={to_tag}"
             lst.append((key, name, value))
         elif key == "timestamp" and status == 100:
+            lst.append((key, name, value))
+        elif key == "record-route" and copy_record_route:
             lst.append((key, name, value))
     for name, value in headers:
         out.add(name, value)

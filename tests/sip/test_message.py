@@ -65,6 +65,11 @@ def test_make_response_copies_headers():
     trying = make_response(req, 100)
     assert trying.headers.get("Timestamp") == "54" and trying.to_tag is None
     assert parse_message(resp.to_bytes()) == resp
+    rr = parse_message(builders.invite(extra=(("Record-Route", "<sip:p1.example;lr>"),
+                                              ("Record-Route", "<sip:p2.example;lr>"))))
+    assert "Record-Route" not in make_response(rr, 180, to_tag="t").headers
+    ringing = make_response(rr, 180, to_tag="t", copy_record_route=True)
+    assert ringing.headers.get_all("Record-Route") == ["<sip:p1.example;lr>", "<sip:p2.example;lr>"]
 
 
 def test_via_and_name_addr():
