@@ -44,7 +44,8 @@ class ClientWebSocketProtocol(WebSocketServerProtocol):
 
     def onClose(self, wasClean: bool, code, reason) -> None:
         if self.conn is not None:
-            self.conn.connection_lost(f"websocket closed ({code})")
+            mine = getattr(self, "localCloseCode", None)   # set when we closed (e.g. 1009)
+            self.conn.connection_lost(f"websocket closed ({mine or code})")
 
     # -- the writer interface of ClientConnection -------------------------------------------------
     def write_control(self, message: m.Message) -> None:
@@ -66,7 +67,8 @@ def make_factory(manager) -> WebSocketServerFactory:
     factory.setProtocolOptions(maxMessagePayloadSize=2 * fr.MAX_PAYLOAD,
                                maxFramePayloadSize=2 * fr.MAX_PAYLOAD,
                                autoPingInterval=interval, autoPingTimeout=interval,
-                               openHandshakeTimeout=10, closeHandshakeTimeout=5)
+                               openHandshakeTimeout=10, closeHandshakeTimeout=5,
+                               failByDrop=False)
     return factory
 
 

@@ -1,0 +1,105 @@
+"""The HTTPS site: HTTP/2 by ALPN (checked with the h2 library), HTTP/1.1 fallback, the landing
+page, resources added by other parts, SSE over HTTP/2, and the HTTP framing's refusals."""
+from __future__ import annotations
+
+import io
+import json
+
+import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.defer import inlineCallbacks
+from twisted.internet.threads import deferToThread
+from twisted.web.client import Agent, FileBodyProducer
+from twisted.web.http_headers import Headers
+from twisted.web.resource import Resource
+
+from callgw.client import connect
+from callgw.client.links import _Body, _Policy, tls_creator
+from protocols.client import framing as fr
+from protocols.client import messages as m
+from protocols.client.errors import ErrorCode
+from tests.frontend.gateway import FakeFrontEnd, cert_path, start_gateway
+from tests.web.h2get import h2_get
+
+
+class Hello(Resource):
+    isLeaf = True
+
+    def render_GET(self, request):
+        request.setHeader(b"content-type", b"application/json")
+        return b'{"hello": "api"}'
+
+
+@pytest_twisted.inlineCallbacks
+def test_http2_landing_page_and_added_resource(tmp_path):
+    gw = yield start_gateway(tmp_path, FakeFrontEnd())
+    try:
+        gw.web.add_resource("hello", Hello())
+        host, port = gw.client.address("https")
+        alpn, status, headers, body = yield deferToThread(h2_get, host, port, "/",
+                                                          cert_path(gw))
+        assert (alpn, status) == ("h2", 200)
+        assert headers["content-type"].startswith("text/html") and b"callgw" in body
+        alpn, status, _, body = yield deferToThread(h2_get, host, port, "/hello",
+                                                    cert_path(gw))
+        assert (alpn, status, json.loads(body)) == ("h2", 200, {"hello": "api"})
+    finally:
+        yield gw.stopService()
+
+
+@pytest_twisted.inlineCallbacks
+def test_sse_stream_over_http2(tmp_path):
+    gw = yield start_gateway(tmp_path, FakeFrontEnd())
+    try:
+        host, port = gw.client.address("https")
+        alpn, status, headers, body = yield deferToThread(
+            h2_get, host, port, "/client/events", cert_path(gw), b"\n\n")
+        assert (alpn, status, headers["content-type"]) == ("h2", 200, "text/event-stream")
+        events = fr.SseParser().receive_data(body)
+        assert events[0].event == "session" and len(events[0].data) == 24
+    finally:
+        yield gw.stopService()
+
+
+@inlineCallbacks
+def _request(gw, method, path, body=None, ctype=b"application/json"):
+    host, port = gw.client.address("https")
+    agent = Agent(reactor, contextFactory=_Policy(tls_creator(host, cert_path(gw))))
+    producer = FileBodyProducer(io.BytesIO(body)) if body is not None else None
+    response = yield agent.request(method, f"https://{host}:{port}{path}".encode(),
+                                   Headers({b"content-type": [ctype]}), producer)
+    reader = _Body()
+    response.deliverBody(reader)
+    data = yield reader.done
+    return response.code, response.headers, data
+
+
+@pytest_twisted.inlineCallbacks
+def test_http11_fallback_and_http_framing_refusals(tmp_path):
+    gw = yield start_gateway(tmp_path, FakeFrontEnd())
+    try:
+        code, headers, body = yield _request(gw, b"GET", "/")
+        assert code == 200 and b"callgw" in body
+        code, _, body = yield _request(gw, b"POST", "/client/send/nosuchsession",
+                                       m.encode(m.Ping()))
+        assert code == 404 and m.decode(body).code == ErrorCode.OUT_OF_ORDER
+        sessions = gw.web.client.sessions
+        host, port = gw.client.address("https")
+        session = yield connect(f"https://{host}:{port}", reactor, cacert=cert_path(gw))
+        sid = session.link.sid
+        assert sid in sessions.by_id
+        code, _, body = yield _request(gw, b"POST", f"/client/send/{sid}", m.encode(m.Ping()),
+                                       b"application/octet-stream")
+        assert code == 400 and m.decode(body).code == ErrorCode.BAD_FRAME
+        code, _, body = yield _request(gw, b"POST", f"/client/send/{sid}",
+                                       b"{" + b" " * (fr.MAX_PAYLOAD + 10) + b"}")
+        assert code == 413 and m.decode(body).code == ErrorCode.FRAME_TOO_LARGE
+        pong = yield session.ping()                      # the session is unharmed
+        assert pong == m.Pong()
+        server_side = sessions.by_id[sid].request.notifyFinish()
+        session.close()
+        yield session.closed
+        yield server_side.addErrback(lambda f: None)    # the stream ended on the server too
+        assert sid not in sessions.by_id
+    finally:
+        yield gw.stopService()

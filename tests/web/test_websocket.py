@@ -1,0 +1,61 @@
+"""The WebSocket framing on the HTTPS port: text frames control, binary frames media, limits."""
+from __future__ import annotations
+
+import pytest_twisted
+from twisted.internet import defer, reactor
+from twisted.internet.threads import deferToThread
+
+from callgw.client import connect
+from protocols.client import framing as fr
+from protocols.client import messages as m
+from protocols.client.errors import ErrorCode
+from tests.frontend.gateway import PASSWORD, FakeFrontEnd, cert_path, start_gateway, url
+from tests.web.h2get import h2_get
+
+
+@pytest_twisted.inlineCallbacks
+def test_frame_kinds_media_and_size_limit(tmp_path):
+    frontend = FakeFrontEnd()
+    got_media = defer.Deferred()
+    frontend.client_media = lambda conn, frame: got_media.callback((conn, frame))
+    gw = yield start_gateway(tmp_path, frontend)
+    try:
+        session = yield connect(url(gw, "wss"), reactor, cacert=cert_path(gw))
+        error = defer.Deferred()
+        session.on_message = error.callback
+        session.link.send_payload(m.encode(m.Ping()), binary=True)   # control in a binary frame
+        assert (yield error.addTimeout(10, reactor)).code == ErrorCode.BAD_FRAME
+        yield session.login("alice", PASSWORD)
+        frame = fr.MediaFrame(b"k" * 16, 8, 7, 1280, b"\xd5" * 160)
+        session.link.send_media(fr.encode_media(frame))
+        conn, received = yield got_media.addTimeout(10, reactor)
+        assert received == frame and conn.framing == "wss"
+        server_conn = conn
+        conn.send_media(frame)                                     # and back, binary
+        echoed = defer.Deferred()
+        session.on_media = echoed.callback
+        assert fr.decode_media((yield echoed.addTimeout(10, reactor))) == frame
+        closed = defer.Deferred()
+        frontend.session_closed = lambda conn, reason: closed.callback((conn, reason))
+        session.link.proto.maxMessagePayloadSize = 0          # lift the client's own limit
+        session.link.send_payload(b"{" + b" " * (4 * fr.MAX_PAYLOAD) + b"}")   # far too big
+        reason = yield session.closed
+        assert "1009" in reason
+        conn, why = yield closed.addTimeout(10, reactor)
+        assert conn is server_conn and "1009" in why
+    finally:
+        yield gw.stopService()
+
+
+@pytest_twisted.inlineCallbacks
+def test_websocket_resource_over_http2_is_refused_cleanly(tmp_path):
+    gw = yield start_gateway(tmp_path, FakeFrontEnd())
+    try:
+        host, port = gw.client.address("https")
+        alpn, status, _, _ = yield deferToThread(h2_get, host, port, "/ws", cert_path(gw))
+        assert alpn == "h2" and status >= 400
+        session = yield connect(url(gw, "wss"), reactor, cacert=cert_path(gw))
+        assert (yield session.ping()) == m.Pong()
+        session.close()
+    finally:
+        yield gw.stopService()
