@@ -111,6 +111,13 @@ def split_list(value: str) -> list[str]:
     return [s for s in out if s]
 
 
+def _checked(value) -> str:
+    value = str(value)
+    if "\r" in value or "\n" in value:
+        raise ValueError("CR or LF in a header value")
+    return value
+
+
 class Headers:
     """Ordered, case-insensitive multi-dict of header fields (raw string values).
 
@@ -153,7 +160,7 @@ class Headers:
     def set(self, name: str, value) -> None:
         """Replace every ``name`` by one header with ``value`` (at the first one's place)."""
         key, spelled = canonical_name(name)
-        value = str(value)
+        value = _checked(value)
         out, done = [], False
         for item in self._list:
             if item[0] == key:
@@ -170,7 +177,7 @@ class Headers:
     def add(self, name: str, value, first: bool = False) -> None:
         """Add one header line; ``first`` puts it before any other of that name."""
         key, spelled = canonical_name(name)
-        item = (key, spelled, str(value))
+        item = (key, spelled, _checked(value))
         if first:
             for i, old in enumerate(self._list):
                 if old[0] == key:
@@ -234,7 +241,10 @@ class Headers:
 
 
 def quote(text: str) -> str:
-    """Make a quoted-string (RFC 3261 25.1) of ``text``."""
+    """Make a quoted-string (RFC 3261 25.1) of ``text``; CR and LF (which no quoted-pair can
+    carry) become spaces, so a display name can never break a header line."""
+    if "\r" in text or "\n" in text:
+        text = text.replace("\r", " ").replace("\n", " ")
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 

@@ -153,6 +153,8 @@ class Request(_Message):
                  version: str = "SIP/2.0"):
         self.method = method
         self.uri = str(uri)
+        if not _TOKEN_RE.match(method) or not self.uri or any(c in self.uri for c in " \t\r\n"):
+            raise ValueError("bad method or Request-URI")
         self.version = version
         self.headers = headers if isinstance(headers, Headers) else Headers(headers or ())
         self.body = bytes(body)

@@ -258,6 +258,7 @@ def test_random_bytes_raise_only_parse_errors(data):
             parse_message(candidate)
         except SipParseError as exc:
             assert 400 <= exc.status < 600 and exc.reason
+            assert exc.__cause__ is None, "the parser's safety net caught a bug"
 
 
 @given(st.data())
@@ -275,7 +276,8 @@ def test_mutated_messages_raise_only_parse_errors(data):
             del base[pos]
     try:
         msg = parse_message(bytes(base))
-    except SipParseError:
+    except SipParseError as exc:
+        assert exc.__cause__ is None, "the parser's safety net caught a bug"
         return
     msg.to_bytes()
     (msg.branch, msg.cseq, msg.call_id, msg.from_tag, msg.to_tag)
@@ -305,3 +307,17 @@ def test_stream_framer_random_bytes(data):
             assert isinstance(item, (Request, Response, SipParseError))
     except SipParseError:
         pass
+
+
+def test_no_header_injection_from_values():
+    from protocols.sip.headers import NameAddr
+    h = Headers()
+    with pytest.raises(ValueError):
+        h.add("Subject", "hi\r\nX-Evil: 1")
+    with pytest.raises(ValueError):
+        h.set("Subject", "hi\nthere")
+    with pytest.raises(ValueError):
+        Request("INVITE", "sip:a@b\r\nX: y")
+    evil = NameAddr(parse_uri("sip:a@b.example"), 'Eve\r\nX-Evil: 1 "q" \\')
+    assert "\r" not in str(evil) and "\n" not in str(evil)
+    assert parse_name_addr(str(evil)).display == 'Eve  X-Evil: 1 "q" \\'
