@@ -309,8 +309,6 @@ class SipEndpoint:
             return
         if owner is None:
             return
-        if owner in self.listeners:
-            self._trace(owner, "in", message)
         self._owner_effects(owner, owner.receive_response(message))
 
     def _tx_timer(self, tx, name):
@@ -462,6 +460,8 @@ class SipEndpoint:
     def _response_received(self, response, host, port):
         tx = self.table.match_response(response)
         if tx is not None:
+            if tx.owner in self.listeners:
+                self._trace(tx.owner, "in", response)
             self._run(tx, tx.receive(response))
             return
         if response.cseq[1] == "INVITE" and 200 <= response.status < 300:

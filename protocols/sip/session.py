@@ -25,6 +25,7 @@ import os
 import re
 from dataclasses import dataclass, field
 
+from protocols.sip import digest
 from protocols.sip.message import Headers, Request, make_response, parse_name_addr
 from protocols.sip.transaction import StartTimer, StopTimer, TimerConfig
 from protocols.sip.uri import SipParseError, parse_uri
@@ -464,13 +465,12 @@ class InviteSession:
         if not creds:
             return None
         header = "WWW-Authenticate" if response.status == 401 else "Proxy-Authenticate"
-        value = response.headers.get(header)
-        if not value:
+        values = response.headers.get_lines(header)
+        if not values:
             return None
-        from protocols.sip import digest
         try:
-            challenge = digest.parse_challenge(value)
-        except Exception:  # noqa: BLE001 - any malformed challenge just fails the request
+            challenge = digest.best_challenge(values)
+        except ValueError:        # DigestError: nothing we can answer fails the request
             return None
         key = (request.method, challenge.realm)
         tries = self._auth_tries.get(key, 0)

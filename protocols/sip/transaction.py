@@ -305,8 +305,9 @@ class ClientInvite(Transaction):
 
     def _completed(self, response):
         self.last_response = make_ack(self.request, response)
-        out = [StopTimer("A"), StopTimer("B"), Deliver(response),
-               Transmit(self.last_response)]
+        # the ACK goes out before the TU hears of the response (an auth retry must follow it)
+        out = [StopTimer("A"), StopTimer("B"), Transmit(self.last_response),
+               Deliver(response)]
         return out + self._wait("D", 0 if self.reliable else max(32.0, self.timers.long))
 
     def _ack_again(self, response):

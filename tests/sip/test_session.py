@@ -202,8 +202,7 @@ def test_timeout_and_transport_failure_of_the_invite():
     assert of(session.transport_failed(invite), s.Rejected)[0].status == 503
 
 
-def test_digest_retry_on_401(monkeypatch):
-    digest = pytest.importorskip("protocols.sip.digest")
+def test_digest_retry_on_401():
     session, invite = started(credentials=("alice", "s3cret"))
     challenge = 'Digest realm="gw.test", nonce="abc", algorithm=MD5, qop="auth"'
     out = session.receive_response(answer(invite, 401, extra=[("WWW-Authenticate", challenge)]))
@@ -211,7 +210,6 @@ def test_digest_retry_on_401(monkeypatch):
     assert retry.cseq == (2, "INVITE") and retry.branch != invite.branch
     assert retry.call_id == invite.call_id and retry.from_tag == invite.from_tag
     assert 'username="alice"' in retry.headers.get("Authorization")
-    assert digest  # the module exists
     # a second challenge for the same realm is a failure, not a loop
     out = session.receive_response(answer(retry, 401, extra=[("WWW-Authenticate", challenge)]))
     assert of(out, s.Rejected)[0].status == 401
@@ -294,3 +292,42 @@ def test_tcp_profile_marks_contact_and_via():
     assert invite.top_via.transport == "TCP"
     assert "transport=tcp" in invite.headers.get("Contact")
     assert invite.uri.endswith(";transport=tcp")
+
+
+def _kv(header):
+    return dict((k.strip(), v.strip().strip('"'))
+                for k, v in (p.split("=", 1) for p in header[len("Digest "):].split(",")))
+
+
+def test_sha256_challenge_rfc8760_preferred_and_computed():
+    import hashlib
+    session, invite = started(credentials=("alice", "s3cret"))
+    session.token = lambda: "0a4f113b"
+    md5 = 'Digest realm="gw.test", nonce="n1", algorithm=MD5, qop="auth"'
+    sha = 'Digest realm="gw.test", nonce="n1", algorithm=SHA-256, qop="auth"'
+    out = session.receive_response(answer(invite, 407, extra=[
+        ("Proxy-Authenticate", md5), ("Proxy-Authenticate", sha)]))
+    retry = of(out, s.SendRequest)[0].request
+    fields = _kv(retry.headers.get("Proxy-Authorization"))
+    assert fields["algorithm"] == "SHA-256" and fields["cnonce"] == "0a4f113b"
+
+    def h(text):
+        return hashlib.sha256(text.encode()).hexdigest()
+    ha1 = h("alice:gw.test:s3cret")
+    ha2 = h(f"INVITE:{invite.uri}")
+    assert fields["uri"] == invite.uri
+    assert fields["response"] == h(f"{ha1}:n1:00000001:0a4f113b:auth:{ha2}")
+
+
+def test_rfc7616_worked_example_sha256_and_md5():
+    from protocols.sip import digest
+    challenge = ('Digest realm="http-auth@example.org", qop="auth, auth-int", '
+                 'algorithm={alg}, nonce="7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v", '
+                 'opaque="FQhe/qaU925kfnzjCev0ciny7QMkPqMAFRtzCUYo5tdS"')
+    cnonce = "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ"
+    expected = {"SHA-256": "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1",
+                "MD5": "8ca523f5e9506fed4657c9700eebdbec"}
+    for alg, response in expected.items():
+        value = digest.authorization(digest.parse_challenge(challenge.format(alg=alg)), "GET",
+                                     "/dir/index.html", "Mufasa", "Circle of Life", cnonce)
+        assert _kv(value)["response"] == response
