@@ -80,6 +80,10 @@ class CallTable:
     def __contains__(self, call: str) -> bool:
         return call in self._calls
 
+    def ids(self) -> set[str]:
+        """The ids of the session's live calls."""
+        return set(self._calls)
+
     def state_of(self, call: str) -> CallState:
         c = self._calls.get(call)
         return c.state if c is not None else S.RELEASED

@@ -269,13 +269,19 @@ class ClientSession:
             raise LocalProtocolError(f"no call {message.call}")  # type: ignore[attr-defined]
         self._send(message, now)
 
+    def _offered(self, call: str) -> None:
+        if self.calls.get(call, {}).get("state") != "offered":
+            raise LocalProtocolError(f"{call} is not an incoming call waiting for an answer")
+
     def answer(self, call: str, now: float, *, mode: str = "relay", address: str | None = None,
                port: int | None = None, codecs: tuple[str, ...] | None = None) -> None:
+        self._offered(call)
         self._call_command(m.Answer(call=call, mode=mode, address=address, port=port,
                                     codecs=codecs), now)
         self.calls[call]["state"] = "answering"
 
     def reject(self, call: str, now: float, cause: str | None = None) -> None:
+        self._offered(call)
         self._call_command(m.Reject(call=call, cause=cause), now)
 
     def hangup(self, call: str, now: float) -> None:

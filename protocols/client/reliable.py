@@ -207,6 +207,10 @@ class ReliableEndpoint:
         return not self._inflight and not self._backlog
 
     @property
+    def validated(self) -> bool:
+        return self._validated
+
+    @property
     def unacknowledged(self) -> int:
         return len(self._inflight) + len(self._backlog)
 
