@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-from protocols.sip.headers import (_NAMES, Headers, NameAddr, Via, canonical_name, format_via,
+from protocols.sip.headers import (_FAST_SIP_NA_RE, _NAMES, Headers, NameAddr, Via, canonical_name, format_via,
                                    parse_cseq, parse_name_addr, parse_via, split_list)
 from protocols.sip.uri import SIP_BODY_PATTERN, SipParseError, parse_uri, sip_uri_from_groups
 
@@ -361,12 +361,18 @@ def _parse(data, strict: bool) -> Request | Response:
 
 
 def _check_contacts(value: str) -> None:
-    if "," in value or '"' in value:
-        for contact in split_list(value):
-            if contact != "*":
-                parse_name_addr(contact)
-    elif value != "*":
-        parse_name_addr(value)
+    """Validate Contact values without keeping them (they are parsed again when read)."""
+    for contact in (split_list(value) if "," in value or '"' in value else (value,)):
+        if contact == "*":
+            continue
+        m = _FAST_SIP_NA_RE.match(contact)
+        if m is None:
+            parse_name_addr(contact)
+        else:
+            g = m.groups()
+            sip_uri_from_groups(g[1].lower(), g[2], g[3], g[4], g[5], g[6], g[7],
+                                "%" in contact and contact[m.start(2):contact.rindex(">")],
+                                build=False)
 
 
 def _check_request_uri(uri: str) -> None:
@@ -374,7 +380,7 @@ def _check_request_uri(uri: str) -> None:
     if m is not None:
         if m.group(7):
             raise SipParseError(400, "Headers not allowed in Request-URI")
-        sip_uri_from_groups(m.group(1).lower(), *m.groups()[1:], "%" in uri and uri)
+        sip_uri_from_groups(m.group(1).lower(), *m.groups()[1:], "%" in uri and uri, False)
         return
     parsed = parse_uri(uri)
     if parsed.headers:

@@ -213,10 +213,11 @@ class AbsoluteURI:
 
 
 def sip_uri_from_groups(scheme, user, password, host, port, params, headers,
-                        escaped) -> SipURI:
+                        escaped, build=True) -> SipURI | None:
     """Check and build a SipURI from ``SIP_BODY_PATTERN``'s groups.
 
     ``escaped`` is the URI text when it holds a '%' (to check the escapes), else False.
+    ``build=False`` only checks (the parser's validation of values it does not keep parsed).
     """
     if escaped and _BAD_ESCAPE_RE.search(escaped):
         raise SipParseError(400, "Bad escape in SIP URI")
@@ -238,6 +239,10 @@ def sip_uri_from_groups(scheme, user, password, host, port, params, headers,
             if not name or not eq:
                 raise SipParseError(400, "Bad header in SIP URI")
             hdrs[name] = value
+    if not build:
+        if params and (";;" in params or ";=" in params or params[-1] == ";"):
+            raise SipParseError(400, "Empty parameter in SIP URI")
+        return None
     uri = SipURI.__new__(SipURI)
     uri.scheme = scheme
     uri.user = user
