@@ -242,31 +242,34 @@ class InviteSession:
         self.cancelled = False
         self.got_provisional = False
         self._auth_tries = {}
+        self._forks = {}            # To tag of another fork's 2xx -> (ACK, hop, BYE CSeq)
+        self._retry_sdp = None      # the re-INVITE to try again after a 491
         self._reinvite_2xx = None
         self._reinvite_interval = profile.timers.t1
 
     # ---- building requests ----
-    def _hop(self, initial=False):
+    def _hop(self, initial=False, routes=None, target=None):
         p = self.profile
-        if self.route_set:
-            route = parse_name_addr(self.route_set[0]).uri
+        routes = self.route_set if routes is None else routes
+        if routes:
+            route = parse_name_addr(routes[0]).uri
             return Hop(p.transport, route.host.strip("[]"), route.port or 5060)
         if initial or p.proxy:
             host = p.proxy or f"{p.gateway_host}:{p.gateway_port}"
             name, _, port = host.rpartition(":")
             return Hop(p.transport, name.strip("[]"), int(port))
-        return hop_for(self.remote_target, p.transport)
+        return hop_for(target or self.remote_target, p.transport)
 
     def _via(self):
         t = "TCP" if self.profile.transport == "tcp" else "UDP"
         return f"SIP/2.0/{t} {self._local};branch=z9hG4bK{self.token()};rport"
 
-    def _request(self, method, cseq=None, body=b"", extra=(), uri=None, to=None):
+    def _request(self, method, cseq=None, body=b"", extra=(), uri=None, to=None, routes=None):
         if cseq is None:
             self.local_cseq += 1
             cseq = self.local_cseq
         h = [("Via", self._via()), ("Max-Forwards", "70")]
-        h += [("Route", r) for r in self.route_set]
+        h += [("Route", r) for r in (self.route_set if routes is None else routes)]
         h += [("From", self.from_header), ("To", to or self._to()), ("Call-ID", self.call_id),
               ("CSeq", f"{cseq} {method}")]
         if method == "INVITE":
@@ -334,8 +337,9 @@ class InviteSession:
         if self.state is not SessionState.CONFIRMED or self.reinvite is not None:
             return [ModifyFailed(491)]
         self.local_sdp = sdp
+        self._retry_sdp = None
         self.reinvite = self._request("INVITE", body=sdp, extra=[("Allow", ALLOW)])
-        return [SendRequest(self.reinvite, self._hop())]
+        return [StopTimer("491"), SendRequest(self.reinvite, self._hop())]
 
     def answer_modify(self, request, sdp):
         """Answer the far end's re-INVITE with our ``sdp`` (None refuses it with 488)."""
@@ -375,6 +379,8 @@ class InviteSession:
         if response.status < 200:
             return []
         if method == "BYE":
+            if self.bye is None or number != self.bye.cseq[0]:
+                return []                               # a forked dialog's BYE, or stale
             if response.status in (401, 407) and self.state is SessionState.TERMINATING:
                 retry = self._auth_retry(self.bye, response)
                 if retry:
@@ -436,7 +442,28 @@ class InviteSession:
             return out + [Answered(response.body or None)]
         if self.ack is not None and response.to_tag == self.remote_tag:
             return [SendAck(self.ack, self._hop())]   # a retransmitted 2xx (13.2.2.4)
-        return []
+        return self._forked_2xx(response)
+
+    def _forked_2xx(self, response):
+        """A 2xx from another fork (13.2.2.4): ACK it, then end that dialog with a BYE."""
+        tag = response.to_tag
+        if not tag:
+            return []
+        fork = self._forks.get(tag)
+        if fork is not None:
+            return [SendAck(fork[0], fork[1])]         # its retransmission: ACK again
+        routes = list(reversed(response.headers.get_all("Record-Route")))
+        contact = response.headers.get("Contact")
+        try:
+            target = str(parse_name_addr(contact).uri) if contact else self.request_uri
+        except SipParseError:
+            target = self.request_uri
+        to = f"{self.to_header};tag={tag}"
+        hop = self._hop(routes=routes, target=target)
+        ack = self._request("ACK", cseq=self.invite.cseq[0], uri=target, to=to, routes=routes)
+        bye = self._request("BYE", uri=target, to=to, routes=routes)
+        self._forks[tag] = (ack, hop, bye.cseq[0])
+        return [SendAck(ack, hop), SendRequest(bye, hop)]
 
     def _reinvite_response(self, response):
         status = response.status
@@ -444,6 +471,7 @@ class InviteSession:
             return []
         request, self.reinvite = self.reinvite, None
         if status < 300:
+            self._retry_sdp = None
             self.reinvite_ack = self._request("ACK", cseq=request.cseq[0])
             return [SendAck(self.reinvite_ack, self._hop()), ModifyAnswered(response.body or None)]
         if status in (401, 407):
@@ -453,6 +481,12 @@ class InviteSession:
                 return retry
         if status in (481, 408):
             return [ModifyFailed(status)] + self._fail_dialog(status)
+        if status == 491 and self._retry_sdp is None:
+            # RFC 3261 14.1: we own the Call-ID, so wait 2.1-4 s (10 ms steps), then again
+            self._retry_sdp = request.body
+            wait = 2.1 + (int.from_bytes(os.urandom(2), "big") % 191) / 100
+            return [StartTimer("491", wait)]
+        self._retry_sdp = None
         return [ModifyFailed(status)]
 
     def _fail_dialog(self, status):
@@ -521,6 +555,13 @@ class InviteSession:
             if self.state in (SessionState.CALLING, SessionState.EARLY):
                 self.state = SessionState.TERMINATED
                 return [_CLOSED]
+            return []
+        if name == "491":
+            sdp, self._retry_sdp = self._retry_sdp, None
+            if self.state is SessionState.CONFIRMED and self.reinvite is None:
+                out = self.modify(sdp)
+                self._retry_sdp = b"" if sdp is None else sdp   # one retry only
+                return out
             return []
         if name == "2xx" and self._reinvite_2xx is not None:
             self._reinvite_interval = min(2 * self._reinvite_interval, self.profile.timers.t2)

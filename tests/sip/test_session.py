@@ -226,7 +226,7 @@ def test_hold_and_resume_reinvite():
     session, invite = started()
     session.receive_response(answer(invite, 200, SDP))
     out = session.modify(SDP.replace(b"RTP/AVP 0", b"RTP/AVP 0\r\na=sendonly"))
-    reinvite = out[0].request
+    reinvite = of(out, s.SendRequest)[0].request
     assert reinvite.method == "INVITE" and reinvite.cseq == (2, "INVITE")
     assert reinvite.to_tag == "gwtag" and b"sendonly" in reinvite.body
     assert session.modify(SDP) == [s.ModifyFailed(491)]     # one at a time
@@ -238,7 +238,7 @@ def test_hold_and_resume_reinvite():
 def test_reinvite_481_ends_the_dialog():
     session, invite = started()
     session.receive_response(answer(invite, 200, SDP))
-    reinvite = session.modify(SDP)[0].request
+    reinvite = of(session.modify(SDP), s.SendRequest)[0].request
     out = session.receive_response(answer(reinvite, 481))
     assert of(out, s.Ended) and of(out, s.SendRequest)[0].request.method == "BYE"
 
@@ -331,3 +331,30 @@ def test_rfc7616_worked_example_sha256_and_md5():
         value = digest.authorization(digest.parse_challenge(challenge.format(alg=alg)), "GET",
                                      "/dir/index.html", "Mufasa", "Circle of Life", cnonce)
         assert _kv(value)["response"] == response
+
+
+def test_reinvite_491_is_retried_once_after_the_rfc_wait():
+    session, invite = started()
+    session.receive_response(answer(invite, 200, SDP))
+    reinvite = of(session.modify(SDP), s.SendRequest)[0].request
+    out = session.receive_response(answer(reinvite, 491))
+    wait = of(out, StartTimer)[0]
+    assert wait.name == "491" and 2.1 <= wait.delay <= 4.0
+    assert not of(out, s.ModifyFailed)
+    again = of(session.timer_fired("491"), s.SendRequest)[0].request
+    assert again.cseq == (3, "INVITE") and again.body == SDP
+    assert of(session.receive_response(answer(again, 491)), s.ModifyFailed) == [
+        s.ModifyFailed(491)]
+
+
+def test_2xx_from_another_fork_is_acked_and_byed():
+    session, invite = started()
+    session.receive_response(answer(invite, 200, SDP, to_tag="fork1"))
+    out = session.receive_response(answer(invite, 200, SDP, to_tag="fork2"))
+    ack, bye = of(out, s.SendAck)[0].request, of(out, s.SendRequest)[0].request
+    assert ack.to_tag == bye.to_tag == "fork2" and ack.cseq == (1, "ACK")
+    assert bye.method == "BYE" and session.remote_tag == "fork1"
+    assert not of(out, s.Answered)
+    assert of(session.receive_response(answer(invite, 200, SDP, to_tag="fork2")), s.SendAck)
+    assert session.receive_response(answer(bye, 200, to_tag="fork2")) == []
+    assert session.state is s.SessionState.CONFIRMED
