@@ -130,6 +130,8 @@ class Headers:
     def __init__(self, items=()):
         self._list = []          # [(key, name, value)]
         self._cache = {}         # parsed values, dropped on any change
+        if isinstance(items, dict):
+            items = items.items()
         for name, value in items:
             self.add(name, value)
 
@@ -451,7 +453,9 @@ class NameAddr:
         return f"NameAddr({str(self)!r})"
 
 
-_DISPLAY_TOKENS_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+(?:[ \t]+[A-Za-z0-9\-.!%*_+`'~]+)*\Z")
+# RFC 3261 display-name tokens, plus non-ASCII letters (some gateways send them unquoted).
+_DISPLAY_TOKENS_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~\x80-\U0010ffff]+"
+                                r"(?:[ \t]+[A-Za-z0-9\-.!%*_+`'~\x80-\U0010ffff]+)*\Z")
 _SIMPLE_NA_RE = re.compile(r"<([^<>\s\"]+)>\Z")
 
 

@@ -82,6 +82,9 @@ def test_via_and_name_addr():
     na = parse_name_addr("sip:a@b.example;tag=2")
     assert na.display is None and na.uri.params == {} and na.tag == "2"
     assert parse_cseq("0009 INVITE") == (9, "INVITE")
+    assert parse_name_addr("J\u00f6rg M\u00fcller <sip:j@m.example>").display == "J\u00f6rg M\u00fcller"
+    with pytest.raises(SipParseError):
+        parse_name_addr("Doe, John <sip:j@m.example>")
 
 
 @pytest.mark.parametrize("text", [
