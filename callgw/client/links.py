@@ -1,8 +1,8 @@
 """The client library's links: one per framing, all with the same small interface.
 
 Owned by the client library. ``connect(url, ...)`` opens a link for
-``udp://HOST:PORT``, ``tcp://HOST:PORT``, ``tls://HOST:PORT``, ``wss://HOST:PORT[/ws]`` or
-``https://HOST:PORT`` (HTTP POST + Server-Sent Events under ``/client/``) and fires with a
+``udp://HOST:PORT``, ``tcp://HOST:PORT``, ``tls://HOST:PORT``, ``wss://HOST:PORT[/client/v1/ws]`` or
+``https://HOST:PORT`` (HTTP POST + Server-Sent Events under ``/client/v1/``) and fires with a
 ``ClientSession`` (``session.py``). A link has ``send(message)``, ``send_media(bytes)`` and
 ``close()``, and calls ``deliver(message)``, ``media(bytes)`` and ``lost(reason)``.
 
@@ -37,6 +37,8 @@ from protocols.client import messages as m
 from protocols.client.errors import ProtocolError
 
 SCHEMES = ("udp", "tcp", "tls", "wss", "https")
+WS_PATH = "/client/v1/ws"
+HTTP_EVENTS, HTTP_MESSAGES = "/client/v1/events", "/client/v1/messages"
 log = Logger()
 
 
@@ -295,14 +297,14 @@ class HttpLink(_BaseLink):
         self._busy = False
 
     def open(self) -> None:
-        d = self.agent.request(b"GET", f"{self.base}/client/events".encode(),
+        d = self.agent.request(b"GET", f"{self.base}{HTTP_EVENTS}".encode(),
                                Headers({b"accept": [b"text/event-stream"]}))
         d.addCallback(self._response)
         d.addErrback(self._failed)
 
     def _response(self, response) -> None:
         if response.code != 200:
-            raise ConnectError(f"GET /client/events answered {response.code}")
+            raise ConnectError(f"GET {HTTP_EVENTS} answered {response.code}")
         self.reader = _SseReader(self)
         response.deliverBody(self.reader)
 
@@ -350,15 +352,16 @@ class HttpLink(_BaseLink):
             return
         self._busy = True
         body, ctype = self._queue.pop(0)
-        d = self.agent.request(b"POST", f"{self.base}/client/send/{self.sid}".encode(),
-                               Headers({b"content-type": [ctype]}),
+        d = self.agent.request(b"POST", f"{self.base}{HTTP_MESSAGES}".encode(),
+                               Headers({b"content-type": [ctype],
+                                        b"callgw-session": [self.sid.encode("ascii")]}),
                                FileBodyProducer(io.BytesIO(body)))
         d.addCallback(self._posted)
         d.addErrback(lambda f: log.failure("client: HTTP POST to {base}", f, base=self.base))
         d.addBoth(lambda _: self._next())
 
     def _posted(self, response):
-        if response.code == 204:
+        if response.code in (202, 204):
             return None
         body = _Body()
         response.deliverBody(body)
@@ -394,7 +397,7 @@ def connect(url: str, reactor=None, cacert: str | None = None, insecure: bool = 
         ready.callback(link)
     elif scheme == "wss":
         link = WsLink()
-        ws_url = f"wss://{_netloc(host, port)}{path or '/ws'}"
+        ws_url = f"wss://{_netloc(host, port)}{path if path not in ('', '/') else WS_PATH}"
         factory = WebSocketClientFactory(ws_url)
         factory.protocol, factory.link, factory.ready = _WsProtocol, link, ready
         factory.setProtocolOptions(maxMessagePayloadSize=2 * fr.MAX_PAYLOAD,
@@ -409,7 +412,7 @@ def connect(url: str, reactor=None, cacert: str | None = None, insecure: bool = 
     timer = reactor.callLater(timeout, lambda: ready.called or ready.errback(
         ConnectError(f"no connection to {url} within {timeout:g} s")))
     ready.addBoth(lambda r: (timer.active() and timer.cancel(), r)[1])
-    ready.addCallback(lambda lk: ClientSession(lk, url))
+    ready.addCallback(lambda lk: ClientSession(lk, url, clock=reactor))
     return ready
 
 

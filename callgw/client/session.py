@@ -21,6 +21,7 @@ import os
 from typing import Callable
 
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 
@@ -99,13 +100,19 @@ class ClientCall:
 class ClientSession:
     """A client protocol session over ``link`` (``send``/``send_media``/``close``; it calls
     our ``deliver``, ``media`` and ``lost``). ``closed`` fires with the reason when the link
-    ends. ``on_message(msg)`` sees every server message not consumed by a pending request."""
+    ends. ``on_message(msg)`` sees every server message not consumed by a pending request.
+    Once logged in, it pings every ``welcome.ping`` seconds on ``clock`` and closes the link
+    when the server stays silent for ``SILENCE`` ping intervals."""
 
     log = Logger()
+    SILENCE = 3
 
-    def __init__(self, link, url: str = ""):
+    def __init__(self, link, url: str = "", clock=None):
         self.link = link
         self.url = url
+        self.clock = clock
+        self._keepalive: LoopingCall | None = None
+        self._heard = 0.0
         link.deliver, link.media, link.lost = self._deliver, self._media, self._lost
         self.welcome: m.Welcome | None = None
         self.calls: dict[str, ClientCall] = {}
@@ -180,6 +187,8 @@ class ClientSession:
 
     # -- what arrives ---------------------------------------------------------------------------
     def _deliver(self, message: m.Message) -> None:
+        if self.clock is not None:
+            self._heard = self.clock.seconds()
         try:
             self._dispatch(message)
         except Exception:
@@ -230,7 +239,24 @@ class ClientSession:
             self.close()
             return
         self.welcome = welcome
+        self._start_keepalive(welcome.ping)
         self._end_login(None, welcome)
+
+    def _start_keepalive(self, interval: int) -> None:
+        if self.clock is None or self._keepalive is not None:
+            return
+        self._keepalive = LoopingCall(self._ping_or_give_up, interval)
+        self._keepalive.clock = self.clock
+        self._keepalive.start(interval, now=False).addErrback(
+            lambda f: self.log.failure("client: keepalive for {url}", f, url=self.url))
+
+    def _ping_or_give_up(self, interval: int) -> None:
+        if self.clock.seconds() - self._heard > self.SILENCE * interval:
+            self.log.warn("client: {url} silent for {n} ping intervals", url=self.url,
+                          n=self.SILENCE)
+            self.close()
+            return
+        self.ping().addErrback(lambda f: None)       # the answer only refreshes _heard
 
     def _end_login(self, error: Exception | None, welcome: m.Welcome | None = None) -> None:
         d, self._login, self._login_state = self._login, None, None
@@ -249,6 +275,8 @@ class ClientSession:
         if self.is_closed:
             return
         self.is_closed = True
+        if self._keepalive is not None and self._keepalive.running:
+            self._keepalive.stop()
         if self._login is not None:
             self._end_login(SessionLost(reason))
         for d in self._pings:

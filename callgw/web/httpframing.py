@@ -1,23 +1,27 @@
 """The client protocol over plain HTTP: ``POST`` a payload, read the server's over SSE.
 
-Owned by the web site (docs/protocol.md, "HTTP"). For clients that cannot hold a socket:
+Owned by the web site; the spec is docs/protocol.md section 11 ("HTTP"). For clients that
+cannot hold a socket:
 
-- ``GET /client/events`` opens a Server-Sent Events stream; its first event is
-  ``event: session`` with the HTTP session id, then every server payload follows as an event
-  (control JSON as ``data:``, media as ``event: media`` base64url). The stream *is* the session:
-  when it ends, the ``ClientConnection`` (framing ``"https"``) is lost.
-- ``POST /client/send/<session>`` with ``Content-Type: application/json`` (control) or
-  ``application/octet-stream`` (a media frame) delivers one payload; the answer is 204, and
-  what the server says in return arrives on the stream. An unknown session is 404; a body that
-  does not match its Content-Type is 400 and an oversized body 413, each with an ``error``
-  message as the JSON body.
+- ``GET /client/v1/events`` opens a session's Server-Sent Events stream. Its first event is
+  ``event: session`` with the session id; then each server payload is one event with an
+  increasing ``id:`` (control JSON as ``data:``, media as ``event: media`` base64url).
+- ``POST /client/v1/messages`` with ``Callgw-Session: <id>`` and ``Content-Type:
+  application/json`` (control) or ``application/octet-stream`` (a media frame) delivers one
+  payload: ``202 Accepted``, the replies come on the stream. ``404``: unknown session; ``413``:
+  body over the size limit; ``415``: the content type does not match the body (each with an
+  ``error`` message as JSON body).
+- A dropped stream does not end the session: it lives until its idle timeout. ``GET`` with
+  ``Callgw-Session`` (and ``Last-Event-ID``) reattaches and replays the last ``REPLAY`` events
+  after that id. One stream per session: a new one replaces the old.
 
-Works over HTTP/2 and HTTP/1.1 (SSE streams fine over HTTP/2, PLATFORM-NOTES).
-Tests: tests/web/test_http_framing.py.
+Each session is a ``ClientConnection`` with framing ``"https"``. Works over HTTP/2 and
+HTTP/1.1. Tests: tests/web/test_site.py.
 """
 from __future__ import annotations
 
 import os
+from collections import deque
 
 from twisted.logger import Logger
 from twisted.web.resource import Resource
@@ -27,25 +31,49 @@ from protocols.client import framing as fr
 from protocols.client import messages as m
 from protocols.client.errors import ErrorCode, RemoteProtocolError
 
-PATH = b"client"
+REPLAY = 64
+SESSION_HEADER = b"callgw-session"
 
 
-class _SseWriter:
-    """The writer of one HTTP session's ``ClientConnection``: its SSE response."""
+class HttpSession:
+    """One HTTP session: the writer of its ``ClientConnection``, its stream and replay buffer."""
 
-    def __init__(self, sessions: "HttpSessions", sid: str, request):
+    log = Logger()
+
+    def __init__(self, sessions: "HttpSessions", sid: str):
         self.sessions = sessions
         self.sid = sid
-        self.request = request
+        self.request = None
+        self.events: deque[tuple[int, bytes]] = deque(maxlen=REPLAY)
         self.next_id = 1
-        self.finished = False
         self.conn = None
 
-    def _event(self, payload: bytes) -> None:
-        if not self.finished:
-            self.request.write(fr.sse_event(payload, self.next_id))
-            self.next_id += 1
+    def attach(self, request, last_id: int | None) -> None:
+        """Make ``request`` the session's stream; replay events after ``last_id``."""
+        if self.request is not None:
+            old, self.request = self.request, None
+            old.finish()
+        self.request = request
+        request.write(fr.sse_session_event(self.sid))
+        if last_id is not None:
+            for event_id, event in self.events:
+                if event_id > last_id:
+                    request.write(event)
+        request.notifyFinish().addBoth(self._detach, request).addErrback(
+            lambda f: self.log.failure("HTTP session {sid}: stream end", f, sid=self.sid))
 
+    def _detach(self, _result, request) -> None:
+        if self.request is request:
+            self.request = None
+
+    def _event(self, payload: bytes) -> None:
+        event = fr.sse_event(payload, self.next_id)
+        self.events.append((self.next_id, event))
+        self.next_id += 1
+        if self.request is not None:
+            self.request.write(event)
+
+    # -- the writer interface of ClientConnection -------------------------------------------------
     def write_control(self, message: m.Message) -> None:
         self._event(m.encode(message))
 
@@ -53,16 +81,10 @@ class _SseWriter:
         self._event(data)
 
     def lose(self) -> None:
-        self.sessions.forget(self.sid)
-        if not self.finished:
-            self.finished = True
-            self.request.finish()
-
-    def stream_ended(self, _result) -> None:
-        self.finished = True
-        self.sessions.forget(self.sid)
-        if self.conn is not None:
-            self.conn.connection_lost("event stream closed")
+        self.sessions.by_id.pop(self.sid, None)
+        if self.request is not None:
+            request, self.request = self.request, None
+            request.finish()
 
 
 class HttpSessions:
@@ -70,10 +92,11 @@ class HttpSessions:
 
     def __init__(self, manager):
         self.manager = manager
-        self.by_id: dict[str, _SseWriter] = {}
+        self.by_id: dict[str, HttpSession] = {}
 
-    def forget(self, sid: str) -> None:
-        self.by_id.pop(sid, None)
+    def lookup(self, request) -> HttpSession | None:
+        sid = request.getHeader(SESSION_HEADER)
+        return self.by_id.get(sid.decode("ascii", "replace")) if sid else None
 
 
 def _error_body(request, status: int, error: RemoteProtocolError) -> bytes:
@@ -82,62 +105,69 @@ def _error_body(request, status: int, error: RemoteProtocolError) -> bytes:
     return m.encode(m.Error(code=error.code, text=error.text[:256]))
 
 
+def _unknown(request) -> bytes:
+    return _error_body(request, 404, RemoteProtocolError(
+        ErrorCode.OUT_OF_ORDER, "unknown HTTP session: open /client/v1/events first"))
+
+
 class EventsResource(Resource):
-    """``GET /client/events``: opens a session and streams the server's payloads."""
+    """``GET /client/v1/events``: opens (or reattaches to) a session's event stream."""
 
     isLeaf = True
-    log = Logger()
 
     def __init__(self, sessions: HttpSessions):
         super().__init__()
         self.sessions = sessions
 
     def render_GET(self, request):
-        sid = m.b64e(os.urandom(18))
-        writer = _SseWriter(self.sessions, sid, request)
-        self.sessions.by_id[sid] = writer
+        if request.getHeader(SESSION_HEADER):
+            session = self.sessions.lookup(request)
+            if session is None:
+                return _unknown(request)
+        else:
+            session = None
         request.setHeader(b"content-type", b"text/event-stream")
         request.setHeader(b"cache-control", b"no-store")
-        request.write(fr.sse_session_event(sid))
-        request.notifyFinish().addBoth(writer.stream_ended).addErrback(
-            lambda f: self.log.failure("ending HTTP session {sid}", f, sid=sid))
-        client = request.getClientAddress()
-        writer.conn = self.sessions.manager.open("https", (client.host, client.port), writer)
+        if session is None:
+            session = HttpSession(self.sessions, m.b64e(os.urandom(18)))
+            self.sessions.by_id[session.sid] = session
+            session.attach(request, None)
+            client = request.getClientAddress()
+            session.conn = self.sessions.manager.open("https", (client.host, client.port),
+                                                      session)
+        else:
+            last = (request.getHeader(b"last-event-id") or b"").decode("ascii", "replace").strip()
+            session.attach(request, int(last) if last.isdigit() else 0)
         return NOT_DONE_YET
 
 
-class SendResource(Resource):
-    """``POST /client/send/<session>``: one payload into a session."""
+class MessagesResource(Resource):
+    """``POST /client/v1/messages``: one payload into the session named by its header."""
 
     isLeaf = True
-    log = Logger()
 
     def __init__(self, sessions: HttpSessions):
         super().__init__()
         self.sessions = sessions
 
     def render_POST(self, request):
-        writer = (self.sessions.by_id.get(request.postpath[0].decode("ascii", "replace"))
-                  if len(request.postpath) == 1 else None)
-        if writer is None or writer.conn is None:
-            return _error_body(request, 404, RemoteProtocolError(
-                ErrorCode.OUT_OF_ORDER, "no such HTTP session: open /client/events first"))
+        session = self.sessions.lookup(request)
+        if session is None or session.conn is None:
+            return _unknown(request)
         body = request.content.read(fr.MAX_PAYLOAD + 1)
         ctype = (request.getHeader(b"content-type") or b"").decode("latin-1")
         try:
             payload = fr.http_payload(body, ctype)
         except RemoteProtocolError as e:
-            return _error_body(request, 413 if e.code == ErrorCode.FRAME_TOO_LARGE else 400, e)
-        writer.conn.receive(payload)
-        request.setResponseCode(204)
+            return _error_body(request, 413 if e.code == ErrorCode.FRAME_TOO_LARGE else 415, e)
+        session.conn.receive(payload)
+        request.setResponseCode(202)
         return b""
 
 
-def make_resource(manager) -> Resource:
-    """The ``/client`` resource with ``events`` and ``send`` children."""
+def add_resources(v1: Resource, manager) -> HttpSessions:
+    """Put ``events`` and ``messages`` under ``v1`` (``/client/v1``); returns the sessions."""
     sessions = HttpSessions(manager)
-    root = Resource()
-    root.putChild(b"events", EventsResource(sessions))
-    root.putChild(b"send", SendResource(sessions))
-    root.sessions = sessions
-    return root
+    v1.putChild(b"events", EventsResource(sessions))
+    v1.putChild(b"messages", MessagesResource(sessions))
+    return sessions

@@ -4,8 +4,8 @@ Owned by the web site. ``WebSite(manager, listener, cert, reactor)`` is a servic
 ``twisted.web.server.Site`` and its ``StreamListener``. Its root serves:
 
 - ``/``: a small landing page (branding-neutral; the browser client comes later);
-- ``/ws``: the client protocol over WebSocket (``callgw.web.websocket``, HTTP/1.1 only);
-- ``/client/events`` + ``/client/send/<session>``: the HTTP framing (``callgw.web.httpframing``).
+- ``/client/v1/ws``: the client protocol over WebSocket (``callgw.web.websocket``, HTTP/1.1);
+- ``/client/v1/events`` + ``/client/v1/messages``: the HTTP framing (``callgw.web.httpframing``).
 
 Other parts add their resources with ``add_resource("api", resource)`` (a ``putChild`` on the
 root), e.g. the call path's ``/api/`` and ``/metrics``; this works before or after start.
@@ -31,8 +31,8 @@ LANDING = b"""<!doctype html>
 <meta name="viewport" content="width=device-width, initial-scale=1"></head>
 <body><h1>callgw</h1>
 <p>A telephony gateway. Clients connect with the callgw client protocol over
-<code>wss://</code> (path <code>/ws</code>), HTTP (<code>/client/events</code> and
-<code>/client/send/&lt;session&gt;</code>), TCP, TLS or UDP.</p>
+<code>wss://</code> (path <code>/client/v1/ws</code>), HTTP (<code>/client/v1/events</code>
+and <code>/client/v1/messages</code>), TCP, TLS or UDP: see docs/protocol.md.</p>
 <p>Command line: <code>callgw-dial --server wss://HOST:PORT --user NAME +E164NUMBER</code></p>
 </body></html>
 """
@@ -64,9 +64,11 @@ class WebSite(MultiService):
         super().__init__()
         self.root = Resource()
         self.root.putChild(b"", Page(LANDING, b"text/html; charset=utf-8"))
-        self.root.putChild(websocket.PATH, websocket.make_resource(manager))
-        self.client = httpframing.make_resource(manager)
-        self.root.putChild(httpframing.PATH, self.client)
+        client, v1 = Resource(), Resource()
+        self.root.putChild(b"client", client)
+        client.putChild(b"v1", v1)
+        v1.putChild(b"ws", websocket.make_resource(manager))
+        self.http_sessions = httpframing.add_resources(v1, manager)
         self.site = Site(self.root)
         self.site.displayTracebacks = False
         self.listener = StreamListener("web-https", listener, self.site, reactor,

@@ -1,11 +1,11 @@
-"""The client protocol over WebSocket (wss on the HTTPS listener, HTTP/1.1; docs/protocol.md).
+"""The client protocol over WebSocket: wss on the HTTPS listener at ``/client/v1/ws``, HTTP/1.1.
 
 Owned by the web site. autobahn's ``WebSocketServerProtocol`` carries control messages in text
 frames and media frames in binary frames (``protocols.client.framing.websocket_payload``);
 each connection is a ``ClientConnection`` with framing ``"wss"``. ``make_factory(manager)``
 sets what autobahn leaves unlimited or off (PLATFORM-NOTES): ``maxMessagePayloadSize`` and
-``maxFramePayloadSize`` (twice the largest payload: a somewhat larger message is answered with
-``error``, a much larger one closes with 1009), ``autoPingInterval``/``autoPingTimeout``.
+``maxFramePayloadSize`` (the largest payload, 4096 bytes: a larger message closes the connection
+with 1009), ``autoPingInterval``/``autoPingTimeout``.
 
 Tests: tests/web/test_websocket.py.
 """
@@ -19,7 +19,7 @@ from protocols.client import framing as fr
 from protocols.client import messages as m
 from protocols.client.errors import RemoteProtocolError
 
-PATH = b"ws"
+PATH = "/client/v1/ws"
 
 
 class ClientWebSocketProtocol(WebSocketServerProtocol):
@@ -64,8 +64,8 @@ def make_factory(manager) -> WebSocketServerFactory:
     factory.protocol = ClientWebSocketProtocol
     factory.manager = manager
     interval = manager.ping_interval
-    factory.setProtocolOptions(maxMessagePayloadSize=2 * fr.MAX_PAYLOAD,
-                               maxFramePayloadSize=2 * fr.MAX_PAYLOAD,
+    factory.setProtocolOptions(maxMessagePayloadSize=fr.MAX_PAYLOAD,
+                               maxFramePayloadSize=fr.MAX_PAYLOAD,
                                autoPingInterval=interval, autoPingTimeout=interval,
                                openHandshakeTimeout=10, closeHandshakeTimeout=5,
                                failByDrop=False)
@@ -73,5 +73,5 @@ def make_factory(manager) -> WebSocketServerFactory:
 
 
 def make_resource(manager) -> WebSocketResource:
-    """The twisted.web resource for the WebSocket endpoint (``/ws``)."""
+    """The twisted.web resource for the WebSocket endpoint (``PATH``)."""
     return WebSocketResource(make_factory(manager))

@@ -132,3 +132,21 @@ def test_login_accepts_the_right_signature_and_reports_refusals():
     with pytest.raises(LoginRefused) as refused:
         yield again
     assert (refused.value.code, refused.value.retry) == (429, 8)
+
+
+def test_keepalive_pings_and_gives_up_on_a_silent_server():
+    from twisted.internet import task
+    clock = task.Clock()
+    link = Link()
+    session = ClientSession(link, clock=clock)
+    session.login_token("v1.x.y.z")
+    link.deliver(m.Welcome(user="alice", token="t", expires=1, address="127.0.0.1", port=1,
+                           ping=30))
+    clock.advance(30)
+    assert link.sent[-1] == m.Ping()
+    link.deliver(m.Pong())
+    clock.advance(30)
+    assert [x for x in link.sent if x == m.Ping()] == [m.Ping(), m.Ping()] and not link.closed
+    for _ in range(3):
+        clock.advance(30)
+    assert link.closed and session.closed.called

@@ -53,7 +53,7 @@ def test_sse_stream_over_http2(tmp_path):
     try:
         host, port = gw.client.address("https")
         alpn, status, headers, body = yield deferToThread(
-            h2_get, host, port, "/client/events", cert_path(gw), b"\n\n")
+            h2_get, host, port, "/client/v1/events", cert_path(gw), b"\n\n")
         assert (alpn, status, headers["content-type"]) == ("h2", 200, "text/event-stream")
         events = fr.SseParser().receive_data(body)
         assert events[0].event == "session" and len(events[0].data) == 24
@@ -62,13 +62,29 @@ def test_sse_stream_over_http2(tmp_path):
 
 
 @inlineCallbacks
-def _request(gw, method, path, body=None, ctype=b"application/json"):
+def _request(gw, method, path, body=None, ctype=b"application/json", session=None,
+             last=None, until=None):
+    """One request over HTTP/1.1; fires with (code, headers, body). ``until``: stop reading
+    an endless stream once the body contains it."""
     host, port = gw.client.address("https")
     agent = Agent(reactor, contextFactory=_Policy(tls_creator(host, cert_path(gw))))
     producer = FileBodyProducer(io.BytesIO(body)) if body is not None else None
+    headers = Headers({b"content-type": [ctype]})
+    if session is not None:
+        headers.addRawHeader(b"callgw-session", session.encode())
+    if last is not None:
+        headers.addRawHeader(b"last-event-id", str(last).encode())
     response = yield agent.request(method, f"https://{host}:{port}{path}".encode(),
-                                   Headers({b"content-type": [ctype]}), producer)
+                                   headers, producer)
     reader = _Body()
+    if until is not None:
+        got = reader.dataReceived
+
+        def watch(data):
+            got(data)
+            if until in reader.data:
+                reader.transport.stopProducing()
+        reader.dataReceived = watch
     response.deliverBody(reader)
     data = yield reader.done
     return response.code, response.headers, data
@@ -80,26 +96,33 @@ def test_http11_fallback_and_http_framing_refusals(tmp_path):
     try:
         code, headers, body = yield _request(gw, b"GET", "/")
         assert code == 200 and b"callgw" in body
-        code, _, body = yield _request(gw, b"POST", "/client/send/nosuchsession",
-                                       m.encode(m.Ping()))
+        code, _, body = yield _request(gw, b"POST", "/client/v1/messages", m.encode(m.Ping()),
+                                       session="nosuchsession")
         assert code == 404 and m.decode(body).code == ErrorCode.OUT_OF_ORDER
-        sessions = gw.web.client.sessions
+        code, _, body = yield _request(gw, b"POST", "/client/v1/messages", m.encode(m.Ping()))
+        assert code == 404
         host, port = gw.client.address("https")
         session = yield connect(f"https://{host}:{port}", reactor, cacert=cert_path(gw))
         sid = session.link.sid
-        assert sid in sessions.by_id
-        code, _, body = yield _request(gw, b"POST", f"/client/send/{sid}", m.encode(m.Ping()),
-                                       b"application/octet-stream")
-        assert code == 400 and m.decode(body).code == ErrorCode.BAD_FRAME
-        code, _, body = yield _request(gw, b"POST", f"/client/send/{sid}",
-                                       b"{" + b" " * (fr.MAX_PAYLOAD + 10) + b"}")
+        assert sid in gw.web.http_sessions.by_id
+        code, _, body = yield _request(gw, b"POST", "/client/v1/messages", m.encode(m.Ping()),
+                                       b"application/octet-stream", session=sid)
+        assert code == 415 and m.decode(body).code == ErrorCode.BAD_FRAME
+        code, _, body = yield _request(gw, b"POST", "/client/v1/messages",
+                                       b"{" + b" " * (fr.MAX_PAYLOAD + 10) + b"}", session=sid)
         assert code == 413 and m.decode(body).code == ErrorCode.FRAME_TOO_LARGE
         pong = yield session.ping()                      # the session is unharmed
         assert pong == m.Pong()
-        server_side = sessions.by_id[sid].request.notifyFinish()
-        session.close()
+        session.close()                                  # the stream ends, the session stays
         yield session.closed
-        yield server_side.addErrback(lambda f: None)    # the stream ended on the server too
-        assert sid not in sessions.by_id
+        code, _, body = yield _request(gw, b"GET", "/client/v1/events", session=sid, last=0,
+                                       until=b'"pong"')
+        events = fr.SseParser().receive_data(body)
+        assert code == 200 and events[0].event == "session" and events[0].data == sid
+        replayed = [m.decode(fr.sse_payload(e)) for e in events[1:]]
+        assert m.Pong() in replayed and all(e.id for e in events[1:])
+        code, _, _ = yield _request(gw, b"POST", "/client/v1/messages",
+                                    m.encode(m.Logout()), session=sid)
+        assert code == 202 and sid not in gw.web.http_sessions.by_id
     finally:
         yield gw.stopService()

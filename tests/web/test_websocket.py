@@ -38,7 +38,7 @@ def test_frame_kinds_media_and_size_limit(tmp_path):
         closed = defer.Deferred()
         frontend.session_closed = lambda conn, reason: closed.callback((conn, reason))
         session.link.proto.maxMessagePayloadSize = 0          # lift the client's own limit
-        session.link.send_payload(b"{" + b" " * (4 * fr.MAX_PAYLOAD) + b"}")   # far too big
+        session.link.send_payload(b"{" + b" " * fr.MAX_PAYLOAD + b"}")   # over 4096 bytes
         reason = yield session.closed
         assert "1009" in reason
         conn, why = yield closed.addTimeout(10, reactor)
@@ -52,7 +52,8 @@ def test_websocket_resource_over_http2_is_refused_cleanly(tmp_path):
     gw = yield start_gateway(tmp_path, FakeFrontEnd())
     try:
         host, port = gw.client.address("https")
-        alpn, status, _, _ = yield deferToThread(h2_get, host, port, "/ws", cert_path(gw))
+        alpn, status, _, _ = yield deferToThread(h2_get, host, port, "/client/v1/ws",
+                                                  cert_path(gw))
         assert alpn == "h2" and status >= 400
         session = yield connect(url(gw, "wss"), reactor, cacert=cert_path(gw))
         assert (yield session.ping()) == m.Pong()
