@@ -242,6 +242,7 @@ class InviteSession:
         self.cancelled = False
         self.got_provisional = False
         self._auth_tries = {}
+        self.awaiting_answer = False   # delayed offer: the 2xx came, our ACK waits
         self._forks = {}            # To tag of another fork's 2xx -> (ACK, hop, BYE CSeq)
         self._retry_sdp = None      # the re-INVITE to try again after a 491
         self._reinvite_2xx = None
@@ -308,6 +309,10 @@ class InviteSession:
                 return []
             return self._cancel(q850)
         if st is SessionState.CONFIRMED:
+            if self.awaiting_answer:
+                self.awaiting_answer = False
+                self.ack = self._request("ACK", cseq=self.invite.cseq[0])
+                return [StopTimer("answer"), SendAck(self.ack, self._hop())] + self._bye(q850)
             return self._bye(q850)
         if st is SessionState.IDLE:
             self.state = SessionState.TERMINATED
@@ -334,7 +339,8 @@ class InviteSession:
 
     def modify(self, sdp):
         """Send a re-INVITE with ``sdp`` (hold: sendonly; resume: sendrecv)."""
-        if self.state is not SessionState.CONFIRMED or self.reinvite is not None:
+        if self.state is not SessionState.CONFIRMED or self.reinvite is not None or \
+                self.awaiting_answer:
             return [ModifyFailed(491)]
         self.local_sdp = sdp
         self._retry_sdp = None
@@ -433,16 +439,37 @@ class InviteSession:
                     self.remote_target = str(parse_name_addr(contact).uri)
                 except SipParseError:
                     pass
-            self.ack = self._request("ACK", cseq=self.invite.cseq[0])
             self.state = SessionState.CONFIRMED
-            out = [StopTimer("cancel"), SendAck(self.ack, self._hop())]
-            if self.cancelled or self.cancel_wanted is not None:
+            releasing = self.cancelled or self.cancel_wanted is not None
+            if self.invite.body or releasing or not response.body:
+                self.ack = self._request("ACK", cseq=self.invite.cseq[0])
+                out = [StopTimer("cancel"), SendAck(self.ack, self._hop())]
+            else:
+                # delayed offer (RFC 3264 / 3261 13.2.1): the ACK carries our answer, which
+                # the layer above gives to ``acknowledge``; until then 2xx copies wait
+                self.awaiting_answer = True
+                out = [StopTimer("cancel"), StartTimer("answer", self.profile.timers.long)]
+            if releasing:
                 # the 2xx crossed our CANCEL (or came before the 1xx we waited for)
                 return out + self._bye(self.cancel_wanted or 16)
             return out + [Answered(response.body or None)]
         if self.ack is not None and response.to_tag == self.remote_tag:
             return [SendAck(self.ack, self._hop())]   # a retransmitted 2xx (13.2.2.4)
+        if self.awaiting_answer and response.to_tag == self.remote_tag:
+            return []
         return self._forked_2xx(response)
+
+    def acknowledge(self, sdp):
+        """Send the ACK for a delayed offer's 2xx with our answer ``sdp`` (None: no usable
+        answer, so the ACK goes empty and a BYE with cause 88 follows)."""
+        if not self.awaiting_answer:
+            return []
+        self.awaiting_answer = False
+        self.ack = self._request("ACK", cseq=self.invite.cseq[0], body=sdp or b"")
+        out = [StopTimer("answer"), SendAck(self.ack, self._hop())]
+        if sdp is None and self.state is SessionState.CONFIRMED:
+            out += self._bye(88)
+        return out
 
     def _forked_2xx(self, response):
         """A 2xx from another fork (13.2.2.4): ACK it, then end that dialog with a BYE."""
@@ -556,6 +583,10 @@ class InviteSession:
                 self.state = SessionState.TERMINATED
                 return [_CLOSED]
             return []
+        if name == "answer":
+            if not self.awaiting_answer:
+                return []
+            return self.acknowledge(None) + [Ended("local", 88, "no answer for the offer")]
         if name == "491":
             sdp, self._retry_sdp = self._retry_sdp, None
             if self.state is SessionState.CONFIRMED and self.reinvite is None:

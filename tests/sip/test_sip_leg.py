@@ -207,3 +207,30 @@ def test_outbound_proxy_routes_the_invite():
     leg, sink, udp, reactor, ep, invite = placed(outbound_proxy="192.0.2.9:5080")
     assert udp.sent[0][1] == ("192.0.2.9", 5080)
     assert invite.headers.get("Route") == "<sip:192.0.2.9:5080;lr>"
+
+
+def test_delayed_offer_answer_goes_in_the_ack():
+    leg, sink, udp, reactor, ep = make_leg()
+    leg.send(Setup("c1", "+4930123456", caller="+4940555", media=None))
+    invite = udp.messages()[0]
+    assert invite.body == b""
+    respond(ep, invite, 200, ANSWER)
+    connect = sink.events[-1]
+    assert isinstance(connect, Connect) and connect.media.port == 40000
+    assert udp.messages()[-1].method == "INVITE"           # no ACK before our answer
+    respond(ep, invite, 200, ANSWER)                        # a 2xx copy waits too
+    assert udp.messages()[-1].method == "INVITE"
+    leg.send(MediaAnswer(MEDIA))
+    ack = udp.messages()[-1]
+    assert ack.method == "ACK" and b"m=audio 30000" in ack.body and b"PCMA" in ack.body
+    respond(ep, invite, 200, ANSWER)
+    assert udp.messages()[-1] is not ack and udp.messages()[-1].method == "ACK"
+
+
+def test_delayed_offer_without_an_answer_ends_the_call():
+    leg, sink, udp, reactor, ep = make_leg()
+    leg.send(Setup("c1", "+4930123456", media=None))
+    respond(ep, udp.messages()[0], 200, ANSWER)
+    reactor.advance(32)
+    assert [m.method for m in udp.messages()[-2:]] == ["ACK", "BYE"]
+    assert sink.events[-1].cause == 88

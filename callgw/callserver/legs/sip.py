@@ -14,6 +14,8 @@ Translates between the neutral events of ``callgw.callserver.events`` and one
 - ``send(Release)`` sends CANCEL before answer, BYE after; ``send(Hold)`` and
   ``send(MediaOffer)`` send a re-INVITE (sendonly / sendrecv); its answer comes back as
   ``MediaAnswer``. A re-INVITE from the gateway is answered here and reported as ``Hold``.
+- ``Setup.media`` None makes a delayed offer: the INVITE goes without SDP, ``Connect`` carries
+  the gateway's offer from the 2xx, and the master's ``MediaAnswer`` goes out in the ACK.
 - ``send(Dtmf)`` is a no-op: RFC 4733 events travel in the media path (protocols/rtp).
 - Every SIP message sent or received for the call is reported to the sink as a ``Trace``.
 
@@ -112,6 +114,7 @@ class SipLeg:
         self._no_answer = None
         self._proceeding = False
         self._held_by_remote = False
+        self._delayed_offer = None
 
     # ---- ICallLeg ----
     def attach(self, sink):
@@ -128,6 +131,8 @@ class SipLeg:
                 self._release(event)
             elif kind is Hold:
                 self._modify(self._offer(direction="sendonly" if event.on else "sendrecv"))
+            elif kind is MediaAnswer:
+                self._acknowledge(event.media)
             elif kind is MediaOffer:
                 self.local_media = event.media
                 self._modify(self._offer())
@@ -263,6 +268,13 @@ class SipLeg:
             return
         self._stop_no_answer()
         media = self._media(event.sdp)
+        if self.session.awaiting_answer:
+            # delayed offer: the 2xx carries the gateway's offer; our MediaAnswer goes in the ACK
+            self._delayed_offer = event.sdp
+            self.state = "connected"
+            self.remote_media = media
+            self._emit(Connect(media))
+            return
         if media is None and self.local_media is not None:
             self.state = "released"
             self.endpoint.execute(self.session, self.session.hangup(causes.INTERWORKING))
@@ -287,6 +299,23 @@ class SipLeg:
         self._stop_no_answer()
         cause = event.q850 if event.q850 is not None else causes.NORMAL_CLEARING
         self._emit(Release(cause, f"{event.by} {event.text}".strip()))
+
+    def _acknowledge(self, media):
+        if self._delayed_offer is None or not self.session.awaiting_answer:
+            return
+        self.local_media = media
+        self.sdp_version += 1
+        try:
+            answer = sdplib.make_answer(self._delayed_offer, media.address, media.port,
+                                        list(media.codecs), media.telephone_event, media.ptime,
+                                        media.direction, self.sdp_session_id, self.sdp_version)
+        except sdplib.SdpError:
+            answer = None
+        self._delayed_offer = None
+        self.endpoint.execute(self.session, self.session.acknowledge(answer))
+        if answer is None and self.state != "released":
+            self.state = "released"
+            self._emit(Release(88, "no acceptable answer to the gateway's offer"))
 
     def _on_ModifyAnswered(self, event):
         media = self._media(event.sdp)
