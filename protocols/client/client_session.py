@@ -193,6 +193,8 @@ class ClientSession:
 
     def _on_error(self, msg: m.Error, now: float) -> None:
         if msg.call is not None and msg.call in self.calls:
+            if msg.re == "call" and self.calls[msg.call]["state"] == "requested":
+                del self.calls[msg.call]         # refused (limit, id in use): never existed
             self._actions.append(ev.CallEvent(msg.call, msg))
         else:
             self._actions.append(ev.SessionEvent(msg))

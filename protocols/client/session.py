@@ -17,6 +17,7 @@ Tests: tests/client_proto/test_session.py.
 """
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 from dataclasses import dataclass
@@ -57,6 +58,8 @@ class ServerConfig:
     max_errors: int = 10
 
 
+MAX_CLIENT_NONCE = 96              # + 24 characters of server nonce <= the 128 of NONCE
+_NO_USER_KEY = bytes(32)            # unknown users: the same work, a proof that never verifies
 _LOGIN_STATES = (State.CONNECTED, State.LOOKUP, State.CHALLENGED, State.VERIFIED)
 _CALL_COMMANDS = ("call", "answer", "reject", "hangup", "dtmf", "hold", "resume")
 
@@ -82,7 +85,7 @@ class ServerSession:
     def __init__(self, *, peer: tuple[str, int], signer: TokenSigner, throttle: LoginThrottle,
                  config: ServerConfig, now: float,
                  random: Callable[[int], bytes] = os.urandom) -> None:
-        self.peer = peer
+        self.peer = (_canonical_host(peer[0]), peer[1])
         self.state = State.CONNECTED
         self.user: str | None = None
         self.calls = CallTable(random)
@@ -105,6 +108,7 @@ class ServerSession:
         return out
 
     def _send(self, message: m.Message) -> None:
+        m.to_dict(message)              # LocalProtocolError now, not in the adapter's encode
         self._actions.append(ev.Send(message))
 
     def _go(self, key: tuple[State, str], state: State) -> None:
@@ -204,6 +208,12 @@ class ServerSession:
             self._go(key, State.VERIFIED)
             self._actions.append(ev.Authenticated(claims.user, "token"))
             return
+        if len(msg.nonce) > MAX_CLIENT_NONCE:
+            # the combined nonce must keep all of the server's part (replay protection)
+            self.receive_error(RemoteProtocolError(
+                ErrorCode.BAD_FIELD, f"client nonce over {MAX_CLIENT_NONCE} characters",
+                command="login"), now)
+            return
         self.user = user
         self._pending = {"client_nonce": msg.nonce, "user": user}
         self._go(key, State.LOOKUP)
@@ -227,8 +237,6 @@ class ServerSession:
             salt, n, r, pp = cred.salt, cred.n, cred.r, cred.p
             stored, server = cred.stored_key, cred.server_key
         nonce = p["client_nonce"] + m.b64e(self._random(18))
-        if len(nonce) > 128:
-            nonce = nonce[:128]
         p.update(nonce=nonce, salt=salt, n=n, r=r, p=pp, stored=stored, server=server,
                  expires=now + self._config.challenge_lifetime)
         self._go(key, State.CHALLENGED)
@@ -243,7 +251,8 @@ class ServerSession:
             return
         auth = scram.auth_message(p["user"], p["client_nonce"], p["nonce"], p["salt"], p["n"],
                                   p["r"], p["p"])
-        if p["stored"] is None or not scram.verify_proof(p["stored"], auth, msg.proof):
+        stored = p["stored"] if p["stored"] is not None else _NO_USER_KEY
+        if not scram.verify_proof(stored, auth, msg.proof) or p["stored"] is None:
             self._refuse_login(key, AuthCode.BAD_CREDENTIALS, "bad user name or password", now)
             return
         self._via, self._signature = "password", scram.server_signature(p["server"], auth)
@@ -273,11 +282,13 @@ class ServerSession:
     def _on_accept(self, key: tuple[State, str], info: dict, now: float) -> None:
         assert self.user is not None
         token, expires = self._signer.issue(self.user, now)
+        welcome = m.Welcome(user=self.user, token=token, expires=expires, address=self.peer[0],
+                            port=self.peer[1], ping=self._config.ping_interval,
+                            signature=self._signature, **info)
+        m.to_dict(welcome)              # bad branding is callgw's bug: raise before any change
         self._throttle.succeeded(self.user, self.peer[0], now)
         self._go(key, State.AUTHENTICATED)
-        self._send(m.Welcome(user=self.user, token=token, expires=expires, address=self.peer[0],
-                             port=self.peer[1], ping=self._config.ping_interval,
-                             signature=self._signature, **info))
+        self._send(welcome)
         self._actions.append(ev.LoggedIn(self.user, expires))
 
     def refuse(self, code: AuthCode, text: str, now: float) -> None:
@@ -428,6 +439,17 @@ class ServerSession:
             self._dispatch("timeout", ErrorCode.LOGIN_TIMEOUT, now)
         elif now >= self._last_heard + self._config.idle_timeout:
             self._dispatch("timeout", ErrorCode.IDLE_TIMEOUT, now)
+
+
+def _canonical_host(host: str) -> str:
+    """The peer's address as ``welcome`` reports it: canonical text, IPv4-mapped IPv6
+    addresses as IPv4. LocalProtocolError when it is not an IP address (an adapter bug)."""
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError:
+        raise LocalProtocolError(f"peer {host!r} is not an IP address") from None
+    mapped = getattr(addr, "ipv4_mapped", None)
+    return str(mapped if mapped is not None else addr)
 
 
 def _call_id(value: str | None) -> str | None:

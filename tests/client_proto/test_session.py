@@ -479,7 +479,38 @@ def test_client_and_server_agree_on_the_calls(ops):
         h.pump()
         assert set(h.client.calls) == h.server.calls.ids()
     for e in h.client_of(ev.CallEvent):
-        if isinstance(e.message, (m.Disconnected, m.Unauthorized)):
+        if isinstance(e.message, (m.Disconnected, m.Unauthorized)) or (
+                isinstance(e.message, m.Error) and e.message.re == "call"):
             finals[e.call] = finals.get(e.call, 0) + 1
     assert all(v == 1 for v in finals.values())
+    assert h.server.state is State.AUTHENTICATED
+
+
+def test_a_long_client_nonce_cannot_crowd_out_the_server_nonce():
+    s = server_session()
+    s.receive_message(m.Login(user="alice", nonce="a" * 97), 0)
+    [send] = s.next_actions()
+    assert send.message.code == ErrorCode.BAD_FIELD and s.state is State.CONNECTED
+    h = Harness()
+    h.server.receive_message(m.Login(user="alice", nonce="a" * 96), 0)
+    h.pump()
+    challenge = h.sent("<")[0]
+    assert len(challenge.nonce) == 120 and challenge.nonce.startswith("a" * 96)
+
+
+@pytest.mark.parametrize("host,seen", [("::ffff:192.0.2.7", "192.0.2.7"),
+                                       ("2001:DB8::1", "2001:db8::1")])
+def test_peer_addresses_are_canonical(host, seen):
+    assert server_session(peer=(host, 5)).peer == (seen, 5)
+    with pytest.raises(LocalProtocolError):
+        server_session(peer=("example.org", 5))
+
+
+def test_bad_branding_is_a_local_error_before_any_change():
+    h = Harness(accept=False)
+    h.login()
+    with pytest.raises(LocalProtocolError):
+        h.server.accept(0, branding={"Bad Key": "x"})
+    assert h.server.state is State.VERIFIED
+    h.server.accept(0, branding={"title": "ok"})
     assert h.server.state is State.AUTHENTICATED
