@@ -249,3 +249,28 @@ def test_options_ping(endpoint, tmp_path):
     finally:
         sipp.stop()
 
+
+
+@pytest_twisted.inlineCallbacks
+def test_fifty_concurrent_calls(endpoint, tmp_path):
+    from callgw.callserver.legs.sip import SipLeg
+    sipp = run("uas_answer.xml", tmp_path, calls=50)
+    try:
+        connected, released = [], []
+
+        def sink(leg, event):
+            if isinstance(event, Connect):
+                connected.append(leg)
+                leg.send(Release(16))
+            elif isinstance(event, Release):
+                released.append(event)
+
+        for i in range(50):
+            leg = SipLeg(endpoint, gateway(sipp), reactor)
+            leg.attach(sink)
+            leg.send(Setup(f"call-{i}", "+4930123456", media=MEDIA))
+        yield finish(sipp)
+        assert len(connected) == 50 and released == []
+        assert not endpoint.dialogs
+    finally:
+        sipp.stop()
