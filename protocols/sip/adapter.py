@@ -224,8 +224,13 @@ class SipEndpoint:
         for event in events:
             listener.session_event(session, event)
 
-    def forget(self, session):
-        """Drop ``session`` (its dialog entry, timers and listener) without signalling."""
+    def forget(self, session, transactions=False):
+        """Drop ``session`` (its dialog entry, timers and listener) without signalling;
+        with ``transactions`` also its client transactions (no more retransmissions)."""
+        if transactions:
+            for tx in [tx for tx in self.table.clients.values() if tx.owner is session]:
+                self.table.remove(tx)
+                self._stop_all(tx)
         self.listeners.pop(session, None)
         self.dialogs.pop((session.call_id, session.local_tag), None)
         self._stop_all(session)

@@ -189,9 +189,11 @@ def test_dtmf_is_a_no_op():
 
 def test_close_drops_everything_silently():
     leg, sink, udp, reactor, ep, invite = placed()
+    sent = len(udp.sent)
     leg.close()
     reactor.advance(100)
     assert sink.events == [] and not ep.dialogs
+    assert len(udp.sent) == sent and not ep.table.clients     # no INVITE retransmissions
 
 
 def test_options_ping_and_outbound_proxy_hop():

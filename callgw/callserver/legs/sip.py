@@ -150,7 +150,7 @@ class SipLeg:
         """Drop timers and the session without signalling the gateway."""
         self._stop_no_answer()
         if self.session is not None:
-            self.endpoint.forget(self.session)
+            self.endpoint.forget(self.session, transactions=True)
         self.state = "released"
 
     # ---- outgoing ----
