@@ -509,7 +509,12 @@ class SipEndpoint:
         self.table.add(server)
         if target is not None:
             self._trace(target, "in", request)
-            self.execute(target, target.receive_request(request))
+            try:
+                effects = target.receive_request(request)
+            except txn.RemoteProtocolError as exc:
+                effects = [sess.Respond(request, make_response(
+                    request, exc.status, exc.reason, headers=[("Retry-After", "1")]))]
+            self.execute(target, effects)
             return
         response = self.uas.handle(request, host, self.clock.seconds())
         if response is None:

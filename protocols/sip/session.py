@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from protocols.sip import digest
 from protocols.sip.message import Headers, Request, make_response, parse_name_addr
-from protocols.sip.transaction import StartTimer, StopTimer, TimerConfig
+from protocols.sip.transaction import RemoteProtocolError, StartTimer, StopTimer, TimerConfig
 from protocols.sip.uri import SipParseError, parse_uri
 
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS"
@@ -612,7 +612,11 @@ class InviteSession:
 
     # ---- requests the far end sends in our dialog ----
     def receive_request(self, request):
-        """An in-dialog request (its To tag is ours)."""
+        """An in-dialog request (its To tag is ours).
+
+        Raises ``RemoteProtocolError`` (with the status to answer) when the far end broke the
+        dialog's rules; the adapter answers it.
+        """
         method = request.method
         if method == "ACK":
             if self._reinvite_2xx is not None and self.remote_reinvite is not None and \
@@ -622,8 +626,7 @@ class InviteSession:
             return []
         number = request.cseq[0]
         if self.remote_cseq is not None and number <= self.remote_cseq:
-            return [Respond(request, self._response(request, 500, extra=[
-                ("Retry-After", "1")]))]
+            raise RemoteProtocolError("CSeq out of order", 500)       # 12.2.2
         self.remote_cseq = number
         if method == "BYE":
             if self.state is SessionState.TERMINATED:

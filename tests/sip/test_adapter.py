@@ -129,6 +129,10 @@ def test_bye_from_the_gateway_is_answered_and_reported():
     assert listener.kinds() == ["Answered", "Ended", "Closed"]
     ep.data_received(bye, "udp", "192.0.2.5", 5099, None)        # retransmission: same answer
     assert udp.sent[-1][0].status == 200
+    late = bye.replace(b"z9hG4bKbye1", b"z9hG4bKbye2").replace(b"CSeq: 9", b"CSeq: 8")
+    ep.register(session, listener)                # still our dialog: an out-of-order request
+    ep.data_received(late, "udp", "192.0.2.5", 5099, None)
+    assert udp.sent[-1][0].status == 500 and udp.sent[-1][0].reason == "CSeq out of order"
 
 
 def test_out_of_dialog_options_gets_200_with_received_and_rport():
