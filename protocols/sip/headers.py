@@ -525,11 +525,18 @@ def parse_name_addr(value: str) -> NameAddr:
                     parse_params(tail, "address") if tail.strip() else {})
 
 
+_CSEQ_METHODS = frozenset(("INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK",
+                           "UPDATE", "INFO", "SUBSCRIBE", "NOTIFY", "REFER", "MESSAGE", "PUBLISH"))
 _CSEQ_RE = re.compile(r"\s*([0-9]{1,10})\s+([A-Za-z0-9\-.!%*_+`'~]+)\s*\Z")
 
 
 def parse_cseq(value: str) -> tuple[int, str]:
     """Parse ``CSeq: 4711 INVITE`` into (4711, "INVITE"); the number must be below 2**31."""
+    number, _, method = value.partition(" ")
+    if method in _CSEQ_METHODS and number.isascii() and number.isdigit() and len(number) <= 10:
+        number = int(number)
+        if number < 2 ** 31:
+            return number, method
     m = _CSEQ_RE.match(value)
     if m is None:
         raise SipParseError(400, "Bad CSeq header")
