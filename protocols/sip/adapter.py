@@ -35,7 +35,8 @@ log = Logger(namespace="callgw.sip")
 
 
 class PingError(Exception):
-    """An OPTIONS ping failed: ``status`` is the SIP status (408 timeout, 503 transport, 5xx/6xx)."""
+    """An OPTIONS ping failed: ``status`` is the SIP status (408 timeout, 503 transport
+    failure, or the peer's 5xx/6xx)."""
 
     def __init__(self, status, reason):
         super().__init__(f"{status} {reason}")

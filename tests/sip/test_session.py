@@ -135,7 +135,8 @@ def test_bye_from_the_gateway():
     session, invite = started()
     session.receive_response(answer(invite, 200, SDP))
     bye = parse_message(
-        b"BYE sip:callgw@127.0.0.1:5070 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.5:5062;branch=z9hG4bKb1\r\n"
+        b"BYE sip:callgw@127.0.0.1:5070 SIP/2.0\r\n"
+        b"Via: SIP/2.0/UDP 192.0.2.5:5062;branch=z9hG4bKb1\r\n"
         b"Max-Forwards: 70\r\nFrom: <sip:+4930123@192.0.2.5>;tag=gwtag\r\n"
         b"To: <sip:+4940555@127.0.0.1>;tag=" + session.local_tag.encode() +
         b"\r\nCall-ID: " + session.call_id.encode() +
