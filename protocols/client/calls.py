@@ -184,14 +184,15 @@ class CallTable:
 
     def connected(self, call: str, address: str | None, port: int | None,
                   codec: str | None) -> m.Connected | None:
+        key = self._random(16) if address is None else None
+        msg = m.Connected(call=call, key=key, address=address, port=port, codec=codec)
+        m.to_dict(msg)                  # LocalProtocolError before any state change
         c = self._server_step(call, "connected")
         if c is None:
             return None
-        if address is None:
-            c.key = self._random(16)
-            self._keys[c.key] = call
-        msg = m.Connected(call=call, key=c.key, address=address, port=port, codec=codec)
-        m.to_dict(msg)
+        if key is not None:
+            c.key = key
+            self._keys[key] = call
         return msg
 
     def disconnected(self, call: str, cause: str, q850: int | None,
@@ -201,8 +202,9 @@ class CallTable:
         return msg if self._server_step(call, "disconnected") else None
 
     def refuse(self, call: str, code: int, text: str | None) -> m.Message | None:
-        return m.Unauthorized(code=code, text=text, call=call) \
-            if self._server_step(call, "unauthorized") else None
+        msg = m.Unauthorized(code=code, text=text, call=call)
+        m.to_dict(msg)
+        return msg if self._server_step(call, "unauthorized") else None
 
     def incoming(self, caller: str | None, name: str | None, number: str | None,
                  codecs: tuple[str, ...] | None) -> m.Incoming:

@@ -96,7 +96,8 @@ class ReliableEndpoint:
     def _arrived(self, mid: int, message: m.Message) -> list[Item]:
         if mid >= self._expected + self._window:
             return []                            # too far ahead: no ack, it comes again
-        self._acks.append(mid)
+        if mid not in self._acks:
+            self._acks.append(mid)               # owed acks: unique, at most the window
         if mid < self._expected or mid in self._reorder:
             self._resend_replies = not self._validated
             return []                            # a duplicate: acked again, not delivered

@@ -137,15 +137,16 @@ class ServerSession:
         if self.state is State.CLOSED:
             return
         self._last_heard = now
-        self._send(m.Error(code=error.code, text=error.text[:256] or None,
+        code = error.code if 100 <= error.code <= 999 else ErrorCode.INTERNAL
+        self._send(m.Error(code=code, text=_safe_text(error.text),
                            call=_call_id(error.call), re=_command(error.command)))
         self._errors += 1
-        if error.fatal or self._errors >= self._config.max_errors or (
-                self.state in _LOGIN_STATES and error.code == ErrorCode.TOO_LARGE):
-            code = error.code if error.fatal else ErrorCode.TOO_MANY_ERRORS
-            if not error.fatal and code != error.code:
-                self._send(m.Error(code=code, text="too many protocol errors"))
-            self._close(code, error.text, cause="network-error")
+        if error.fatal or (self.state in _LOGIN_STATES and code == ErrorCode.TOO_LARGE):
+            self._close(code, _safe_text(error.text) or "protocol error", cause="network-error")
+        elif self._errors >= self._config.max_errors:
+            self._send(m.Error(code=ErrorCode.TOO_MANY_ERRORS, text="too many protocol errors"))
+            self._close(ErrorCode.TOO_MANY_ERRORS, "too many protocol errors",
+                        cause="network-error")
 
     def receive(self, item: m.Message | bytes | ProtocolError, now: float) -> None:
         """Whatever ``ReliableEndpoint.receive_datagram`` delivered."""
@@ -237,10 +238,12 @@ class ServerSession:
             salt, n, r, pp = cred.salt, cred.n, cred.r, cred.p
             stored, server = cred.stored_key, cred.server_key
         nonce = p["client_nonce"] + m.b64e(self._random(18))
+        challenge = m.Challenge(nonce=nonce, salt=salt, n=n, r=r, p=pp)
+        m.to_dict(challenge)            # a credential the protocol cannot carry: callgw's bug
         p.update(nonce=nonce, salt=salt, n=n, r=r, p=pp, stored=stored, server=server,
                  expires=now + self._config.challenge_lifetime)
         self._go(key, State.CHALLENGED)
-        self._send(m.Challenge(nonce=nonce, salt=salt, n=n, r=r, p=pp))
+        self._send(challenge)
 
     def _on_proof(self, key: tuple[State, str], msg: m.Login, now: float) -> None:
         p, self._pending = self._pending, {}
@@ -331,7 +334,7 @@ class ServerSession:
         if self.state is State.CLOSED:
             return
         if code:
-            self._send(m.Error(code=code, text=text))
+            self._send(m.Error(code=code, text=_safe_text(text)))
         self._close(code, text, cause="network-error" if code == ErrorCode.UNREACHABLE
                     else "normal")
 
@@ -450,6 +453,14 @@ def _canonical_host(host: str) -> str:
         raise LocalProtocolError(f"peer {host!r} is not an IP address") from None
     mapped = getattr(addr, "ipv4_mapped", None)
     return str(mapped if mapped is not None else addr)
+
+
+def _safe_text(text: str) -> str | None:
+    """``text`` fit for an ``error`` message: no control characters or lone surrogates, at
+    most 256 characters (texts quote peer input only through repr, but never trust that)."""
+    clean = "".join(c if ord(c) >= 0x20 and not 0xD800 <= ord(c) <= 0xDFFF else "?"
+                    for c in text[:256])
+    return clean or None
 
 
 def _call_id(value: str | None) -> str | None:

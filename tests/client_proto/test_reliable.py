@@ -45,7 +45,9 @@ def test_duplicates_are_acked_again_but_delivered_once():
     assert server.receive_datagram(d, 0) == [m.Hangup(call="c1")]
     for _ in range(3):
         assert server.receive_datagram(d, 0) == []
-    assert server.datagrams_to_send() == [b'{"v":1,"ack":[1,1,1,1]}']
+    assert server.datagrams_to_send() == [b'{"v":1,"ack":[1]}']
+    assert server.receive_datagram(d, 0) == []
+    assert server.datagrams_to_send() == [b'{"v":1,"ack":[1]}']      # acked again
 
 
 def test_reordered_messages_are_delivered_in_order():
@@ -173,3 +175,12 @@ def test_an_unreachable_client_is_hung_up():
     net.server.status("still-there")
     assert net.run(lambda n: n.server.state.value == "closed", limit=1000)
     assert ev.HangupRequested(call, "network-error") in net.events[m.SERVER]
+
+
+def test_owed_acks_stay_bounded_before_validation():
+    server = ReliableEndpoint(sender=m.SERVER)
+    login = m.encode(m.Login(user="alice", nonce="n" * 24), mid=1)
+    for _ in range(1000):
+        server.receive_datagram(login, 0)
+        assert server.datagrams_to_send() == []       # no bare acks to an unproven address
+    assert len(server._acks) == 1

@@ -10,7 +10,8 @@ from protocols.client import events as ev
 from protocols.client import messages as m
 from protocols.client import scram
 from protocols.client.calls import CALL_TRANSITIONS, CallState
-from protocols.client.errors import AuthCode, ErrorCode, LocalProtocolError
+from protocols.client.errors import (AuthCode, ErrorCode, LocalProtocolError,
+                                     RemoteProtocolError)
 from protocols.client.framing import MediaFrame, encode_media
 from protocols.client.session import TRANSITIONS, State
 from protocols.client.throttle import LoginThrottle
@@ -341,7 +342,8 @@ def test_bad_bytes_get_error_codes_and_too_many_close():
     for _ in range(8):
         s.receive_payload(b"\x01junk", 0)
     actions = s.next_actions()
-    assert actions[-1] == ev.Close(ErrorCode.TOO_MANY_ERRORS, "not a media frame")
+    assert actions[-2].message.code == ErrorCode.TOO_MANY_ERRORS
+    assert actions[-1] == ev.Close(ErrorCode.TOO_MANY_ERRORS, "too many protocol errors")
     assert s.state is State.CLOSED
     s.receive_payload(b'{"v":1,"cmd":"ping"}', 0)
     assert s.next_actions() == []
@@ -514,3 +516,11 @@ def test_bad_branding_is_a_local_error_before_any_change():
     assert h.server.state is State.VERIFIED
     h.server.accept(0, branding={"title": "ok"})
     assert h.server.state is State.AUTHENTICATED
+
+
+def test_error_texts_are_made_safe():
+    s = server_session()
+    s.receive_error(RemoteProtocolError(ErrorCode.BAD_FIELD, "bad \x00\ud800" + "x" * 300,
+                                        command="nonsense", call="bad id!"), 0)
+    [send] = s.next_actions()
+    assert send.message == m.Error(code=ErrorCode.BAD_FIELD, text="bad ??" + "x" * 250)
