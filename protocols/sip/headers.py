@@ -431,7 +431,7 @@ class NameAddr:
 
     __slots__ = ("display", "uri", "params")
 
-    def __init__(self, uri, display: str | None = None, params: dict | None = None):
+    def __init__(self, display: str | None, uri, params: dict | None = None):
         self.display = display
         self.uri = uri
         self.params = {} if params is None else params
@@ -484,11 +484,11 @@ def parse_name_addr(value: str) -> NameAddr:
         display, scheme, user, password, host, port, uparams, uheaders, params = m.groups()
         uri = sip_uri_from_groups(scheme.lower(), user, password, host, port, uparams, uheaders,
                                   "%" in value and value[m.start(2):value.rindex(">")])
-        return NameAddr(uri, display, _fast_params(params) if params else {})
+        return NameAddr(display, uri, _fast_params(params) if params else {})
     m = _FAST_NA_RE.match(value)
     if m is not None:
         display, uri, params = m.groups()
-        return NameAddr(parse_uri(uri), display, _fast_params(params) if params else {})
+        return NameAddr(display, parse_uri(uri), _fast_params(params) if params else {})
     v = value.strip()
     if not v:
         raise SipParseError(400, "Empty address")
@@ -506,7 +506,7 @@ def parse_name_addr(value: str) -> NameAddr:
             uri_text = uri_text.rstrip()
             if any(c in uri_text for c in ",? \t\""):
                 raise SipParseError(400, "Bad address: URI with ',', '?' or LWS needs <>")
-            return NameAddr(parse_uri(uri_text), None,
+            return NameAddr(None, parse_uri(uri_text),
                             parse_params(";" + params, "address") if semi else {})
         head = v[:lt].rstrip()
         if head:
@@ -521,7 +521,7 @@ def parse_name_addr(value: str) -> NameAddr:
     if not uri_text or uri_text != uri_text.strip() or " " in uri_text or "\t" in uri_text:
         raise SipParseError(400, "Bad address: LWS inside <>")
     tail = rest[gt + 1:]
-    return NameAddr(parse_uri(uri_text), display,
+    return NameAddr(display, parse_uri(uri_text),
                     parse_params(tail, "address") if tail.strip() else {})
 
 

@@ -86,13 +86,17 @@ def _format_params(params: dict) -> str:
 
 
 class SipURI:
-    """A sip: or sips: URI (RFC 3261 19.1.1). ``params``/``headers`` are ordered dicts."""
+    """A sip: or sips: URI (RFC 3261 19.1.1). ``params``/``headers`` are ordered dicts.
+
+    Build one with keywords: ``SipURI(user="+4930123", host="gw.example.net", port=5060,
+    params={"transport": "tcp"})``.
+    """
 
     __slots__ = ("scheme", "user", "password", "host", "port", "params", "headers")
 
-    def __init__(self, host: str, user: str | None = None, port: int | None = None,
-                 params: dict | None = None, headers: dict | None = None,
-                 scheme: str = "sip", password: str | None = None):
+    def __init__(self, scheme: str = "sip", user: str | None = None,
+                 password: str | None = None, host: str = "", port: int | None = None,
+                 params: dict | None = None, headers: dict | None = None):
         self.scheme = scheme
         self.user = user
         self.password = password
@@ -113,8 +117,8 @@ class SipURI:
         return "lr" in self.params
 
     def copy(self) -> "SipURI":
-        return SipURI(self.host, self.user, self.port, dict(self.params), dict(self.headers),
-                      self.scheme, self.password)
+        return SipURI(self.scheme, self.user, self.password, self.host, self.port,
+                      dict(self.params), dict(self.headers))
 
     def __str__(self) -> str:
         out = [self.scheme, ":"]

@@ -183,11 +183,12 @@ ports = st.one_of(st.none(), st.integers(1, 65535))
 
 @st.composite
 def sip_uris(draw, headers=True):
-    return SipURI(draw(hosts), draw(st.one_of(st.none(), users)), draw(ports), draw(uri_params),
-                  draw(st.dictionaries(st.text("abcdefghijklmnopqrstuvwxyzABC-", min_size=1,
-                                               max_size=8), param_values, max_size=2))
-                  if headers else {},
-                  draw(st.sampled_from(["sip", "sips"])))
+    return SipURI(scheme=draw(st.sampled_from(["sip", "sips"])),
+                  user=draw(st.one_of(st.none(), users)), host=draw(hosts), port=draw(ports),
+                  params=draw(uri_params),
+                  headers=draw(st.dictionaries(st.text("abcdefghijklmnopqrstuvwxyzABC-",
+                                                       min_size=1, max_size=8), param_values,
+                                               max_size=2)) if headers else {})
 
 
 @given(sip_uris())
@@ -208,7 +209,7 @@ def name_addrs(draw, tag=True):
     params = draw(header_params)
     if tag:
         params = {"tag": draw(tokens), **params}
-    return NameAddr(draw(sip_uris(headers=False)), draw(displays), params)
+    return NameAddr(draw(displays), draw(sip_uris(headers=False)), params)
 
 
 header_values = st.text(st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\r\n"),
@@ -321,6 +322,6 @@ def test_no_header_injection_from_values():
         h.set("Subject", "hi\nthere")
     with pytest.raises(ValueError):
         Request("INVITE", "sip:a@b\r\nX: y")
-    evil = NameAddr(parse_uri("sip:a@b.example"), 'Eve\r\nX-Evil: 1 "q" \\')
+    evil = NameAddr('Eve\r\nX-Evil: 1 "q" \\', parse_uri("sip:a@b.example"))
     assert "\r" not in str(evil) and "\n" not in str(evil)
     assert parse_name_addr(str(evil)).display == 'Eve  X-Evil: 1 "q" \\'
