@@ -218,6 +218,9 @@ class SseParser:
             self._event = value
         elif name == "data":
             self._data.append(value)
+            if sum(len(d) for d in self._data) > self._max:
+                raise RemoteProtocolError(ErrorCode.FRAME_TOO_LARGE, "SSE event too large",
+                                          fatal=True)
         elif name == "id":
             self._id = value
         return None

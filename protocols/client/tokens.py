@@ -20,7 +20,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from protocols.client.errors import AuthCode
+from protocols.client.errors import AuthCode, RemoteProtocolError
 from protocols.client.messages import FieldError, b64d, b64e
 
 PREFIX = "v1"
@@ -29,13 +29,12 @@ MIN_KEY = 32
 MAX_FUTURE = 300        # seconds a token's "iat" may lie ahead (clock skew between nodes)
 
 
-class TokenError(Exception):
-    """A token is refused; ``code`` is AuthCode.TOKEN_EXPIRED or AuthCode.TOKEN_INVALID."""
+class TokenError(RemoteProtocolError):
+    """A token is refused; ``code`` is AuthCode.TOKEN_EXPIRED or AuthCode.TOKEN_INVALID (the
+    answer is an ``unauthorized`` with that code, not an ``error``)."""
 
     def __init__(self, code: AuthCode, text: str) -> None:
-        super().__init__(text)
-        self.code = code
-        self.text = text
+        super().__init__(code, text)
 
 
 @dataclass(frozen=True)

@@ -120,3 +120,22 @@ def test_sse_examples():
     assert fr.sse_session_event("abc") == b"event: session\ndata: abc\n\n"
     ev = fr.SseParser().receive_data(fr.sse_session_event("abc"))
     assert ev == [fr.SseEvent("session", "abc", None)]
+
+
+def test_sse_parser_memory_is_bounded():
+    parser = fr.SseParser(max_event=100)
+    with pytest.raises(ProtocolError) as e:
+        for _ in range(20):
+            parser.receive_data(b"data: " + b"x" * 10 + b"\n")
+    assert e.value.fatal
+    with pytest.raises(ProtocolError):
+        fr.SseParser(max_event=100).receive_data(b"y" * 101)
+
+
+@given(st.binary(max_size=400))
+def test_random_sse_streams_raise_only_protocol_errors(data):
+    try:
+        for event in fr.SseParser().receive_data(data):
+            fr.sse_payload(event)
+    except ProtocolError:
+        pass
