@@ -122,7 +122,7 @@ def section_messages() -> str:
                          ("Server to client", m.SERVER_MESSAGES)):
         out.append(f"#### {title}\n")
         for cls in group:
-            doc = " ".join((cls.__doc__ or "").split())
+            doc = " ".join((cls.__doc__ or "").split()).replace("``", "`")
             out.append(f"**`{cls.command}`**: {doc}\n")
             kinds = m.field_kinds(cls)
             if not kinds:
