@@ -111,10 +111,18 @@ class MediaRelay:
             del self.sessions[session.call_id]
 
     def close(self):
-        """Close every session; fires with ``{call_id: final statistics}``."""
+        """Close every session; fires with ``{call_id: final statistics}``.
+
+        Never fails: a failure is logged and the Deferred fires with ``{}``.
+        """
         calls = list(self.sessions.values())
         d = defer.gatherResults([s.close() for s in calls])
         d.addCallback(lambda results: {s.call_id: r for s, r in zip(calls, results)})
+
+        def failed(failure):
+            log.failure("closing {count} media sessions", failure=failure, count=len(calls))
+            return {}
+        d.addErrback(failed)
         return d
 
 
@@ -385,19 +393,24 @@ class RelaySession:
         return replace(packet, payload_type=pt, payload=payload, padding=0).to_bytes()
 
     def _to_client(self, endpoint: RtpEndpoint, data: bytes):
-        try:
-            packet = parse_rtp(data)
-        except RtpParseError:
-            endpoint.dropped += 1
-            return
-        payload = packet.payload
+        if data[0] == 0x80:  # no padding, extension or CSRCs: the usual case, read in place
+            payload = data[12:]
+            sequence = data[2] << 8 | data[3]
+            timestamp = int.from_bytes(data[4:8], "big")
+        else:
+            try:
+                packet = parse_rtp(data)
+            except RtpParseError:
+                endpoint.dropped += 1
+                return
+            payload, sequence, timestamp = packet.payload, packet.sequence, packet.timestamp
         table = self._translate.get("gateway")
         if table is not None:
             payload = payload.translate(table)
         self.to_client_packets += 1
         self.to_client_octets += len(payload)
         try:
-            self.client_deliver(payload, packet.sequence, packet.timestamp)
+            self.client_deliver(payload, sequence, timestamp)
         except Exception:
             log.failure("media {call_id}: client delivery failed", call_id=self.call_id)
 
