@@ -8,6 +8,8 @@ so that a message with, say, an ``im:`` Request-URI still parses and the UAS cor
 Values are kept as they were on the wire: user, password, parameter values and header values
 stay %-escaped, so ``str(parse_uri(text)) == text`` for any URI whose parameter names are in
 lower case (parameter names are case-insensitive and stored lower-cased, RFC 3261 19.1.4).
+``SipURI.__eq__`` is plain field equality (a dict key, a test assertion); ``uri_equal`` applies
+the comparison rules of RFC 3261 19.1.4 (escapes, case, which parameters count).
 ``unescape`` decodes a %-escaped part when a caller needs the characters. The host keeps its
 brackets for an IPv6 reference (``[2001:db8::1]``), as it appears in the URI.
 
@@ -21,7 +23,7 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote_to_bytes
 
-__all__ = ["SipParseError", "SipURI", "TelURI", "AbsoluteURI", "parse_uri", "unescape",
+__all__ = ["SipParseError", "SipURI", "TelURI", "AbsoluteURI", "parse_uri", "unescape", "uri_equal",
            "SIP_BODY_PATTERN", "sip_uri_from_groups"]
 
 
@@ -280,3 +282,42 @@ def parse_uri(text: str) -> SipURI | TelURI | AbsoluteURI:
     if not _OPAQUE_RE.match(rest) or _BAD_ESCAPE_RE.search(rest):
         raise SipParseError(400, "Bad URI")
     return AbsoluteURI(lscheme, rest)
+
+
+_STRICT_PARAMS = ("user", "ttl", "method", "maddr", "transport")
+
+
+def _norm(value):
+    return None if value is None else unescape(value).lower()
+
+
+def uri_equal(a, b) -> bool:
+    """Compare two URIs by RFC 3261 19.1.4.
+
+    SIP/SIPS: same scheme; user and password equal after unescaping (case-sensitive); host
+    case-insensitive; ports equal (an absent port differs from an explicit 5060); the user, ttl,
+    method, maddr and transport parameters must match when either URI has them, any other
+    parameter only when both have it; URI headers must all match. Other schemes compare as
+    written, case-insensitively.
+    """
+    if isinstance(a, str):
+        a = parse_uri(a)
+    if isinstance(b, str):
+        b = parse_uri(b)
+    if not (isinstance(a, SipURI) and isinstance(b, SipURI)):
+        return str(a).lower() == str(b).lower()
+    if a.scheme != b.scheme or a.host.lower() != b.host.lower() or a.port != b.port:
+        return False
+    for x, y in ((a.user, b.user), (a.password, b.password)):      # userinfo: case-sensitive
+        if (x is None) != (y is None) or (x is not None and unescape(x) != unescape(y)):
+            return False
+    for name in set(a.params) | set(b.params):
+        in_a, in_b = name in a.params, name in b.params
+        if in_a and in_b:
+            if _norm(a.params[name]) != _norm(b.params[name]):
+                return False
+        elif name in _STRICT_PARAMS:
+            return False
+    ha = {k.lower(): _norm(v) for k, v in a.headers.items()}
+    hb = {k.lower(): _norm(v) for k, v in b.headers.items()}
+    return ha == hb

@@ -325,3 +325,34 @@ def test_no_header_injection_from_values():
     evil = NameAddr('Eve\r\nX-Evil: 1 "q" \\', parse_uri("sip:a@b.example"))
     assert "\r" not in str(evil) and "\n" not in str(evil)
     assert parse_name_addr(str(evil)).display == 'Eve  X-Evil: 1 "q" \\'
+
+
+@pytest.mark.parametrize("a, b", [
+    # RFC 3261 19.1.4's equivalent pairs
+    ("sip:%61lice@atlanta.com;transport=TCP", "sip:alice@AtLanTa.CoM;Transport=tcp"),
+    ("sip:carol@chicago.com", "sip:carol@chicago.com;newparam=5"),
+    ("sip:carol@chicago.com", "sip:carol@chicago.com;security=on"),
+    ("sip:biloxi.com;transport=tcp;method=REGISTER?to=sip:bob%40biloxi.com",
+     "sip:biloxi.com;method=REGISTER;transport=tcp?to=sip:bob%40biloxi.com"),
+    ("sip:alice@atlanta.com?subject=project%20x&priority=urgent",
+     "sip:alice@atlanta.com?priority=urgent&subject=project%20x"),
+])
+def test_uri_equal_rfc3261_equivalent(a, b):
+    from protocols.sip.uri import uri_equal
+    assert uri_equal(a, b) and uri_equal(b, a)
+
+
+@pytest.mark.parametrize("a, b", [
+    # RFC 3261 19.1.4's non-equivalent pairs
+    ("SIP:ALICE@AtLanTa.CoM;Transport=udp", "sip:alice@AtLanTa.CoM;Transport=UDP"),
+    ("sip:bob@biloxi.com", "sip:bob@biloxi.com:5060"),
+    ("sip:bob@biloxi.com", "sip:bob@biloxi.com;transport=udp"),
+    ("sip:bob@biloxi.com", "sip:bob@biloxi.com:6000;transport=tcp"),
+    ("sip:carol@chicago.com", "sip:carol@chicago.com?Subject=next%20meeting"),
+    ("sip:bob@phone21.boxesbybob.com", "sip:bob@192.0.2.4"),
+    ("sip:carol@chicago.com;security=on", "sip:carol@chicago.com;security=off"),
+    ("sip:a@b", "sips:a@b"),
+])
+def test_uri_equal_rfc3261_different(a, b):
+    from protocols.sip.uri import uri_equal
+    assert not uri_equal(a, b) and not uri_equal(b, a)
