@@ -3,7 +3,7 @@
 Owns RFC 3261 section 7 (message format: start lines 7.1/7.2, header folding and LWS 7.3.1,
 compact forms 7.3.3, bodies 7.4, stream framing 7.5 and 18.3), the mandatory-header checks a
 UAS makes before it looks at a request (8.2.2, 20.14 Content-Length, 16.3's Max-Forwards
-syntax) and response construction (8.2.6). RFC 4475's torture messages are the bar: see
+syntax; Contact values of requests and responses, the dialog's remote target 12.1) and response construction (8.2.6). RFC 4475's torture messages are the bar: see
 tests/sip/test_torture.py. Header values and the structured ones (Via, From/To/Contact, CSeq)
 live in ``protocols.sip.headers``; URIs in ``protocols.sip.uri``.
 
@@ -338,12 +338,12 @@ def _parse(data, strict: bool) -> Request | Response:
                 raise SipParseError(400, "Bad Max-Forwards header")
         elif strict:
             raise SipParseError(400, "Missing Max-Forwards header")
-        contacts = first.get("contact")
-        if contacts is not None:
-            _check_contacts(contacts)
-            for key, value in more:
-                if key == "contact":
-                    _check_contacts(value)
+    contacts = first.get("contact")
+    if contacts is not None:
+        _check_contacts(contacts)
+        for key, value in more:
+            if key == "contact":
+                _check_contacts(value)
 
     body_start = end + 4
     raw_len = first.get("content-length")

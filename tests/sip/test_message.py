@@ -356,3 +356,12 @@ def test_uri_equal_rfc3261_equivalent(a, b):
 def test_uri_equal_rfc3261_different(a, b):
     from protocols.sip.uri import uri_equal
     assert not uri_equal(a, b) and not uri_equal(b, a)
+
+
+def test_contact_checked_in_responses_too():
+    bad = builders.ok_200().replace(b"Contact: <sip:gw@198.51.100.7:5060>",
+                                    b"Contact: sip:gw@198.51.100.7?x=1")
+    with pytest.raises(SipParseError):
+        parse_message(bad)
+    star = builders.request("REGISTER", extra=(("Contact", "*"), ("Expires", "0")))
+    assert parse_message(star).headers.get_all("Contact")[-1] == "*"
