@@ -272,7 +272,7 @@ def parse_params(text: str, what: str) -> dict:
             if not value:
                 raise SipParseError(400, f"Empty parameter value in {what}")
             if value[0] == '"':
-                if len(value) < 2 or value[-1] != '"' or value[-2] == "\\":
+                if _parse_quoted(value, 0)[1] != len(value):
                     raise SipParseError(400, f"Bad quoted parameter in {what}")
             elif not _PARAM_VALUE_RE.match(value):
                 raise SipParseError(400, f"Bad parameter value in {what}")

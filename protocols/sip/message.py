@@ -61,6 +61,9 @@ _SINGLE = frozenset(("call-id", "cseq", "from", "to", "max-forwards", "content-l
 
 
 class _Message:
+    """What requests and responses share: headers, body, and the transaction keys, parsed on
+    first use and cached in ``headers`` until a header changes."""
+
     __slots__ = ("version", "headers", "body")
 
     @property
