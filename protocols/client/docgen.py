@@ -20,6 +20,7 @@ from protocols.client.framing import MediaFrame, encode_media, sse_event, tcp_fr
 from protocols.client.session import TRANSITIONS
 
 KEY = bytes(range(0x10, 0x20))
+HTTP_SESSION = "Zr4v0E2kq9XhT1mB7yLs3A"
 
 # A worked login (test vector): password "wonderland", scrypt N=16384 r=8 p=1.
 PASSWORD = "wonderland"
@@ -197,7 +198,7 @@ def section_examples() -> str:
         out.append(f"WebSocket text {text}")
         if msg.sender == m.CLIENT:
             out.append("HTTP POST      POST /client/v1/messages  (Content-Type: application/json"
-                       f", Callgw-Session: 8Jc1yQ)  body: {text}")
+                       f", Callgw-Session: {HTTP_SESSION})  body: {text}")
         else:
             out.append("SSE event      " + sse_event(body, i).decode("utf-8").strip()
                        .replace("\n", "\\n") + "\\n\\n")
