@@ -3,7 +3,8 @@
 Owns RFC 3261 section 7 (message format: start lines 7.1/7.2, header folding and LWS 7.3.1,
 compact forms 7.3.3, bodies 7.4, stream framing 7.5 and 18.3), the mandatory-header checks a
 UAS makes before it looks at a request (8.2.2, 20.14 Content-Length, 16.3's Max-Forwards
-syntax; Contact values of requests and responses, the dialog's remote target 12.1) and response construction (8.2.6). RFC 4475's torture messages are the bar: see
+syntax; Contact values of requests and responses, the dialog's remote target 12.1) and
+response construction (8.2.6). RFC 4475's torture messages are the bar: see
 tests/sip/test_torture.py. Header values and the structured ones (Via, From/To/Contact, CSeq)
 live in ``protocols.sip.headers``; URIs in ``protocols.sip.uri``.
 
@@ -16,8 +17,9 @@ from __future__ import annotations
 
 import re
 
-from protocols.sip.headers import (_FAST_SIP_NA_RE, _NAMES, Headers, NameAddr, Via, canonical_name, format_via,
-                                   parse_cseq, parse_name_addr, parse_via, split_list)
+from protocols.sip.headers import (_FAST_SIP_NA_RE, _NAMES, Headers, NameAddr, Via,
+                                   canonical_name, format_via, parse_cseq, parse_name_addr,
+                                   parse_via, split_list)
 from protocols.sip.uri import SIP_BODY_PATTERN, SipParseError, parse_uri, sip_uri_from_groups
 
 __all__ = ["SipParseError", "Headers", "Request", "Response", "parse_message", "StreamFramer",

@@ -29,7 +29,8 @@ def test_parse_challenge():
         "testrealm@host.com", "dcd98b7102dd2f0e8b11d0f600bfb0c093", "MD5", ["auth", "auth-int"],
         "5ccc069c403ebaf9f0171e9517f40e41", False)
     c = parse_challenge('digest realm="a\\"b", nonce="n", algorithm=sha-256-sess, stale=TRUE')
-    assert (c.realm, c.algorithm, c.qop, c.stale, c.opaque) == ('a"b', "SHA-256-SESS", [], True, None)
+    assert (c.realm, c.algorithm, c.qop, c.stale, c.opaque) == (
+        'a"b', "SHA-256-SESS", [], True, None)
 
 
 def test_rfc2617_example():
@@ -43,7 +44,8 @@ def test_rfc2617_example():
 
 
 def test_rfc2069_form_without_qop():
-    c = parse_challenge('Digest realm="testrealm@host.com", nonce="dcd98b7102dd2f0e8b11d0f600bfb0c093"')
+    c = parse_challenge('Digest realm="testrealm@host.com", '
+                        'nonce="dcd98b7102dd2f0e8b11d0f600bfb0c093"')
     p = params_of(authorization(c, "GET", "/dir/index.html", "Mufasa", "Circle Of Life", "x"))
     assert p["response"] == "670fd8c2df070c60b045671b8b24ff02"
     assert "qop" not in p and "nc" not in p and "cnonce" not in p
@@ -61,7 +63,8 @@ def test_rfc7616_examples(alg, expected):
 
 
 def _independent(alg, user, realm, pw, method, uri, nonce, cnonce, nc, qop, body=b""):
-    name = {"MD5": "md5", "SHA-256": "sha256", "SHA-512-256": "sha512_256"}[alg.replace("-sess", "")]
+    names = {"MD5": "md5", "SHA-256": "sha256", "SHA-512-256": "sha512_256"}
+    name = names[alg.replace("-sess", "")]
     H = lambda s: hashlib.new(name, s.encode()).hexdigest()  # noqa: E731
     ha1 = H(f"{user}:{realm}:{pw}")
     if alg.endswith("-sess"):
@@ -74,7 +77,8 @@ def _independent(alg, user, realm, pw, method, uri, nonce, cnonce, nc, qop, body
 
 @pytest.mark.parametrize("alg", ["MD5-sess", "SHA-256-sess", "SHA-512-256", "SHA-512-256-sess"])
 def test_sess_and_sha512_256(alg):
-    c = parse_challenge(f'Digest realm="gw.example.net", nonce="abc123", algorithm={alg}, qop="auth"')
+    c = parse_challenge(f'Digest realm="gw.example.net", nonce="abc123", algorithm={alg}, '
+                        'qop="auth"')
     p = params_of(authorization(c, "INVITE", "sip:+12125551212@gw.example.net", "callgw", "s3cret",
                                 "0123abcd", nc=2))
     assert p["response"] == _independent(alg, "callgw", "gw.example.net", "s3cret", "INVITE",
@@ -103,7 +107,8 @@ def test_best_challenge_prefers_strongest():
 
 @pytest.mark.parametrize("value", [
     'Basic realm="x"', 'Digest nonce="n"', 'Digest realm="r"', 'Digest realm="r, nonce="n"',
-    'Digest realm="r", nonce="n", algorithm=SHA-1', 'Digest realm', 'Digest realm="r", nonce="n", qop="auth-conf"',
+    'Digest realm="r", nonce="n", algorithm=SHA-1', 'Digest realm',
+    'Digest realm="r", nonce="n", qop="auth-conf"',
 ])
 def test_bad_challenges(value):
     with pytest.raises(DigestError):

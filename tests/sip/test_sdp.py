@@ -72,7 +72,8 @@ def test_media_from_sdp_old_hold_and_session_direction():
 
 
 @pytest.mark.parametrize("body", [
-    RFC3264_OFFER.replace(b"0 8 97", b"97").replace(b"a=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n", b""),
+    RFC3264_OFFER.replace(b"0 8 97", b"97")
+    .replace(b"a=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n", b""),
     RFC3264_OFFER.replace(b"m=audio 49170", b"m=audio 0"),
     RFC3264_OFFER.replace(b"RTP/AVP 0 8 97", b"RTP/SAVP 0 8 97"),
     b"v=0\r\no=- 1 1 IN IP4 a\r\ns=-\r\nt=0 0\r\nm=audio 5 RTP/AVP 0\r\n",   # no c= anywhere
@@ -125,7 +126,8 @@ def test_answer_keeps_offer_order_payload_types_and_te():
 ])
 def test_answer_direction(offered, wanted, answered):
     offer = make_offer("192.0.2.1", 4000, direction=offered)
-    assert media_from_sdp(make_answer(offer, "192.0.2.2", 4002, direction=wanted))["direction"] == answered
+    answer = make_answer(offer, "192.0.2.2", 4002, direction=wanted)
+    assert media_from_sdp(answer)["direction"] == answered
 
 
 def test_answer_rejects_when_no_common_codec():

@@ -54,10 +54,12 @@ WSINV = msg([
 ], sdp("192.0.2.3").replace(b"c=IN IP4 192.0.2.3", b"c=IN IP4 192.0.2.4"))
 
 INTMETH = msg([
-    "!interesting-Method0123456789_*+`.%indeed'~ sip:1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*"
+    "!interesting-Method0123456789_*+`.%indeed'~ "
+    "sip:1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*"
     ":&it+has=1,weird!*pas$wo~d_too.(doesn't-it)@example.com SIP/2.0",
     "Via: SIP/2.0/TCP host1.example.com;branch=z9hG4bK-.!%66*_+`'~",
-    'To: "BEL:\\\x07 NUL:\\\x00 DEL:\\\x7f" <sip:1_unusual.URI~(to-be!sure)&isn\'t+it$/crazy?,/;;*@example.com>',
+    'To: "BEL:\\\x07 NUL:\\\x00 DEL:\\\x7f" '
+    '<sip:1_unusual.URI~(to-be!sure)&isn\'t+it$/crazy?,/;;*@example.com>',
     "From: token1~` token2'+_ token3*%!.- <sip:mundane@example.com>;fromParam''~+*_!.-%="
     '"\u0440\u0430\u0431\u043e\u0442\u0430\u044e\u0449\u0438\u0439";tag=_token~1\'+`*%!-.',
     "Call-ID: intmeth.word%ZK-!.*_+'@word`~)(><:\\/\"][?}{",
@@ -125,7 +127,8 @@ LONGREQ = msg([
     'To: "I have a user name of ' + "extreme" * 10 + ' proportion"<sip:user@example.com:6000;'
     "unknownparam1=very" + _LONG + "value;longparam" + "name" * 25 + "=shortvalue;very" + _LONG
     + "ParameterNameWithNoValue>",
-    "F: sip:" + "amazinglylongcallername" * 5 + "@example.net;tag=" + "1298" * 40 + "424;unknownheaderparam"
+    "F: sip:" + "amazinglylongcallername" * 5 + "@example.net;tag=" + "1298" * 40
+    + "424;unknownheaderparam"
     + "name" * 20 + "=unknowheaderparam" + "value" * 15 + ";unknownValueless" + "paramname" * 15,
     "Call-ID: longreq.one" + "really" * 20 + "longcallid",
     "CSeq: 3882340 INVITE",
@@ -149,7 +152,8 @@ LONGREQ = msg([
     "Via : SIP/2.0/TCP sip18.example.com",
     "Via  : SIP/2.0/TCP sip17.example.com",
 ] + [f"Via: SIP/2.0/TCP sip{i}.example.com" for i in range(16, 0, -1)] + [
-    "Via: SIP/2.0/TCP host.example.com;received=192.0.2.5;branch=very" + "long" * 50 + "branchvalue",
+    "Via: SIP/2.0/TCP host.example.com;received=192.0.2.5;branch=very" + "long" * 50
+    + "branchvalue",
     "Max-Forwards: 70",
     "Contact: <sip:" + "amazinglylongcallername" * 5 + "@host5.example.net>",
     "Content-Type: application/sdp",
@@ -209,7 +213,8 @@ TRANSPORTS = msg([
 ])
 
 _MPART_BODY = (
-    b"--7a9cbec02ceef655\r\nContent-Type: application/sdp\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+    b"--7a9cbec02ceef655\r\nContent-Type: application/sdp\r\n"
+    b"Content-Transfer-Encoding: 8bit\r\n\r\n"
     + SDP_150 + b"\r\n--7a9cbec02ceef655\r\nContent-Type: image/gif\r\n"
     b"Content-Transfer-Encoding: binary\r\n\r\nGIF89a\x01\x00\x01\x00\x00\xff\x00,\x00\x00"
     b"\x00\x00\x01\x00\x01\x00\x00\x02\x00;\r\n--7a9cbec02ceef655--\r\n")
@@ -218,7 +223,8 @@ MPART01 = msg([
     "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-d87543-4dade06d0bdb11ee-1--d87543-;rport",
     "Max-Forwards: 70",
     "Route: <sip:127.0.0.1:5080>",
-    "Identity: r5mwreLuyDRYBi/0TiPwEsY3rEVsk/G2WxhgTV1PF7hHuLIK0YWVKZhKv9Mj8UeXqkMVbnVq37CD+813gvYjcBUaZngQmXc9WNZSDNGCzA+fWl9MEUHWIZo1CeJebdY/XlgKeTa0Olvq0rt70Q5jiSfbqMJmQFteeivUhkMWYUA=",
+    "Identity: r5mwreLuyDRYBi/0TiPwEsY3rEVsk/G2WxhgTV1PF7hHuLIK0YWVKZhKv9Mj8UeXqkMVbnVq37CD+813gv"
+    "YjcBUaZngQmXc9WNZSDNGCzA+fWl9MEUHWIZo1CeJebdY/XlgKeTa0Olvq0rt70Q5jiSfbqMJmQFteeivUhkMWYUA=",
     "Contact: <sip:fluffy@127.0.0.1:5070>",
     "To: <sip:kumiko@example.org>",
     "From: <sip:fluffy@example.com>;tag=2fb0dcc9",
@@ -280,7 +286,8 @@ UNKSCM = msg([
     "Content-Length: 0",
 ])
 
-NOVELSC = UNKSCM.replace(b"nobodyKnowsThisScheme:totallyopaquecontent", b"soap.beep://192.0.2.103:3002")
+NOVELSC = UNKSCM.replace(b"nobodyKnowsThisScheme:totallyopaquecontent",
+                         b"soap.beep://192.0.2.103:3002")
 
 UNKSM2 = msg([
     "REGISTER sip:example.com SIP/2.0",
