@@ -57,11 +57,11 @@ class Poller:
 
     max_events = 1024
 
-    def __init__(self, reactor):
+    def __init__(self, reactor, seconds=None):
         self.reactor = reactor
         self._epoll = None
         self._handlers = {}
-        self._seconds = reactor.seconds
+        self._seconds = seconds if seconds is not None else reactor.seconds
 
     def add(self, sock: socket.socket, handler):
         """Call ``handler(now)`` whenever ``sock`` is readable."""

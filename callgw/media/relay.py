@@ -59,13 +59,17 @@ class MediaRelay:
 
     ``address`` is where sockets bind and what ``allocate`` reports (``advertised_address``
     overrides the report, e.g. when binding 0.0.0.0). Nothing is opened until a session
-    allocates.
+    allocates. ``reactor`` watches the sockets; ``clock`` (default: the reactor) gives the
+    time and runs the timers (inactivity, pacing, DTMF, RTCP), so tests can pass a
+    ``task.Clock``.
     """
 
     def __init__(self, reactor, ports: PortRange, address: str = "127.0.0.1",
                  advertised_address: str | None = None, inactivity_timeout: float = 30.0,
-                 jitter_depth: int = 2, relatch_after: float = 2.0, rtcp_interval: float = 5.0):
+                 jitter_depth: int = 2, relatch_after: float = 2.0, rtcp_interval: float = 5.0,
+                 clock=None):
         self.reactor = reactor
+        self.clock = clock if clock is not None else reactor
         self.ports = ports
         self.address = address
         self.advertised_address = advertised_address or address
@@ -73,7 +77,7 @@ class MediaRelay:
         self.jitter_depth = jitter_depth
         self.relatch_after = relatch_after
         self.rtcp_interval = rtcp_interval
-        self.poller = Poller(reactor)
+        self.poller = Poller(reactor, self.clock.seconds)
         self.sessions = {}
 
     def session(self, call_id: str, on_inactive=None, on_dtmf=None) -> "RelaySession":
@@ -137,7 +141,7 @@ class RelaySession:
     def __init__(self, relay: MediaRelay, call_id: str, on_inactive=None, on_dtmf=None):
         self.relay = relay
         self.call_id = call_id
-        self.clock = relay.reactor
+        self.clock = relay.clock
         self.on_inactive = on_inactive
         self.on_dtmf = on_dtmf
         self.endpoints = {}
