@@ -235,7 +235,7 @@ MPART01 = msg([
     "Date: Sat, 15 Oct 2005 04:44:56 GMT",
     "User-Agent: SIPimp.org/0.2.5 (curses)",
     f"Content-Length: {len(_MPART_BODY)}",
-]).decode().encode() + _MPART_BODY
+], _MPART_BODY)
 
 UNREASON = msg([
     "SIP/2.0 200 = 2**3 * 5**2 \u043d\u043e \u0441\u0442\u043e \u0434\u0435\u0432\u044f\u043d"
