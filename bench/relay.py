@@ -13,7 +13,12 @@ way. Paths, all measured in one run:
   (UDP, bencode) when the ``rtpengine`` binary exists.
 
 The load generator is a small C program (below; built with the system C compiler into a
-temporary directory) using epoll, recvmmsg and ``epoll_pwait2`` timers, pinned to core 0; the
+temporary directory) pinned to core 0: all client streams send from one socket and all gateway
+streams from another (each call still has its own relay ports, so latching is per call), in
+sendmmsg batches. It wakes on a timer every ``--tick-us`` (250 us) only, sends what is due and
+reads what arrived with recvmmsg, taking each packet's kernel receive time (SO_TIMESTAMPNS):
+arriving packets never wake it, so its cost per packet stays low and the relay's sends do not
+pay for waking it; the
 relay under test is pinned to core 1 (taskset), both at nice -10 (the machine is shared). Each packet carries its send time
 (CLOCK_MONOTONIC); latency is receive minus send time. Each step runs ``--warmup`` seconds
 (not counted: latching), ``--seconds`` measured, then drains; loss counts measured packets only.
@@ -64,75 +69,108 @@ GEN_C = r"""
 #include <time.h>
 #include <unistd.h>
 
-typedef struct { int fd; struct sockaddr_in dst; int kind; uint32_t call, ssrc, ts; uint16_t seq; } stream_t;
+/* Two sockets: side 0 (the clients) on BASE, side 1 (the gateways) on BASE + 1; every stream
+   sends from its side's socket to its own destination, in sendmmsg batches. */
+typedef struct { struct sockaddr_in dst; int side, kind; uint32_t call, ssrc, ts; uint16_t seq; } stream_t;
 #define HIST 2000000
+#define B 64
 static uint32_t hist[HIST];
 static uint64_t now_ns(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t);
   return (uint64_t)t.tv_sec * 1000000000ull + t.tv_nsec; }
+static uint64_t real_ns(void) { struct timespec t; clock_gettime(CLOCK_REALTIME, &t);
+  return (uint64_t)t.tv_sec * 1000000000ull + t.tv_nsec; }
 static uint64_t pct(uint64_t total, double q) { uint64_t want = (uint64_t)(total * q), c = 0;
   for (uint64_t i = 0; i < HIST; i++) { c += hist[i]; if (c > want) return i; } return HIST; }
+static int fds[2];
+static unsigned char sbuf[2][B][172];
+static struct iovec siov[2][B];
+static struct mmsghdr smsg[2][B];
+static int nbatch[2];
+static uint64_t send_err, sent_total, sent_meas, warm_end;
+static uint64_t batch_time[2][B];
+
+static void flush(int side) {
+  int n = nbatch[side], off = 0;
+  while (off < n) {
+    int r = sendmmsg(fds[side], smsg[side] + off, n - off, 0);
+    if (r < 0) { send_err += n - off; break; }
+    for (int j = off; j < off + r; j++) { sent_total++; if (batch_time[side][j] >= warm_end) sent_meas++; }
+    off += r;
+  }
+  nbatch[side] = 0;
+}
 
 int main(int argc, char **argv) {
-  if (argc < 5) { fprintf(stderr, "usage: gen CONFIG WARMUP MEASURE DRAIN\n"); return 2; }
-  struct rlimit rl; getrlimit(RLIMIT_NOFILE, &rl); rl.rlim_cur = rl.rlim_max; setrlimit(RLIMIT_NOFILE, &rl);
+  if (argc < 7) { fprintf(stderr, "usage: gen CONFIG BASE WARMUP MEASURE DRAIN TICK_US\n"); return 2; }
   FILE *f = fopen(argv[1], "r"); int S; if (!f || fscanf(f, "%d", &S) != 1) return 2;
+  int base = atoi(argv[2]);
   stream_t *st = calloc(S, sizeof(stream_t));
-  int ep = epoll_create1(0);
-  for (int i = 0; i < S; i++) {
-    int lport, dport, kind; unsigned call; char ip[64];
-    if (fscanf(f, "%d %63s %d %d %u", &lport, ip, &dport, &kind, &call) != 5) return 2;
-    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0); int sz = 1 << 20;
+  for (int side = 0; side < 2; side++) {
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0); int sz = 4 << 20;
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz); setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
-    struct sockaddr_in a = {0}; a.sin_family = AF_INET; a.sin_port = htons(lport); inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    if (bind(fd, (struct sockaddr *)&a, sizeof a)) { fprintf(stderr, "bind %d: %s\n", lport, strerror(errno)); return 3; }
-    st[i].fd = fd; st[i].kind = kind; st[i].call = call; st[i].ssrc = 0x1000 + i; st[i].seq = i * 7; st[i].ts = i * 1000;
+    int one = 1; setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one);
+    struct sockaddr_in a = {0}; a.sin_family = AF_INET; a.sin_port = htons(base + side); inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    if (bind(fd, (struct sockaddr *)&a, sizeof a)) { fprintf(stderr, "bind %d: %s\n", base + side, strerror(errno)); return 3; }
+    fds[side] = fd;
+  }
+  for (int i = 0; i < S; i++) {
+    int side, dport, kind; unsigned call; char ip[64];
+    if (fscanf(f, "%d %63s %d %d %u", &side, ip, &dport, &kind, &call) != 5) return 2;
+    st[i].side = side; st[i].kind = kind; st[i].call = call; st[i].ssrc = 0x1000 + i; st[i].seq = i * 7; st[i].ts = i * 1000;
     st[i].dst.sin_family = AF_INET; st[i].dst.sin_port = htons(dport); inet_pton(AF_INET, ip, &st[i].dst.sin_addr);
-    struct epoll_event ev = {.events = EPOLLIN, .data.u32 = i}; epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
   }
   const uint64_t period = 20000000ull;
-  uint64_t start = now_ns() + 20000000ull, warm_end = start + (uint64_t)(atof(argv[2]) * 1e9);
-  uint64_t send_end = warm_end + (uint64_t)(atof(argv[3]) * 1e9), stop = send_end + (uint64_t)(atof(argv[4]) * 1e9);
-  uint64_t m = 0, sent_meas = 0, recv_meas = 0, send_err = 0, sent_total = 0, recv_total = 0, late = 0, late_max = 0;
-  unsigned char pkt[172]; memset(pkt, 0xff, sizeof pkt);
-  struct epoll_event evs[1024];
-  enum { B = 32 }; static unsigned char bufs[B][2048]; struct iovec iov[B]; struct mmsghdr msgs[B];
+  uint64_t start = now_ns() + 20000000ull; warm_end = start + (uint64_t)(atof(argv[3]) * 1e9);
+  uint64_t send_end = warm_end + (uint64_t)(atof(argv[4]) * 1e9), stop = send_end + (uint64_t)(atof(argv[5]) * 1e9);
+  uint64_t skew = real_ns() - now_ns(), warm_real = warm_end + skew, send_real = send_end + skew;
+  uint64_t m = 0, recv_meas = 0, recv_total = 0, late = 0, late_max = 0;
+  uint64_t tick = (uint64_t)(atof(argv[6]) * 1000.0);
+  static unsigned char rbufs[B][2048]; static char rctl[B][64]; struct iovec riov[B]; struct mmsghdr rmsg[B];
   for (;;) {
     uint64_t t = now_ns(); if (t >= stop) break;
-    uint64_t due = 0;
     while (1) {
-      uint64_t k = m % S; due = start + (m / S) * period + k * period / S;
+      uint64_t k = m % S, due = start + (m / S) * period + k * period / S;
       if (due > t || due >= send_end) break;
-      stream_t *s = &st[k];
-      if (s->kind == 0) { pkt[0] = 0x80; pkt[1] = 0; } else { pkt[0] = 'M'; pkt[1] = 0; }
+      stream_t *s = &st[k]; int side = s->side, j = nbatch[side];
+      unsigned char *pkt = sbuf[side][j]; memset(pkt + 24, 0xff, 172 - 24);
+      pkt[0] = s->kind == 0 ? 0x80 : 'M'; pkt[1] = 0;
       uint16_t seq = htons(s->seq); uint32_t ts = htonl(s->ts); memcpy(pkt + 2, &seq, 2); memcpy(pkt + 4, &ts, 4);
       uint32_t w = htonl(s->kind == 0 ? s->ssrc : s->call); memcpy(pkt + 8, &w, 4);
-      uint64_t now = now_ns(); memcpy(pkt + 12, &now, 8); uint32_t idx = k; memcpy(pkt + 20, &idx, 4);
-      if (now - due > 1000000ull) late++;
-      if (now - due > late_max) late_max = now - due;
-      if (sendto(s->fd, pkt, sizeof pkt, 0, (struct sockaddr *)&s->dst, sizeof s->dst) < 0) send_err++;
-      else { sent_total++; if (now >= warm_end) sent_meas++; }
-      s->seq++; s->ts += 160; m++; t = now;
+      uint64_t wall = real_ns(); memcpy(pkt + 12, &wall, 8); uint32_t idx = k; memcpy(pkt + 20, &idx, 4);
+      if (t - due > 1000000ull + tick) late++;
+      if (t - due > late_max) late_max = t - due;
+      siov[side][j].iov_base = pkt; siov[side][j].iov_len = 172;
+      memset(&smsg[side][j].msg_hdr, 0, sizeof(struct msghdr));
+      smsg[side][j].msg_hdr.msg_name = &s->dst; smsg[side][j].msg_hdr.msg_namelen = sizeof s->dst;
+      smsg[side][j].msg_hdr.msg_iov = &siov[side][j]; smsg[side][j].msg_hdr.msg_iovlen = 1;
+      batch_time[side][j] = t; nbatch[side] = j + 1;
+      if (nbatch[side] == B) flush(side);
+      s->seq++; s->ts += 160; m++;
     }
-    uint64_t wake = (due < send_end && due > t) ? due : stop; if (wake > stop) wake = stop;
-    uint64_t wait = wake > t ? wake - t : 0;
-    struct timespec to = {wait / 1000000000ull, wait % 1000000000ull};
-    int n = epoll_pwait2(ep, evs, 1024, &to, NULL);
-    for (int e = 0; e < n; e++) {
-      int fd = st[evs[e].data.u32].fd;
+    flush(0); flush(1);
+    for (int side = 0; side < 2; side++) {
       for (;;) {
-        for (int j = 0; j < B; j++) { iov[j].iov_base = bufs[j]; iov[j].iov_len = 2048; memset(&msgs[j].msg_hdr, 0, sizeof(struct msghdr));
-          msgs[j].msg_hdr.msg_iov = &iov[j]; msgs[j].msg_hdr.msg_iovlen = 1; }
-        int r = recvmmsg(fd, msgs, B, MSG_DONTWAIT, NULL);
+        for (int j = 0; j < B; j++) { riov[j].iov_base = rbufs[j]; riov[j].iov_len = 2048; memset(&rmsg[j].msg_hdr, 0, sizeof(struct msghdr));
+          rmsg[j].msg_hdr.msg_iov = &riov[j]; rmsg[j].msg_hdr.msg_iovlen = 1;
+          rmsg[j].msg_hdr.msg_control = rctl[j]; rmsg[j].msg_hdr.msg_controllen = sizeof rctl[j]; }
+        int r = recvmmsg(fds[side], rmsg, B, MSG_DONTWAIT, NULL);
         if (r <= 0) break;
-        uint64_t tr = now_ns();
+        uint64_t fallback = real_ns();
         for (int j = 0; j < r; j++) {
-          recv_total++; if (msgs[j].msg_len < 24) continue;
-          uint64_t sent; memcpy(&sent, bufs[j] + 12, 8);
-          if (sent >= warm_end && sent < send_end) { recv_meas++; uint64_t us = (tr - sent) / 1000; hist[us < HIST ? us : HIST - 1]++; }
+          recv_total++; if (rmsg[j].msg_len < 24) continue;
+          uint64_t tr = fallback;
+          for (struct cmsghdr *c = CMSG_FIRSTHDR(&rmsg[j].msg_hdr); c; c = CMSG_NXTHDR(&rmsg[j].msg_hdr, c))
+            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_TIMESTAMPNS) {
+              struct timespec k; memcpy(&k, CMSG_DATA(c), sizeof k); tr = (uint64_t)k.tv_sec * 1000000000ull + k.tv_nsec; }
+          uint64_t sent; memcpy(&sent, rbufs[j] + 12, 8);
+          if (sent >= warm_real && sent < send_real) { recv_meas++; uint64_t us = tr > sent ? (tr - sent) / 1000 : 0; hist[us < HIST ? us : HIST - 1]++; }
         }
         if (r < B) break;
       }
     }
+    uint64_t next = t + tick; if (next > stop) next = stop;
+    struct timespec ab = {next / 1000000000ull, next % 1000000000ull};
+    clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ab, NULL);
   }
   struct rusage ru; getrusage(RUSAGE_SELF, &ru);
   double cpu = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
@@ -187,8 +225,8 @@ def serve(args):
     for i in range(args.calls):
         session = relay.session(str(i))
         sessions.append(session)
-        client_addr = ("127.0.0.1", args.gen_base + 2 * i)
-        gateway_addr = ("127.0.0.1", args.gen_base + 2 * i + 1)
+        client_addr = ("127.0.0.1", args.gen_base)
+        gateway_addr = ("127.0.0.1", args.gen_base + 1)
         session.allocate("gateway").addCallback(keep, (i, "gateway"))
         session.connect("gateway", MediaDescription(*gateway_addr, codecs=("PCMU",)))
         if args.path == "a":
@@ -304,9 +342,9 @@ class Rtpengine:
         for i in range(calls):
             call_id = "bench-%x-%d" % (tag, i)
             offer = self.ng({"command": "offer", "call-id": call_id, "from-tag": "a%d" % i,
-                             "sdp": self.sdp(gen_base + 2 * i)})
+                             "sdp": self.sdp(gen_base)})
             answer = self.ng({"command": "answer", "call-id": call_id, "from-tag": "a%d" % i,
-                              "to-tag": "b%d" % i, "sdp": self.sdp(gen_base + 2 * i + 1)})
+                              "to-tag": "b%d" % i, "sdp": self.sdp(gen_base + 1)})
             if offer.get("result") != b"ok" or answer.get("result") != b"ok":
                 raise RuntimeError("rtpengine refused call %d: %r %r" % (i, offer, answer))
             dst += [["127.0.0.1", self.port_of(answer["sdp"])],
@@ -363,9 +401,9 @@ def run_generator(gen, workdir, dst, calls, opts, frames=False):
             for side in (0, 1):
                 host, port = dst[2 * i + side]
                 kind = 1 if (frames and side == 0) else 0
-                f.write("%d %s %d %d %d\n" % (GEN_BASE + 2 * i + side, host, port, kind, i))
-    out = subprocess.run(PIN_LOAD + [gen, config, str(opts.warmup),
-                          str(opts.seconds), "0.5"], capture_output=True, text=True,
+                f.write("%d %s %d %d %d\n" % (side, host, port, kind, i))
+    out = subprocess.run(PIN_LOAD + [gen, config, str(GEN_BASE), str(opts.warmup),
+                          str(opts.seconds), "0.5", str(opts.tick_us)], capture_output=True, text=True,
                          timeout=opts.warmup + opts.seconds + 30)
     if out.returncode != 0:
         raise RuntimeError("generator failed: %s" % out.stderr.strip())
@@ -396,9 +434,7 @@ def one_step(path, calls, gen, workdir, opts, engine):
     proc = None
     try:
         if path == "none":
-            dst = []
-            for i in range(calls):
-                dst += [["127.0.0.1", GEN_BASE + 2 * i + 1], ["127.0.0.1", GEN_BASE + 2 * i]]
+            dst = [["127.0.0.1", GEN_BASE + 1], ["127.0.0.1", GEN_BASE]] * calls
             pid = None
         elif path == "rtpengine":
             dst = engine.setup(calls, GEN_BASE)
@@ -454,6 +490,8 @@ def main():
     parser.add_argument("--max-loss", type=float, default=0.001)
     parser.add_argument("--max-p99-ms", type=float, default=50.0)
     parser.add_argument("--rt", action="store_true", help="run the relay SCHED_FIFO too")
+    parser.add_argument("--tick-us", type=float, default=250.0,
+                        help="the generator wakes this often, sends what is due, reads")
     parser.add_argument("--json", help="also write all results to this file")
     opts = parser.parse_args()
     if opts.command == "serve":
