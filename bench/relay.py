@@ -5,9 +5,10 @@ way. Paths, all measured in one run:
 
 - ``none``: generator to generator directly (the floor);
 - ``callgw``: path (a), RTP to RTP through ``callgw.media`` relay sessions;
-- ``callgw-frames``: path (b), client-protocol UDP media frames to RTP (relayed mode). The
-  client protocol's frame format is not in protocols/client/framing.py yet, so a stand-in is
-  used: ``'M' flags seq(2) ts(4) call(4)`` + payload, on one shared front-end UDP port;
+- ``callgw-frames``: path (b), client-protocol UDP media frames to RTP (relayed mode): the
+  media frames of protocols/client/framing.py (24-byte header with the call's key, 160-octet
+  payload; ``decode_media`` / ``encode_media``), one frame per datagram on one shared
+  front-end UDP port, to a relay session's ``client_frame``, and back through ``deliver``;
 - ``twisted``: path (a) through bench/twisted_forwarder.py (a minimal Twisted forwarder);
 - ``rtpengine``: path (a) through rtpengine's userspace relay, driven over the ng protocol
   (UDP, bencode) when the ``rtpengine`` binary exists.
@@ -33,7 +34,6 @@ import random
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -82,11 +82,11 @@ static uint64_t real_ns(void) { struct timespec t; clock_gettime(CLOCK_REALTIME,
 static uint64_t pct(uint64_t total, double q) { uint64_t want = (uint64_t)(total * q), c = 0;
   for (uint64_t i = 0; i < HIST; i++) { c += hist[i]; if (c > want) return i; } return HIST; }
 static int fds[2];
-static unsigned char sbuf[2][B][172];
+static unsigned char sbuf[2][B][184];
 static struct iovec siov[2][B];
 static struct mmsghdr smsg[2][B];
 static int nbatch[2];
-static uint64_t send_err, sent_total, sent_meas, warm_end;
+static uint64_t send_err, sent_total, sent_meas, warm_end, warm_real, send_real;
 static uint64_t batch_time[2][B];
 
 static void flush(int side) {
@@ -94,7 +94,8 @@ static void flush(int side) {
   while (off < n) {
     int r = sendmmsg(fds[side], smsg[side] + off, n - off, 0);
     if (r < 0) { send_err += n - off; break; }
-    for (int j = off; j < off + r; j++) { sent_total++; if (batch_time[side][j] >= warm_end) sent_meas++; }
+    for (int j = off; j < off + r; j++) {
+      sent_total++; if (batch_time[side][j] >= warm_real && batch_time[side][j] < send_real) sent_meas++; }
     off += r;
   }
   nbatch[side] = 0;
@@ -122,7 +123,7 @@ int main(int argc, char **argv) {
   const uint64_t period = 20000000ull;
   uint64_t start = now_ns() + 20000000ull; warm_end = start + (uint64_t)(atof(argv[3]) * 1e9);
   uint64_t send_end = warm_end + (uint64_t)(atof(argv[4]) * 1e9), stop = send_end + (uint64_t)(atof(argv[5]) * 1e9);
-  uint64_t skew = real_ns() - now_ns(), warm_real = warm_end + skew, send_real = send_end + skew;
+  uint64_t skew = real_ns() - now_ns(); warm_real = warm_end + skew; send_real = send_end + skew;
   uint64_t m = 0, recv_meas = 0, recv_total = 0, late = 0, late_max = 0;
   uint64_t tick = (uint64_t)(atof(argv[6]) * 1000.0);
   static unsigned char rbufs[B][2048]; static char rctl[B][64]; struct iovec riov[B]; struct mmsghdr rmsg[B];
@@ -132,18 +133,19 @@ int main(int argc, char **argv) {
       uint64_t k = m % S, due = start + (m / S) * period + k * period / S;
       if (due > t || due >= send_end) break;
       stream_t *s = &st[k]; int side = s->side, j = nbatch[side];
-      unsigned char *pkt = sbuf[side][j]; memset(pkt + 24, 0xff, 172 - 24);
-      pkt[0] = s->kind == 0 ? 0x80 : 'M'; pkt[1] = 0;
+      unsigned char *pkt = sbuf[side][j]; int po = s->kind == 0 ? 12 : 24;  /* payload offset */
+      memset(pkt, 0, 24); memset(pkt + po + 12, 0xff, 160 - 12);
+      pkt[0] = s->kind == 0 ? 0x80 : 0x01; pkt[1] = 0;  /* RTP PT 0, or client media frame v1 */
       uint16_t seq = htons(s->seq); uint32_t ts = htonl(s->ts); memcpy(pkt + 2, &seq, 2); memcpy(pkt + 4, &ts, 4);
-      uint32_t w = htonl(s->kind == 0 ? s->ssrc : s->call); memcpy(pkt + 8, &w, 4);
-      uint64_t wall = real_ns(); memcpy(pkt + 12, &wall, 8); uint32_t idx = k; memcpy(pkt + 20, &idx, 4);
+      uint32_t w = htonl(s->kind == 0 ? s->ssrc : s->call); memcpy(pkt + 8, &w, 4);  /* SSRC, or key[0:4] */
+      uint64_t wall = real_ns(); memcpy(pkt + po, &wall, 8); uint32_t idx = k; memcpy(pkt + po + 8, &idx, 4);
       if (t - due > 1000000ull + tick) late++;
       if (t - due > late_max) late_max = t - due;
-      siov[side][j].iov_base = pkt; siov[side][j].iov_len = 172;
+      siov[side][j].iov_base = pkt; siov[side][j].iov_len = po + 160;
       memset(&smsg[side][j].msg_hdr, 0, sizeof(struct msghdr));
       smsg[side][j].msg_hdr.msg_name = &s->dst; smsg[side][j].msg_hdr.msg_namelen = sizeof s->dst;
       smsg[side][j].msg_hdr.msg_iov = &siov[side][j]; smsg[side][j].msg_hdr.msg_iovlen = 1;
-      batch_time[side][j] = t; nbatch[side] = j + 1;
+      batch_time[side][j] = wall; nbatch[side] = j + 1;
       if (nbatch[side] == B) flush(side);
       s->seq++; s->ts += 160; m++;
     }
@@ -157,12 +159,12 @@ int main(int argc, char **argv) {
         if (r <= 0) break;
         uint64_t fallback = real_ns();
         for (int j = 0; j < r; j++) {
-          recv_total++; if (rmsg[j].msg_len < 24) continue;
+          recv_total++; int po = rbufs[j][0] == 0x01 ? 24 : 12; if (rmsg[j].msg_len < po + 12) continue;
           uint64_t tr = fallback;
           for (struct cmsghdr *c = CMSG_FIRSTHDR(&rmsg[j].msg_hdr); c; c = CMSG_NXTHDR(&rmsg[j].msg_hdr, c))
             if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_TIMESTAMPNS) {
               struct timespec k; memcpy(&k, CMSG_DATA(c), sizeof k); tr = (uint64_t)k.tv_sec * 1000000000ull + k.tv_nsec; }
-          uint64_t sent; memcpy(&sent, rbufs[j] + 12, 8);
+          uint64_t sent; memcpy(&sent, rbufs[j] + po, 8);
           if (sent >= warm_real && sent < send_real) { recv_meas++; uint64_t us = tr > sent ? (tr - sent) / 1000 : 0; hist[us < HIST ? us : HIST - 1]++; }
         }
         if (r < B) break;
@@ -208,17 +210,23 @@ def serve(args):
     def keep(result, key):
         ports[key] = result[1]
 
-    frame = struct.Struct("!BBHII")
     frontend = None
+    by_key = {}
     if args.path == "b":
+        from protocols.client.errors import RemoteProtocolError
+        from protocols.client.framing import MediaFrame, decode_media, encode_media
+
         class Frontend(DatagramProtocol):
+            """The client protocol's UDP media path: one media frame per datagram."""
+
             def datagramReceived(self, data, addr):
-                if len(data) < 12 or data[0] != 0x4D:
+                try:
+                    frame = decode_media(data)
+                except RemoteProtocolError:
                     return
-                call = int.from_bytes(data[8:12], "big")
-                if call < len(sessions):
-                    sessions[call].client_frame(data[12:], data[2] << 8 | data[3],
-                                                int.from_bytes(data[4:8], "big"))
+                session = by_key.get(frame.key)
+                if session is not None:
+                    session.client_frame(frame.payload, frame.sequence, frame.timestamp)
         frontend = Frontend()
         fport = reactor.listenUDP(0, frontend, interface="127.0.0.1").getHost().port
 
@@ -234,8 +242,11 @@ def serve(args):
             session.connect("client", MediaDescription(*client_addr, codecs=("PCMU",)))
             dst.append(["127.0.0.1", ports[(i, "client")]])
         else:
-            def deliver(payload, seq, ts, i=i, addr=client_addr):
-                frontend.transport.write(frame.pack(0x4D, 0, seq, ts, i) + payload, addr)
+            key = i.to_bytes(4, "big") + bytes(12)
+            by_key[key] = session
+
+            def deliver(payload, seq, ts, key=key, addr=client_addr):
+                frontend.transport.write(encode_media(MediaFrame(key, 0, seq, ts, payload)), addr)
             session.attach_client(deliver, codec="PCMU", ptime=20)
             dst.append(["127.0.0.1", fport])
         dst.append(["127.0.0.1", ports[(i, "gateway")]])
