@@ -212,7 +212,7 @@ class SessionQuality:
             }
             if gateway is not None:
                 out["gateway_to_client"] = self._rtp_direction(gateway, None)
-                out["gateway_to_client"]["forwarded"] = session.to_client_packets
+                out["gateway_to_client"]["forwarded"] = session.client_sink.sent_packets
             else:
                 out["gateway_to_client"] = dict(empty)
         else:

@@ -130,6 +130,16 @@ class MediaRelay:
         return d
 
 
+class _ClientSink:
+    """Relayed mode: where the gateway's fast path sends, counted like an RTP endpoint."""
+
+    def __init__(self, session):
+        self.session = session
+        self.sent_packets = 0
+        self.sent_octets = 0
+        self.send_errors = 0
+
+
 @implementer(IMediaSession)
 class RelaySession:
     """The media of one call through the built-in relay (see the module docstring).
@@ -161,8 +171,7 @@ class RelaySession:
         self.client_stats = ReceiverStats(probation=0)
         self.client_last_rx = None
         self.client_frames_dropped = 0
-        self.to_client_packets = 0
-        self.to_client_octets = 0
+        self.client_sink = _ClientSink(self)
         self.playout = None
         self._pump_call = None
         self.quality = SessionQuality(self)
@@ -368,7 +377,10 @@ class RelaySession:
     def _forward(self, endpoint: RtpEndpoint, data: bytes, pt: int, audio: bool):
         if endpoint.side == "gateway" and self.client_deliver is not None:
             if audio:
-                self._to_client(endpoint, data)
+                sink = self.client_sink
+                sink.sent_packets += 1
+                sink.sent_octets += len(data)
+                self._to_client(data)
             return
         other = self.endpoints.get(_OTHER[endpoint.side])
         if other is None or other.destination is None or not other.send_allowed:
@@ -396,7 +408,8 @@ class RelaySession:
         payload = packet.payload.translate(table) if table is not None else packet.payload
         return replace(packet, payload_type=pt, payload=payload, padding=0).to_bytes()
 
-    def _to_client(self, endpoint: RtpEndpoint, data: bytes):
+    def _to_client(self, data: bytes, address=None):
+        """Relayed mode: one gateway RTP packet to the client's ``deliver`` callback."""
         if data[0] == 0x80:  # no padding, extension or CSRCs: the usual case, read in place
             payload = data[12:]
             sequence = data[2] << 8 | data[3]
@@ -405,14 +418,12 @@ class RelaySession:
             try:
                 packet = parse_rtp(data)
             except RtpParseError:
-                endpoint.dropped += 1
+                self.client_sink.send_errors += 1
                 return
             payload, sequence, timestamp = packet.payload, packet.sequence, packet.timestamp
         table = self._translate.get("gateway")
         if table is not None:
             payload = payload.translate(table)
-        self.to_client_packets += 1
-        self.to_client_octets += len(payload)
         try:
             self.client_deliver(payload, sequence, timestamp)
         except Exception:
@@ -451,17 +462,24 @@ class RelaySession:
         client, gateway = self.endpoints.get("client"), self.endpoints.get("gateway")
         self._translate = {}
         if self.client_deliver is not None:
+            if gateway is not None:
+                gateway.fast = gateway.fast_ready = False
             if gateway is not None and gateway.codec is not None:
                 self._translate["gateway"] = g711.translation(gateway.codec, self.client_codec)
+                if gateway.latched is not None:  # the fast path delivers to the client
+                    gateway.out_sendto = self._to_client
+                    gateway.out_address = None
+                    gateway.out_counter = self.client_sink
+                    gateway.fast_ready = True
+                    gateway.fast = gateway.transit is not None and gateway.base_seq is not None
                 if self.playout is None:
                     self.playout = Playout(
                         self.client_codec, gateway.codec, gateway.payload_type,
                         random.getrandbits(32), ptime_ms=gateway.ptime,
                         sequence=random.getrandbits(16), timestamp_offset=random.getrandbits(32),
                         depth=self.relay.jitter_depth)
-            for endpoint in (client, gateway):
-                if endpoint is not None:
-                    endpoint.fast = endpoint.fast_ready = False
+            if client is not None:
+                client.fast = client.fast_ready = False
             return
         for source, target in ((client, gateway), (gateway, client)):
             if source is None:

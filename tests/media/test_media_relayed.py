@@ -68,6 +68,7 @@ async def test_conversion_in_relayed_mode_both_ways():
         await wait_until(lambda: len(delivered) == 4)
         assert [(seq, ts) for _, seq, ts in delivered] == [(700 + i, 320 * i) for i in range(4)]
         assert all(is_tone("PCMU", payload) for payload, _, _ in delivered)
+        assert s.endpoints["gateway"].fast  # after the first packet: the fast path delivers
         g2c = s.statistics()["gateway_to_client"]
         assert g2c["packets"] == 4 and g2c["forwarded"] == 4
     finally:
