@@ -137,14 +137,17 @@ class SipEndpoint:
     """One SIP signalling address (UDP and TCP on ``host``:``port``) and its stack.
 
     ``reactor`` provides IReactorUDP/IReactorTCP (listening and outgoing TCP); ``clock`` an
-    IReactorTime for every timer (defaults to ``reactor``). Nothing opens before ``start()``.
+    IReactorTime for every timer (defaults to ``reactor``). ``advertise`` is the address put in
+    Via and Contact (default ``host``; needed when ``host`` is a wildcard such as 0.0.0.0).
+    Nothing opens before ``start()``.
     """
 
     def __init__(self, reactor, host="127.0.0.1", port=0, clock=None,
-                 timers=txn.TimerConfig(), uas=None, tcp=True):
+                 timers=txn.TimerConfig(), uas=None, tcp=True, advertise=None):
         self.reactor = reactor
         self.clock = clock if clock is not None else reactor
         self.host = host
+        self.advertised_host = advertise or host
         self.port = port
         self.timers = timers
         self.uas = uas if uas is not None else UasCore()
@@ -256,11 +259,12 @@ class SipEndpoint:
         token = sess._token()
         t = "TCP" if hop.transport == "tcp" else "UDP"
         host = f"[{hop.host}]" if ":" in hop.host else hop.host
-        local = f"{self.host}:{self.port}"
+        adv = self.advertised_host
+        local = f"[{adv}]:{self.port}" if ":" in adv else f"{adv}:{self.port}"
         uri = request_uri or f"sip:{host}:{hop.port}"
         headers = [("Via", f"SIP/2.0/{t} {local};branch=z9hG4bK{token};rport"),
                    ("Max-Forwards", "70"), ("From", f"<sip:callgw@{local}>;tag={token[:8]}"),
-                   ("To", f"<{uri}>"), ("Call-ID", f"{token}@{self.host}"),
+                   ("To", f"<{uri}>"), ("Call-ID", f"{token}@{adv}"),
                    ("CSeq", "1 OPTIONS"), ("Accept", "application/sdp"),
                    ("User-Agent", sess.USER_AGENT), ("Content-Length", "0")]
         request = Request("OPTIONS", uri, headers)

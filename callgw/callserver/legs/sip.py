@@ -47,7 +47,7 @@ def _profile(endpoint, gateway):
     proxy = gateway.get("outbound_proxy") or None
     user = gateway.get("username")
     return sess.Profile(
-        local_host=gateway.get("local_address") or endpoint.host,
+        local_host=gateway.get("local_address") or endpoint.advertised_host,
         local_port=endpoint.port,
         gateway_host=gateway["address"],
         gateway_port=int(gateway.get("port") or 5060),
