@@ -215,7 +215,8 @@ class CallPathService(MultiService):
     log = Logger()
     name = "callpath"
 
-    def __init__(self, gateway, n_servers: int = 1, shutdown_grace: float = 0.5):
+    def __init__(self, gateway, n_servers: int = 1, shutdown_grace: float = 0.5,
+                 health_interval: float | None = 10.0):
         super().__init__()
         from callgw.callserver.branding import BrandingUnit
         from callgw.callserver.director import CallDirector
@@ -234,6 +235,7 @@ class CallPathService(MultiService):
         self.store = store
         self.node = config["general"]["node"]
         self.shutdown_grace = shutdown_grace
+        self.health_interval = health_interval      # None: no status polling
         self.timers = Timers(calls["setup_timeout"], calls["no_answer_timeout"],
                              calls["max_attempts"])
         self.metrics = CallMetrics()
@@ -312,9 +314,9 @@ class CallPathService(MultiService):
         from callgw.web.api import make_api
         self._own_sip = False
         self._start_sip()
-        if self.sip_endpoint is not None and self.health is None:
+        if self.sip_endpoint is not None and self.health is None and self.health_interval:
             self.health = HealthPoller(self.directory, {"sip": self._sip_ping}, self.reactor,
-                                       self.store)
+                                       self.store, interval=self.health_interval)
         MultiService.startService(self)
         web = getattr(self.gateway, "web", None)
         if web is not None:

@@ -73,6 +73,7 @@ def test_call_answered_and_hung_up_by_client():
     assert slaves.legs[0].sent[0].caller == "+15550005"
     assert slaves.legs[0].sent[0].media.port == 30000
     fe.client_message(conn, m.Hangup(call="c1"))
+    assert conn.sent[-1].command == "disconnected" and conn.sent[-1].cause == "normal"
     assert slaves.legs[0].kinds() == ["Setup", "Release"]
     logger.flush()
     cdr = store.db.cdrs()[0]

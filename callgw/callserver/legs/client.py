@@ -112,6 +112,7 @@ class ClientLeg:
             return
         kind = type(message)
         if kind is m.Hangup:
+            self._out(m.Disconnected(call=self.call, cause="normal", q850=16, text="hung up"))
             self.released = True
             self.sink(self, ev.Release(16, "client hung up"))
         elif kind is m.Dtmf:
