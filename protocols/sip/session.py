@@ -629,8 +629,8 @@ class InviteSession:
             raise RemoteProtocolError("CSeq out of order", 500)       # 12.2.2
         self.remote_cseq = number
         if method == "BYE":
-            if self.state is SessionState.TERMINATED:
-                return [Respond(request, self._response(request, 481))]
+            if self.state not in (SessionState.CONFIRMED, SessionState.TERMINATING):
+                return [Respond(request, self._response(request, 481))]   # no dialog yet
             was = self.state
             out = [Respond(request, self._response(request, 200))]
             out += self._close()

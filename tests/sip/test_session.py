@@ -4,6 +4,8 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from protocols.sip import session as s
 from protocols.sip.message import make_response, parse_message
@@ -361,3 +363,64 @@ def test_2xx_from_another_fork_is_acked_and_byed():
     assert of(session.receive_response(answer(invite, 200, SDP, to_tag="fork2")), s.SendAck)
     assert session.receive_response(answer(bye, 200, to_tag="fork2")) == []
     assert session.state is s.SessionState.CONFIRMED
+
+
+_STEPS = ["100", "180", "183sdp", "200", "200b", "486", "401", "hangup", "modify", "bye_in",
+          "reinvite_in", "timeout", "transport", "t_cancel", "t_2xx", "t_491", "t_answer",
+          "bye_ok", "reinvite_ok", "reinvite_491"]
+
+
+@settings(max_examples=300)
+@given(st.lists(st.sampled_from(_STEPS), max_size=25), st.booleans())
+def test_session_survives_any_sequence(steps, delayed):
+    session = new_session(credentials=("alice", "pw"))
+    out = session.start(None if delayed else SDP)
+    invite = out[0].request
+    closed = 0
+    cseq = 10
+    for step in steps:
+        last_out = []
+        try:
+            if step in ("100", "180", "486"):
+                last_out = session.receive_response(answer(session.invite, int(step)))
+            elif step == "183sdp":
+                last_out = session.receive_response(answer(session.invite, 183, SDP))
+            elif step in ("200", "200b"):
+                tag = "gwtag" if step == "200" else "other"
+                last_out = session.receive_response(answer(session.invite, 200, SDP, tag))
+            elif step == "401":
+                last_out = session.receive_response(answer(session.invite, 401, extra=[
+                    ("WWW-Authenticate", 'Digest realm="r", nonce="n"')]))
+            elif step == "hangup":
+                last_out = session.hangup(16)
+            elif step == "modify":
+                last_out = session.modify(SDP)
+            elif step in ("bye_in", "reinvite_in"):
+                cseq += 1
+                method = "BYE" if step == "bye_in" else "INVITE"
+                last_out = session.receive_request(gateway_request(session, method, cseq, SDP))
+                for e in of(last_out, s.RemoteModify):
+                    last_out += session.answer_modify(e.request, SDP)
+            elif step == "timeout":
+                last_out = session.request_timeout(invite)
+            elif step == "transport":
+                last_out = session.transport_failed(session.invite)
+            elif step.startswith("t_"):
+                last_out = session.timer_fired({"t_cancel": "cancel", "t_2xx": "2xx",
+                                                "t_491": "491", "t_answer": "answer"}[step])
+            elif step == "bye_ok" and session.bye is not None:
+                last_out = session.receive_response(answer(session.bye, 200))
+            elif step.startswith("reinvite_") and session.reinvite is not None:
+                status = 200 if step == "reinvite_ok" else 491
+                last_out = session.receive_response(answer(session.reinvite, status, SDP))
+        except RemoteProtocolError:
+            continue
+        closed += len(of(last_out, s.Closed))
+    assert closed <= 1
+
+
+def test_bye_before_the_dialog_exists_gets_481():
+    session, invite = started()
+    session.receive_response(answer(invite, 180))
+    out = session.receive_request(gateway_request(session, "BYE", 3))
+    assert of(out, s.Respond)[0].response.status == 481 and not of(out, s.Closed)
