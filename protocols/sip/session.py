@@ -589,7 +589,7 @@ class InviteSession:
             return self.acknowledge(None) + [Ended("local", 88, "no answer for the offer")]
         if name == "491":
             sdp, self._retry_sdp = self._retry_sdp, None
-            if self.state is SessionState.CONFIRMED and self.reinvite is None:
+            if sdp and self.state is SessionState.CONFIRMED and self.reinvite is None:
                 out = self.modify(sdp)
                 self._retry_sdp = b"" if sdp is None else sdp   # one retry only
                 return out
