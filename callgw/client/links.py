@@ -162,39 +162,42 @@ class StreamLink(Protocol, _BaseLink):
 
 
 class UdpLink(DatagramProtocol, _BaseLink):
-    """UDP: reliable control messages (``ReliableChannel``), raw media datagrams."""
+    """UDP: reliable control messages (``ReliableChannel``), media datagrams as they are.
+    One socket (so one source port, ids from 1) per session."""
 
     def __init__(self, reactor, host: str, port: int):
         self.reactor, self.addr = reactor, (host, port)
         self.channel = ReliableChannel(reactor, self._send, self._deliver, self._give_up,
-                                       sender=m.SERVER)
+                                       side=m.CLIENT, validated=True)
 
     def _send(self, data: bytes) -> None:
         if self.transport is not None:
             self.transport.write(data, self.addr)
 
-    def _deliver(self, message: m.Message) -> None:
-        self.deliver(message)
+    def _deliver(self, item) -> None:
+        if isinstance(item, m.Message):
+            self.deliver(item)
+        elif isinstance(item, bytes):
+            if self.media is not None:
+                self.media(item)
+        else:
+            log.warn("client: undecodable datagram: {error}", error=str(item))
 
     def _give_up(self) -> None:
         self.close("server unreachable")
 
     def datagramReceived(self, data: bytes, addr) -> None:
-        if data[:1] == b"{":
-            try:
-                self.channel.receive(data)
-            except ProtocolError as e:
-                log.warn("client: undecodable datagram: {error}", error=str(e))
-        elif self.media is not None:
-            self.media(data)
+        self.channel.receive(data)
 
     def send(self, message: m.Message) -> None:
         self.channel.send(message)
 
     def send_media(self, data: bytes) -> None:
-        self._send(data)
+        self.channel.send_media(data)
 
-    send_payload = send_media
+    def send_payload(self, payload: bytes) -> None:
+        """Any datagram as it is (tests use it to send what a session would not)."""
+        self._send(payload)
 
     def close(self, reason: str = "closed") -> None:
         self.channel.close()
@@ -205,7 +208,7 @@ class UdpLink(DatagramProtocol, _BaseLink):
 
     def finish(self) -> None:
         """Close once every message sent was acknowledged (UDP has no connection to lose)."""
-        if self.channel.unacknowledged == 0:
+        if self.channel.idle:
             self.close("logged out")
         else:
             self.channel.on_idle = lambda: self.close("logged out")

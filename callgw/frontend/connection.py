@@ -375,6 +375,9 @@ class ClientConnection:
             if key in WELCOME_EXTRAS and value is not None:
                 fields[key] = clean_branding(value) if key == "branding" else value
         self.state = State.OPEN
+        validated = getattr(self.writer, "login_succeeded", None)   # UDP: address validated
+        if validated is not None:
+            validated()
         self.log.info("session open: {user} over {framing} from {host}:{port}",
                       user=self.username, framing=self.framing, host=self.peer[0],
                       port=self.peer[1])

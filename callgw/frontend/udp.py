@@ -1,19 +1,20 @@
-"""The client protocol over UDP: one payload per datagram, ids, acks, retransmission, duplicates.
+"""The client protocol over UDP: one payload per datagram, reliability from the protocol core.
 
-Owned by the front-end listeners (docs/protocol.md, "UDP"). Every control message carries an
-``id``; the receiver answers with ``{"v":1,"ack":[id]}`` and delivers each id once (a window of
-recent ids suppresses duplicates); the sender retransmits unacknowledged messages with
-exponential back-off on the injected clock (``T1`` doubling to ``T_MAX``) and gives up after
-``TRIES`` sends (the session then ends: ``UNREACHABLE``). Media frames are neither numbered
-nor acknowledged. ``ReliableChannel`` is shared with the client library (``callgw.client``).
+Owned by the front-end listeners; the spec is docs/protocol.md sections 11 and 12. The
+reliability itself (ids, acks, in-order delivery, retransmission with back-off, giving up,
+anti-amplification before the address is validated) is ``protocols.client.reliable``'s
+sans-I/O ``ReliableEndpoint``; ``ReliableChannel`` drives one on the injected clock and is
+shared with the client library (``callgw.client.links``).
 
-``ClientDatagramProtocol(manager)`` keeps one ``ClientConnection`` per source address.
+``ClientDatagramProtocol(manager)`` keeps one ``ClientConnection`` per source address. A
+datagram from an unknown address opens a session only when it is a valid ``login`` with an id
+(``opens_session``); anything else from a stranger is dropped without an answer. The address is
+validated when the login succeeds (``login_succeeded``).
 
-Tests: tests/frontend/test_udp.py (a lossy fake transport and a Clock) and test_framings.py.
+Tests: tests/frontend/test_udp.py (a lossy fake network and a Clock) and test_framings.py.
 """
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Callable
 
 from twisted.internet.protocol import DatagramProtocol
@@ -22,144 +23,157 @@ from twisted.logger import Logger
 from protocols.client import framing as fr
 from protocols.client import messages as m
 from protocols.client.errors import ErrorCode, RemoteProtocolError
+from protocols.client.reliable import ReliableEndpoint, opens_session
 
-T1, T_MAX, TRIES = 0.5, 4.0, 8
-WINDOW = 256            # received ids remembered for duplicate suppression
 MAX_DATAGRAM = fr.MAX_PAYLOAD
+LINGER = 30.0           # seconds a closed session's peer waits for its last acknowledgements
 
 
 class ReliableChannel:
-    """Reliable control messages to one peer over datagrams. ``send_datagram(bytes)`` puts a
-    datagram on the wire; ``deliver(message)`` gets each received message once;
-    ``give_up()`` is called when a message was never acknowledged."""
+    """Drives one ``protocols.client.reliable.ReliableEndpoint`` on the injected clock.
+    ``side`` is who we are (``m.SERVER`` or ``m.CLIENT``). ``send_datagram(bytes)`` puts a
+    datagram on the wire; ``deliver(item)`` gets each received message once and in order,
+    media payloads (bytes) and ``ProtocolError`` for undecodable datagrams; ``give_up()`` is
+    called once when a message was never acknowledged; ``on_idle()`` (optional) whenever
+    nothing is left unacknowledged after a flush."""
 
     log = Logger()
 
     def __init__(self, clock, send_datagram: Callable[[bytes], None],
-                 deliver: Callable[[m.Message], None], give_up: Callable[[], None],
-                 sender: str = m.CLIENT, t1: float = T1, t_max: float = T_MAX,
-                 tries: int = TRIES):
+                 deliver: Callable[[object], None], give_up: Callable[[], None],
+                 side: str = m.SERVER, validated: bool = False):
         self.clock = clock
         self.send_datagram = send_datagram
         self.deliver = deliver
         self.give_up = give_up
-        self.sender = sender            # who sends what we receive
-        self.t1, self.t_max, self.tries = t1, t_max, tries
-        self._next = 1
-        self._pending: dict[int, list] = {}     # id -> [data, timer, sends, interval]
-        self._seen: OrderedDict[int, None] = OrderedDict()
+        self.on_idle: Callable[[], None] | None = None
+        self.endpoint = ReliableEndpoint(sender=side, validated=validated)
+        self._timer = None
         self.closed = False
-        self.on_idle: Callable[[], None] | None = None     # called when all are acknowledged
 
-    def send(self, message: m.Message) -> int:
-        """Send ``message`` reliably; returns its id."""
-        mid, self._next = self._next, self._next % (2 ** 31) + 1
-        data = m.encode(message, mid=mid)
-        if self.closed:
-            return mid
-        self.send_datagram(data)
-        timer = self.clock.callLater(self.t1, self._retransmit, mid)
-        self._pending[mid] = [data, timer, 1, self.t1]
-        return mid
+    def receive(self, data: bytes, too_large: int | None = None) -> None:
+        """One datagram. ``too_large``: the limit it broke (its id is acknowledged, but what
+        it carries is replaced by a TOO_LARGE error). Never raises."""
+        items = self.endpoint.receive_datagram(data, self.clock.seconds())
+        for item in items:
+            if self.closed:
+                break
+            if too_large is not None and not isinstance(item, bytes):
+                item = RemoteProtocolError(ErrorCode.TOO_LARGE,
+                                           f"message over {too_large} bytes")
+            self.deliver(item)
+        self.flush()
 
-    def _retransmit(self, mid: int) -> None:
-        entry = self._pending.get(mid)
-        if entry is None or self.closed:
+    def send(self, message: m.Message) -> None:
+        if not self.closed:
+            self.endpoint.send(message, self.clock.seconds())
+            self.flush()
+
+    def send_media(self, payload: bytes) -> None:
+        if not self.closed:
+            self.endpoint.send_media(payload)
+            self.flush()
+
+    def address_validated(self) -> None:
+        self.endpoint.address_validated()
+        self.flush()
+
+    def flush(self) -> None:
+        """Send what the endpoint has queued and (re)arm its timer."""
+        now = self.clock.seconds()
+        for data in self.endpoint.datagrams_to_send(now):
+            self.send_datagram(data)
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        if self.endpoint.failure is not None:
+            if not self.closed:
+                self.closed = True
+                self.give_up()
             return
-        if entry[2] >= self.tries:
-            self.close()
-            self.give_up()
-            return
-        entry[2] += 1
-        entry[3] = min(entry[3] * 2, self.t_max)
-        self.send_datagram(entry[0])
-        entry[1] = self.clock.callLater(entry[3], self._retransmit, mid)
-
-    def receive(self, data: bytes) -> None:
-        """One control datagram. Raises RemoteProtocolError (after acknowledging its id when
-        one can be read, so that a bad message is not retransmitted forever)."""
-        try:
-            env = m.decode_envelope(data, sender=self.sender)
-        except RemoteProtocolError:
-            self._ack_anyway(data)
-            raise
-        for ack in env.acks:
-            entry = self._pending.pop(ack, None)
-            if entry is not None and entry[1].active():
-                entry[1].cancel()
-        if env.acks and not self._pending and self.on_idle is not None:
+        due = self.endpoint.get_timer()
+        if due is not None:
+            self._timer = self.clock.callLater(max(0.0, due - now), self._expired)
+        elif self.endpoint.idle and self.on_idle is not None:
             self.on_idle()
-        if env.message is None:
-            return
-        if env.mid is not None:
-            self.send_datagram(m.encode_ack((env.mid,)))
-            if env.mid in self._seen:
-                return
-            self._seen[env.mid] = None
-            if len(self._seen) > WINDOW:
-                self._seen.popitem(last=False)
-        self.deliver(env.message)
 
-    def _ack_anyway(self, data: bytes) -> None:
-        try:
-            mid = m.parse_json(data).get("id")
-        except RemoteProtocolError:
-            return
-        if type(mid) is int and 1 <= mid <= 2 ** 31:
-            self.send_datagram(m.encode_ack((mid,)))
+    def _expired(self) -> None:
+        self._timer = None
+        self.endpoint.handle_timer(self.clock.seconds())
+        self.flush()
 
     @property
     def unacknowledged(self) -> int:
-        return len(self._pending)
+        return self.endpoint.unacknowledged
+
+    @property
+    def idle(self) -> bool:
+        return self.endpoint.idle
 
     def close(self) -> None:
-        """Stop retransmitting; later sends are dropped."""
+        """Stop sending and retransmitting (what is unacknowledged is abandoned)."""
         self.closed = True
-        for entry in self._pending.values():
-            if entry[1].active():
-                entry[1].cancel()
-        self._pending.clear()
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
 
 
 class _UdpPeer:
-    """One source address: its reliable channel and ClientConnection (the writer for it)."""
+    """One source address: its reliable channel and ClientConnection (the writer for it).
+    After the session ended the peer stays until its last messages were acknowledged (at most
+    ``LINGER`` seconds), so that retransmissions do not open a new session."""
 
     def __init__(self, proto: "ClientDatagramProtocol", addr: tuple[str, int]):
         self.proto = proto
         self.addr = addr
         self.channel = ReliableChannel(proto.manager.clock, self._send, self._deliver,
-                                       self._give_up)
+                                       self._give_up, side=m.SERVER)
         self.conn = None
+        self._linger = None
 
     def _send(self, data: bytes) -> None:
         if self.proto.transport is not None:
             self.proto.transport.write(data, self.addr)
 
-    def _deliver(self, message: m.Message) -> None:
-        self.conn.receive_message(message)
+    def _deliver(self, item) -> None:
+        if isinstance(item, m.Message):
+            self.conn.receive_message(item)
+        elif isinstance(item, bytes):
+            self.conn.receive(item)
+        else:
+            self.conn.protocol_error(item)
 
     def _give_up(self) -> None:
+        self.conn.protocol_error(RemoteProtocolError(ErrorCode.UNREACHABLE,
+                                                     "messages not acknowledged", fatal=True))
         self.conn.close("unreachable")
 
     def receive(self, data: bytes) -> None:
-        if fr.kind_of(data) == fr.MEDIA:
-            self.conn.receive(data)
-            return
-        if len(data) > self.proto.manager.max_message:
-            self.channel._ack_anyway(data)
-            raise RemoteProtocolError(ErrorCode.TOO_LARGE,
-                                      f"message over {self.proto.manager.max_message} bytes")
-        self.channel.receive(data)
+        limit = self.proto.manager.max_message
+        self.channel.receive(data, limit if len(data) > limit and data[:1] == b"{" else None)
 
     # -- the writer interface of ClientConnection -------------------------------------------------
     def write_control(self, message: m.Message) -> None:
         self.channel.send(message)
 
     def write_media(self, data: bytes) -> None:
-        self._send(data)
+        self.channel.send_media(data)
+
+    def login_succeeded(self) -> None:
+        """The client proved it receives at its address: lift the anti-amplification limit."""
+        self.channel.address_validated()
 
     def lose(self) -> None:
+        if self.channel.closed or self.channel.idle:
+            self._forget()
+        else:
+            self.channel.on_idle = self._forget
+            self._linger = self.proto.manager.clock.callLater(LINGER, self._forget)
+
+    def _forget(self) -> None:
         self.channel.close()
+        if self._linger is not None and self._linger.active():
+            self._linger.cancel()
         if self.proto.peers.get(self.addr) is self:
             del self.proto.peers[self.addr]
 
@@ -175,35 +189,17 @@ class ClientDatagramProtocol(DatagramProtocol):
 
     def datagramReceived(self, data: bytes, addr) -> None:
         addr = (addr[0], addr[1])
-        peer = self.peers.get(addr)
         try:
-            if len(data) > MAX_DATAGRAM:
-                raise RemoteProtocolError(ErrorCode.FRAME_TOO_LARGE, "datagram too large")
-            kind = fr.kind_of(data)
+            peer = self.peers.get(addr)
             if peer is None:
-                if kind == fr.MEDIA:
-                    return                      # media from a stranger: dropped
-                peer = self._new_peer(addr)
+                if len(data) > MAX_DATAGRAM or not opens_session(data):
+                    return              # docs/protocol.md 12: dropped without an answer
+                peer = _UdpPeer(self, addr)
+                self.peers[addr] = peer
+                peer.conn = self.manager.open("udp", addr, peer)
             peer.receive(data)
-        except RemoteProtocolError as e:
-            if peer is not None and peer.conn is not None:
-                peer.conn.protocol_error(e)
-            else:
-                self._stranger_error(e, addr)
         except Exception:
             self.log.failure("datagram from {host}:{port}", host=addr[0], port=addr[1])
-
-    def _new_peer(self, addr: tuple[str, int]) -> _UdpPeer:
-        peer = _UdpPeer(self, addr)
-        self.peers[addr] = peer
-        peer.conn = self.manager.open("udp", addr, peer)
-        return peer
-
-    def _stranger_error(self, error: RemoteProtocolError, addr) -> None:
-        """An error to a source that has no session (not numbered, not retransmitted)."""
-        if self.transport is not None:
-            text = "".join(c if c >= " " else " " for c in error.text)[:256]
-            self.transport.write(m.encode(m.Error(code=error.code, text=text)), addr)
 
     def stopProtocol(self) -> None:
         for peer in list(self.peers.values()):

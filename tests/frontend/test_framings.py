@@ -9,8 +9,10 @@ from twisted.internet.protocol import DatagramProtocol, Protocol
 from twisted.internet import endpoints, ssl
 
 from callgw.client import LoginRefused, connect
+from callgw.frontend.connection import auth_message
 from protocols.client import framing as fr
 from protocols.client import messages as m
+from protocols.client import scram
 from protocols.client.errors import AuthCode, ErrorCode
 from tests.frontend.gateway import PASSWORD, FakeFrontEnd, cert_path, start_gateway, url
 
@@ -129,14 +131,18 @@ def test_stream_garbage_and_oversized(tmp_path, scheme):
 
 
 class _Udp(DatagramProtocol):
+    """A raw UDP client: acknowledges what it gets, hands each new message to ``next()``."""
+
     def __init__(self):
-        self.got = []
+        self.seen = set()
         self.waiting = None
 
     def datagramReceived(self, data, addr):
         env = m.decode_envelope(data, sender=m.SERVER)
-        if env.message is not None:
-            self.got.append(env.message)
+        if env.mid is not None:
+            self.transport.write(m.encode_ack((env.mid,)), addr)
+        if env.message is not None and env.mid not in self.seen:
+            self.seen.add(env.mid)
             if self.waiting is not None:
                 d, self.waiting = self.waiting, None
                 d.callback(env.message)
@@ -147,23 +153,37 @@ class _Udp(DatagramProtocol):
 
 
 @pytest_twisted.inlineCallbacks
-def test_udp_garbage_and_oversized(tmp_path):
+def test_udp_strangers_dropped_garbage_and_oversized_answered(tmp_path):
     gw = yield start_gateway(tmp_path, FakeFrontEnd(), client={"max_message": 512})
     proto = _Udp()
     port = reactor.listenUDP(0, proto, interface="127.0.0.1")
     try:
         addr = gw.client.address("udp")
+        for junk in (b"\x07junk", m.encode(m.Ping(), mid=1)):   # no session: no answer
+            port.write(junk, addr)
+        d = proto.next()
+        nonce = "Q" * 22
+        port.write(m.encode(m.Login(user="alice", nonce=nonce), mid=1), addr)
+        challenge = yield d                                       # the first answer of all
+        salted = scram.salted_password(PASSWORD, challenge.salt, challenge.n, challenge.r,
+                                       challenge.p)
+        auth = auth_message("alice", nonce, challenge.nonce, challenge.salt, challenge.n,
+                            challenge.r, challenge.p)
+        d = proto.next()
+        port.write(m.encode(m.Login(user="alice", nonce=challenge.nonce,
+                                    proof=scram.client_proof(salted, auth)), mid=2), addr)
+        assert isinstance((yield d), m.Welcome)                   # address now validated
         for data, code in [(b"\x07junk", ErrorCode.BAD_FRAME),
                            (b"{junk", ErrorCode.MALFORMED),
-                           (b"x" * 9000, ErrorCode.FRAME_TOO_LARGE),
-                           (b'{"v":1,"cmd":"ping","id":5,"pad":"' + b"y" * 600 + b'"}',
+                           (b"x" * 5000, ErrorCode.BAD_FRAME),
+                           (b'{"v":1,"cmd":"ping","id":3,"pad":"' + b"y" * 600 + b'"}',
                             ErrorCode.TOO_LARGE)]:
             d = proto.next()
             port.write(data, addr)
             error = yield d
             assert error.code == code
         d = proto.next()
-        port.write(m.encode(m.Ping(), mid=1), addr)
+        port.write(m.encode(m.Ping(), mid=3), addr)   # an undecodable message uses no id
         assert (yield d) == m.Pong()
     finally:
         yield port.stopListening()
