@@ -389,10 +389,12 @@ def pin_relay():
     return PIN_RELAY_RT if RT else PIN_RELAY
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int):
+    """(user, system) CPU seconds of ``pid`` so far."""
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def build_generator(workdir: str) -> str:
@@ -460,12 +462,15 @@ def one_step(path, calls, gen, workdir, opts, engine):
                                       "--calls", str(calls), "--gen-base", str(GEN_BASE),
                                       "--lifetime", lifetime])
             pid = proc.pid
-        before = cpu_seconds(pid) if pid else 0.0
+        before = cpu_seconds(pid) if pid else (0.0, 0.0)
         started = time.monotonic()
         result = run_generator(gen, workdir, dst, calls, opts, frames=(path == "callgw-frames"))
         elapsed = time.monotonic() - started
-        used = cpu_seconds(pid) - before if pid else 0.0
+        after = cpu_seconds(pid) if pid else (0.0, 0.0)
+        user, system = after[0] - before[0], after[1] - before[1]
+        used = user + system
         result["relay_cpu"] = round(used / elapsed, 3) if pid else None
+        result["relay_user_share"] = round(user / used, 2) if used else None
         relayed = result["received_total"]
         result["relay_us_per_packet"] = round(1e6 * used / relayed, 2) if pid and relayed else None
     finally:
@@ -523,9 +528,9 @@ def main():
             else:
                 print("rtpengine: not installed, skipped", flush=True)
                 paths.remove("rtpengine")
-        print("%-14s %6s %9s %9s %8s %8s %8s %8s %8s %8s %6s" % (
+        print("%-14s %6s %9s %9s %8s %8s %8s %8s %8s %6s %8s %6s" % (
             "path", "calls", "sent", "loss%", "p50us", "p99us", "p999us", "relayCPU",
-            "us/pkt", "genCPU", "late"), flush=True)
+            "us/pkt", "user", "genCPU", "late"), flush=True)
         failed = set()
         for calls in steps:  # every path at one load before the next load: fair under drift
             for path in paths:
@@ -533,10 +538,10 @@ def main():
                     continue
                 r = one_step(path, calls, gen, workdir, opts, engine)
                 results.append(r)
-                print("%-14s %6d %9d %9.4f %8d %8d %8d %8s %8s %8.2f %6d" % (
+                print("%-14s %6d %9d %9.4f %8d %8d %8d %8s %8s %6s %8.2f %6d" % (
                     path, calls, r["sent"], 100 * r["loss"], r["p50_us"], r["p99_us"],
-                    r["p999_us"], r["relay_cpu"], r["relay_us_per_packet"], r["gen_cpu"],
-                    r["late_sends"]), flush=True)
+                    r["p999_us"], r["relay_cpu"], r["relay_us_per_packet"],
+                    r["relay_user_share"], r["gen_cpu"], r["late_sends"]), flush=True)
                 if not held(r, opts):
                     failed.add(path)
             if len(failed) == len(paths):
