@@ -428,11 +428,11 @@ class SipEndpoint:
             log.info("malformed SIP from {host}:{port}: {error}", host=host, port=port,
                      error=exc)
             if response is not None:
-                self._stamp_via(response, host, port)
                 try:
+                    self._stamp_via(response, host, port)
                     self._send(response.to_bytes(), self._response_hop(response), None)
                 except SipParseError:
-                    pass
+                    pass          # not even a Via to answer to: dropped (logged above)
             return
         self.message_received(message, transport, host, port, stream)
 

@@ -4,6 +4,8 @@ RFC timers are tested by advancing the clock, never by sleeping.
 """
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 
@@ -257,3 +259,18 @@ def test_inbound_tcp_options_byte_at_a_time_answered_on_the_same_connection():
         proto.dataReceived(bytes([byte]))
     out = written(transport)
     assert len(out) == 1 and out[0].status == 200
+
+
+@settings(max_examples=200)
+@given(st.one_of(st.binary(max_size=300),
+                 st.tuples(st.sampled_from([builders.invite(), builders.request("OPTIONS"),
+                                            builders.request("BYE", to_tag="x"),
+                                            builders.request("CANCEL"), builders.ok_200()]),
+                           st.integers(0, 400), st.binary(max_size=8))
+                 .map(lambda t: t[0][:t[1]] + t[2] + t[0][t[1]:])))
+def test_no_datagram_raises_out_of_the_endpoint(data):
+    ep, clock, udp = endpoint()
+    ep.data_received(data, "udp", "192.0.2.10", 5060, None)
+    clock.advance(40)
+    for message, _ in udp.sent:
+        assert not hasattr(message, "method")       # we only ever answer a stray request
