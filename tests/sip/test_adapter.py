@@ -274,3 +274,21 @@ def test_no_datagram_raises_out_of_the_endpoint(data):
     clock.advance(40)
     for message, _ in udp.sent:
         assert not hasattr(message, "method")       # we only ever answer a stray request
+
+
+@settings(max_examples=100)
+@given(st.lists(st.integers(1, 60), min_size=1, max_size=40))
+def test_tcp_framing_at_any_split(sizes):
+    ep, reactor, udp = endpoint()
+    from protocols.sip.adapter import _Stream
+    proto = _Stream(ep)
+    transport = StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.44", 40000))
+    proto.makeConnection(transport)
+    data = b"".join(builders.request("OPTIONS", transport="TCP", branch=f"z9hG4bKs{i}",
+                                     via_host="192.0.2.44:40000") for i in range(3))
+    pos, i = 0, 0
+    while pos < len(data):
+        step = sizes[i % len(sizes)]
+        proto.dataReceived(data[pos:pos + step])
+        pos, i = pos + step, i + 1
+    assert [m.status for m in written(transport)] == [200, 200, 200]
