@@ -39,6 +39,7 @@ from protocols.client.throttle import LoginThrottle
 from protocols.client.tokens import TokenError, TokenSigner
 
 MAX_ERRORS = 10                 # protocol errors before a session is ended
+MAX_LOGIN_FAILURES = 3          # failed logins before a session is ended
 MAX_CLIENT_NONCE = 96           # characters, so that the combined nonce fits in 128
 LOGIN_TIMEOUT = 30.0            # seconds from connect (or a failed login) to a welcome
 CALL_COMMANDS = (m.Call, m.Answer, m.Reject, m.Hangup, m.Dtmf, m.Hold, m.Resume)
@@ -158,6 +159,7 @@ class ClientConnection:
         self.token: str | None = None
         self.state = State.START
         self.errors = 0
+        self.login_failures = 0
         self._login: dict | None = None
         self._timer = None
         self._last = 0.0
@@ -388,6 +390,10 @@ class ClientConnection:
 
     def _refuse(self, code: int, text: str, retry: int | None = None) -> None:
         self.send(m.Unauthorized(code=code, text=clean_text(text), retry=retry))
+        if code != AuthCode.THROTTLED:
+            self.login_failures += 1
+            if self.login_failures >= MAX_LOGIN_FAILURES:
+                self.close("too many failed logins")
 
     def _login_failed(self, failure, what: str) -> None:
         self.log.failure("login of {conn}: {what} failed", failure, conn=repr(self), what=what)

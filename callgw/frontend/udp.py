@@ -205,5 +205,5 @@ class ClientDatagramProtocol(DatagramProtocol):
         for peer in list(self.peers.values()):
             if peer.conn is not None:
                 peer.conn.connection_lost("listener stopped")
-            peer.channel.close()
+            peer._forget()
         self.peers.clear()

@@ -6,8 +6,8 @@ import pytest
 from twisted.internet import defer, task
 
 from callgw import passwords
-from callgw.frontend.connection import (MAX_ERRORS, MinimalFrontEnd, SessionManager, State,
-                                        auth_message)
+from callgw.frontend.connection import (MAX_ERRORS, MAX_LOGIN_FAILURES, MinimalFrontEnd,
+                                        SessionManager, State, auth_message)
 from protocols.client import framing as fr
 from protocols.client import messages as m
 from protocols.client import scram
@@ -121,16 +121,27 @@ def test_replayed_proof_is_refused(env):
     assert other.writer.sent[-1].code == AuthCode.STALE_NONCE
 
 
+def test_third_failure_ends_the_session(env):
+    manager, conn, writer, clock, frontend = env
+    for _ in range(MAX_LOGIN_FAILURES):
+        assert not writer.lost
+        login(conn, writer, password="guess")
+    assert writer.lost and conn.state is State.CLOSED
+
+
 def test_throttled_after_repeated_failures(env):
     manager, conn, writer, clock, frontend = env
-    for _ in range(6):
-        login(conn, writer, password="guess")
-    send(conn, m.Login(user="alice", nonce="D" * 20))
-    refusal = writer.sent[-1]
+    for i in range(6):
+        guesser = manager.open("tcp", ("192.0.2.9", 40000 + i), Writer())
+        login(guesser, guesser.writer, password="guess")
+    w = Writer()
+    late = manager.open("tcp", ("192.0.2.10", 1), w)
+    send(late, m.Login(user="alice", nonce="D" * 20))
+    refusal = w.sent[-1]
     assert refusal.code == AuthCode.THROTTLED and refusal.retry >= 1
     clock.advance(refusal.retry)
-    login(conn, writer)
-    assert isinstance(writer.sent[-1], m.Welcome)
+    login(late, w)
+    assert isinstance(w.sent[-1], m.Welcome)
 
 
 def test_token_resume_and_expiry(env):
