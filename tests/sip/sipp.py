@@ -55,15 +55,18 @@ def _bound(port, kind):
 
 
 class Sipp:
-    """One sipp UAS process playing a gateway scenario from tests/sip/scenarios/."""
+    """One sipp process playing a scenario from tests/sip/scenarios/ (a gateway by default)."""
 
-    def __init__(self, scenario, tmp_path, transport="u1", calls=1, timeout=20, extra=()):
+    def __init__(self, scenario, tmp_path, transport="u1", calls=1, timeout=20, extra=(),
+                 remote=None):
+        """``remote`` (a port on 127.0.0.1) makes sipp a UAC sending to it."""
         self.scenario = str(SCENARIOS / scenario)
         self.tmp_path = Path(tmp_path)
         self.transport = transport
         self.calls = calls
         self.timeout = timeout
         self.extra = list(extra)
+        self.remote = remote
         self.port = free_port(both=True)
         self.control_port = free_port(socket.SOCK_DGRAM)
         self.media_port = free_port(socket.SOCK_DGRAM, even=True)
@@ -80,7 +83,7 @@ class Sipp:
                 "-recv_timeout", f"{self.timeout * 1000}",
                 "-trace_msg", "-message_file", str(self.tmp_path / "sipp_messages.log"),
                 "-trace_err", "-error_file", str(self.tmp_path / "sipp_errors.log"),
-                ] + self.extra
+                ] + self.extra + ([f"127.0.0.1:{self.remote}"] if self.remote else [])
 
     def start(self):
         """Spawn sipp and return once its SIP port is bound (at most 5 s)."""

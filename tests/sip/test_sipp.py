@@ -274,3 +274,18 @@ def test_fifty_concurrent_calls(endpoint, tmp_path):
         assert not endpoint.dialogs
     finally:
         sipp.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_uas_core_answers_a_real_peer(endpoint, tmp_path):
+    # sipp as a UAC probing our port: OPTIONS gets 200 with Allow, an INVITE gets 403 whose
+    # ACK (same branch) confirms our INVITE server transaction
+    from protocols.sip.transaction import ServerInvite, State
+    sipp = run("uac_probe.xml", tmp_path, remote=endpoint.port)
+    try:
+        yield finish(sipp)
+        invites = [tx for tx in endpoint.table.servers.values() if isinstance(tx, ServerInvite)]
+        assert [tx.state for tx in invites] == [State.CONFIRMED]
+        assert invites[0].last_response.status == 403
+    finally:
+        sipp.stop()
