@@ -70,7 +70,7 @@ class SessionQuality:
                         rtt = round_trip_time(block, ntp_timestamp(now))
                         if rtt is not None:
                             self.rtt = rtt
-        if session.client_deliver is None:
+        if session.client is None:
             self._forward(side, data)
 
     def _forward(self, side: str, data: bytes):
@@ -96,7 +96,7 @@ class SessionQuality:
     def start(self):
         """Start sending SRs to the gateway when in relayed mode (idempotent)."""
         session = self.session
-        if self._call is None and session.client_deliver is not None and \
+        if self._call is None and session.client is not None and \
                 session.relay.rtcp_interval and not session.closed:
             self._call = session.clock.callLater(session.relay.rtcp_interval, self._tick)
 
@@ -186,7 +186,7 @@ class SessionQuality:
         session = self.session
         client = session.endpoints.get("client")
         gateway = session.endpoints.get("gateway")
-        relayed = session.client_deliver is not None
+        relayed = session.client is not None
         out = {"call_id": session.call_id, "mode": "relayed" if relayed else "rtp",
                "rtt_ms": round(self.rtt * 1000.0, 2) if self.rtt is not None else None,
                "latched": {side: _address(ep.latched) for side, ep in session.endpoints.items()},
@@ -196,7 +196,7 @@ class SessionQuality:
         empty = {"packets": 0, "octets": 0, "lost": 0, "loss": 0.0, "jitter_ms": 0.0,
                  "forwarded": 0, "dropped": 0, "ssrc": None, "mos": None}
         if relayed:
-            stats = session.client_stats
+            stats = session.client.stats
             playout = session.playout
             loss = stats.loss_fraction()
             out["client_to_gateway"] = {
@@ -204,7 +204,7 @@ class SessionQuality:
                 "lost": max(0, stats.cumulative_lost), "loss": round(loss, 5),
                 "jitter_ms": round(stats.jitter_ms, 3),
                 "forwarded": playout.packets_out if playout else 0,
-                "dropped": session.client_frames_dropped
+                "dropped": session.client.frames_dropped
                 + (playout.frames_late + playout.frames_duplicate if playout else 0),
                 "filled_ms": (playout.samples_filled // 8) if playout else 0,
                 "ssrc": playout.ssrc if playout else None,
@@ -212,7 +212,7 @@ class SessionQuality:
             }
             if gateway is not None:
                 out["gateway_to_client"] = self._rtp_direction(gateway, None)
-                out["gateway_to_client"]["forwarded"] = session.client_sink.sent_packets
+                out["gateway_to_client"]["forwarded"] = session.client.sent_packets
             else:
                 out["gateway_to_client"] = dict(empty)
         else:

@@ -11,11 +11,11 @@ side's latched (else SDP) address: untouched when both use the same codec (the f
 mu-law <-> A-law when they differ. RFC 4733 events are forwarded with the peer's event payload
 type and reported to ``on_dtmf``.
 
-Relayed mode (``attach_client``): the client side sends no RTP; its media frames come in
-through ``client_frame`` and leave toward the gateway as paced RTP (``callgw.media.playout``);
-RTP from the gateway goes to the ``deliver`` callback; ``send_dtmf`` adds RFC 4733 events to the
-stream; an RTCP SR goes to the gateway every ``rtcp_interval`` seconds so its RR yields a
-round-trip time.
+Relayed mode (``attach_client``; the work is in ``callgw.media.relayed``): the client side
+sends no RTP; its media frames come in through ``client_frame`` and leave toward the gateway as
+paced RTP (``callgw.media.playout``); RTP from the gateway goes to the ``deliver`` callback;
+``send_dtmf`` adds RFC 4733 events to the stream; an RTCP SR goes to the gateway every
+``rtcp_interval`` seconds so its RR yields a round-trip time.
 
 ``on_inactive(session, side, idle_seconds)`` fires once per side when a side that should send
 has sent nothing for ``inactivity_timeout`` seconds. Sides whose SDP direction says they do not
@@ -25,7 +25,6 @@ Tests: tests/media/test_media_relay.py, tests/media/test_media_relayed.py.
 """
 from __future__ import annotations
 
-import random
 from dataclasses import replace
 
 from twisted.internet import defer
@@ -35,13 +34,12 @@ from zope.interface import implementer
 from callgw.callserver.events import Dtmf, MediaDescription
 from callgw.interfaces import IMediaSession
 from callgw.media.endpoint import Poller, RtcpEndpoint, RtpEndpoint, open_udp
-from callgw.media.playout import Playout
 from callgw.media.ports import PortRange, PortsExhausted
 from callgw.media.quality import SessionQuality
+from callgw.media.relayed import ClientMedia
 from protocols.rtp import g711
-from protocols.rtp.dtmf import DtmfError, DtmfReceiver, DtmfSender
+from protocols.rtp.dtmf import DtmfError, DtmfReceiver
 from protocols.rtp.packet import RtpParseError, parse_rtp
-from protocols.rtp.stats import ReceiverStats
 
 log = Logger()
 
@@ -130,16 +128,6 @@ class MediaRelay:
         return d
 
 
-class _ClientSink:
-    """Relayed mode: where the gateway's fast path sends, counted like an RTP endpoint."""
-
-    def __init__(self, session):
-        self.session = session
-        self.sent_packets = 0
-        self.sent_octets = 0
-        self.send_errors = 0
-
-
 @implementer(IMediaSession)
 class RelaySession:
     """The media of one call through the built-in relay (see the module docstring).
@@ -164,16 +152,7 @@ class RelaySession:
         self._inactive_reported = set()
         self._connected_at = {}
         self._check_call = None
-        # relayed mode
-        self.client_deliver = None
-        self.client_codec = None
-        self.client_ptime = 20
-        self.client_stats = ReceiverStats(probation=0)
-        self.client_last_rx = None
-        self.client_frames_dropped = 0
-        self.client_sink = _ClientSink(self)
-        self.playout = None
-        self._pump_call = None
+        self.client = None  # ClientMedia in relayed mode
         self.quality = SessionQuality(self)
 
     # --- IMediaSession ------------------------------------------------------------------
@@ -241,9 +220,10 @@ class RelaySession:
         if not self.closed:
             self.final = self.quality.statistics(self.clock.seconds())
             self.closed = True
-            for call in (self._check_call, self._pump_call):
-                if call is not None and call.active():
-                    call.cancel()
+            if self._check_call is not None and self._check_call.active():
+                self._check_call.cancel()
+            if self.client is not None:
+                self.client.stop()
             self.quality.stop()
             for side, endpoint in self.endpoints.items():
                 for ep in (endpoint, self.rtcp[side]):
@@ -255,34 +235,36 @@ class RelaySession:
 
     # --- relayed mode ---------------------------------------------------------------------
 
+    @property
+    def playout(self):
+        """The client-to-gateway ``Playout`` in relayed mode, else None."""
+        return self.client.playout if self.client is not None else None
+
     def attach_client(self, deliver, codec: str = "PCMU", ptime: int = 20):
         """Relayed mode: the client's media rides the client protocol.
 
         ``deliver(payload, sequence, timestamp)`` receives the gateway's audio converted to
         ``codec``, one call per RTP packet, with the gateway's sequence and timestamp.
-        Frames from the client go to ``client_frame``.
+        Frames from the client go to ``client_frame``. Raises ``MediaError`` for a codec
+        other than PCMU or PCMA.
         """
         if codec not in STATIC_TYPES:
             raise MediaError("client codec must be PCMU or PCMA, not %r" % (codec,))
-        self.client_deliver = deliver
-        self.client_codec = codec
-        self.client_ptime = ptime
+        if self.client is None:
+            self.client = ClientMedia(self, deliver, codec, ptime)
+        else:
+            self.client.deliver, self.client.codec, self.client.ptime = deliver, codec, ptime
         self._connected_at.setdefault("client", self.clock.seconds())
         self._rewire()
         self._start_watch()
 
     def client_frame(self, payload: bytes, sequence: int, timestamp: int):
-        """One media frame from the client (G.711 in the attached codec, 8 kHz timestamp)."""
-        if self.closed:
-            return
-        now = self.clock.seconds()
-        self.client_last_rx = now
-        self.client_stats.receive(sequence & 0xFFFF, timestamp & 0xFFFFFFFF, now, len(payload))
-        if self.playout is None:
-            self.client_frames_dropped += 1
-            return
-        self.playout.push(payload, sequence, timestamp, now)
-        self._pump()
+        """One media frame from the client (G.711 in the attached codec, 8 kHz timestamp).
+
+        Frames before ``attach_client`` or after ``close`` are ignored.
+        """
+        if self.client is not None and not self.closed:
+            self.client.frame(payload, sequence, timestamp)
 
     def send_dtmf(self, digit: str, duration_ms: int = 100):
         """Send ``digit`` toward the gateway as RFC 4733 events (relayed mode only).
@@ -296,44 +278,7 @@ class RelaySession:
             return defer.fail(MediaError("DTMF injection needs relayed mode"))
         if gateway.event_type is None:
             return defer.fail(MediaError("the gateway did not negotiate telephone-event"))
-        sender = DtmfSender(gateway.event_type, self.playout.ssrc, ptime=gateway.ptime)
-        try:
-            plan = sender.packets(digit, duration_ms, 0,
-                                  self.playout.current_timestamp(self.clock.seconds()))
-        except DtmfError:
-            return defer.fail()
-        done = defer.Deferred()
-        for index, (offset, packet) in enumerate(plan):
-            last = index == len(plan) - 1
-            self.clock.callLater(offset, self._send_event, packet, done if last else None,
-                                 len(plan))
-        return done
-
-    def _send_event(self, packet, done, count):
-        gateway = self.endpoints.get("gateway")
-        if not self.closed and gateway is not None and gateway.destination is not None:
-            data = replace(packet, sequence=self.playout.take_sequence()).to_bytes()
-            self._send(gateway, data)
-        if done is not None:
-            done.callback(count)
-
-    def _pump(self):
-        now = self.clock.seconds()
-        gateway = self.endpoints.get("gateway")
-        packets = self.playout.pull(now)
-        if gateway is not None and gateway.destination is not None and gateway.send_allowed:
-            for data in packets:
-                self._send(gateway, data)
-        wake = self.playout.next_wakeup()
-        if wake is None:
-            return
-        delay = max(0.0, wake - now)
-        call = self._pump_call
-        if call is not None and call.active():
-            if call.getTime() <= now + delay + 1e-4:
-                return
-            call.cancel()
-        self._pump_call = self.clock.callLater(delay, self._pump)
+        return self.client.send_dtmf(gateway, digit, duration_ms)
 
     # --- packets (slow path) -----------------------------------------------------------------
 
@@ -375,12 +320,11 @@ class RelaySession:
         self._forward(endpoint, data, pt, audio)
 
     def _forward(self, endpoint: RtpEndpoint, data: bytes, pt: int, audio: bool):
-        if endpoint.side == "gateway" and self.client_deliver is not None:
+        if endpoint.side == "gateway" and self.client is not None:
             if audio:
-                sink = self.client_sink
-                sink.sent_packets += 1
-                sink.sent_octets += len(data)
-                self._to_client(data)
+                self.client.sent_packets += 1
+                self.client.sent_octets += len(data)
+                self.client.to_client(data)
             return
         other = self.endpoints.get(_OTHER[endpoint.side])
         if other is None or other.destination is None or not other.send_allowed:
@@ -397,7 +341,7 @@ class RelaySession:
                 return  # the far side took no telephone-event: reported via on_dtmf only
             if other.event_type != pt:
                 data = self._rewrite(data, other.event_type, None)
-        self._send(other, data)
+        self.send(other, data)
 
     @staticmethod
     def _rewrite(data: bytes, pt: int, table):
@@ -408,28 +352,8 @@ class RelaySession:
         payload = packet.payload.translate(table) if table is not None else packet.payload
         return replace(packet, payload_type=pt, payload=payload, padding=0).to_bytes()
 
-    def _to_client(self, data: bytes, address=None):
-        """Relayed mode: one gateway RTP packet to the client's ``deliver`` callback."""
-        if data[0] == 0x80:  # no padding, extension or CSRCs: the usual case, read in place
-            payload = data[12:]
-            sequence = data[2] << 8 | data[3]
-            timestamp = int.from_bytes(data[4:8], "big")
-        else:
-            try:
-                packet = parse_rtp(data)
-            except RtpParseError:
-                self.client_sink.send_errors += 1
-                return
-            payload, sequence, timestamp = packet.payload, packet.sequence, packet.timestamp
-        table = self._translate.get("gateway")
-        if table is not None:
-            payload = payload.translate(table)
-        try:
-            self.client_deliver(payload, sequence, timestamp)
-        except Exception:
-            log.failure("media {call_id}: client delivery failed", call_id=self.call_id)
-
-    def _send(self, endpoint: RtpEndpoint, data: bytes):
+    def send(self, endpoint: RtpEndpoint, data: bytes):
+        """Send ``data`` out of ``endpoint``'s socket to its destination, counting it."""
         try:
             endpoint.sendto(data, endpoint.destination)
         except OSError:
@@ -461,23 +385,9 @@ class RelaySession:
         """Recompute the fast path and conversions after any change of state."""
         client, gateway = self.endpoints.get("client"), self.endpoints.get("gateway")
         self._translate = {}
-        if self.client_deliver is not None:
+        if self.client is not None:
             if gateway is not None:
-                gateway.fast = gateway.fast_ready = False
-            if gateway is not None and gateway.codec is not None:
-                self._translate["gateway"] = g711.translation(gateway.codec, self.client_codec)
-                if gateway.latched is not None:  # the fast path delivers to the client
-                    gateway.out_sendto = self._to_client
-                    gateway.out_address = None
-                    gateway.out_counter = self.client_sink
-                    gateway.fast_ready = True
-                    gateway.fast = gateway.transit is not None and gateway.base_seq is not None
-                if self.playout is None:
-                    self.playout = Playout(
-                        self.client_codec, gateway.codec, gateway.payload_type,
-                        random.getrandbits(32), ptime_ms=gateway.ptime,
-                        sequence=random.getrandbits(16), timestamp_offset=random.getrandbits(32),
-                        depth=self.relay.jitter_depth)
+                self.client.wire(gateway)
             if client is not None:
                 client.fast = client.fast_ready = False
             return
@@ -512,12 +422,12 @@ class RelaySession:
         timeout = self.relay.inactivity_timeout
         watched = []
         for side, endpoint in self.endpoints.items():
-            if side == "client" and self.client_deliver is not None:
+            if side == "client" and self.client is not None:
                 continue
             if endpoint.expect_media and side in self.media:
                 watched.append((side, endpoint.last_rx))
-        if self.client_deliver is not None:
-            watched.append(("client", self.client_last_rx))
+        if self.client is not None:
+            watched.append(("client", self.client.last_rx))
         for side, last in watched:
             idle = now - (last if last is not None else self._connected_at.get(side, now))
             if idle >= timeout and side not in self._inactive_reported:
