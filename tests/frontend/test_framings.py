@@ -223,3 +223,19 @@ def test_shutdown_closes_sessions(tmp_path):
     yield gw.stopService()
     reason = yield session.closed
     assert reason and frontend.closed[0][1] == "shutdown"
+
+
+@pytest_twisted.inlineCallbacks
+def test_real_front_end_is_wired_and_answers(tmp_path):
+    from callgw.frontend.server import FrontEnd
+    gw = yield start_gateway(tmp_path)              # no fake: GatewayService's own choice
+    try:
+        assert isinstance(gw.client.frontend, FrontEnd)
+        session = yield _connect(gw, "tcp")
+        welcome = yield session.login("alice", PASSWORD)
+        assert welcome.branding                     # the tenant's branding from the call path
+        end = yield session.call("+4930123456").disconnected.addTimeout(30, reactor)
+        assert end.command in ("disconnected", "unauthorized")   # no gateway: never a hang
+        yield session.logout()
+    finally:
+        yield gw.stopService()
