@@ -451,7 +451,6 @@ class SipEndpoint:
             headers = message.headers
             headers.remove_first("Via")
             headers.add("Via", str(via), first=True)
-            headers._cache["via"] = via
 
     def message_received(self, message, transport, host, port, stream):
         """A parsed message arrived (UDP datagram or framed TCP message)."""
