@@ -11,7 +11,8 @@ import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.utils import getProcessOutputAndValue
 
-from tests.frontend.gateway import BUSY, PASSWORD, FakeFrontEnd, cert_path, start_gateway, url
+from tests.frontend.gateway import (BUSY, PASSWORD, FakeFrontEnd, cert_path, start_gateway,
+                                   stop_gateway, url)
 
 ROOT = str(Path(__file__).resolve().parent.parent.parent)
 
@@ -40,7 +41,7 @@ def test_normal_call_exits_0(tmp_path, scheme):
         assert lines[1:3] == ["ringing", "connected"]
         assert lines[3].startswith("duration ") and lines[4] == "disconnected: normal"
     finally:
-        yield gw.stopService()
+        yield stop_gateway(gw)
 
 
 @pytest_twisted.inlineCallbacks
@@ -64,7 +65,7 @@ def test_unauthorized_busy_unreachable_and_tls_failures(tmp_path):
         code, out = yield dial("--server", "ftp://x:1", "--user", "alice", "+4930123")
         assert code == 2 and "scheme" in out, out
     finally:
-        yield gw.stopService()
+        yield stop_gateway(gw)
 
 
 @pytest_twisted.inlineCallbacks
@@ -74,7 +75,7 @@ def test_minimal_front_end_call_fails_with_reason(tmp_path):
         code, out = yield dial("--server", url(gw, "udp"), "--user", "alice", "+4930123456")
         assert code == 1 and "disconnected: unreachable (no call path yet)" in out, out
     finally:
-        yield gw.stopService()
+        yield stop_gateway(gw)
 
 
 @pytest_twisted.inlineCallbacks

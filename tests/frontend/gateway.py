@@ -69,6 +69,11 @@ def start_gateway(tmp_path, frontend=None, users=("alice",), **overrides):
     return gw
 
 
+def stop_gateway(gw):
+    """``gw.stopService()``, bounded: a stop that hangs fails the test instead."""
+    return defer.maybeDeferred(gw.stopService).addTimeout(30, reactor)
+
+
 def url(gw, scheme: str) -> str:
     """``scheme://host:port`` of the listener for ``scheme`` (wss and https: the web site)."""
     host, port = gw.client.address("https" if scheme == "wss" else scheme)

@@ -14,7 +14,8 @@ from protocols.client import framing as fr
 from protocols.client import messages as m
 from protocols.client import scram
 from protocols.client.errors import AuthCode, ErrorCode
-from tests.frontend.gateway import PASSWORD, FakeFrontEnd, cert_path, start_gateway, url
+from tests.frontend.gateway import (PASSWORD, FakeFrontEnd, cert_path, start_gateway,
+                                   stop_gateway, url)
 
 SCHEMES = ["udp", "tcp", "tls", "wss", "https"]
 
@@ -48,7 +49,7 @@ def test_login_ping_call_logout(tmp_path, scheme):
         assert [c.framing for c in frontend.opened] == [scheme]
         assert frontend.closed and frontend.closed[0][1] == "logout"
     finally:
-        yield gw.stopService()
+        yield stop_gateway(gw)
 
 
 @pytest_twisted.inlineCallbacks
@@ -71,7 +72,7 @@ def test_wrong_password_then_token_resume(tmp_path, scheme):
         assert bad.value.code == AuthCode.TOKEN_INVALID
         yield again.logout()
     finally:
-        yield gw.stopService()
+        yield stop_gateway(gw)
 
 
 @pytest_twisted.inlineCallbacks
@@ -85,7 +86,7 @@ def test_minimal_front_end_call_unreachable(tmp_path, scheme):
         assert (end.cause, end.text) == ("unreachable", "no call path yet")
         yield session.logout()
     finally:
-        yield gw.stopService()
+        yield stop_gateway(gw)
 
 
 class _Collect(Protocol):
@@ -127,7 +128,7 @@ def test_stream_garbage_and_oversized(tmp_path, scheme):
         yield session.login("alice", PASSWORD)
         session.close()
     finally:
-        yield gw.stopService()
+        yield stop_gateway(gw)
 
 
 class _Udp(DatagramProtocol):
@@ -187,7 +188,7 @@ def test_udp_strangers_dropped_garbage_and_oversized_answered(tmp_path):
         assert (yield d) == m.Pong()
     finally:
         yield port.stopListening()
-        yield gw.stopService()
+        yield stop_gateway(gw)
 
 
 @pytest_twisted.inlineCallbacks
@@ -211,7 +212,7 @@ def test_oversized_and_garbage_control_message_get_errors(tmp_path, scheme):
         assert welcome.user == "alice"
         session.close()
     finally:
-        yield gw.stopService()
+        yield stop_gateway(gw)
 
 
 @pytest_twisted.inlineCallbacks
@@ -220,7 +221,7 @@ def test_shutdown_closes_sessions(tmp_path):
     gw = yield start_gateway(tmp_path, frontend)
     session = yield _connect(gw, "tcp")
     yield session.login("alice", PASSWORD)
-    yield gw.stopService()
+    yield stop_gateway(gw)
     reason = yield session.closed
     assert reason and frontend.closed[0][1] == "shutdown"
 
@@ -238,4 +239,4 @@ def test_real_front_end_is_wired_and_answers(tmp_path):
         assert end.command in ("disconnected", "unauthorized")   # no gateway: never a hang
         yield session.logout()
     finally:
-        yield gw.stopService()
+        yield stop_gateway(gw)

@@ -12,7 +12,8 @@ from twisted.logger import globalLogPublisher
 from callgw.client import ConnectError, connect
 from callgw.frontend.tls import CertificateService, fingerprint
 from protocols.client import messages as m
-from tests.frontend.gateway import PASSWORD, FakeFrontEnd, cert_path, start_gateway, url
+from tests.frontend.gateway import (PASSWORD, FakeFrontEnd, cert_path, start_gateway,
+                                   stop_gateway, url)
 from tests.helpers import make_config
 
 
@@ -67,4 +68,4 @@ def test_client_verifies_refuses_or_is_told_not_to(tmp_path, scheme):
         assert (yield session.ping()) == m.Pong()
         session.close()
     finally:
-        yield gw.stopService()
+        yield stop_gateway(gw)

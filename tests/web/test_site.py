@@ -18,7 +18,7 @@ from callgw.client.links import _Body, _Policy, tls_creator
 from protocols.client import framing as fr
 from protocols.client import messages as m
 from protocols.client.errors import ErrorCode
-from tests.frontend.gateway import FakeFrontEnd, cert_path, start_gateway
+from tests.frontend.gateway import FakeFrontEnd, cert_path, start_gateway, stop_gateway
 from tests.web.h2get import h2_get
 
 
@@ -44,7 +44,7 @@ def test_http2_landing_page_and_added_resource(tmp_path):
                                                     cert_path(gw))
         assert (alpn, status, json.loads(body)) == ("h2", 200, {"hello": "api"})
     finally:
-        yield gw.stopService()
+        yield stop_gateway(gw)
 
 
 @pytest_twisted.inlineCallbacks
@@ -58,7 +58,7 @@ def test_sse_stream_over_http2(tmp_path):
         events = fr.SseParser().receive_data(body)
         assert events[0].event == "session" and len(events[0].data) == 24
     finally:
-        yield gw.stopService()
+        yield stop_gateway(gw)
 
 
 @inlineCallbacks
@@ -125,4 +125,4 @@ def test_http11_fallback_and_http_framing_refusals(tmp_path):
                                     m.encode(m.Logout()), session=sid)
         assert code == 202 and sid not in gw.web.http_sessions.by_id
     finally:
-        yield gw.stopService()
+        yield stop_gateway(gw)

@@ -9,7 +9,8 @@ from callgw.client import connect
 from protocols.client import framing as fr
 from protocols.client import messages as m
 from protocols.client.errors import ErrorCode
-from tests.frontend.gateway import PASSWORD, FakeFrontEnd, cert_path, start_gateway, url
+from tests.frontend.gateway import (PASSWORD, FakeFrontEnd, cert_path, start_gateway,
+                                   stop_gateway, url)
 from tests.web.h2get import h2_get
 
 
@@ -44,7 +45,7 @@ def test_frame_kinds_media_and_size_limit(tmp_path):
         conn, why = yield closed.addTimeout(10, reactor)
         assert conn is server_conn and "1009" in why
     finally:
-        yield gw.stopService()
+        yield stop_gateway(gw)
 
 
 @pytest_twisted.inlineCallbacks
@@ -59,4 +60,4 @@ def test_websocket_resource_over_http2_is_refused_cleanly(tmp_path):
         assert (yield session.ping()) == m.Pong()
         session.close()
     finally:
-        yield gw.stopService()
+        yield stop_gateway(gw)
