@@ -3,14 +3,16 @@
 Owned by the client library (issue 4, "Python client and command line").
 
     callgw-dial [--server URL] --user NAME [--password PW] [--cacert FILE | --insecure]
-                [--duration SECONDS] [--timeout SECONDS] TARGET
+                [--duration SECONDS] [--timeout SECONDS] [--play WAV] [--record WAV] TARGET
 
 URL is ``udp://HOST:PORT``, ``tcp://HOST:PORT``, ``tls://HOST:PORT``, ``wss://HOST:PORT`` or
 ``https://HOST:PORT`` (default ``tcp://127.0.0.1:7060``). The password comes from
 ``--password`` or ``CALLGW_PASSWORD``. TARGET is an E.164 number (``+4930...``) or an
 address-book entry. TLS is verified (``--cacert`` for callgw's self-signed certificate) unless
 ``--insecure`` is given, which prints a warning. After ``connected`` the call is held up for
-``--duration`` seconds (default 5), then hung up.
+``--duration`` seconds (default 5), then hung up. ``--play`` sends a mono 16-bit 8 kHz WAV file
+as the microphone (relay mode, G.711 as ``connected`` names it); ``--record`` writes what was
+heard to a WAV file (``callgw.client.media``).
 
 Exit codes: 0 a normal call (connected, then ended normally); 1 the call failed (busy,
 unreachable, no answer...); 2 bad arguments; 3 unauthorized (login or call refused);
@@ -45,8 +47,19 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="seconds to stay connected before hanging up (default %(default)s)")
     p.add_argument("--timeout", type=float, default=60.0,
                    help="seconds to wait for login and for the call to connect")
+    p.add_argument("--play", metavar="WAV", help="mono 16-bit 8 kHz WAV file to send")
+    p.add_argument("--record", metavar="WAV", help="write what is heard to this WAV file")
     p.add_argument("target", metavar="TARGET", help="E.164 number (+...) or address-book entry")
     args = p.parse_args(argv)
+    args.pcm = None
+    if args.play:
+        import wave
+
+        from callgw.client.media import read_wav
+        try:
+            args.pcm = read_wav(args.play)
+        except (OSError, EOFError, ValueError, wave.Error) as e:
+            p.error(f"--play: {e}")
     if args.password is None:
         args.password = os.environ.get("CALLGW_PASSWORD")
     if not args.password:
@@ -118,6 +131,11 @@ def _call(reactor, session, args):
         elif isinstance(message, m.Status):
             say(f"status: {message.info}{' ' + message.text if message.text else ''}")
     call.on_event = show
+    from callgw.client.media import MediaPlayer, MediaRecorder
+    recorder = MediaRecorder(call) if args.record else None
+    if recorder is not None:
+        session.on_media = recorder.receive
+    player = None
     guard = reactor.callLater(args.timeout, lambda: None if started else call.hangup())
     try:
         yield defer.DeferredList([call.connected, call.disconnected], fireOnOneCallback=True)
@@ -127,9 +145,18 @@ def _call(reactor, session, args):
     hang = None
     if call.connected.called and not call.disconnected.called:
         hang = reactor.callLater(args.duration, call.hangup)
+        if args.pcm is not None and call.key is not None:
+            connected = next(e for e in call.events if isinstance(e, m.Connected))
+            player = MediaPlayer(session, call, args.pcm, reactor, connected.codec)
+            player.start()
     end = yield call.disconnected
     if hang is not None and hang.active():
         hang.cancel()
+    if player is not None:
+        player.stop()
+        say(f"played {player.sent * 0.02:.1f} s of {args.play}")
+    if recorder is not None:
+        say(f"recorded {recorder.write(args.record):.1f} s to {args.record}")
     if "at" in started:
         say(f"duration {reactor.seconds() - started['at']:.1f} s")
     return _outcome(end, "at" in started)

@@ -84,3 +84,26 @@ def test_connection_refused(tmp_path):
     code, out = yield dial("--server", f"tcp://127.0.0.1:{free_port()}", "--user", "alice",
                            "+4930123456")
     assert code == 4 and "cannot connect" in out, out
+
+
+@pytest_twisted.inlineCallbacks
+@pytest.mark.parametrize("scheme", ["udp", "wss"])
+def test_play_and_record_through_an_echo(tmp_path, scheme):
+    from callgw.client.media import read_wav, write_wav
+    from protocols.rtp import g711
+    from tests.client.test_media import tone
+    source, heard = str(tmp_path / "tone.wav"), str(tmp_path / "heard.wav")
+    pcm = tone(0.4)
+    write_wav(source, pcm)
+    gw = yield start_gateway(tmp_path, FakeFrontEnd())      # echoes every media frame
+    try:
+        code, out = yield dial("--server", url(gw, scheme), "--user", "alice",
+                               "--cacert", cert_path(gw), "--duration", "1.5",
+                               "--play", source, "--record", heard, "+4930123456")
+        assert code == 0, out
+        assert "played 0.4 s" in out and "recorded" in out
+        got = read_wav(heard)
+        expected = g711.ulaw_decode(g711.ulaw_encode(pcm))
+        assert got and expected.startswith(got)              # in order, nothing altered
+    finally:
+        yield stop_gateway(gw)

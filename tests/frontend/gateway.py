@@ -20,7 +20,8 @@ BUSY = "+15550000486"
 
 class FakeFrontEnd:
     """Answers ``call`` with trying, ringing, connected (``BUSY``: disconnected busy), hangup
-    with disconnected normal, dtmf/hold/resume with a status; records every hook call."""
+    with disconnected normal, dtmf/hold/resume with a status; echoes media frames; records
+    every hook call."""
 
     def __init__(self):
         self.opened, self.closed, self.messages, self.media = [], [], [], []
@@ -44,7 +45,9 @@ class FakeFrontEnd:
             conn.send(m.Status(info=message.command, call=message.call))
 
     def client_media(self, conn, frame):
+        """Recorded and echoed back (a call that hears itself)."""
         self.media.append((conn, frame))
+        conn.send_media(frame)
 
     def session_closed(self, conn, reason):
         self.closed.append((conn, reason))
