@@ -197,8 +197,10 @@ def test_media_only_when_open(env):
     login(conn, writer)
     conn.receive(fr.encode_media(frame))
     assert frontend.media == [(conn, frame)]
+    assert writer.media == [fr.encode_media(frame)]        # the fake front end echoes
+    conn.close("done")
     conn.send_media(frame)
-    assert writer.media == [fr.encode_media(frame)]
+    assert len(writer.media) == 1                          # nothing once closed
 
 
 def test_idle_expiry_on_the_clock(env):
