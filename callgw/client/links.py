@@ -394,10 +394,7 @@ def connect(url: str, reactor=None, cacert: str | None = None, insecure: bool = 
             lambda f: ready.called or ready.errback(
                 ConnectError(f"connection failed: {f.getErrorMessage()}")))
     elif scheme == "udp":
-        link = UdpLink(reactor, host, port)
-        family6 = ":" in host
-        reactor.listenUDP(0, link, interface="::" if family6 else "0.0.0.0")
-        ready.callback(link)
+        _open_udp(reactor, host, port, ready)
     elif scheme == "wss":
         link = WsLink()
         ws_url = f"wss://{_netloc(host, port)}{path if path not in ('', '/') else WS_PATH}"
@@ -417,6 +414,24 @@ def connect(url: str, reactor=None, cacert: str | None = None, insecure: bool = 
     ready.addBoth(lambda r: (timer.active() and timer.cancel(), r)[1])
     ready.addCallback(lambda lk: ClientSession(lk, url, clock=reactor))
     return ready
+
+
+def _open_udp(reactor, host: str, port: int, ready: Deferred) -> None:
+    """A UDP link on a new socket (a new source port per session) toward ``host``."""
+    def opened(address: str) -> None:
+        link = UdpLink(reactor, address, port)
+        reactor.listenUDP(0, link, interface="::" if ":" in address else "0.0.0.0")
+        ready.callback(link)
+
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        d = reactor.resolve(host)
+        d.addCallback(opened)
+        d.addErrback(lambda f: ready.called or ready.errback(
+            ConnectError(f"cannot resolve {host}: {f.getErrorMessage()}")))
+        return
+    opened(host)
 
 
 def _netloc(host: str, port: int) -> str:
