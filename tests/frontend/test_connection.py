@@ -269,3 +269,16 @@ def test_minimal_front_end_answers_unreachable(env):
     send(conn, m.Call(call="c1", number="+4930123", mode="relay"))
     assert writer.sent[-1] == m.Disconnected(call="c1", cause="unreachable",
                                              text="no call path yet")
+
+
+def test_configured_token_keys_sign_with_the_first_and_accept_all(tmp_path):
+    from callgw.frontend.connection import make_token_signer
+    old = make_token_signer({"token_keys": ["k1:" + "a" * 20], "token_lifetime": 600})
+    new = make_token_signer({"token_keys": ["k2:" + "b" * 20, "k1:" + "a" * 20],
+                             "token_lifetime": 600})
+    token, expires = old.issue("alice", 1000.0)
+    assert expires == 1600 and new.verify(token, 1001.0).user == "alice"
+    assert new.issue("alice", 1000.0)[0].startswith("v1.k2.")
+    random_key = make_token_signer({"token_keys": []})
+    with pytest.raises(Exception):
+        random_key.verify(token, 1001.0)
