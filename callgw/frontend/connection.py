@@ -224,6 +224,7 @@ class ClientConnection:
         """A media frame: to the front end when logged in, else dropped."""
         if self.state is not State.OPEN:
             return
+        self._last = self.manager.clock.seconds()       # any input keeps a session alive
         try:
             self.manager.frontend.client_media(self, frame)
         except Exception:
