@@ -216,7 +216,8 @@ class ClientSession:
 
     def _challenged(self, challenge: m.Challenge) -> None:
         state = self._login_state
-        if state is None or not challenge.nonce.startswith(state["nonce"]):
+        if (state is None or not challenge.nonce.startswith(state["nonce"])
+                or len(challenge.nonce) < len(state["nonce"]) + 16):
             self._end_login(LoginRefused(0, "challenge does not continue our nonce"))
             return
         d = deferToThread(scram.salted_password, state["password"], challenge.salt,
