@@ -13,7 +13,8 @@ cannot hold a socket:
   ``error`` message as JSON body).
 - A dropped stream does not end the session: it lives until its idle timeout. ``GET`` with
   ``Callgw-Session`` (and ``Last-Event-ID``) reattaches and replays the last ``REPLAY`` events
-  after that id. One stream per session: a new one replaces the old.
+  after that id. One stream per session: a new one replaces the old. Attached streams get a
+  ``: keep-alive`` comment every 15 s.
 
 Each session is a ``ClientConnection`` with framing ``"https"``. Works over HTTP/2 and
 HTTP/1.1. Tests: tests/web/test_site.py.
@@ -88,11 +89,20 @@ class HttpSession:
 
 
 class HttpSessions:
-    """The live HTTP sessions by id."""
+    """The live HTTP sessions by id. ``keepalive()`` writes an SSE comment on every attached
+    stream (so proxies keep it open and a dead one is noticed); the site calls it
+    every ``KEEPALIVE`` seconds while running."""
+
+    KEEPALIVE = 15.0
 
     def __init__(self, manager):
         self.manager = manager
         self.by_id: dict[str, HttpSession] = {}
+
+    def keepalive(self) -> None:
+        for session in list(self.by_id.values()):
+            if session.request is not None:
+                session.request.write(b": keep-alive\n\n")
 
     def lookup(self, request) -> HttpSession | None:
         sid = request.getHeader(SESSION_HEADER)

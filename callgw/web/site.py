@@ -16,6 +16,7 @@ Tests: tests/web/test_site.py.
 from __future__ import annotations
 
 from twisted.application.service import MultiService, Service
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.web import http
 from twisted.web.resource import Resource
@@ -69,6 +70,8 @@ class WebSite(MultiService):
         client.putChild(b"v1", v1)
         v1.putChild(b"ws", websocket.make_resource(manager))
         self.http_sessions = httpframing.add_resources(v1, manager)
+        self.clock = reactor
+        self._keepalive = None
         self.site = Site(self.root)
         self.site.displayTracebacks = False
         self.listener = StreamListener("web-https", listener, self.site, reactor,
@@ -84,11 +87,17 @@ class WebSite(MultiService):
         self.log.info("web: HTTP/2 {state}", state="enabled (ALPN h2, http/1.1)"
                       if http.H2_ENABLED else "not available: HTTP/1.1 only")
         Service.startService(self)
+        self._keepalive = LoopingCall(self.http_sessions.keepalive)
+        self._keepalive.clock = self.clock
+        self._keepalive.start(self.http_sessions.KEEPALIVE, now=False).addErrback(
+            lambda f: self.log.failure("web: SSE keep-alive stopped", f))
         return self.listener.startService()
 
     def stopService(self):
         """Fires when the HTTPS listener is closed."""
         Service.stopService(self)
+        if self._keepalive is not None and self._keepalive.running:
+            self._keepalive.stop()
         return self.listener.stopService()
 
     @property

@@ -126,3 +126,22 @@ def test_http11_fallback_and_http_framing_refusals(tmp_path):
         assert code == 202 and sid not in gw.web.http_sessions.by_id
     finally:
         yield stop_gateway(gw)
+
+
+def test_keepalive_comment_only_on_attached_streams():
+    from callgw.web.httpframing import HttpSession, HttpSessions
+
+    class Request:
+        def __init__(self):
+            self.out = []
+
+        def write(self, data):
+            self.out.append(data)
+
+    sessions = HttpSessions(manager=None)
+    attached, detached = HttpSession(sessions, "a"), HttpSession(sessions, "b")
+    attached.request = Request()
+    sessions.by_id.update(a=attached, b=detached)
+    sessions.keepalive()
+    assert attached.request.out == [b": keep-alive\n\n"]
+    assert fr.SseParser().receive_data(b"".join(attached.request.out)) == []
