@@ -11,7 +11,8 @@ polls without blocking and calls each ready endpoint's ``readable(now)`` directl
 ``RtpEndpoint.readable`` reads one datagram (level-triggered epoll brings the socket back if
 more wait, and no EAGAIN exception is raised per packet). In the latched steady state with no
 conversion it checks the source address and payload type, counts the packet, keeps RFC 3550
-A.1 sequence and A.8 jitter figures inline, and ``sendto``s the same bytes to the other side.
+A.1 sequence and A.8 jitter figures inline, and sends the same bytes to the other side (on a
+socket ``connect()``ed to that side's latched address: no address parsing, no route lookup).
 Everything else (latching, DTMF, codec conversion, relayed mode, RTCP multiplexed on the RTP
 port, junk) goes to the session's slow path.
 
@@ -19,6 +20,7 @@ Tests: tests/media/test_media_relay.py.
 """
 from __future__ import annotations
 
+import ctypes
 import errno
 import select
 import socket
@@ -49,6 +51,29 @@ def open_udp(address: str, port: int) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def _libc_connect():
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.connect
+    except (OSError, AttributeError):
+        return None
+
+
+_connect = _libc_connect()
+
+
+def disconnect(sock: socket.socket) -> bool:
+    """Dissolve a connected UDP socket's association (``connect`` to AF_UNSPEC).
+
+    Python's ``socket.connect`` cannot pass AF_UNSPEC, so this calls libc. False when it
+    cannot be done here (the caller then closes the socket instead of reusing it).
+    """
+    if _connect is None:
+        return False
+    unspec = (ctypes.c_ubyte * 28)()  # sa_family 0 (AF_UNSPEC), large enough for IPv6
+    return _connect(sock.fileno(), unspec, ctypes.sizeof(unspec)) == 0
 
 
 @implementer(IReadDescriptor)
@@ -164,6 +189,7 @@ class RtpEndpoint:
         self.ptime = 20
         self.sdp_address = None       # (host, port) from the side's SDP
         self.latched = None           # the real source address, once latched
+        self.connected = False        # the socket is connect()ed to ``latched``
         self.ssrc = None
         self.send_allowed = True      # the side's SDP lets us send to it
         self.expect_media = True      # the side's SDP says it sends
@@ -171,8 +197,7 @@ class RtpEndpoint:
         # fast_ready: wiring allows it, fast: and the counters are primed for it
         self.fast_ready = False
         self.fast = False
-        self.out_sendto = None
-        self.out_address = None
+        self.out_send = None          # send(data) toward the other side
         self.out_counter = None
         # receive counters (RFC 3550 A.1 / A.8 kept inline)
         self.packets = 0
@@ -193,6 +218,40 @@ class RtpEndpoint:
     def destination(self):
         """Where media for this side goes: the latched source, else the SDP address."""
         return self.latched or self.sdp_address
+
+    def latch(self, addr):
+        """Fix this side's source to ``addr`` and connect the socket to it.
+
+        A connected UDP socket lets the kernel drop other sources and skip the route lookup
+        on every send (about 0.6 us a packet measured here).
+        """
+        self.latched = addr
+        self.connected = False
+        try:
+            self.sock.connect(addr)
+            self.connected = True
+        except OSError as e:
+            log.warn("RTP {side}: cannot connect to {addr}: {error}", side=self.side,
+                     addr=addr, error=e)
+
+    def open_filter(self):
+        """Let other sources reach the socket again (before a re-latch); keeps ``latched``."""
+        if self.connected and disconnect(self.sock):
+            self.connected = False
+
+    def unlatch(self):
+        """Forget the latched source (a new far end)."""
+        self.open_filter()
+        self.latched = None
+
+    def sender(self):
+        """A ``send(data)`` toward this side's destination, or None when it has none."""
+        if self.connected:
+            return self.sock.send
+        destination, sendto = self.destination, self.sendto
+        if destination is None:
+            return None
+        return lambda data: sendto(data, destination)
 
     def readable(self, now: float):
         """Read one datagram and forward or hand it to the session."""
@@ -226,7 +285,7 @@ class RtpEndpoint:
                 self.jitter += (d - self.jitter) * 0.0625
             self.transit = transit
             try:
-                self.out_sendto(data, self.out_address)
+                self.out_send(data)
             except OSError:
                 self.out_counter.send_errors += 1
                 return

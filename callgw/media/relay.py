@@ -198,7 +198,7 @@ class RelaySession:
         endpoint.expect_media = media.direction in ("sendrecv", "sendonly")
         address = (media.address, media.port) if media.port else None
         if previous is not None and address != endpoint.sdp_address:
-            endpoint.latched = None  # a new far end: latch afresh
+            endpoint.unlatch()  # a new far end: latch afresh
         endpoint.sdp_address = address
         rtcp = self.rtcp[side]
         rtcp.sdp_address = (media.address, media.port + 1) if media.port else None
@@ -304,7 +304,7 @@ class RelaySession:
             log.info("media {call_id} {side} latched to {addr} (SDP said {sdp})",
                      call_id=self.call_id, side=endpoint.side, addr=addr,
                      sdp=endpoint.sdp_address)
-            endpoint.latched = addr
+            endpoint.latch(addr)
             endpoint.ssrc = None
             self._rewire()
         ssrc = int.from_bytes(data[8:12], "big")
@@ -402,24 +402,47 @@ class RelaySession:
                 continue
             if source.latched is not None and target.destination is not None and \
                     target.send_allowed:
-                source.out_sendto = target.sendto
-                source.out_address = target.destination
+                source.out_send = target.sender()
                 source.out_counter = target
                 source.fast_ready = True
                 source.fast = source.transit is not None and source.base_seq is not None
 
     def _start_watch(self):
-        if self._check_call is None and not self.closed and self.relay.inactivity_timeout:
-            interval = max(0.05, min(self.relay.inactivity_timeout / 4.0, 5.0))
+        if self._check_call is None and not self.closed:
+            intervals = [5.0, self.relay.relatch_after / 2.0]
+            if self.relay.inactivity_timeout:
+                intervals.append(self.relay.inactivity_timeout / 4.0)
+            interval = max(0.05, min(intervals))
             self._check_call = self.clock.callLater(interval, self._watch, interval)
         self.quality.start()
+
+    def _filters(self, now: float):
+        """Open a silent latched side's socket to new sources (a NAT may have rebound), and
+        close it again once its source is back."""
+        changed = False
+        for endpoint in self.endpoints.values():
+            if endpoint.latched is None:
+                continue
+            silent = endpoint.last_rx is None or now - endpoint.last_rx > self.relay.relatch_after
+            if endpoint.connected and silent:
+                endpoint.open_filter()
+                changed = True
+            elif not endpoint.connected and not silent:
+                endpoint.latch(endpoint.latched)
+                changed = changed or endpoint.connected
+        if changed:
+            self._rewire()
 
     def _watch(self, interval: float):
         self._check_call = None
         if self.closed:
             return
         now = self.clock.seconds()
+        self._filters(now)
         timeout = self.relay.inactivity_timeout
+        if not timeout:
+            self._check_call = self.clock.callLater(interval, self._watch, interval)
+            return
         watched = []
         for side, endpoint in self.endpoints.items():
             if side == "client" and self.client is not None:

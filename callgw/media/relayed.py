@@ -52,8 +52,7 @@ class ClientMedia:
             return
         self.translate = g711.translation(gateway.codec, self.codec)
         if gateway.latched is not None:
-            gateway.out_sendto = self.to_client
-            gateway.out_address = None
+            gateway.out_send = self.to_client
             gateway.out_counter = self
             gateway.fast_ready = True
             gateway.fast = gateway.transit is not None and gateway.base_seq is not None
@@ -123,8 +122,8 @@ class ClientMedia:
 
     # --- gateway -> client ---------------------------------------------------------------
 
-    def to_client(self, data: bytes, address=None):
-        """One gateway RTP packet to the ``deliver`` callback (the address is unused)."""
+    def to_client(self, data: bytes):
+        """One gateway RTP packet to the ``deliver`` callback."""
         if data[0] == 0x80:  # no padding, extension or CSRCs: the usual case, read in place
             payload = data[12:]
             sequence = data[2] << 8 | data[3]

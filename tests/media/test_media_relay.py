@@ -52,14 +52,15 @@ async def test_nat_sender_is_latched_and_bytes_pass_untouched():
         assert [d for d, _ in gw_nat.received] == [rtp(0, q, 160 * q, 0xC1) for q in range(2, 12)]
         assert len(gw_sdp.received) == 1
         stranger.send(rtp(0, 2, 0, 0x99), gaddr)            # latched: others are dropped
-        await sleep(0.05)
+        await sleep(0.05)                                   # (by the kernel: it is connected)
         assert len(client.received) == 1
+        assert s.endpoints["gateway"].connected
         stats = s.statistics()
         assert stats["latched"]["gateway"] == "%s:%d" % gw_nat.addr
         c2g = stats["client_to_gateway"]
         assert c2g["packets"] == 11 and c2g["forwarded"] == 11 and c2g["lost"] == 0
         assert c2g["octets"] == 11 * 172 and c2g["mos"] > 4
-        assert stats["gateway_to_client"]["dropped"] == 2
+        assert stats["gateway_to_client"]["dropped"] == 1   # the wrong payload type
         assert stats["gateway_to_client"]["ssrc"] == 0x6A7E
         close_peers(stranger)
     finally:
@@ -224,4 +225,30 @@ async def test_fast_path_takes_over_and_notices_a_new_ssrc():
         assert c2g["ssrc"] == 0xC2 and c2g["lost"] == 0 and c2g["packets"] == 11
     finally:
         close_peers(client, gw_sdp, gw_nat)
+        await s.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_silent_latched_source_gives_way_to_a_new_one():
+    r, s, events, client, gw_sdp, gw_nat, caddr, gaddr = await two_sided(relatch_after=0.2)
+    rebound = peer()
+    try:
+        gw_nat.send(rtp(0, 1, 0, 0x6A), gaddr)
+        await wait_until(lambda: client.received)
+        rebound.send(rtp(0, 2, 160, 0x6A), gaddr)           # too soon: still the old binding
+        await sleep(0.05)
+        assert len(client.received) == 1
+        await sleep(0.5)                                    # silent longer than relatch_after
+        assert not s.endpoints["gateway"].connected
+        rebound.send(rtp(0, 3, 320, 0x6A), gaddr)           # the NAT's new binding
+        await wait_until(lambda: len(client.received) == 2)
+        client.send(rtp(0, 1, 0, 0xC1), caddr)
+        await wait_until(lambda: rebound.received)
+        assert s.statistics()["latched"]["gateway"] == "%s:%d" % rebound.addr
+        for seq in range(4, 60):
+            rebound.send(rtp(0, seq, 160 * seq, 0x6A), gaddr)
+            await sleep(0.01)
+        assert s.endpoints["gateway"].connected and s.endpoints["gateway"].fast
+    finally:
+        close_peers(client, gw_sdp, gw_nat, rebound)
         await s.close()
