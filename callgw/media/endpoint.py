@@ -182,6 +182,7 @@ class RtpEndpoint:
         self.sock = sock
         self.port = port
         self.recvfrom = sock.recvfrom
+        self.recv = sock.recv
         self.sendto = sock.sendto
         self.payload_type = None      # negotiated audio payload type on this side
         self.event_type = None        # negotiated telephone-event payload type, or None
@@ -256,7 +257,11 @@ class RtpEndpoint:
     def readable(self, now: float):
         """Read one datagram and forward or hand it to the session."""
         try:
-            data, addr = self.recvfrom(RECV_SIZE)
+            if self.connected:  # only the latched source gets through: skip its address
+                data = self.recv(RECV_SIZE)
+                addr = self.latched
+            else:
+                data, addr = self.recvfrom(RECV_SIZE)
         except BlockingIOError:
             return
         except OSError as e:  # ICMP port unreachable from an earlier send, and similar
