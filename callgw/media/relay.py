@@ -3,9 +3,10 @@
 A session has two sides, ``"client"`` and ``"gateway"``. Each side that speaks RTP gets an
 even/odd port pair (``allocate``) and a far end from its SDP (``connect``). Symmetric RTP with
 latching: the first packet of the side's negotiated payload type (audio or telephone-event)
-fixes the side's real source address and SSRC, which then win over the SDP address; packets
-from elsewhere are dropped, unless the latched source has been silent for ``relatch_after``
-seconds (a NAT rebinding). Media from one side goes out of the other side's socket to that
+fixes the side's real source address and SSRC, which then win over the SDP address; the
+side's socket is then ``connect()``ed to it, so the kernel drops packets from elsewhere, until
+the latched source has been silent for ``relatch_after`` seconds (a NAT rebinding: the socket
+is disconnected and the next sender of the negotiated payload type latches). Media from one side goes out of the other side's socket to that
 side's latched (else SDP) address: untouched when both use the same codec (the fast path in
 ``callgw.media.endpoint``), with the payload type rewritten and the payload converted
 mu-law <-> A-law when they differ. RFC 4733 events are forwarded with the peer's event payload
