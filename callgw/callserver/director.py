@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from callgw.callserver.rules import Refused, RuleSet, normalize
@@ -57,7 +58,7 @@ class CallDirector:
         self.clock = clock
         self.max_duration = max_duration
         self._cache: dict[str, _UserCache] = {}
-        self._loading: dict[str, Deferred] = {}
+        self._loading: dict[str, list] = {}
         self._generation = 0
         self.active_by_user: dict[str, int] = defaultdict(int)
         self.active_by_tenant: dict[str, int] = defaultdict(int)
@@ -72,17 +73,18 @@ class CallDirector:
         self._loading.clear()
 
     def _load(self, username: str, tenant_name: str) -> Deferred:
-        """Fires with the user's ``_UserCache`` (from memory when warm)."""
+        """Fires with the user's ``_UserCache`` (from memory when warm); concurrent requests
+        for a user share one store read."""
         cached = self._cache.get(username)
         if cached is not None:
             return succeed(cached)
-        pending = self._loading.get(username)
-        if pending is not None:
-            d = Deferred()
-            pending.addCallback(lambda c: (d.callback(c), c)[1])
+        d = Deferred()
+        waiters = self._loading.get(username)
+        if waiters is not None:
+            waiters.append(d)
             return d
+        waiters = self._loading[username] = [d]
         generation = self._generation
-        d = self.store.run("director_snapshot", username, tenant_name)
 
         def built(snapshot):
             entry = _UserCache(
@@ -91,14 +93,17 @@ class CallDirector:
                 snapshot["tenant"] or {"name": tenant_name, "timezone": "UTC", "country": "1"})
             if generation == self._generation:
                 self._cache[username] = entry
-            self._loading.pop(username, None)
             return entry
 
-        def failed(f):
-            self._loading.pop(username, None)
-            return f
-        d.addCallbacks(built, failed)
-        self._loading[username] = d
+        def settle(result):
+            if self._loading.get(username) is waiters:
+                del self._loading[username]
+            for waiter in waiters:
+                waiter.callback(result) if not isinstance(result, Failure) else \
+                    waiter.errback(result)
+        read = self.store.run("director_snapshot", username, tenant_name)
+        read.addCallback(built)
+        read.addBoth(settle)
         return d
 
     # -- IDirector ----------------------------------------------------------------------------

@@ -71,5 +71,11 @@ def events_of(gw, call_id):
     return [r["kind"] for r in rows]
 
 
-__all__ = ["Sipp", "free_port", "PASSWORD", "HAVE_SIPP", "prepare_db", "start", "client_url",
+__all__ = ["within", "Sipp", "free_port", "PASSWORD", "HAVE_SIPP", "prepare_db", "start", "client_url",
            "sleep", "settled_cdr", "events_of"]
+
+
+def within(d, seconds=15.0):
+    """``d`` failing with TimeoutError after ``seconds`` (a failing test must not hang)."""
+    d.addTimeout(seconds, reactor)
+    return d

@@ -97,3 +97,27 @@ def test_branding(env):
     b = unit.branding_for(store.db.get_tenant("acme"))
     assert b["display_name"] == "ACME" and "greeting" in b
     assert clean_branding({"Bad Key": "x", "ok": "a\nb", "fine": 3}) == {"fine": "3"}
+
+
+def test_concurrent_first_requests_share_one_read():
+    from twisted.internet.defer import Deferred
+    store = SyncStore()
+    store.db.ensure_default_tenant(0)
+    store.db.add_user("alice", "x", 0)
+    pending = []
+
+    class SlowStore:
+        def run(self, name, *args):
+            d = Deferred()
+            pending.append((d, getattr(store.db, name)(*args)))
+            return d
+    clock = Clock()
+    director = CallDirector(SlowStore(), clock)
+    alice = store.db.get_user("alice")
+    first = director.authorize(alice, "+15551234")
+    first.addCallback(lambda auth: "handler")          # what the call server chains on
+    second = director.authorize(alice, "+15551235")
+    assert len(pending) == 1
+    pending[0][0].callback(pending[0][1])
+    assert result(first) == "handler"
+    assert result(second).target == "+15551235"

@@ -11,7 +11,7 @@ from twisted.internet import defer
 
 from callgw.client.links import connect
 from protocols.client import messages as m
-from tests.callpath.callgw_env import (HAVE_SIPP, PASSWORD, Sipp, client_url, events_of,
+from tests.callpath.callgw_env import (within, HAVE_SIPP, PASSWORD, Sipp, client_url, events_of,
                                        free_port, prepare_db, settled_cdr, sleep, start)
 
 pytestmark = pytest.mark.skipif(not HAVE_SIPP, reason="sipp (sip-tester) is not installed")
@@ -39,13 +39,13 @@ def test_answered_then_client_hangs_up(tmp_path):
     try:
         session = yield login(gw)
         call = session.call("+4930123456")
-        yield call.trying
-        yield call.ringing
-        connected = yield call.connected
+        yield within(call.trying)
+        yield within(call.ringing)
+        connected = yield within(call.connected)
         assert connected.key is not None
         yield sleep(0.5)
         call.hangup()
-        end = yield call.disconnected
+        end = yield within(call.disconnected)
         assert isinstance(end, m.Disconnected) and end.cause == "normal"
         code = yield sipp.wait(gw.reactor)
         assert code == 0, sipp.log()
@@ -74,8 +74,8 @@ def test_gateway_hangs_up(tmp_path):
     try:
         session = yield login(gw)
         call = session.call("+4930123456")
-        yield call.connected
-        end = yield call.disconnected
+        yield within(call.connected)
+        end = yield within(call.disconnected)
         assert end.cause == "normal"
         assert (yield sipp.wait(gw.reactor)) == 0, sipp.log()
         cdr = (yield settled_cdr(gw, "alice"))[0]
@@ -93,7 +93,7 @@ def test_busy(tmp_path):
     try:
         session = yield login(gw)
         call = session.call("+4930123456")
-        end = yield call.disconnected
+        end = yield within(call.disconnected)
         assert end.cause == "busy" and end.q850 == 17
         assert (yield sipp.wait(gw.reactor)) == 0, sipp.log()
         cdr = (yield settled_cdr(gw, "alice"))[0]
@@ -111,8 +111,8 @@ def test_no_answer(tmp_path):
     try:
         session = yield login(gw)
         call = session.call("+4930123456")
-        yield call.ringing
-        end = yield call.disconnected
+        yield within(call.ringing)
+        end = yield within(call.disconnected)
         assert end.cause == "no-answer" and end.q850 == 19
         assert (yield sipp.wait(gw.reactor)) == 0, sipp.log()       # it saw our CANCEL
         cdr = (yield settled_cdr(gw, "alice"))[0]
@@ -129,7 +129,7 @@ def test_refused_destination_never_reaches_gateway(tmp_path):
     try:
         session = yield login(gw)
         call = session.call("+19005551234")
-        end = yield call.disconnected
+        end = yield within(call.disconnected)
         assert isinstance(end, m.Unauthorized) and end.code == 411
         assert "+1900" in end.text
         yield sleep(0.5)
@@ -156,9 +156,9 @@ def test_first_gateway_503_then_second_answers(tmp_path):
     try:
         session = yield login(gw)
         call = session.call("+4930123456")
-        yield call.connected
+        yield within(call.connected)
         call.hangup()
-        yield call.disconnected
+        yield within(call.disconnected)
         assert (yield bad.wait(gw.reactor)) == 0, bad.log()
         assert (yield good.wait(gw.reactor)) == 0, good.log()
         cdr = (yield settled_cdr(gw, "alice"))[0]
@@ -179,9 +179,9 @@ def test_first_gateway_down_then_second_answers(tmp_path):
     try:
         session = yield login(gw)
         call = session.call("+4930123456")
-        yield call.connected
+        yield within(call.connected)
         call.hangup()
-        yield call.disconnected
+        yield within(call.disconnected)
         assert (yield good.wait(gw.reactor)) == 0, good.log()
         cdr = (yield settled_cdr(gw, "alice"))[0]
         assert cdr["gateway"] == "gw2" and cdr["stats"]["attempts"] == 2
