@@ -193,3 +193,32 @@ def parse_reason_header(value: str | None) -> int | None:
 def reason_header(cause: int) -> str:
     """An RFC 3326 ``Reason`` header value for Q.850 ``cause``."""
     return f'Q.850;cause={cause};text="{cause_text(cause)}"'
+
+
+# -- the client protocol's causes (call path, issue 5) -------------------------------------------
+# protocols/client/messages.py CAUSES <-> Q.850. Q.850 -> client: the cause words of
+# ``disconnected``; a cause not listed maps by class (normal class < 32 -> "normal", else
+# "server-error", see ``client_cause``). Client -> Q.850: a client's ``reject`` cause.
+Q850_TO_CLIENT: dict[int, str] = {
+    16: "normal", 31: "normal", 17: "busy", 18: "no-answer", 19: "no-answer",
+    20: "unreachable", 21: "rejected", 1: "invalid-number", 22: "invalid-number",
+    28: "invalid-number", 2: "unreachable", 3: "unreachable", 27: "unreachable",
+    38: "network-error", 41: "network-error", 34: "congestion", 42: "congestion",
+    47: "congestion", 58: "congestion", 102: "timeout", 111: "server-error",
+    127: "server-error", 55: "unauthorized", 57: "unauthorized", 87: "unauthorized",
+}
+CLIENT_TO_Q850: dict[str, int] = {
+    "normal": 16, "busy": 17, "no-answer": 19, "rejected": 21, "unreachable": 3,
+    "congestion": 34, "invalid-number": 28, "unauthorized": 21, "cancelled": 16,
+    "timeout": 102, "media-timeout": 41, "network-error": 41, "server-error": 41,
+}
+register("client", CLIENT_TO_Q850, Q850_TO_CLIENT, default_code="server-error",
+         default_cause=NORMAL_CLEARING)
+
+
+def client_cause(cause: int) -> str:
+    """The client protocol's ``disconnected`` cause for Q.850 ``cause``."""
+    word = Q850_TO_CLIENT.get(cause)
+    if word is None:
+        return "normal" if cause < 32 else "server-error"
+    return word

@@ -11,9 +11,8 @@ reports the client's request as ``Setup`` (built by the front end) and turns the
 Relay mode: ``connected`` carries a fresh 16-byte per-call media key (the media issue checks it
 on media frames); direct mode: the gateway's RTP address from ``Connect.media``.
 
-Causes: ``CLIENT_CAUSES`` maps Q.850 cause values to the client protocol's ``disconnected``
-causes (protocols/client/messages.py ``CAUSES``), and ``Q850_OF_CLIENT`` the other way for
-``reject``.
+Causes: the client protocol's block of ``callgw.causes`` maps Q.850 cause values to the
+``disconnected`` causes (protocols/client/messages.py ``CAUSES``) and back for ``reject``.
 
 Tests: tests/callpath/test_client_leg.py.
 """
@@ -24,32 +23,14 @@ import os
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from callgw import causes
 from callgw.callserver import events as ev
 from callgw.interfaces import ICallLeg
 from protocols.client import messages as m
 
-#: Q.850 cause -> client cause; anything else by class (< 32 normal class, else server-error).
-CLIENT_CAUSES: dict[int, str] = {
-    16: "normal", 31: "normal", 17: "busy", 18: "no-answer", 19: "no-answer", 20: "unreachable",
-    21: "rejected", 1: "invalid-number", 28: "invalid-number", 22: "invalid-number",
-    3: "unreachable", 2: "unreachable", 27: "unreachable", 38: "network-error",
-    34: "congestion", 42: "congestion", 47: "congestion", 58: "congestion",
-    41: "network-error", 102: "timeout", 111: "server-error", 127: "server-error",
-    57: "unauthorized", 55: "unauthorized", 87: "unauthorized",
-}
-Q850_OF_CLIENT: dict[str, int] = {
-    "normal": 16, "busy": 17, "no-answer": 19, "rejected": 21, "unreachable": 3,
-    "congestion": 34, "invalid-number": 28, "unauthorized": 21, "cancelled": 16,
-    "timeout": 102, "media-timeout": 41, "network-error": 41, "server-error": 41,
-}
-
-
-def client_cause(q850: int) -> str:
-    """The client protocol's cause word for Q.850 cause ``q850``."""
-    cause = CLIENT_CAUSES.get(q850)
-    if cause is None:
-        return "normal" if q850 < 32 else "server-error"
-    return cause
+CLIENT_CAUSES = causes.Q850_TO_CLIENT
+Q850_OF_CLIENT = causes.CLIENT_TO_Q850
+client_cause = causes.client_cause
 
 
 @implementer(ICallLeg)
