@@ -419,3 +419,29 @@ class CallHandler:
         if self.released_by == "a":
             return "cancelled"
         return "failed"
+
+
+def mermaid() -> str:
+    """The transition table as a Mermaid state diagram (docs/architecture.md is made from it:
+    ``python -m callgw.callserver.handler``). Ignored inputs are left out."""
+    lines = ["stateDiagram-v2", "    [*] --> null"]
+    edges: dict[tuple[str, str], list[str]] = {}
+    for (state, name), (action, next_state) in TRANSITIONS.items():
+        if action == "ignore":
+            continue
+        targets = [next_state.value] if next_state is not None else {
+            "early_failure": ["call-initiated", "released"],
+            "setup_timeout": ["call-initiated", "released"],
+            "media_ready": ["call-initiated"], "early_media": ["delivered"]}.get(
+                action, [state.value])
+        for target in targets:
+            edges.setdefault((state.value, target), []).append(name)
+    for (src, dst), names in sorted(edges.items()):
+        lines.append(f"    {src} --> {dst}: {', '.join(sorted(set(names)))}")
+    lines.append("    released --> [*]")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import sys
+    sys.stdout.write(mermaid() + "\n")
