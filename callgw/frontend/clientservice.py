@@ -59,7 +59,8 @@ class ClientService(MultiService):
         super().__init__()
         self.manager = SessionManager(store, frontend, config, reactor)
         self.cert = CertificateService(config, reactor)
-        self.cert.setServiceParent(self)
+        if config.listener("client", "tls") or config.listener("web", "https"):
+            self.cert.setServiceParent(self)            # made/loaded only when TLS is used
         self.listeners: dict[str, Service] = {}
         udp = config.listener("client", "udp")
         if udp is not None:

@@ -69,3 +69,17 @@ def test_client_verifies_refuses_or_is_told_not_to(tmp_path, scheme):
         session.close()
     finally:
         yield stop_gateway(gw)
+
+
+@pytest_twisted.inlineCallbacks
+def test_no_certificate_without_tls_listeners(tmp_path):
+    gw = yield start_gateway(tmp_path, FakeFrontEnd(), client={"tls": "off"},
+                             web={"https": "off"})
+    try:
+        assert set(gw.client.listeners) == {"udp", "tcp"} and gw.web is None
+        assert not (tmp_path / "callgw-cert.pem").exists()
+        session = yield connect(url(gw, "tcp"), reactor)
+        yield session.login("alice", PASSWORD)
+        session.close()
+    finally:
+        yield stop_gateway(gw)
