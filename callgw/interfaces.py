@@ -80,8 +80,20 @@ class IDirector(Interface):
     def authenticate(username, proof):
         """Fires with the user's record, or fails with ``Unauthorized``."""
 
-    def authorize(user, target):
-        """Fires with the normalized target, or fails with ``Unauthorized(reason, text)``."""
+    def authorize(user, target=None, contact=None, tenant=None):
+        """Check a call request of ``user`` (store row) to ``target`` (a number) or
+        ``contact`` (an address-book entry) under ``tenant`` (name; default the user's).
+
+        Fires with an ``Authorization`` (normalized E.164 target, caller identity, privacy,
+        maximum duration), or fails with ``callgw.callserver.rules.Refused`` (an ``AuthCode``,
+        a reason word and text for the client's ``unauthorized``).
+        """
+
+    def call_began(username, tenant):
+        """A call of ``username`` started (concurrency counts)."""
+
+    def call_ended(username, tenant):
+        """A call of ``username`` ended."""
 
 
 class IGatewayDirectory(Interface):

@@ -121,3 +121,18 @@ def test_concurrent_first_requests_share_one_read():
     pending[0][0].callback(pending[0][1])
     assert result(first) == "handler"
     assert result(second).target == "+15551235"
+
+
+def test_provides_the_interfaces():
+    from zope.interface.verify import verifyObject
+
+    from callgw.interfaces import ICallLogSink, IDirector, IGatewayDirectory, IRegistrar
+    from callgw.callserver.logger import CallLogger
+    from callgw.proxy.gateways import GatewayDirectory
+    from callgw.proxy.registrar import Registrar
+    store = SyncStore()
+    clock = Clock()
+    assert verifyObject(IDirector, CallDirector(store, clock))
+    assert verifyObject(IGatewayDirectory, GatewayDirectory(store))
+    assert verifyObject(IRegistrar, Registrar(store, clock, "n"))
+    assert verifyObject(ICallLogSink, CallLogger(store, clock, "n"))
