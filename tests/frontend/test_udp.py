@@ -1,9 +1,11 @@
 """UDP on a Clock: the ReliableChannel driving the core's ReliableEndpoint over a lossy,
-duplicating, reordering fake network; the listener's protocol with a fake transport."""
+duplicating, reordering fake network; the listener's protocol with a fake transport; the
+client library and the listener logging in and calling through 30% loss."""
 from __future__ import annotations
 
 import random
 
+import pytest
 from twisted.internet import task
 
 from callgw.frontend.connection import SessionManager
@@ -123,3 +125,64 @@ def test_known_peer_gets_errors_and_unauthenticated_peers_expire(tmp_path):
     assert messages[-1].code == ErrorCode.UNKNOWN_COMMAND and len(messages) == 3
     clock.advance(proto.manager.login_timeout + 1)
     assert proto.peers[addr].conn.state.value == "closed"
+
+
+class LossyPort:
+    """A fake UDP socket: what it writes reaches ``deliver(data, from)`` later, or never."""
+
+    def __init__(self, clock, rng, addr, loss):
+        self.clock, self.rng, self.addr, self.loss = clock, rng, addr, loss
+        self.deliver = None
+
+    def write(self, data, addr):
+        if self.rng.random() >= self.loss:
+            self.clock.callLater(self.rng.uniform(0.001, 0.1), self.deliver, data, self.addr)
+
+    def stopListening(self):
+        return None
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_token_login_and_call_complete_with_30_percent_loss(tmp_path, seed):
+    from callgw.client.links import UdpLink
+    from callgw.client.session import ClientSession
+    clock = task.Clock()
+    clock.advance(1_800_000_000)
+    rng = random.Random(seed)
+    frontend = FakeFrontEnd()
+    manager = SessionManager(Store(), frontend, make_config(tmp_path), clock)
+    server = ClientDatagramProtocol(manager)
+    link = UdpLink(clock, "127.0.0.1", 7060)
+    server.transport = LossyPort(clock, rng, ("127.0.0.1", 7060), 0.3)
+    server.transport.deliver = link.datagramReceived
+    link.transport = LossyPort(clock, rng, ("127.0.0.1", 5555), 0.3)
+    link.transport.deliver = server.datagramReceived
+    session = ClientSession(link, clock=clock)
+    token, _ = manager.tokens.issue("alice", clock.seconds())
+    welcome = session.login_token(token)
+    for _ in range(3000):
+        clock.advance(0.01)
+        if welcome.called:
+            break
+    assert welcome.result.user == "alice"
+    call = session.call("+4930123456")
+    for _ in range(3000):
+        clock.advance(0.01)
+        if call.connected.called:
+            break
+    call.hangup()
+    for _ in range(3000):
+        clock.advance(0.01)
+        if call.disconnected.called:
+            break
+    assert [e.command for e in call.events] == ["trying", "ringing", "connected",
+                                                "disconnected"]
+    session.logout()
+    for _ in range(3000):
+        clock.advance(0.01)
+        if session.closed.called:
+            break
+    assert session.closed.called            # the logout was acknowledged
+    assert [reason for _, reason in frontend.closed] == ["logout"]
+    clock.advance(60)
+    assert server.peers == {}               # forgotten once acknowledged (or after LINGER)
