@@ -13,7 +13,11 @@ hands call commands and media frames to the *front end* (the call path) through 
 - ``frontend.session_closed(conn, reason)`` on logout, idle expiry, a lost connection, shutdown.
 
 The login glue here (``auth_message``, ``make_token_signer``) is the server's half; the client
-library (``callgw.client``) uses the same ``auth_message``. docs/protocol.md is the spec.
+library (``callgw.client``) uses the same ``auth_message``. docs/protocol.md is the spec (login
+section 5, limits section 13). This class does not drive the core's
+``protocols.client.session.ServerSession``: that machine keeps its own call table and media
+keys, which in callgw belong to the call path's client leg (it sends ``trying``...``connected``
+itself through ``send``); tokens, throttling, SCRAM math and UDP reliability are the core's.
 Tests: tests/frontend/test_connection.py (StringTransport-free: a recording writer and a Clock)
 and the framing tests in tests/frontend/, tests/web/.
 """
