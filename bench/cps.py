@@ -1,0 +1,398 @@
+"""Call set-up and tear-down rate through the whole call path, with the ceiling and Sippy.
+
+Three rows in one run, each device under test pinned to core 1 and its load to core 0
+(``taskset``), rates stepped up until fewer than 99.9% of the calls succeed:
+
+1. **ceiling**: sipp UAC -> sipp UAS directly (INVITE/100/180/200/ACK, BYE/200);
+2. **sippy**: sipp UAC -> Sippy B2BUA 2.5 (Python, no media) -> sipp UAS;
+3. **callgw**: client protocol over TCP (users log in once, then reuse their sessions) ->
+   callgw (one process: front end, director, handler, SIP slave, logger writing events, traces
+   and CDRs to SQLite) -> sipp UAS. The client hangs up as soon as it is connected.
+
+For each step: offered and achieved rate, success ratio, p50/p99 set-up latency (sipp: INVITE
+to 200, from ``-trace_rtt``; callgw: ``call`` sent to ``connected`` received, measured in the
+load generator), the CPU seconds per call of the device under test, and the load generator's
+CPU share (it must not be the bottleneck).
+
+    .venv/bin/python bench/cps.py [--rates 200,400,...] [--seconds 8] [--rows ceiling,sippy,callgw]
+
+Internal modes: ``_serve CONFIG`` runs callgw; ``_load ...`` is the client-protocol load.
+Results are printed as a Markdown table (copied into docs/performance.md by hand).
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PY = sys.executable
+USERS = 8
+UAS_SCENARIO = os.path.join(ROOT, "bench", "uas.xml")
+PASSWORD = "bench password"
+
+
+# ---------------------------------------------------------------------------- helpers
+
+_GIVEN: set[int] = set()
+
+
+def free_port(kind=socket.SOCK_DGRAM, both=True) -> int:
+    """A port free now on 127.0.0.1 in 25000-26999, never the same twice in this run."""
+    for port in range(25000 + os.getpid() % 1500, 27000):
+        if port in _GIVEN:
+            continue
+        try:
+            for k in ((socket.SOCK_DGRAM, socket.SOCK_STREAM) if both else (kind,)):
+                with socket.socket(socket.AF_INET, k) as s:
+                    s.bind(("127.0.0.1", port))
+            _GIVEN.add(port)
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free port in 25000-26999")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` so far (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def percentile(values, p):
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100.0 * (len(values) - 1))))]
+
+
+def spawn(argv, core, cwd, env=None, log="out.log"):
+    out = open(os.path.join(cwd, log), "wb")
+    return subprocess.Popen(["taskset", "-c", str(core)] + argv, cwd=cwd, env=env,
+                            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+
+
+def stop(proc, sig=signal.SIGTERM):
+    if proc is not None and proc.poll() is None:
+        os.kill(proc.pid, sig)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+
+def wait_bound(port, kind=socket.SOCK_DGRAM, limit=10.0):
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        with socket.socket(socket.AF_INET, kind) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing bound port {port}")
+
+
+def sipp_uas(work, core):
+    port, cport = free_port(), free_port(both=False)
+    proc = spawn(["sipp", "-sf", UAS_SCENARIO, "-i", "127.0.0.1", "-p", str(port),
+                  "-ci", "127.0.0.1", "-cp", str(cport), "-nostdin", "-timeout", "3600s"],
+                 core, work, log=f"uas-{port}.log")
+    wait_bound(port)
+    return proc, port
+
+
+def sipp_uac(work, target, rate, seconds, core):
+    """Run sipp's built-in UAC at ``rate`` calls/s for ``seconds``; returns its figures."""
+    port, cport = free_port(), free_port(both=False)
+    total = int(rate * seconds)
+    for old in glob.glob(os.path.join(work, "uac_*_rtt.csv")):
+        os.unlink(old)
+    argv = ["sipp", "-sn", "uac", target, "-i", "127.0.0.1", "-p", str(port),
+            "-ci", "127.0.0.1", "-cp", str(cport), "-nostdin", "-r", str(rate), "-m",
+            str(total), "-d", "0", "-timeout", f"{seconds + 20}s", "-trace_rtt",
+            "-rtt_freq", "1", "-max_socket", "1000", "-l", str(max(1000, rate * 4))]
+    started = time.monotonic()
+    proc = spawn(argv, core, work, log="uac.log")
+    proc.wait(seconds + 40)
+    elapsed = time.monotonic() - started
+    screen = open(os.path.join(work, "uac.log"), errors="replace").read()
+    ok = _counter(screen, "Successful call")
+    failed = _counter(screen, "Failed call")
+    rtts = []
+    for path in glob.glob(os.path.join(work, "uac_*_rtt.csv")):
+        for line in open(path):
+            parts = line.strip().split(";")
+            if len(parts) >= 2 and re.match(r"^[0-9.]+$", parts[1]):
+                rtts.append(float(parts[1]))
+    return {"offered": rate, "calls": total, "ok": ok, "failed": failed,
+            "elapsed": elapsed, "p50_ms": percentile(rtts, 50), "p99_ms": percentile(rtts, 99)}
+
+
+def _counter(screen, name):
+    found = re.findall(rf"{name}\s*\|\s*\d+\s*\|\s*(\d+)", screen)
+    return int(found[-1]) if found else 0
+
+
+# ---------------------------------------------------------------------------- rows
+
+def row_ceiling(work, rates, seconds):
+    def step(rate):
+        uas, port = sipp_uas(work, 1)
+        try:
+            return _with_cpu(uas.pid, lambda: sipp_uac(work, f"127.0.0.1:{port}", rate,
+                                                       seconds, 0))
+        finally:
+            stop(uas)
+    return _steps(rates, step)
+
+
+def row_sippy(work, rates, seconds):
+    b2bua = shutil.which("b2bua") or os.path.join(os.path.dirname(PY), "b2bua")
+    if not os.path.exists(b2bua):
+        return [{"error": "Sippy B2BUA not installed (pip install sippy==2.5.0)"}]
+    uas, uas_port = sipp_uas(work, 0)
+    port = free_port()
+    env = dict(os.environ, SIPLOG_BEND="none")
+    proc = spawn([PY, b2bua, "-f", "-u", "-A", "0", "--sip_address=127.0.0.1",
+                  f"--sip_port={port}", "-s", f"127.0.0.1:{uas_port}",
+                  "-c", os.path.join(work, "b2bua.sock")], 1, work, env=env, log="b2bua.log")
+    try:
+        wait_bound(port)
+        return _steps(rates, lambda r: _with_cpu(proc.pid, lambda: sipp_uac(
+            work, f"127.0.0.1:{port}", r, seconds, 0)))
+    finally:
+        stop(proc)
+        stop(uas)
+
+
+def row_callgw(work, rates, seconds):
+    uas, uas_port = sipp_uas(work, 0)
+    db = os.path.join(work, "callgw.sqlite3")
+    _prepare(db, uas_port)
+    client_port = free_port()
+    sip_port = free_port()
+    config = os.path.join(work, "callgw.toml")
+    with open(config, "w") as f:
+        f.write(f'[general]\ndatabase = "{db}"\nnode = "bench"\n'
+                f'[client]\nudp = "off"\ntcp = "127.0.0.1:{client_port}"\ntls = "off"\n'
+                f'[web]\nhttps = "off"\n[manhole]\ntelnet = "off"\n'
+                f'[sip]\nudp = "127.0.0.1:{sip_port}"\ntcp = "off"\n'
+                f'[calls]\nmax_attempts = 1\n')
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    server = spawn([PY, os.path.abspath(__file__), "_serve", config], 1, work, env=env,
+                   log="callgw.log")
+    try:
+        wait_bound(client_port, socket.SOCK_STREAM, 20)
+        time.sleep(0.5)
+
+        def step(rate):
+            out = os.path.join(work, f"load-{rate}.json")
+            load = spawn([PY, os.path.abspath(__file__), "_load", f"tcp://127.0.0.1:{client_port}",
+                          str(rate), str(seconds), out], 0, work, env=env, log=f"load-{rate}.log")
+            load.wait(seconds + 60)
+            with open(out) as f:
+                return json.load(f)
+        return _steps(rates, lambda r: _with_cpu(server.pid, lambda: step(r)))
+    finally:
+        stop(server)
+        stop(uas)
+
+
+def _with_cpu(pid, run):
+    before = cpu_seconds(pid)
+    result = run()
+    result["dut_cpu"] = cpu_seconds(pid) - before
+    return result
+
+
+def _steps(rates, run):
+    rows = []
+    for rate in rates:
+        result = run(rate)
+        done = result["ok"] + result["failed"]
+        result["success"] = result["ok"] / result["calls"] if result["calls"] else 0.0
+        result["achieved"] = result["ok"] / result["elapsed"] if result["elapsed"] else 0.0
+        result["cpu_ms_per_call"] = 1000.0 * result["dut_cpu"] / max(1, done)
+        rows.append(result)
+        print(json.dumps(result), flush=True)
+        if result["success"] < 0.999:
+            break
+    return rows
+
+
+def _prepare(path, uas_port):
+    sys.path.insert(0, ROOT)
+    from callgw import passwords
+    from callgw.store.db import Database
+    db = Database(path)
+    db.migrate()
+    db.ensure_default_tenant(0.0)
+    cred = passwords.hash_password(PASSWORD, n=1024)
+    for i in range(USERS):
+        name = f"bench{i}"
+        db.add_user(name, cred, 0.0, number=f"+4930999{i:04d}")
+        for kind, value in (("allow", "+"), ("max_concurrent", "100000"),
+                            ("max_per_minute", "1000000")):
+            db.add_rule(kind, value, 0.0, username=name)
+    db.add_gateway("sipp", "sip", "127.0.0.1", uas_port, ["+"], 0.0, capacity=100000)
+    db.close()
+
+
+# ---------------------------------------------------------------------------- callgw side
+
+def serve(config_path):
+    """Run callgw from ``config_path`` until SIGTERM (no status polling: sipp's built-in UAS
+    does not expect OPTIONS)."""
+    sys.path.insert(0, ROOT)
+    from twisted.internet import reactor
+
+    from callgw.config import load
+    from callgw.service import GatewayService
+    gw = GatewayService(load(config_path), reactor)
+    gw.callpath.health_interval = None
+    if os.environ.get("CALLGW_BENCH_NO_TRACE"):         # experiment: what traces cost
+        gw.callpath.logger.trace = lambda call_id, trace: None
+    reactor.callWhenRunning(gw.startService)
+    reactor.addSystemEventTrigger("before", "shutdown", gw.stopService)
+    profile_to = os.environ.get("CALLGW_PROFILE")
+    if profile_to:
+        import cProfile
+        cProfile.runctx("reactor.run()", globals(), {"reactor": reactor}, profile_to)
+    else:
+        reactor.run()
+
+
+def load_generator(url, rate, seconds, out_path):
+    """Offer ``rate`` calls/s for ``seconds`` over USERS logged-in sessions; write figures."""
+    sys.path.insert(0, ROOT)
+    from twisted.internet import defer, reactor, task
+
+    from callgw.client.links import connect
+    from protocols.client import messages as m
+
+    rate, seconds = float(rate), float(seconds)
+    figures = {"offered": rate, "calls": 0, "ok": 0, "failed": 0, "causes": {}}
+    latencies = []
+
+    @defer.inlineCallbacks
+    def run():
+        sessions = []
+        for i in range(USERS):
+            session = yield connect(url, reactor)
+            yield session.login(f"bench{i}", PASSWORD)
+            sessions.append(session)
+        total = int(rate * seconds)
+        usage0 = resource.getrusage(resource.RUSAGE_SELF)
+        started = time.monotonic()
+        pending = []
+
+        def place(n):
+            session = sessions[n % USERS]
+            sent = time.perf_counter()
+            call = session.call(f"+4930{n % 1000000:07d}")
+
+            def connected(msg):
+                latencies.append((time.perf_counter() - sent) * 1000.0)
+                call.hangup()
+            call.connected.addCallback(connected)
+
+            def ended(msg):
+                if isinstance(msg, m.Disconnected) and msg.cause == "normal" \
+                        and call.connected.called:
+                    figures["ok"] += 1
+                else:
+                    figures["failed"] += 1
+                    key = getattr(msg, "cause", None) or type(msg).__name__
+                    figures["causes"][key] = figures["causes"].get(key, 0) + 1
+            call.disconnected.addCallback(ended)
+            pending.append(call.disconnected)
+
+        placed = 0
+        while placed < total:
+            due = min(total, int((time.monotonic() - started) * rate) + 1)
+            while placed < due:
+                place(placed)
+                placed += 1
+            yield task.deferLater(reactor, 0.002, lambda: None)
+        figures["calls"] = placed
+        finished = defer.DeferredList(pending)
+        finished.addTimeout(30, reactor)
+        try:
+            yield finished
+        except defer.TimeoutError:
+            pass
+        figures["elapsed"] = time.monotonic() - started
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = (usage.ru_utime - usage0.ru_utime) + (usage.ru_stime - usage0.ru_stime)
+        figures["load_cpu_share"] = cpu / figures["elapsed"]
+        figures["failed"] = placed - figures["ok"]
+        figures["p50_ms"] = percentile(latencies, 50)
+        figures["p99_ms"] = percentile(latencies, 99)
+
+    def done(result):
+        if hasattr(result, "getTraceback"):
+            figures["error"] = result.getErrorMessage()
+        with open(out_path, "w") as f:
+            json.dump(figures, f)
+        reactor.stop()
+    reactor.callWhenRunning(lambda: run().addBoth(done))
+    reactor.run()
+
+
+# ---------------------------------------------------------------------------- main
+
+def table(results):
+    lines = ["| path | offered/s | achieved/s | success | p50 set-up ms | p99 set-up ms | "
+             "DUT CPU ms/call | load CPU |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, rows in results.items():
+        for r in rows:
+            if "error" in r and "offered" not in r:
+                lines.append(f"| {name} | {r['error']} | | | | | | |")
+                continue
+            share = r.get("load_cpu_share")
+            lines.append(
+                f"| {name} | {r['offered']:.0f} | {r['achieved']:.0f} | "
+                f"{100 * r['success']:.2f}% | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
+                f"{r['cpu_ms_per_call']:.2f} | "
+                f"{'' if share is None else f'{100 * share:.0f}%'} |")
+    return "\n".join(lines)
+
+
+def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "_serve":
+        return serve(sys.argv[2])
+    if len(sys.argv) > 1 and sys.argv[1] == "_load":
+        return load_generator(*sys.argv[2:6])
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--rates", default="100,200,400,600,800,1000")
+    p.add_argument("--seconds", type=float, default=8.0)
+    p.add_argument("--rows", default="ceiling,sippy,callgw")
+    args = p.parse_args()
+    rates = [int(r) for r in args.rates.split(",")]
+    work = tempfile.mkdtemp(prefix="callgw-cps-")
+    print(f"work directory: {work}; {os.cpu_count()} CPUs; load on core 0, DUT on core 1",
+          flush=True)
+    runners = {"ceiling": row_ceiling, "sippy": row_sippy, "callgw": row_callgw}
+    results = {}
+    for name in args.rows.split(","):
+        print(f"== {name}", flush=True)
+        results[name] = runners[name](work, rates, args.seconds)
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()
