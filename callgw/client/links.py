@@ -141,6 +141,10 @@ class StreamLink(Protocol, _BaseLink):
                 _decode(payload, self)
             elif self.media is not None:
                 self.media(payload)
+        if self.deframer.broken is not None:
+            log.warn("client: broken framing from the server: {error}",
+                     error=str(self.deframer.broken))
+            self.transport.loseConnection()
 
     def connectionLost(self, reason) -> None:
         text = reason.getErrorMessage()

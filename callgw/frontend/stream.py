@@ -45,6 +45,9 @@ class ClientStreamProtocol(Protocol):
             if self.conn.state.value == "closed":
                 break
             self.conn.receive(payload)
+        if self.deframer.broken is not None and self.conn.state.value != "closed":
+            self.conn.protocol_error(self.deframer.broken)
+            self.lose()
 
     def connectionLost(self, reason) -> None:
         if self.conn is not None:

@@ -107,6 +107,8 @@ class TcpConnection(_Connection):
             return self.flush(now)
         for payload in payloads:
             self.session.receive_payload(payload, now)
+        if self._deframer.broken is not None:
+            self.session.receive_error(self._deframer.broken, now)
         return self.flush(now)
 
 

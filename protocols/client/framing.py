@@ -86,7 +86,9 @@ def tcp_frame(payload: bytes) -> bytes:
 
 class TcpDeframer:
     """Split a TCP byte stream into payloads. A zero or oversized length cannot be recovered
-    from: ``receive_data`` then raises a fatal RemoteProtocolError, and keeps raising."""
+    from: the frames complete before it are still returned, ``broken`` then holds the fatal
+    RemoteProtocolError, and every later ``receive_data`` raises it. An adapter handles the
+    returned payloads, then closes the connection when ``broken`` is set."""
 
     def __init__(self, max_payload: int = MAX_PAYLOAD) -> None:
         self._buf = bytearray()
@@ -105,6 +107,8 @@ class TcpDeframer:
                 code = ErrorCode.BAD_FRAME if size == 0 else ErrorCode.FRAME_TOO_LARGE
                 self._broken = RemoteProtocolError(code, f"frame length {size}", fatal=True)
                 self._buf.clear()
+                if out:
+                    return out          # deliver what came before the fault
                 raise self._broken
             if len(self._buf) < TCP_PREFIX.size + size:
                 break
@@ -116,6 +120,11 @@ class TcpDeframer:
     def pending(self) -> int:
         """Bytes of an incomplete frame held back."""
         return len(self._buf)
+
+    @property
+    def broken(self) -> RemoteProtocolError | None:
+        """The fatal framing error once the stream is beyond recovery, else None."""
+        return self._broken
 
 
 # ---------------------------------------------------------------- WebSocket

@@ -139,3 +139,12 @@ def test_random_sse_streams_raise_only_protocol_errors(data):
             fr.sse_payload(event)
     except ProtocolError:
         pass
+
+
+def test_tcp_frames_before_a_fatal_length_are_still_delivered():
+    deframer = fr.TcpDeframer()
+    good = fr.tcp_frame(b'{"v":1,"cmd":"ping"}')
+    assert deframer.receive_data(good + b"\x00\x00{}") == [b'{"v":1,"cmd":"ping"}']
+    assert deframer.broken is not None and deframer.broken.code == ErrorCode.BAD_FRAME
+    with pytest.raises(ProtocolError):
+        deframer.receive_data(good)

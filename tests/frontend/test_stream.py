@@ -70,3 +70,11 @@ def test_connection_lost_reaches_the_session(proto):
     p, transport = proto
     p.connectionLost(None)
     assert p.conn.state is State.CLOSED
+
+
+def test_frames_before_a_fatal_length_are_answered_then_the_link_closes(proto):
+    p, transport = proto
+    p.dataReceived(fr.tcp_frame(m.encode(m.Ping())) + b"\x00\x00")
+    out = replies(transport)
+    assert out[0] == m.Pong() and out[-1].code == ErrorCode.BAD_FRAME
+    assert transport.disconnecting and p.conn.state is State.CLOSED
