@@ -62,7 +62,7 @@ class ReliableEndpoint:
         self._inflight: OrderedDict[int, _Outgoing] = OrderedDict()
         self._backlog: list[m.Message] = []
         self._expected = 1                       # the next id to deliver
-        self._reorder: dict[int, m.Message] = {}
+        self._reorder: dict[int, m.Message | ProtocolError] = {}
         self._acks: list[int] = []
         self._out: list[bytes] = []
         self._received_bytes = 0
@@ -82,7 +82,10 @@ class ReliableEndpoint:
                 return [bytes(data)]
             env = m.decode_envelope(data, sender=self._peer)
         except ProtocolError as e:
-            return [e]
+            # a bad message that still carries a readable id takes its place in the sequence:
+            # acked (so the peer stops resending it) and delivered as the error, in order
+            mid = _salvage_id(data)
+            return [e] if mid is None else self._arrived(mid, e)
         assert kind == CONTROL
         for mid in env.acks:
             self._acked(mid, now)
@@ -93,7 +96,7 @@ class ReliableEndpoint:
                                         command=env.message.command)]
         return self._arrived(env.mid, env.message)
 
-    def _arrived(self, mid: int, message: m.Message) -> list[Item]:
+    def _arrived(self, mid: int, message: m.Message | ProtocolError) -> list[Item]:
         if mid >= self._expected + self._window:
             return []                            # too far ahead: no ack, it comes again
         if mid not in self._acks:
@@ -224,3 +227,12 @@ def opens_session(data: bytes) -> bool:
     except ProtocolError:
         return False
     return isinstance(env.message, m.Login) and env.mid is not None
+
+
+def _salvage_id(data: bytes) -> int | None:
+    """The valid ``id`` of a control datagram that failed to decode for another reason."""
+    try:
+        mid = m.parse_json(data).get("id")
+    except ProtocolError:
+        return None
+    return mid if type(mid) is int and 1 <= mid <= 2 ** 31 else None

@@ -239,3 +239,13 @@ def test_delivery_is_an_ordered_prefix_and_completes(ops):
         a.handle_timer(now)
         pump()
     assert got == sent if a.failure is None else got == sent[:len(got)]
+
+
+def test_an_undecodable_message_with_an_id_is_acked_and_does_not_stall_the_rest():
+    _, server = pair()
+    bad = b'{"v":1,"cmd":"dtmf","id":1,"call":"c1","digits":"not digits!"}'
+    [err] = server.receive_datagram(bad, 0)
+    assert isinstance(err, ProtocolError)
+    assert server.datagrams_to_send() == [b'{"v":1,"ack":[1]}']       # consumed: no resend
+    assert server.receive_datagram(bad, 0) == []                       # a resend is a duplicate
+    assert server.receive_datagram(m.encode(m.Ping(), mid=2), 0) == [m.Ping()]
