@@ -59,6 +59,30 @@ class IMediaSession(Interface):
     def close():
         """Release the ports; returns a Deferred firing with the final statistics."""
 
+    def attach_client(deliver, codec="PCMU", ptime=20):
+        """Relayed mode: the client's media rides the client protocol instead of RTP.
+
+        ``deliver(payload, sequence, timestamp)`` is called for each gateway packet, its
+        payload already in the client's ``codec``.
+        """
+
+    def client_frame(payload, sequence, timestamp):
+        """Relayed mode: one media frame from the client, paced out as RTP to the gateway."""
+
+    def send_dtmf(digit, duration_ms):
+        """Relayed mode: an RFC 4733 event toward the gateway; fires with the packet count."""
+
+
+class IMediaRelay(Interface):
+    """Makes one ``IMediaSession`` per call (the built-in relay, or an external one)."""
+
+    def session(call_id, on_inactive=None, on_dtmf=None):
+        """A new media session; ``on_inactive(session, side, idle_seconds)`` and
+        ``on_dtmf(side, Dtmf)`` report what the media shows."""
+
+    def close():
+        """Close every session; fires with ``{call_id: final statistics}``."""
+
 
 class IStore(Interface):
     """The one storage interface. Every method runs off the reactor thread.
