@@ -304,6 +304,7 @@ class CallPathService(MultiService):
                                         tcp=self.config.listener("sip", "tcp") is not None)
         port = self.sip_endpoint.start()
         self._own_sip = True
+        _grow_buffers(getattr(self.sip_endpoint, "_udp_port", None))
         self.log.info("listening: sip udp+tcp {host}:{port} (call path)", host=listener.host,
                       port=port)
 
@@ -367,6 +368,21 @@ class CallPathService(MultiService):
             d.addCallback(lambda _: self.sip_endpoint.stop())
         d.addErrback(lambda f: self.log.failure("stopping the call path", f))
         return d
+
+
+def _grow_buffers(port, size: int = 4 << 20) -> None:
+    """Give the SIP UDP socket room for a burst of responses while the reactor is busy (the
+    kernel caps it at net.core.rmem_max/wmem_max). Default buffers (~200 kB) overflow after a
+    few hundred milliseconds' stall at some hundred calls per second."""
+    import socket
+    sock = getattr(port, "socket", None)
+    if sock is None:
+        return
+    for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, option, size)
+        except OSError:
+            pass
 
 
 def sip_gateway(row: dict, timers: Timers) -> dict:

@@ -103,6 +103,7 @@ class FrontEnd(Service):
     def session_opened(self, conn):
         """Fires with (or returns) the extra ``welcome`` fields: ``{"branding": {...}}``."""
         self.sessions[id(conn)] = (conn, {})
+        _no_delay(conn)
         if self.registrar is not None:
             self._register(conn)
         tenant = getattr(conn, "tenant", None)
@@ -201,6 +202,19 @@ class FrontEnd(Service):
                          call_id=request.call_id, peer=request.peer)
         if not leg.released:
             leg.send(ev.Release(41, "server error"))
+
+
+def _no_delay(conn) -> None:
+    """Call status messages are small and come in bursts (trying, ringing, connected): on a
+    stream framing, Nagle's algorithm against the client's delayed ACK would hold each second
+    message about 40 ms. Turn it off where the transport allows."""
+    transport = getattr(getattr(conn, "writer", None), "transport", None)
+    set_no_delay = getattr(transport, "setTcpNoDelay", None)
+    if set_no_delay is not None:
+        try:
+            set_no_delay(True)
+        except OSError:
+            pass
 
 
 def _peer(conn) -> tuple:
