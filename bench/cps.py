@@ -18,6 +18,9 @@ CPU share (it must not be the bottleneck).
     .venv/bin/python bench/cps.py [--rates 200,400,...] [--seconds 8] [--rows ceiling,sippy,callgw]
 
 Internal modes: ``_serve CONFIG`` runs callgw; ``_load ...`` is the client-protocol load.
+Experiments (environment of the run): ``CALLGW_BENCH_NO_TRACE=1`` drops message traces,
+``CALLGW_BENCH_NO_STORE=1`` drops every call-log write, ``CALLGW_BENCH_GC=default`` keeps the
+interpreter's collector thresholds, ``CALLGW_PROFILE=FILE`` profiles callgw's reactor thread.
 Results are printed as a Markdown table (copied into docs/performance.md by hand).
 """
 from __future__ import annotations
@@ -267,7 +270,17 @@ def serve(config_path):
     gw.callpath.health_interval = None
     if os.environ.get("CALLGW_BENCH_NO_TRACE"):         # experiment: what traces cost
         gw.callpath.logger.trace = lambda call_id, trace: None
+    if os.environ.get("CALLGW_BENCH_NO_STORE"):         # experiment: what the writes cost
+        logger = gw.callpath.logger
+
+        def discard():
+            logger._events, logger._traces, logger._cdrs, logger._ended = [], [], [], []
+            logger._dirty = set()
+        logger.flush = discard
     reactor.callWhenRunning(gw.startService)
+    if os.environ.get("CALLGW_BENCH_GC"):               # experiment: "default" or N,N,N
+        gw.callpath.gc_threshold = None if os.environ["CALLGW_BENCH_GC"] == "default" else \
+            tuple(int(x) for x in os.environ["CALLGW_BENCH_GC"].split(","))
     reactor.addSystemEventTrigger("before", "shutdown", gw.stopService)
     profile_to = os.environ.get("CALLGW_PROFILE")
     if profile_to:

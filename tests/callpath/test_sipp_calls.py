@@ -189,3 +189,29 @@ def test_first_gateway_down_then_second_answers(tmp_path):
         assert "failover" in kinds
     finally:
         yield finish(gw, good)
+
+
+@pytest_twisted.inlineCallbacks
+def test_refused_tcp_connection_fails_over(tmp_path):
+    closed = free_port()            # a TCP gateway whose port refuses connections
+    good = Sipp("uas_answer.xml", tmp_path).start()
+    prepare_db(tmp_path, gateways=[("tcp-gw", closed, ["+49"], {"priority": 1,
+                                                                "transport": "tcp"}),
+                                   ("gw2", good.port, ["+49"], {"priority": 2})])
+    gw = yield start(tmp_path, calls={"setup_timeout": 5.0})
+    try:
+        session = yield login(gw)
+        started = gw.reactor.seconds()
+        call = session.call("+4930123456")
+        yield within(call.connected)
+        assert gw.reactor.seconds() - started < 4.0       # not a setup timeout
+        call.hangup()
+        yield within(call.disconnected)
+        assert (yield good.wait(gw.reactor)) == 0, good.log()
+        cdr = (yield settled_cdr(gw, "alice"))[0]
+        assert cdr["gateway"] == "gw2" and cdr["stats"]["attempts"] == 2
+        events = yield gw.store.run("call_events", cdr["call_id"])
+        failover = [e for e in events if e["kind"] == "failover"][0]
+        assert failover["data"]["failed"] == "tcp-gw"
+    finally:
+        yield finish(gw, good)
