@@ -172,7 +172,19 @@ class CallLogger(Service):
 
     # -- display ------------------------------------------------------------------------------
     def active_calls(self) -> list[dict]:
-        return [dict(row) for row in self.rows.values()]
+        """The live calls' rows; a call with a media session also shows its ``media``
+        statistics (per direction packets, octets, loss, jitter, MOS)."""
+        rows = []
+        for call_id, row in self.rows.items():
+            row = dict(row)
+            media = getattr(self.calls.get(call_id), "media", None)
+            if media is not None:
+                try:
+                    row["media"] = media.statistics()
+                except Exception:
+                    self.log.failure("call {call_id}: media statistics", call_id=call_id)
+            rows.append(row)
+        return rows
 
     def recent_cdrs(self, limit: int = 50) -> list[dict]:
         return list(self.recent)[-limit:][::-1]
@@ -214,7 +226,7 @@ class CallLogger(Service):
             if handler is None:
                 continue
             reason = None
-            for leg in (handler.a, handler.b):
+            for leg in (handler.a, handler.b, handler.media):   # media: inactivity
                 check = getattr(leg, "liveness", None)
                 if check is not None:
                     reason = check()

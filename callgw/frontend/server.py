@@ -61,6 +61,7 @@ class FrontEnd(Service):
         self._id_prefix = f"{node}-{os.urandom(3).hex()}-"
         self._loop: LoopingCall | None = None
         self.media_frames_dropped = 0
+        self.media = None       # callgw.callserver.media.CallMedia: routes frames by call key
 
     @classmethod
     def from_gateway(cls, gateway) -> "FrontEnd":
@@ -142,8 +143,10 @@ class FrontEnd(Service):
         leg.from_client(message)
 
     def client_media(self, conn, frame) -> None:
-        """Media frames: routed to the call's relay once the media issue lands."""
-        self.media_frames_dropped += 1
+        """A media frame: to the relay of the session's call whose key it carries; dropped and
+        counted when the key belongs to no call of this session."""
+        if self.media is None or not self.media.client_frame(conn, frame):
+            self.media_frames_dropped += 1
 
     def session_closed(self, conn, reason) -> None:
         """Release every call of the session; drop its registration."""

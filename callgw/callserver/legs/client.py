@@ -39,7 +39,7 @@ class ClientLeg:
 
     log = Logger()
     name = "client"
-    __slots__ = ("conn", "call", "mode", "sink", "key", "released", "gone", "_trying")
+    __slots__ = ("conn", "call", "mode", "sink", "key", "released", "gone", "_trying", "media")
 
     def __init__(self, conn, call: str, mode: str = "relay"):
         self.conn = conn
@@ -50,6 +50,7 @@ class ClientLeg:
         self.released = False
         self.gone: str | None = None
         self._trying = False
+        self.media = None       # relay mode: the call's CallMediaSession (callgw.callserver.media)
 
     # -- ICallLeg -----------------------------------------------------------------------------
     def attach(self, sink) -> None:
@@ -98,7 +99,10 @@ class ClientLeg:
             self.sink(self, ev.Release(16, "client hung up"))
         elif kind is m.Dtmf:
             for digit in message.digits:
-                self.sink(self, ev.Dtmf(digit, message.duration or 100))
+                if self.media is not None and self.key is not None:
+                    self.media.dtmf(digit, message.duration or 100)     # RFC 4733 in the relay
+                else:
+                    self.sink(self, ev.Dtmf(digit, message.duration or 100))
         elif kind is m.Hold:
             self.sink(self, ev.Hold(True))
         elif kind is m.Resume:
@@ -137,6 +141,8 @@ class ClientLeg:
                                   codec=media.codecs[0] if media.codecs else None)
         else:
             self.key = os.urandom(16)
+            if self.media is not None:
+                self.media.client_connected(self)
             message = m.Connected(call=self.call, key=self.key)
         self._out(message)
 

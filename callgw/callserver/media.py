@@ -1,0 +1,194 @@
+"""The media of calls: the process's ``MediaRelay`` wired into the call path.
+
+Owned by the media issue (issue 6, "media in calls"; docs/media.md, "Media in calls"). One
+``CallMedia`` per ``CallPathService`` holds the relay built from ``[media]`` (``address``,
+``rtp_ports``, ``inactivity_timeout``) and the per-call media keys. The call server makes one
+``CallMediaSession`` per relay-mode call through ``CallMedia.session(call_id)``; it is the
+call's ``IMediaSession`` (the handler allocates the gateway side and connects the gateway's
+SDP through it) and it joins the relay to the call's client leg:
+
+- ``bind(leg, handler)``: the call server tells the session whose call it is;
+- ``client_connected(leg)``: the client leg made the per-call key for ``connected``: the key is
+  registered, and the relay delivers the gateway's audio to the client as media frames with it
+  (``conn.send_media``), in the client's codec (PCMU unless the leg says otherwise);
+- ``CallMedia.client_frame(conn, frame)``: the front end's ``client_media`` hook; a frame
+  whose key belongs to no call of that session, or whose payload type is not the call's codec,
+  is dropped and counted (``frames_dropped``), the rest go to ``RelaySession.client_frame``;
+- ``dtmf(digit, duration)``: the client's ``dtmf`` as RFC 4733 events toward the gateway;
+  digits the gateway sends as RFC 4733 come to the client leg as ``Dtmf`` events;
+- ``liveness()``: the logger's reaper asks it like a leg; after the relay reported a silent
+  side for ``inactivity_timeout`` seconds it answers with the reason, and the reaper releases
+  the call (the CDR's ``cause_text`` says ``reaped: media inactive ...``).
+
+Tests: tests/media/test_media_calls.py (sipp as the gateway, callgw-dial as the client).
+"""
+from __future__ import annotations
+
+from twisted.internet.defer import succeed
+from twisted.internet.task import deferLater
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from callgw.callserver import events as ev
+from callgw.interfaces import IMediaSession
+from callgw.media import MediaRelay, PortRange
+from protocols.client.framing import MediaFrame
+
+PAYLOAD_TYPES = {"PCMU": 0, "PCMA": 8}
+DTMF_GAP = 0.05     # seconds between two digits' events
+
+
+class CallMedia:
+    """The relay of one call path and the routing of client media frames by key."""
+
+    log = Logger()
+
+    def __init__(self, reactor, media_config: dict, clock=None):
+        low, high = (int(x) for x in str(media_config["rtp_ports"]).split("-"))
+        self.relay = MediaRelay(reactor, PortRange(low, high), address=media_config["address"],
+                                inactivity_timeout=float(media_config["inactivity_timeout"]),
+                                clock=clock)
+        self.keys: dict[bytes, CallMediaSession] = {}
+        self.frames_in = 0
+        self.frames_dropped = 0
+
+    def session(self, call_id: str) -> "CallMediaSession":
+        """The media session of a new relay-mode call (the call server's ``media_factory``)."""
+        return CallMediaSession(self, call_id)
+
+    def client_frame(self, conn, frame) -> bool:
+        """One media frame from a client session; True when it reached a call's relay."""
+        session = self.keys.get(bytes(frame.key))
+        if session is None or session.conn is not conn or \
+                frame.payload_type != session.payload_type:
+            self.frames_dropped += 1
+            return False
+        self.frames_in += 1
+        session.relay_session.client_frame(frame.payload, frame.sequence, frame.timestamp)
+        return True
+
+    def close(self):
+        """Close every call's media; fires with ``{call_id: final statistics}``."""
+        self.keys.clear()
+        return self.relay.close()
+
+
+@implementer(IMediaSession)
+class CallMediaSession:
+    """One call's ``IMediaSession``: a ``RelaySession`` plus its client leg (see the module
+    docstring)."""
+
+    log = Logger()
+
+    def __init__(self, owner: CallMedia, call_id: str):
+        self.owner = owner
+        self.call_id = call_id
+        self.relay_session = owner.relay.session(call_id, on_inactive=self._inactive,
+                                                 on_dtmf=self._dtmf)
+        self.leg = None
+        self.handler = None
+        self.conn = None
+        self.key: bytes | None = None
+        self.codec = "PCMU"
+        self.payload_type = PAYLOAD_TYPES["PCMU"]
+        self.inactive: str | None = None
+        self.frames_out = 0
+        self._dtmf_queue = succeed(None)
+
+    # -- IMediaSession --------------------------------------------------------------------------
+    def allocate(self, side):
+        return self.relay_session.allocate(side)
+
+    def connect(self, side, media):
+        self.relay_session.connect(side, media)
+
+    def statistics(self) -> dict:
+        stats = dict(self.relay_session.statistics())
+        stats["frames_to_client"] = self.frames_out
+        return stats
+
+    def close(self):
+        self._forget_key()
+        if self.relay_session.closed:
+            return succeed(self.statistics())
+        d = self.relay_session.close()
+        d.addCallback(lambda final: dict(final, frames_to_client=self.frames_out,
+                                         inactive=self.inactive))
+        return d
+
+    def attach_client(self, deliver, codec="PCMU", ptime=20):
+        self.relay_session.attach_client(deliver, codec, ptime)
+
+    def client_frame(self, payload, sequence, timestamp):
+        self.relay_session.client_frame(payload, sequence, timestamp)
+
+    def send_dtmf(self, digit, duration_ms=100):
+        return self.relay_session.send_dtmf(digit, duration_ms)
+
+    # -- the call path's hooks ------------------------------------------------------------------
+    def bind(self, leg, handler=None) -> None:
+        """This session belongs to the call of client leg ``leg`` (and ``handler``)."""
+        self.leg = leg
+        self.handler = handler
+        self.conn = getattr(leg, "conn", None)
+        if hasattr(leg, "media"):
+            leg.media = self
+
+    def client_connected(self, leg) -> None:
+        """``leg`` is about to send ``connected`` with its new key: route frames with it and
+        send the gateway's audio to the client."""
+        self._forget_key()
+        self.leg = leg
+        self.conn = leg.conn
+        self.key = bytes(leg.key)
+        codec = getattr(leg, "codec", None)
+        if codec in PAYLOAD_TYPES:
+            self.codec = codec
+        self.payload_type = PAYLOAD_TYPES[self.codec]
+        self.owner.keys[self.key] = self
+        self.relay_session.attach_client(self._deliver, self.codec)
+
+    def _deliver(self, payload: bytes, sequence: int, timestamp: int) -> None:
+        conn = self.conn
+        if conn is None or self.key is None:
+            return
+        self.frames_out += 1
+        conn.send_media(MediaFrame(self.key, self.payload_type, sequence, timestamp, payload))
+
+    def dtmf(self, digit: str, duration_ms: int = 100) -> None:
+        """Send ``digit`` toward the gateway as RFC 4733 events, after the digits before it
+        (one event at a time, ``DTMF_GAP`` seconds apart)."""
+        def send(_):
+            d = self.relay_session.send_dtmf(digit, duration_ms)
+            d.addErrback(self._dtmf_failed, digit)
+            d.addCallback(lambda _: deferLater(self.owner.relay.clock, DTMF_GAP, lambda: None))
+            return d
+        self._dtmf_queue = self._dtmf_queue.addCallback(send)
+
+    def _dtmf_failed(self, failure, digit) -> None:
+        self.log.failure("call {call_id} peer {peer}: DTMF {digit} toward the gateway",
+                         failure, call_id=self.call_id, peer=self._peer(), digit=digit)
+
+    def _dtmf(self, side: str, dtmf) -> None:
+        if side == "gateway" and self.leg is not None:
+            self.leg.send(ev.Dtmf(dtmf.digit, dtmf.duration_ms))
+
+    def _inactive(self, session, side: str, idle: float) -> None:
+        if self.inactive is None:
+            self.inactive = f"media inactive: nothing from the {side} for {idle:.1f} s"
+            self.log.info("call {call_id} peer {peer}: {reason}", call_id=self.call_id,
+                          peer=self._peer(), reason=self.inactive)
+            logger = getattr(self.handler, "logger", None)
+            if logger is not None:
+                logger.event(self.call_id, "media-inactive", side=side, idle=round(idle, 1))
+
+    def liveness(self) -> str | None:
+        """None while media flows; the reason once a side went silent (for the reaper)."""
+        return self.inactive
+
+    def _forget_key(self) -> None:
+        if self.key is not None and self.owner.keys.get(self.key) is self:
+            del self.owner.keys[self.key]
+
+    def _peer(self):
+        return getattr(self.conn, "peer", None)
