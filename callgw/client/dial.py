@@ -3,7 +3,8 @@
 Owned by the client library (issue 4, "Python client and command line").
 
     callgw-dial [--server URL] --user NAME [--password PW] [--cacert FILE | --insecure]
-                [--duration SECONDS] [--timeout SECONDS] [--play WAV] [--record WAV] TARGET
+                [--duration SECONDS] [--timeout SECONDS] [--play WAV] [--record WAV]
+                [--dtmf DIGITS] TARGET
 
 URL is ``udp://HOST:PORT``, ``tcp://HOST:PORT``, ``tls://HOST:PORT``, ``wss://HOST:PORT`` or
 ``https://HOST:PORT`` (default ``tcp://127.0.0.1:7060``). The password comes from
@@ -12,7 +13,8 @@ address-book entry. TLS is verified (``--cacert`` for callgw's self-signed certi
 ``--insecure`` is given, which prints a warning. After ``connected`` the call is held up for
 ``--duration`` seconds (default 5), then hung up. ``--play`` sends a mono 16-bit 8 kHz WAV file
 as the microphone (relay mode, G.711 as ``connected`` names it); ``--record`` writes what was
-heard to a WAV file (``callgw.client.media``).
+heard to a WAV file (``callgw.client.media``). ``--dtmf`` sends the digits (``dtmf``) half a
+second after ``connected``; digits the far end sends print as ``status: dtmf D``.
 
 Exit codes: 0 a normal call (connected, then ended normally); 1 the call failed (busy,
 unreachable, no answer...); 2 bad arguments; 3 unauthorized (login or call refused);
@@ -30,6 +32,7 @@ from twisted.logger import Logger
 
 from protocols.client import messages as m
 
+DTMF_DELAY = 0.5        # seconds after connected before --dtmf digits go
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNAUTHORIZED, EXIT_CONNECT, EXIT_PROTOCOL = range(6)
 log = Logger()
 
@@ -49,6 +52,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="seconds to wait for login and for the call to connect")
     p.add_argument("--play", metavar="WAV", help="mono 16-bit 8 kHz WAV file to send")
     p.add_argument("--record", metavar="WAV", help="write what is heard to this WAV file")
+    p.add_argument("--dtmf", metavar="DIGITS",
+                   help="send these DTMF digits (0-9 * # A-D) once connected")
     p.add_argument("target", metavar="TARGET", help="E.164 number (+...) or address-book entry")
     args = p.parse_args(argv)
     args.pcm = None
@@ -66,6 +71,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         p.error("no password: use --password or set CALLGW_PASSWORD")
     if args.duration < 0 or args.timeout <= 0:
         p.error("--duration must be >= 0 and --timeout > 0")
+    if args.dtmf is not None and (not args.dtmf or
+                                  any(c not in "0123456789*#ABCD" for c in args.dtmf)):
+        p.error(f"--dtmf {args.dtmf!r}: digits are 0-9, *, #, A-D")
     if args.target.startswith("+") and not m.E164_RE.match(args.target):
         p.error(f"{args.target!r} is not an E.164 number (+ then 2-15 digits)")
     try:
@@ -145,6 +153,8 @@ def _call(reactor, session, args):
     hang = None
     if call.connected.called and not call.disconnected.called:
         hang = reactor.callLater(args.duration, call.hangup)
+        if args.dtmf:
+            reactor.callLater(min(DTMF_DELAY, args.duration / 2), _send_dtmf, call, args.dtmf)
         if args.pcm is not None and call.key is not None:
             connected = next(e for e in call.events if isinstance(e, m.Connected))
             player = MediaPlayer(session, call, args.pcm, reactor, connected.codec)
@@ -160,6 +170,12 @@ def _call(reactor, session, args):
     if "at" in started:
         say(f"duration {reactor.seconds() - started['at']:.1f} s")
     return _outcome(end, "at" in started)
+
+
+def _send_dtmf(call, digits: str) -> None:
+    if not call.ended:
+        call.dtmf(digits)
+        say(f"sent dtmf {digits}")
 
 
 def _outcome(end: m.Message, was_connected: bool) -> int:
