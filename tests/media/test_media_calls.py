@@ -121,12 +121,12 @@ def url(gw, scheme):
     return f"{scheme}://{host}:{port}"
 
 
-def sipp_gateway(tmp_path, scenario="uas_answer.xml", extra=()):
-    """sipp answering calls and echoing RTP: the gateway of these tests."""
+def sipp_gateway(tmp_path, scenario="uas_answer.xml", extra=(), echo=True):
+    """sipp answering calls and (``echo``) echoing RTP: the gateway of these tests."""
     path = SCENARIOS / scenario
     if not path.exists():
         path = Path(ROOT) / "tests" / "sip" / "scenarios" / scenario
-    return Sipp(str(path), tmp_path, extra=["-rtp_echo", *extra]).start()
+    return Sipp(str(path), tmp_path, extra=(["-rtp_echo"] if echo else []) + list(extra)).start()
 
 
 # -- tests ------------------------------------------------------------------------------------
