@@ -1,0 +1,44 @@
+"""The display over the running HTTPS site: /api/calls, /api/gateways, /api/servers, /metrics."""
+from __future__ import annotations
+
+import json
+import ssl
+import urllib.request
+
+import pytest_twisted
+from twisted.internet import reactor, threads
+
+from callgw.service import GatewayService
+from tests.callpath.callgw_env import prepare_db
+from tests.helpers import make_config
+
+
+def fetch(url):
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE       # callgw's self-signed test certificate
+    with urllib.request.urlopen(url, context=context, timeout=10) as response:
+        return response.headers.get("content-type"), response.read().decode()
+
+
+@pytest_twisted.inlineCallbacks
+def test_api_and_metrics(tmp_path):
+    prepare_db(tmp_path, gateways=[("gw1", 25999, ["+49"], {})])
+    gw = GatewayService(make_config(tmp_path), reactor)
+    gw.callpath.health_interval = None
+    gw.startService()
+    yield gw.ready
+    try:
+        host, port = gw.client.address("https")
+        base = f"https://{host}:{port}"
+        kind, body = yield threads.deferToThread(fetch, base + "/api/calls")
+        assert kind == "application/json"
+        assert json.loads(body) == {"active": [], "recent": []}
+        _, body = yield threads.deferToThread(fetch, base + "/api/gateways")
+        assert [g["name"] for g in json.loads(body)] == ["gw1"]
+        _, body = yield threads.deferToThread(fetch, base + "/api/servers")
+        assert json.loads(body)[0]["capacity"] == 1000
+        kind, body = yield threads.deferToThread(fetch, base + "/metrics")
+        assert "callgw_calls_total" in body and "callgw_active_calls 0.0" in body
+    finally:
+        yield gw.stopService()
