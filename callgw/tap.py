@@ -38,8 +38,13 @@ def makeService(options):
 
 
 def _already_logged(failure):
-    """GatewayService logged the start-up failure with its cause; twistd keeps running it."""
-    return None
+    """GatewayService logged the start-up failure with its cause: a gateway that cannot bind
+    its listeners or open its database must not linger half-started, so twistd stops."""
+    from twisted.internet import reactor
+    if reactor.running:
+        reactor.stop()
+    else:                       # failed while twistd starts services, before the loop runs
+        reactor.callWhenRunning(reactor.stop)
 
 
 def _freeze_startup_objects(service):

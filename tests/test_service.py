@@ -84,3 +84,28 @@ def test_twistd_runs_the_plugin_and_stops_on_sigterm(tmp_path):
     assert "Server Shut Down." in out
     assert "callgw stopped" in out
     assert "Traceback" not in out
+
+
+def test_twistd_stops_when_a_listener_cannot_bind(tmp_path):
+    import socket
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    port = busy.getsockname()[1]
+    cfg = tmp_path / "callgw.toml"
+    cfg.write_text(
+        f'[general]\ndatabase = "{tmp_path / "db.sqlite3"}"\n'
+        f'[client]\nudp = "127.0.0.1:0"\ntcp = "127.0.0.1:{port}"\ntls = "127.0.0.1:0"\n'
+        '[web]\nhttps = "127.0.0.1:0"\n[sip]\nudp = "127.0.0.1:0"\ntcp = "127.0.0.1:0"\n')
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
+             "-n", "--pidfile=", "callgw", "--config", str(cfg)],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    finally:
+        busy.close()
+    out = proc.stdout + proc.stderr
+    assert "callgw failed to start" in out, out
+    assert "callgw ready" not in out
+    assert "Server Shut Down." in out
