@@ -266,6 +266,7 @@ def serve(config_path):
 
     from callgw.config import load
     from callgw.service import GatewayService
+    from callgw.runtime import GC_THRESHOLD, tune_collector
     gw = GatewayService(load(config_path), reactor)
     gw.callpath.health_interval = None
     if os.environ.get("CALLGW_BENCH_NO_TRACE"):         # experiment: what traces cost
@@ -278,9 +279,11 @@ def serve(config_path):
             logger._dirty = set()
         logger.flush = discard
     reactor.callWhenRunning(gw.startService)
-    if os.environ.get("CALLGW_BENCH_GC"):               # experiment: "default" or N,N,N
-        gw.callpath.gc_threshold = None if os.environ["CALLGW_BENCH_GC"] == "default" else \
-            tuple(int(x) for x in os.environ["CALLGW_BENCH_GC"].split(","))
+    gc_setting = os.environ.get("CALLGW_BENCH_GC")    # experiment: "default" or N,N,N
+    if gc_setting != "default":                       # as twistd does (callgw.runtime)
+        threshold = tuple(int(x) for x in gc_setting.split(",")) if gc_setting else \
+            GC_THRESHOLD
+        gw.ready.addCallback(lambda _: tune_collector(threshold))
     reactor.addSystemEventTrigger("before", "shutdown", gw.stopService)
     profile_to = os.environ.get("CALLGW_PROFILE")
     if profile_to:

@@ -7,11 +7,10 @@ Tests: tests/test_plugin.py.
 """
 from __future__ import annotations
 
-import gc
-
 from twisted.python import usage
 
 from callgw.config import ConfigError, load
+from callgw.runtime import tune_collector
 
 
 class Options(usage.Options):
@@ -48,6 +47,5 @@ def _already_logged(failure):
 
 
 def _freeze_startup_objects(service):
-    gc.collect()
-    gc.freeze()
+    tune_collector()
     return service
