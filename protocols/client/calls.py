@@ -183,8 +183,13 @@ class CallTable:
         return m.Ringing(call=call) if self._server_step(call, "ringing") else None
 
     def connected(self, call: str, address: str | None, port: int | None,
-                  codec: str | None) -> m.Connected | None:
-        key = self._random(16) if address is None else None
+                  codec: str | None, key: bytes | None = None) -> m.Connected | None:
+        """Relay mode (no ``address``): ``key`` is the call's media key, a fresh one when
+        None; direct mode carries no key."""
+        if address is None:
+            key = key if key is not None else self._random(16)
+        else:
+            key = None
         msg = m.Connected(call=call, key=key, address=address, port=port, codec=codec)
         m.to_dict(msg)                  # LocalProtocolError before any state change
         c = self._server_step(call, "connected")
@@ -207,9 +212,15 @@ class CallTable:
         return msg if self._server_step(call, "unauthorized") else None
 
     def incoming(self, caller: str | None, name: str | None, number: str | None,
-                 codecs: tuple[str, ...] | None) -> m.Incoming:
-        call = f"s{self._next_incoming}"
-        self._next_incoming += 1
+                 codecs: tuple[str, ...] | None, call: str | None = None) -> m.Incoming:
+        """Offer a call; ``call`` is the id callgw chose (it must start with ``s``), or None
+        for the next free ``s<n>``."""
+        if call is None:
+            call = f"s{self._next_incoming}"
+            self._next_incoming += 1
+        elif not call.startswith("s") or call in self._calls:
+            raise LocalProtocolError(f"incoming call id {call!r} must start with 's' and "
+                                     "be unused")
         msg = m.Incoming(call=call, caller=caller, name=name, number=number, codecs=codecs)
         m.to_dict(msg)
         self._step(call, "incoming")

@@ -56,6 +56,11 @@ class ServerConfig:
     max_login_attempts: int = 3
     max_calls: int = 4
     max_errors: int = 10
+    # False: before authentication, a command the table does not allow (a call command, a
+    # login while one is looked up) and an oversized message are answered with ``error`` and
+    # counted like any protocol error instead of closing the session, and a new first login
+    # while challenged starts the login over (callgw's listeners have always done so).
+    strict_before_login: bool = True
 
 
 MAX_CLIENT_NONCE = 96              # + 24 characters of server nonce <= the 128 of NONCE
@@ -141,7 +146,8 @@ class ServerSession:
         self._send(m.Error(code=code, text=_safe_text(error.text),
                            call=_call_id(error.call), re=_command(error.command)))
         self._errors += 1
-        if error.fatal or (self.state in _LOGIN_STATES and code == ErrorCode.TOO_LARGE):
+        if error.fatal or (self._config.strict_before_login and self.state in _LOGIN_STATES
+                           and code == ErrorCode.TOO_LARGE):
             self._close(code, _safe_text(error.text) or "protocol error", cause="network-error")
         elif self._errors >= self._config.max_errors:
             self._send(m.Error(code=ErrorCode.TOO_MANY_ERRORS, text="too many protocol errors"))
@@ -184,6 +190,11 @@ class ServerSession:
                 ErrorCode.OUT_OF_ORDER, f"{name} not allowed now", command=name), now)
             return
         code = ErrorCode.NOT_AUTHENTICATED if name in _CALL_COMMANDS else ErrorCode.OUT_OF_ORDER
+        if not self._config.strict_before_login:
+            self.receive_error(RemoteProtocolError(
+                code, f"{name} not allowed in {self.state.value}", command=name,
+                call=getattr(arg, "call", None)), now)
+            return
         self._send(m.Error(code=code, text=f"{name} not allowed in {self.state.value}",
                            re=name, call=getattr(arg, "call", None)))
         self._close(code, f"{name} in {self.state.value}")
@@ -246,6 +257,11 @@ class ServerSession:
         self._send(challenge)
 
     def _on_proof(self, key: tuple[State, str], msg: m.Login, now: float) -> None:
+        if msg.proof is None and not self._config.strict_before_login:
+            self.user, self._pending = None, {}         # a new first message: start over
+            self._go(key, State.CONNECTED)
+            self._dispatch("login", msg, now)
+            return
         p, self._pending = self._pending, {}
         if msg.proof is None or msg.user != p["user"] or msg.nonce != p["nonce"] \
                 or now > p["expires"]:
@@ -256,7 +272,7 @@ class ServerSession:
                                   p["r"], p["p"])
         stored = p["stored"] if p["stored"] is not None else _NO_USER_KEY
         if not scram.verify_proof(stored, auth, msg.proof) or p["stored"] is None:
-            self._refuse_login(key, AuthCode.BAD_CREDENTIALS, "bad user name or password", now)
+            self._refuse_login(key, AuthCode.BAD_CREDENTIALS, "wrong user name or password", now)
             return
         self._via, self._signature = "password", scram.server_signature(p["server"], auth)
         self._go(key, State.VERIFIED)
@@ -323,6 +339,14 @@ class ServerSession:
         self._send(m.Redirect(address=address, port=port, text=text))
         self._close(0, "redirected", cause="normal")
 
+    def send_error(self, code: int, text: str, *, call: str | None = None,
+                   re: str | None = None) -> None:
+        """callgw answers a client command with ``error`` (e.g. INTERNAL when it failed on
+        it); not counted as the client's protocol error."""
+        if self.state is not State.CLOSED:
+            self._send(m.Error(code=code, text=_safe_text(text), call=_call_id(call),
+                               re=_command(re)))
+
     def status(self, info: str, call: str | None = None, text: str | None = None) -> None:
         """Send a status word (for the session, or for ``call``)."""
         if self.state is State.AUTHENTICATED:
@@ -375,13 +399,13 @@ class ServerSession:
         return self._call_api("ringing", call)
 
     def connected(self, call: str, *, address: str | None = None, port: int | None = None,
-                  codec: str | None = None) -> bytes | None:
+                  codec: str | None = None, key: bytes | None = None) -> bytes | None:
         """The call is answered. Direct mode: the gateway's ``address`` and ``port``; relay mode
-        (no address): a media key is made. Returns the key (relay), b"" (direct) or None when
-        the call is gone."""
+        (no address): ``key`` is the media key (callgw's call path made it), or one is made.
+        Returns the key (relay), b"" (direct) or None when the call is gone."""
         if self.state is not State.AUTHENTICATED:
             return None
-        result = self.calls.connected(call, address, port, codec)
+        result = self.calls.connected(call, address, port, codec, key)
         if result is None:
             return None
         self._send(result)
@@ -397,12 +421,13 @@ class ServerSession:
         return self._call_api("refuse", call, int(code), text)
 
     def incoming(self, *, caller: str | None = None, name: str | None = None,
-                 number: str | None = None, codecs: tuple[str, ...] | None = None) -> str | None:
+                 number: str | None = None, codecs: tuple[str, ...] | None = None,
+                 call: str | None = None) -> str | None:
         """Offer a call to the client; returns its (server-chosen) call id, or None when the
-        session is not authenticated."""
+        session is not authenticated. ``call``: callgw's own id (``s...``), else one is made."""
         if self.state is not State.AUTHENTICATED:
             return None
-        msg = self.calls.incoming(caller, name, number, codecs)
+        msg = self.calls.incoming(caller, name, number, codecs, call)
         self._send(msg)
         return msg.call
 
