@@ -1,32 +1,36 @@
-"""One client session, whatever its framing: login, ping, logout, idle expiry, the front-end hook.
+"""One client session, whatever its framing: the Twisted side of the core's ``ServerSession``.
 
 Owned by the front-end listeners. A framing adapter (``udp.py``, ``stream.py``, ``web/``) turns
-its bytes into payloads and gives them to a ``ClientConnection``; the connection decodes them
-(``protocols.client.messages``), runs the login (a SCRAM-style challenge and response over the
-user's stored scrypt keys, or a signed token from an earlier ``welcome``), answers pings and
-hands call commands and media frames to the *front end* (the call path) through four calls:
+its bytes into payloads and gives them to a ``ClientConnection``, which drives
+``protocols.client.session.ServerSession`` (login, ping, logout, call states, protocol errors,
+login and idle expiry: docs/protocol.md sections 5 to 9 and 13) and does only what the core
+asks of callgw: the store lookup of a user's credential (``LookupCredentials``, through
+``store.run``), accepting or refusing a proven user (``Authenticated``), its timer on the
+injected clock (``get_timer``/``handle_timer``), writing ``Send`` actions to the framing and
+closing on ``Close``. Call commands and media frames go to the *front end* (the call path)
+through four calls:
 
 - ``frontend.session_opened(conn)`` after a successful login; returns a dict (or a Deferred
   firing with one) of extra ``welcome`` fields (``branding``, ``name``, ``number``);
-- ``frontend.client_message(conn, message)`` for call, answer, reject, hangup, dtmf, hold, resume;
-- ``frontend.client_media(conn, frame)`` for media frames (``protocols.client.framing.MediaFrame``);
+- ``frontend.client_message(conn, message)`` for call, answer, reject, hangup, dtmf, hold, resume
+  (only those the core's call table let through);
+- ``frontend.client_media(conn, frame)`` for media frames (``protocols.client.framing.MediaFrame``)
+  on an authenticated session; the call path owns media keys and checks them;
 - ``frontend.session_closed(conn, reason)`` on logout, idle expiry, a lost connection, shutdown.
 
-The login glue here (``auth_message``, ``make_token_signer``) is the server's half; the client
-library (``callgw.client``) uses the same ``auth_message``. docs/protocol.md is the spec (login
-section 5, limits section 13). This class does not drive the core's
-``protocols.client.session.ServerSession``: that machine keeps its own call table and media
-keys, which in callgw belong to the call path's client leg (it sends ``trying``...``connected``
-itself through ``send``); tokens, throttling, SCRAM math and UDP reliability are the core's.
-Tests: tests/frontend/test_connection.py (StringTransport-free: a recording writer and a Clock)
-and the framing tests in tests/frontend/, tests/web/.
+What the call path sends with ``conn.send(message)`` (trying, ringing, connected, disconnected,
+unauthorized for a call, status, incoming, redirect, error) becomes the session's call methods,
+so the core's call table follows every call; ``connected`` keeps the media key the call path
+chose. The login glue here (``auth_message``, ``make_token_signer``) is the server's half; the
+client library (``callgw.client``) uses the same ``auth_message``.
+Tests: tests/frontend/test_connection.py (a recording writer and a Clock) and the framing tests
+in tests/frontend/, tests/web/; the core's in tests/client_proto/.
 """
 from __future__ import annotations
 
 import enum
 import hashlib
-import hmac
-import math
+import ipaddress
 import os
 import re
 from typing import Any
@@ -35,31 +39,26 @@ from twisted.internet.defer import maybeDeferred
 from twisted.logger import Logger
 
 from callgw import passwords
+from protocols.client import events as ev
 from protocols.client import framing as fr
 from protocols.client import messages as m
 from protocols.client import scram
-from protocols.client.errors import AuthCode, ErrorCode, ProtocolError, RemoteProtocolError
+from protocols.client.errors import (AuthCode, ErrorCode, LocalProtocolError, ProtocolError,
+                                     RemoteProtocolError)
+from protocols.client.session import ServerConfig, ServerSession
+from protocols.client.session import State as CoreState
 from protocols.client.throttle import LoginThrottle
-from protocols.client.tokens import TokenError, TokenSigner
+from protocols.client.tokens import TokenSigner
 
 MAX_ERRORS = 10                 # protocol errors before a session is ended
 MAX_LOGIN_FAILURES = 3          # failed logins before a session is ended
-MAX_CLIENT_NONCE = 96           # characters, so that the combined nonce fits in 128
-LOGIN_TIMEOUT = 30.0            # seconds from connect (or a failed login) to a welcome
-CALL_COMMANDS = (m.Call, m.Answer, m.Reject, m.Hangup, m.Dtmf, m.Hold, m.Resume)
+MAX_CALLS = 64                  # live calls of one session (the director limits users' calls)
+LOGIN_TIMEOUT = 30.0            # seconds from connect to a welcome
 WELCOME_EXTRAS = ("branding", "name", "number")
 _BRAND_KEY = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
-
-def _auth_message(user: str, client_nonce: str, nonce: str, salt: bytes, n: int, r: int,
-                  p: int) -> bytes:
-    """What both sides sign in a password login (after RFC 5802 section 3's AuthMessage)."""
-    return (f"callgw-v1,n={user},r={client_nonce},r={nonce},s={m.b64e(salt)},"
-            f"i={n}:{r}:{p},c=none,r={nonce}").encode("utf-8")
-
-
-# The protocol core's definition (docs/protocol.md, "Login") when it has one; same bytes.
-auth_message = getattr(scram, "auth_message", _auth_message)
+# The protocol core's definition (docs/protocol.md, "Login"): what both sides sign.
+auth_message = scram.auth_message
 
 
 def make_token_signer(security: dict, secret: bytes | None = None) -> TokenSigner:
@@ -93,8 +92,8 @@ def clean_branding(branding: Any) -> dict[str, str]:
 
 class SessionManager:
     """What every framing's connections share: the store, the front end, the clock, token
-    signing, login throttling and the limits from ``[client]``. ``frontend`` may be replaced
-    before the first connection (tests put a fake one there)."""
+    signing, login throttling and the session policy from ``[client]``. ``frontend`` may be
+    replaced before the first connection (tests put a fake one there)."""
 
     log = Logger()
 
@@ -116,6 +115,13 @@ class SessionManager:
         """Seconds between the pings a client should send (a third of the idle timeout)."""
         return max(1, min(3600, int(self.idle_timeout // 3)))
 
+    def session_config(self) -> ServerConfig:
+        """The core's policy for a new session (read at each open: tests change limits)."""
+        return ServerConfig(fake_salt_key=self._decoy, idle_timeout=self.idle_timeout,
+                            ping_interval=self.ping_interval, login_timeout=self.login_timeout,
+                            max_login_attempts=MAX_LOGIN_FAILURES, max_calls=MAX_CALLS,
+                            max_errors=MAX_ERRORS, strict_before_login=False)
+
     def open(self, framing: str, peer: tuple[str, int], writer) -> "ClientConnection":
         """A new connection for ``writer`` (``write_control(message)``, ``write_media(bytes)``,
         ``lose()``); its login timer runs from now."""
@@ -124,11 +130,6 @@ class SessionManager:
         conn.start()
         return conn
 
-    def decoy_credential(self, user: str) -> tuple[bytes, int, int, int]:
-        """A stable fake salt for an unknown user, so a challenge does not tell users apart."""
-        return (hmac.new(self._decoy, user.encode(), hashlib.sha256).digest()[:16],
-                scram.DEFAULT_N, scram.DEFAULT_R, scram.DEFAULT_P)
-
     def close_all(self, reason: str = "shutdown") -> None:
         """Close every connection (service stop); each reports ``session_closed``."""
         for conn in list(self.connections):
@@ -136,19 +137,30 @@ class SessionManager:
 
 
 class State(enum.Enum):
-    """Server-side session states (docs/protocol.md, "Session")."""
+    """The session's state as the listeners and the call path see it (the core's
+    ``protocols.client.session.State`` under the names callgw has always used)."""
     START = "start"               # connected, no login yet (or a failed one)
-    LOOKUP = "lookup"             # waiting for the store (user row, tenant)
+    LOOKUP = "lookup"             # waiting for the store (the user's credential)
     CHALLENGED = "challenged"     # challenge sent, waiting for the proof
-    OPENING = "opening"           # proof good, waiting for the front end's session_opened
+    OPENING = "opening"           # proof or token good: store and front end being asked
     OPEN = "open"                 # logged in
     CLOSED = "closed"
 
 
+_STATES = {CoreState.CONNECTED: State.START, CoreState.LOOKUP: State.LOOKUP,
+           CoreState.CHALLENGED: State.CHALLENGED, CoreState.VERIFIED: State.OPENING,
+           CoreState.AUTHENTICATED: State.OPEN, CoreState.CLOSED: State.CLOSED}
+
+# Why the core closed a session, as ``session_closed`` reports it.
+_CLOSE_REASONS = {ErrorCode.IDLE_TIMEOUT: "idle timeout", ErrorCode.LOGIN_TIMEOUT: "login timeout",
+                  ErrorCode.TOO_MANY_ERRORS: "too many errors",
+                  ErrorCode.UNREACHABLE: "unreachable"}
+
+
 class ClientConnection:
     """One client session. The front-end hook's view of it: ``username``, ``user`` (store row),
-    ``tenant`` (tenant name), ``peer`` (host, port), ``framing``, ``send``, ``send_media``,
-    ``close``."""
+    ``tenant`` (tenant name), ``peer`` (host, port), ``framing``, ``state``, ``send``,
+    ``send_media``, ``close``. ``session`` is the core's ``ServerSession`` it drives."""
 
     log = Logger()
 
@@ -160,39 +172,75 @@ class ClientConnection:
         self.username: str | None = None
         self.user: dict | None = None
         self.tenant: str | None = None
-        self.token: str | None = None
-        self.state = State.START
-        self.errors = 0
-        self.login_failures = 0
-        self._login: dict | None = None
+        self.session = ServerSession(peer=(_ip_or_unspecified(self.peer[0]), self.peer[1]),
+                                     signer=manager.tokens, throttle=manager.throttle,
+                                     config=manager.session_config(),
+                                     now=manager.clock.seconds())
+        self._row: dict | None = None           # the store row of the user logging in
+        self._inbound: m.Message | None = None  # the client message being handled
+        self._welcomed = False                  # session_closed is owed at the end
+        self._reason: str | None = None         # why callgw closed it (close, connection_lost)
+        self._lost = False                      # the transport is gone: do not lose() it
+        self._draining = False
         self._timer = None
-        self._last = 0.0
 
     def __repr__(self) -> str:
         return (f"<ClientConnection {self.framing} {self.peer[0]}:{self.peer[1]} "
                 f"{self.username or '-'} {self.state.value}>")
 
+    @property
+    def state(self) -> State:
+        return _STATES[self.session.state]
+
+    def _now(self) -> float:
+        return self.manager.clock.seconds()
+
     # -- the front end's side -----------------------------------------------------------------
     def send(self, message: m.Message) -> None:
-        """Send a server-to-client control message (dropped once closed)."""
-        if self.state is State.CLOSED:
+        """Send a server-to-client message (dropped once closed): call messages go through the
+        core's call table (a message for a call the client already ended is dropped). Raises
+        LocalProtocolError for a message that does not fit the call's state (a caller bug)."""
+        s = self.session
+        if s.state is CoreState.CLOSED:
             return
-        self.writer.write_control(message)
+        kind = type(message)
+        if kind is m.Trying:
+            s.trying(message.call)
+        elif kind is m.Ringing:
+            s.ringing(message.call)
+        elif kind is m.Connected:
+            s.connected(message.call, address=message.address, port=message.port,
+                        codec=message.codec, key=message.key)
+        elif kind is m.Disconnected:
+            s.disconnected(message.call, message.cause, q850=message.q850, text=message.text)
+        elif kind is m.Unauthorized and message.call is not None:
+            s.refuse_call(message.call, message.code, message.text)
+        elif kind is m.Status:
+            s.status(message.info, call=message.call, text=message.text)
+        elif kind is m.Incoming:
+            s.incoming(caller=message.caller, name=message.name, number=message.number,
+                       codecs=message.codecs, call=message.call)
+        elif kind is m.Redirect:
+            s.redirect(message.address, message.port, self._now(), text=message.text)
+        elif kind is m.Error:
+            s.send_error(message.code, message.text or "error", call=message.call,
+                         re=message.re)
+        else:
+            raise LocalProtocolError(f"{message.command} is not callgw's to send")
+        self._drive()
 
     def send_media(self, frame: fr.MediaFrame) -> None:
-        """Send a media frame (only on an open session)."""
-        if self.state is State.OPEN:
+        """Send a media frame (only on an open session; the call path chose its key)."""
+        if self.session.state is CoreState.AUTHENTICATED:
             self.writer.write_media(fr.encode_media(frame))
 
     def close(self, reason: str = "closed") -> None:
         """End the session and its transport; reports ``session_closed`` if it was open."""
-        if self._finish(reason):
-            self.writer.lose()
+        self._end(reason)
 
     # -- the framing's side -------------------------------------------------------------------
     def start(self) -> None:
-        self._last = self.manager.clock.seconds()
-        self._arm(self.manager.login_timeout)
+        self._arm()
 
     def receive(self, payload: bytes) -> None:
         """One payload from the framing (control JSON or a media frame). Never raises."""
@@ -204,176 +252,155 @@ class ClientConnection:
                 raise RemoteProtocolError(ErrorCode.TOO_LARGE,
                                           f"message over {self.manager.max_message} bytes")
             message = m.decode(payload, sender=m.CLIENT)
-        except RemoteProtocolError as e:
+        except ProtocolError as e:
             self.protocol_error(e)
             return
         self.receive_message(message)
 
     def receive_message(self, message: m.Message) -> None:
-        """One decoded client message. Never raises."""
-        if self.state is State.CLOSED:
-            return
-        self._last = self.manager.clock.seconds()
-        try:
-            self._dispatch(message)
-        except RemoteProtocolError as e:
-            self.protocol_error(e)
-        except Exception:
-            self.log.failure("handling {command} from {conn}", command=message.command,
-                             conn=repr(self))
-            self.send(m.Error(code=ErrorCode.INTERNAL, text="server error",
-                              re=message.command))
+        """One decoded client message (UDP: from the reliable channel). Never raises."""
+        self._feed(self.session.receive_message, message)
 
     def receive_media(self, frame: fr.MediaFrame) -> None:
         """A media frame: to the front end when logged in, else dropped."""
-        if self.state is not State.OPEN:
+        if self.session.state is not CoreState.AUTHENTICATED:
             return
-        self._last = self.manager.clock.seconds()       # any input keeps a session alive
         try:
             self.manager.frontend.client_media(self, frame)
         except Exception:
             self.log.failure("client_media from {conn}", conn=repr(self))
 
     def protocol_error(self, error: ProtocolError) -> None:
-        """Answer a broken rule with ``error``; close when fatal or after too many."""
-        if self.state is State.CLOSED:
-            return
-        self.errors += 1
-        self.log.debug("protocol error from {conn}: {error}", conn=repr(self), error=str(error))
-        re_cmd = error.command if error.command and re.match(r"^[a-z]{1,16}$",
-                                                             error.command) else None
-        self.send(m.Error(code=error.code, text=clean_text(error.text), re=re_cmd))
-        if error.fatal:
-            self.close("protocol error")
-        elif self.errors >= MAX_ERRORS:
-            self.send(m.Error(code=ErrorCode.TOO_MANY_ERRORS, text="too many errors"))
-            self.close("too many errors")
+        """Input that broke a rule: the core answers ``error`` and closes when fatal or after
+        too many."""
+        self._feed(self.session.receive_error, error)
 
     def connection_lost(self, reason: str = "connection lost") -> None:
         """The transport is gone (called by the framing)."""
-        self._finish(reason)
+        self._lost = True
+        self._end(reason)
 
-    # -- dispatch -------------------------------------------------------------------------------
-    def _dispatch(self, message: m.Message) -> None:
-        if isinstance(message, m.Ping):
-            self.send(m.Pong())
-        elif isinstance(message, m.Login):
-            self._on_login(message)
-        elif isinstance(message, m.Logout):
-            self.close("logout")
-        elif self.state is not State.OPEN:
-            raise RemoteProtocolError(ErrorCode.NOT_AUTHENTICATED, "log in first",
-                                      command=message.command)
+    # -- driving the core ---------------------------------------------------------------------
+    def _feed(self, method, item) -> None:
+        if self.session.state is CoreState.CLOSED:
+            return
+        self._inbound = item if isinstance(item, m.Message) else None
+        try:
+            method(item, self._now())
+        except Exception:
+            self.log.failure("handling input from {conn}", conn=repr(self))
+            self.session.send_error(ErrorCode.INTERNAL, "server error",
+                                    re=getattr(item, "command", None))
+        finally:
+            self._drive()
+            self._inbound = None
+
+    def _end(self, reason: str) -> None:
+        if self.session.state is CoreState.CLOSED:
+            return
+        self._reason = reason
+        self.session.close(self._now(), 0, reason)
+        self._drive()
+
+    def _drive(self) -> None:
+        """Carry out what the core asked for, in order; re-entrant calls (the front end
+        answering from inside a hook) leave their actions to the loop already running."""
+        if self._draining:
+            return
+        self._draining = True
+        try:
+            while True:
+                actions = self.session.next_actions()
+                if not actions:
+                    break
+                for action in actions:
+                    self._act(action)
+        finally:
+            self._draining = False
+        self._arm()
+
+    def _act(self, action) -> None:
+        kind = type(action)
+        if kind is ev.Send:
+            self.writer.write_control(action.message)
+        elif kind is ev.SendMedia:
+            self.writer.write_media(action.payload)
+        elif kind is ev.Close:
+            self._closed(action)
+        elif kind is ev.LookupCredentials:
+            self._lookup(action.user)
+        elif kind is ev.Authenticated:
+            self._authenticated(action)
+        elif kind is ev.LoggedIn:
+            self._logged_in()
+        elif kind is ev.MediaReceived:
+            self.receive_media(action.frame)
         else:
-            d = maybeDeferred(self.manager.frontend.client_message, self, message)
-            d.addErrback(self._frontend_failed, message)
+            self._call_event(action)
+
+    def _call_event(self, event) -> None:
+        """A client call command the core let through: the front end gets the message itself.
+        Calls released because the session ended are the front end's ``session_closed``."""
+        message = self._inbound
+        if message is None or getattr(message, "call", None) != event.call:
+            return
+        d = maybeDeferred(self.manager.frontend.client_message, self, message)
+        d.addErrback(self._frontend_failed, message)
 
     def _frontend_failed(self, failure, message) -> None:
         self.log.failure("front end failed on {command} from {conn}", failure,
                          command=message.command, conn=repr(self))
-        self.send(m.Error(code=ErrorCode.INTERNAL, text="server error", re=message.command,
-                          call=getattr(message, "call", None)))
+        self.session.send_error(ErrorCode.INTERNAL, "server error", re=message.command,
+                                call=getattr(message, "call", None))
+        self._drive()
 
-    # -- login ----------------------------------------------------------------------------------
-    def _on_login(self, login: m.Login) -> None:
-        if self.state in (State.OPEN, State.LOOKUP, State.OPENING):
-            raise RemoteProtocolError(ErrorCode.OUT_OF_ORDER, "login in progress or done",
-                                      command="login")
-        now = self.manager.clock.seconds()
-        wait = self.manager.throttle.retry_after(login.user, self.peer[0], now)
-        if wait > 0:
-            self._refuse(AuthCode.THROTTLED, "too many failed logins", retry=math.ceil(wait))
-        elif login.token is not None:
-            self._token_login(login.token, now)
-        elif login.proof is None:
-            self._first(login)
-        else:
-            self._final(login, now)
-
-    def _first(self, login: m.Login) -> None:
-        if len(login.nonce) > MAX_CLIENT_NONCE:
-            raise RemoteProtocolError(ErrorCode.BAD_FIELD,
-                                      f"client nonce over {MAX_CLIENT_NONCE}", command="login")
-        self.state = State.LOOKUP
-        d = self.manager.store.run("get_user", login.user)
-        d.addCallback(self._challenge, login)
+    # -- login: what the core asks of callgw --------------------------------------------------
+    def _lookup(self, user: str) -> None:
+        d = self.manager.store.run("get_user", user)
+        d.addCallback(self._credentials, user)
         d.addErrback(self._login_failed, "user lookup")
 
-    def _challenge(self, row: dict | None, login: m.Login) -> None:
-        if self.state is State.CLOSED:
-            return
+    def _credentials(self, row: dict | None, user: str) -> None:
+        if self.session.state is not CoreState.LOOKUP:
+            return                                  # closed while the store was busy
         cred = None
         if row is not None:
             try:
                 cred = passwords.parse(row["password"])
             except ValueError:
-                self.log.warn("user {user}: unusable stored credential", user=login.user)
-        salt, n, r, p = ((cred.salt, cred.n, cred.r, cred.p) if cred is not None
-                         else self.manager.decoy_credential(login.user))
-        nonce = login.nonce + m.b64e(os.urandom(18))
-        self._login = {"user": login.user, "client_nonce": login.nonce, "nonce": nonce,
-                       "row": row, "cred": cred,
-                       "auth": auth_message(login.user, login.nonce, nonce, salt, n, r, p)}
-        self.state = State.CHALLENGED
-        self.send(m.Challenge(nonce=nonce, salt=salt, n=n, r=r, p=p))
+                self.log.warn("user {user}: unusable stored credential", user=user)
+        self._row = row if cred is not None else None
+        self.session.credentials_found(user, cred, self._now())
+        self._drive()
 
-    def _final(self, login: m.Login, now: float) -> None:
-        pending, self._login = self._login, None
-        if (self.state is not State.CHALLENGED or pending is None
-                or pending["user"] != login.user or pending["nonce"] != login.nonce):
-            self.state = State.START
-            self._refuse(AuthCode.STALE_NONCE, "no such challenge: start the login again")
+    def _authenticated(self, event: ev.Authenticated) -> None:
+        if event.via == "password":
+            self._check_user(self._row)
             return
-        self.state = State.START
-        cred, row = pending["cred"], pending["row"]
-        if cred is None or not scram.verify_proof(cred.stored_key, pending["auth"], login.proof):
-            self.manager.throttle.failed(login.user, self.peer[0], now)
-            self.log.info("login refused: {user} from {host}", user=login.user,
-                          host=self.peer[0])
-            self._refuse(AuthCode.BAD_CREDENTIALS, "wrong user name or password")
-            return
-        if not row.get("enabled"):
-            self._refuse(AuthCode.ACCOUNT_DISABLED, "account disabled")
-            return
-        self.manager.throttle.succeeded(login.user, self.peer[0], now)
-        self._opening(row, scram.server_signature(cred.server_key, pending["auth"]))
-
-    def _token_login(self, token: str, now: float) -> None:
-        try:
-            claims = self.manager.tokens.verify(token, now)
-        except TokenError as e:
-            self.manager.throttle.failed(None, self.peer[0], now)
-            self._refuse(e.code, e.text)
-            return
-        self.state = State.LOOKUP
-        d = self.manager.store.run("get_user", claims.user)
-        d.addCallback(self._token_user)
+        d = self.manager.store.run("get_user", event.user)
+        d.addCallback(self._check_user)
         d.addErrback(self._login_failed, "token user lookup")
 
-    def _token_user(self, row: dict | None) -> None:
-        if self.state is State.CLOSED:
+    def _check_user(self, row: dict | None) -> None:
+        if self.session.state is not CoreState.VERIFIED:
             return
-        self.state = State.START
+        self._row = None
         if row is None:
-            self._refuse(AuthCode.TOKEN_INVALID, "no such user")
+            self.session.refuse(AuthCode.TOKEN_INVALID, "no such user", self._now())
         elif not row.get("enabled"):
-            self._refuse(AuthCode.ACCOUNT_DISABLED, "account disabled")
+            self.session.refuse(AuthCode.ACCOUNT_DISABLED, "account disabled", self._now())
         else:
-            self._opening(row, None)
+            self.username, self.user, self.tenant = row["username"], row, row.get("tenant")
+            d = maybeDeferred(self.manager.frontend.session_opened, self)
+            d.addCallback(self._accept)
+            d.addErrback(self._login_failed, "session_opened")
+            return
+        self._drive()
 
-    def _opening(self, row: dict, signature: bytes | None) -> None:
-        self.state = State.OPENING
-        self.username, self.user, self.tenant = row["username"], row, row.get("tenant")
-        d = maybeDeferred(self.manager.frontend.session_opened, self)
-        d.addCallback(self._welcome, signature)
-        d.addErrback(self._login_failed, "session_opened")
-
-    def _welcome(self, extra: dict | None, signature: bytes | None) -> None:
-        if self.state is State.CLOSED:          # lost while the front end was busy
+    def _accept(self, extra: dict | None) -> None:
+        if self.session.state is CoreState.CLOSED:      # lost while the front end was busy
             self._report_closed("connection lost")
             return
-        now = self.manager.clock.seconds()
-        self.token, expires = self.manager.tokens.issue(self.username, now)
         fields: dict[str, Any] = {}
         number = self.user.get("number")
         if number and m.E164_RE.match(number):
@@ -381,70 +408,61 @@ class ClientConnection:
         for key, value in (extra or {}).items():
             if key in WELCOME_EXTRAS and value is not None:
                 fields[key] = clean_branding(value) if key == "branding" else value
-        self.state = State.OPEN
+        self.session.accept(self._now(), **fields)
+        self._drive()
+
+    def _logged_in(self) -> None:
+        self._welcomed = True
         validated = getattr(self.writer, "login_succeeded", None)   # UDP: address validated
         if validated is not None:
             validated()
         self.log.info("session open: {user} over {framing} from {host}:{port}",
                       user=self.username, framing=self.framing, host=self.peer[0],
                       port=self.peer[1])
-        self._arm(self.manager.idle_timeout)
-        self.send(m.Welcome(user=self.username, token=self.token, expires=expires,
-                            address=self.peer[0], port=self.peer[1],
-                            ping=self.manager.ping_interval, signature=signature, **fields))
-
-    def _refuse(self, code: int, text: str, retry: int | None = None) -> None:
-        self.send(m.Unauthorized(code=code, text=clean_text(text), retry=retry))
-        if code != AuthCode.THROTTLED:
-            self.login_failures += 1
-            if self.login_failures >= MAX_LOGIN_FAILURES:
-                self.close("too many failed logins")
 
     def _login_failed(self, failure, what: str) -> None:
+        """The store or the front end failed during a login: the client is told and the
+        session ends (it may log in again on a new one)."""
         self.log.failure("login of {conn}: {what} failed", failure, conn=repr(self), what=what)
-        if self.state is State.OPENING:
+        if self.session.state is not CoreState.CLOSED:
             self.username = self.user = self.tenant = None
-        if self.state is not State.CLOSED:
-            self.state = State.START
-            self.send(m.Error(code=ErrorCode.INTERNAL, text="server error", re="login"))
+            self.session.close(self._now(), ErrorCode.INTERNAL, "server error")
+            self._drive()
 
-    # -- timers and the end -----------------------------------------------------------------------
-    def _arm(self, delay: float) -> None:
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = self.manager.clock.callLater(delay, self._check_idle)
-
-    def _check_idle(self) -> None:
+    # -- timers and the end -------------------------------------------------------------------
+    def _arm(self) -> None:
+        """Keep one clock call at the core's next deadline (or earlier: it re-asks then)."""
+        due = self.session.get_timer()
+        timer = self._timer
+        if timer is not None and timer.active():
+            if due is not None and timer.getTime() <= due:
+                return
+            timer.cancel()
         self._timer = None
-        now = self.manager.clock.seconds()
-        if self.state is State.OPEN:
-            limit, code, text = self.manager.idle_timeout, ErrorCode.IDLE_TIMEOUT, "idle"
-        else:
-            limit, code, text = self.manager.login_timeout, ErrorCode.LOGIN_TIMEOUT, "no login"
-        left = self._last + limit - now
-        if left > 0 and self.state is State.OPEN:
-            self._timer = self.manager.clock.callLater(left, self._check_idle)
-            return
-        if self.state is State.OPENING:
-            self._timer = self.manager.clock.callLater(limit, self._check_idle)
-            return
-        self.send(m.Error(code=code, text=f"session expired: {text}"))
-        self.close("idle timeout" if code == ErrorCode.IDLE_TIMEOUT else "login timeout")
+        if due is not None:
+            self._timer = self.manager.clock.callLater(max(0.0, due - self._now()),
+                                                       self._expired)
 
-    def _finish(self, reason: str) -> bool:
-        """Move to CLOSED; True if this call did it."""
-        if self.state is State.CLOSED:
-            return False
-        was_open = self.state is State.OPEN
-        self.state = State.CLOSED
-        self._login = None
+    def _expired(self) -> None:
+        self._timer = None
+        now = self._now()
+        due = self.session.get_timer()
+        if due is not None and due <= now:
+            self.session.handle_timer(now)
+        self._drive()
+
+    def _closed(self, close: ev.Close) -> None:
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
         self.manager.connections.discard(self)
-        if was_open:
-            self._report_closed(reason)
-        return True
+        if self._reason is None:        # the core ended it: logout, expiry, errors
+            self._reason = _CLOSE_REASONS.get(close.code, close.text if close.code == 0
+                                              else "protocol error")
+        if self._welcomed:
+            self._report_closed(self._reason)
+        if not self._lost:
+            self.writer.lose()
 
     def _report_closed(self, reason: str) -> None:
         self.log.info("session closed: {user} over {framing} ({reason})", user=self.username,
@@ -452,6 +470,16 @@ class ClientConnection:
         d = maybeDeferred(self.manager.frontend.session_closed, self, reason)
         d.addErrback(lambda f: self.log.failure("session_closed for {conn}", f,
                                                 conn=repr(self)))
+
+
+def _ip_or_unspecified(host: str) -> str:
+    """The peer's host for the core (an IP address; anything else, e.g. a test's name, as
+    0.0.0.0: ``welcome`` can only carry an address)."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return "0.0.0.0"
+    return host
 
 
 class MinimalFrontEnd:

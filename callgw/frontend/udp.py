@@ -120,8 +120,8 @@ class ReliableChannel:
 
 class _UdpPeer:
     """One source address: its reliable channel and ClientConnection (the writer for it).
-    After the session ended the peer stays until its last messages were acknowledged (at most
-    ``LINGER`` seconds), so that retransmissions do not open a new session."""
+    After the session ended the peer stays ``LINGER`` seconds, so that retransmissions (ours,
+    or the client's whose acknowledgement was lost) do not open a new session."""
 
     def __init__(self, proto: "ClientDatagramProtocol", addr: tuple[str, int]):
         self.proto = proto
@@ -164,10 +164,12 @@ class _UdpPeer:
         self.channel.address_validated()
 
     def lose(self) -> None:
-        if self.channel.closed or self.channel.idle:
+        """The session ended: keep acknowledging (and retransmitting) for ``LINGER`` seconds,
+        also once all of ours were acknowledged: the client may still be retransmitting a
+        message whose acknowledgement was lost, which must not open a new session."""
+        if self.channel.closed:
             self._forget()
-        else:
-            self.channel.on_idle = self._forget
+        elif self._linger is None:
             self._linger = self.proto.manager.clock.callLater(LINGER, self._forget)
 
     def _forget(self) -> None:

@@ -282,3 +282,30 @@ def test_configured_token_keys_sign_with_the_first_and_accept_all(tmp_path):
     random_key = make_token_signer({"token_keys": []})
     with pytest.raises(Exception):
         random_key.verify(token, 1001.0)
+
+
+def test_call_path_messages_go_through_the_cores_call_table(env):
+    manager, conn, writer, clock, frontend = env
+    login(conn, writer)
+    send(conn, m.Call(call="c1", number="+4930123", mode="relay"))
+    connected = writer.sent[-1]
+    assert isinstance(connected, m.Connected)
+    assert conn.session.calls.call_for_key(connected.key) == "c1"   # the call path's key
+    send(conn, m.Hangup(call="c1"))
+    assert [x for x in writer.sent if isinstance(x, m.Disconnected)] == [
+        m.Disconnected(call="c1", cause="normal")]                   # exactly one, the core's
+    conn.send(m.Ringing(call="c1"))                                  # a race: dropped
+    assert isinstance(writer.sent[-1], m.Disconnected)
+    send(conn, m.Hangup(call="c1"))
+    assert writer.sent[-1].code == ErrorCode.UNKNOWN_CALL
+
+
+def test_call_path_message_out_of_state_is_a_local_error(env):
+    from protocols.client.errors import LocalProtocolError
+    manager, conn, writer, clock, frontend = env
+    login(conn, writer)
+    send(conn, m.Call(call="c1", number="+4930123", mode="relay"))
+    with pytest.raises(LocalProtocolError):
+        conn.send(m.Trying(call="c1"))                               # already connected
+    conn.send(m.Status(info="quality", call="c1"))
+    assert writer.sent[-1] == m.Status(info="quality", call="c1")
