@@ -184,7 +184,7 @@ def test_udp_strangers_dropped_garbage_and_oversized_answered(tmp_path):
             error = yield d
             assert error.code == code
         d = proto.next()
-        port.write(m.encode(m.Ping(), mid=3), addr)   # an undecodable message uses no id
+        port.write(m.encode(m.Ping(), mid=4), addr)   # id 3 was the oversized one (acked)
         assert (yield d) == m.Pong()
     finally:
         yield port.stopListening()
