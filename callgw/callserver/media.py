@@ -16,6 +16,11 @@ SDP through it) and it joins the relay to the call's client leg:
   is dropped and counted (``frames_dropped``), the rest go to ``RelaySession.client_frame``;
 - ``dtmf(digit, duration)``: the client's ``dtmf`` as RFC 4733 events toward the gateway;
   digits the gateway sends as RFC 4733 come to the client leg as ``Dtmf`` events;
+- ``standby(leg, handler, factory)``: a direct-mode call keeps no media session, but when the
+  client reports that no media reached it (``answer`` with ``mode: relay`` on its active call)
+  the call gets one: the gateway side is allocated, a ``MediaOffer`` with the relay's address
+  goes to the native leg (a SIP re-INVITE), and the gateway's ``MediaAnswer`` connects it; the
+  client leg then sends ``connected`` again with a key, and media rides the client protocol;
 - ``liveness()``: the logger's reaper asks it like a leg; after the relay reported a silent
   side for ``inactivity_timeout`` seconds it answers with the reason, and the reaper releases
   the call (the CDR's ``cause_text`` says ``reaped: media inactive ...``).
@@ -182,6 +187,13 @@ class CallMediaSession:
             if logger is not None:
                 logger.event(self.call_id, "media-inactive", side=side, idle=round(idle, 1))
 
+    def gateway_answered(self, media) -> None:
+        """The gateway answered the re-INVITE that moved a direct call to the relay."""
+        self.relay_session.connect("gateway", media)
+        logger = getattr(self.handler, "logger", None)
+        if logger is not None:
+            logger.event(self.call_id, "media-relayed", gateway=f"{media.address}:{media.port}")
+
     def liveness(self) -> str | None:
         """None while media flows; the reason once a side went silent (for the reaper)."""
         return self.inactive
@@ -192,3 +204,29 @@ class CallMediaSession:
 
     def _peer(self):
         return getattr(self.conn, "peer", None)
+
+
+def standby(leg, handler, factory) -> None:
+    """Direct mode: let ``leg`` move its call's media to the relay (``leg.relay(leg)``)."""
+    leg.relay = lambda leg: _move_to_relay(leg, handler, factory)
+
+
+def _move_to_relay(leg, handler, factory) -> None:
+    if handler.media is not None or leg.sink is None:
+        return
+    session = factory(handler.ctx.call_id)
+    handler.media = session             # closed, and its statistics in the CDR, at call end
+    session.bind(leg, handler)
+    handler.logger.event(handler.ctx.call_id, "media-to-relay", reason="client heard nothing")
+    offer = handler.offer
+
+    def allocated(address):
+        codecs = offer.codecs if offer is not None else ("PCMU", "PCMA")
+        media = ev.MediaDescription(address[0], address[1], codecs)
+        if leg.sink is not None and not leg.released:
+            leg.sink(leg, ev.MediaOffer(media))
+
+    def failed(failure):
+        CallMediaSession.log.failure("call {call_id} peer {peer}: moving media to the relay",
+                                     failure, call_id=handler.ctx.call_id, peer=handler.ctx.peer)
+    session.allocate("gateway").addCallbacks(allocated, failed)

@@ -169,6 +169,9 @@ class CallServer:
                               self.timers, media, self._finished, self.directory)
         if hasattr(media, "bind"):          # callgw.callserver.media: the call's client leg
             media.bind(leg, handler)
+        elif self.media_factory is not None and request.media_mode == "direct":
+            from callgw.callserver.media import standby
+            standby(leg, handler, self.media_factory)   # the move to relay, if ever asked
         self.handlers[request.call_id] = handler
         self.director.call_began(username, request.tenant)
         self.launched += 1

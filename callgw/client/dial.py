@@ -4,7 +4,7 @@ Owned by the client library (issue 4, "Python client and command line").
 
     callgw-dial [--server URL] --user NAME [--password PW] [--cacert FILE | --insecure]
                 [--duration SECONDS] [--timeout SECONDS] [--play WAV] [--record WAV]
-                [--dtmf DIGITS] TARGET
+                [--dtmf DIGITS] [--media relay|direct] [--no-media-after SECONDS] TARGET
 
 URL is ``udp://HOST:PORT``, ``tcp://HOST:PORT``, ``tls://HOST:PORT``, ``wss://HOST:PORT`` or
 ``https://HOST:PORT`` (default ``tcp://127.0.0.1:7060``). The password comes from
@@ -15,6 +15,9 @@ address-book entry. TLS is verified (``--cacert`` for callgw's self-signed certi
 as the microphone (relay mode, G.711 as ``connected`` names it); ``--record`` writes what was
 heard to a WAV file (``callgw.client.media``). ``--dtmf`` sends the digits (``dtmf``) half a
 second after ``connected``; digits the far end sends print as ``status: dtmf D``.
+``--media direct`` sends and receives RTP on the client's own port (the gateway's address comes
+in ``connected``); when nothing arrived within ``--no-media-after`` seconds it asks callgw to
+carry the media (``answer`` with ``mode: relay``), and carries on in relay mode.
 
 Exit codes: 0 a normal call (connected, then ended normally); 1 the call failed (busy,
 unreachable, no answer...); 2 bad arguments; 3 unauthorized (login or call refused);
@@ -52,6 +55,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="seconds to wait for login and for the call to connect")
     p.add_argument("--play", metavar="WAV", help="mono 16-bit 8 kHz WAV file to send")
     p.add_argument("--record", metavar="WAV", help="write what is heard to this WAV file")
+    p.add_argument("--media", choices=("relay", "direct"), default="relay",
+                   help="relay: media rides the client protocol through callgw (default); "
+                        "direct: RTP between this client and the gateway")
+    p.add_argument("--no-media-after", type=float, default=2.0, metavar="SECONDS",
+                   help="direct mode: ask callgw to relay when no RTP arrived in this time "
+                        "(0: never; default %(default)s)")
     p.add_argument("--dtmf", metavar="DIGITS",
                    help="send these DTMF digits (0-9 * # A-D) once connected")
     p.add_argument("target", metavar="TARGET", help="E.164 number (+...) or address-book entry")
@@ -124,26 +133,40 @@ def dial(reactor, args: argparse.Namespace):
 
 @defer.inlineCallbacks
 def _call(reactor, session, args):
+    from callgw.client.media import MediaPlayer, MediaRecorder
     number = args.target if args.target.startswith("+") else None
-    call = session.call(number=number, contact=None if number else args.target)
+    direct = _direct_media(reactor, session, args) if args.media == "direct" else None
+    call = session.call(number=number, contact=None if number else args.target,
+                        mode=args.media, address=direct and direct.address,
+                        port=direct and direct.port)
     started = {}
+    state = {"player": None}
+
+    def play(codec, pcm, key):
+        if pcm and key is not None:
+            state["player"] = MediaPlayer(session, call, pcm, reactor, codec)
+            state["player"].start()
 
     def show(message: m.Message) -> None:
         if isinstance(message, m.Trying):
             say(f"trying (call {message.call})")
         elif isinstance(message, m.Ringing):
             say("ringing")
+        elif isinstance(message, m.Connected) and "at" in started:
+            if direct is not None and message.key is not None:      # moved to the relay
+                direct.rtp.stop()
+                say("media relayed by callgw")
+                reactor.callLater(0, play, message.codec,          # once call.key is set
+                                  (args.pcm or b"")[direct.rtp.offset:], message.key)
         elif isinstance(message, m.Connected):
             started["at"] = reactor.seconds()
             say("connected")
         elif isinstance(message, m.Status):
             say(f"status: {message.info}{' ' + message.text if message.text else ''}")
     call.on_event = show
-    from callgw.client.media import MediaPlayer, MediaRecorder
     recorder = MediaRecorder(call) if args.record else None
     if recorder is not None:
         session.on_media = recorder.receive
-    player = None
     guard = reactor.callLater(args.timeout, lambda: None if started else call.hangup())
     try:
         yield defer.DeferredList([call.connected, call.disconnected], fireOnOneCallback=True)
@@ -155,21 +178,62 @@ def _call(reactor, session, args):
         hang = reactor.callLater(args.duration, call.hangup)
         if args.dtmf:
             reactor.callLater(min(DTMF_DELAY, args.duration / 2), _send_dtmf, call, args.dtmf)
-        if args.pcm is not None and call.key is not None:
-            connected = next(e for e in call.events if isinstance(e, m.Connected))
-            player = MediaPlayer(session, call, args.pcm, reactor, connected.codec)
-            player.start()
+        connected = next(e for e in call.events if isinstance(e, m.Connected))
+        if direct is not None and connected.address and connected.port:
+            say(f"direct media with {connected.address}:{connected.port}")
+            direct.rtp.start(connected.address, connected.port)
+            if args.no_media_after:
+                reactor.callLater(args.no_media_after, _check_direct, call, direct)
+        elif args.pcm is not None:
+            play(connected.codec, args.pcm, call.key)
     end = yield call.disconnected
     if hang is not None and hang.active():
         hang.cancel()
+    player = state["player"]
     if player is not None:
         player.stop()
-        say(f"played {player.sent * 0.02:.1f} s of {args.play}")
+    if direct is not None:
+        direct.rtp.stop()
+        say(f"direct RTP: sent {direct.rtp.sent}, received {direct.rtp.received} packets")
+        direct.listening.stopListening()
+    if args.pcm is not None:
+        sent = (player.sent if player else 0) + (direct.rtp.sent if direct else 0)
+        say(f"played {sent * 0.02:.1f} s of {args.play}")
     if recorder is not None:
+        if direct is not None:
+            recorder.chunks[:0] = direct.rtp.chunks
         say(f"recorded {recorder.write(args.record):.1f} s to {args.record}")
     if "at" in started:
         say(f"duration {reactor.seconds() - started['at']:.1f} s")
     return _outcome(end, "at" in started)
+
+
+class _Direct:
+    """The client's RTP port in direct mode and what the call request says about it."""
+
+    def __init__(self, rtp, listening, address: str):
+        self.rtp, self.listening, self.address = rtp, listening, address
+        self.port = listening.getHost().port
+
+
+def _direct_media(reactor, session, args) -> _Direct:
+    """Bind the client's RTP port (where callgw saw us, else every address)."""
+    from twisted.internet.error import CannotListenError
+
+    from callgw.client.media import DirectMedia
+    rtp = DirectMedia(args.pcm, reactor)
+    seen = session.welcome.address if session.welcome is not None else "0.0.0.0"
+    try:
+        listening = reactor.listenUDP(0, rtp, interface=seen)
+    except CannotListenError:
+        listening = reactor.listenUDP(0, rtp)
+    return _Direct(rtp, listening, seen)
+
+
+def _check_direct(call, direct: _Direct) -> None:
+    if not call.ended and call.key is None and direct.rtp.received == 0:
+        say("no media arrived in direct mode: asking callgw to relay it")
+        call.relay()
 
 
 def _send_dtmf(call, digits: str) -> None:

@@ -90,6 +90,11 @@ class ClientCall:
     def dtmf(self, digits: str, duration: int | None = None) -> None:
         self.session.send(m.Dtmf(call=self.id, digits=digits, duration=duration))
 
+    def relay(self) -> None:
+        """Direct mode: no media arrived; ask callgw to carry the media (relay mode). The
+        server answers with a second ``connected`` carrying the media key."""
+        self.session.send(m.Answer(call=self.id, mode="relay"))
+
     def hold(self) -> None:
         self.session.send(m.Hold(call=self.id))
 
@@ -160,13 +165,15 @@ class ClientSession:
         return d
 
     def call(self, number: str | None = None, contact: str | None = None,
-             mode: str = "relay", codecs: tuple[str, ...] | None = ("PCMU", "PCMA")) -> ClientCall:
-        """Place a call to ``number`` (E.164) or ``contact`` (address-book entry)."""
+             mode: str = "relay", codecs: tuple[str, ...] | None = ("PCMU", "PCMA"),
+             address: str | None = None, port: int | None = None) -> ClientCall:
+        """Place a call to ``number`` (E.164) or ``contact`` (address-book entry); direct
+        mode names where the client receives RTP (``address``, ``port``)."""
         self._next_call += 1
         call = ClientCall(self, f"c{self._next_call}")
         self.calls[call.id] = call
         self.send(m.Call(call=call.id, number=number, contact=contact, mode=mode,
-                         codecs=codecs))
+                         codecs=codecs, address=address, port=port))
         return call
 
     def logout(self) -> Deferred:

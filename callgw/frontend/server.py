@@ -177,8 +177,9 @@ class FrontEnd(Service):
         calls[message.call] = leg
         host, port = _peer(conn)
         media = None
-        if message.mode == "direct":
-            media = ev.MediaDescription(message.address, message.port,
+        if message.mode == "direct":    # the client's RTP address as callgw sees it (NAT)
+            media = ev.MediaDescription(host if host not in ("?", "") else message.address,
+                                        message.port,
                                         tuple(message.codecs) if message.codecs
                                         else ("PCMU", "PCMA"))
         tenant = getattr(conn, "tenant", None)

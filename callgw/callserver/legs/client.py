@@ -39,7 +39,8 @@ class ClientLeg:
 
     log = Logger()
     name = "client"
-    __slots__ = ("conn", "call", "mode", "sink", "key", "released", "gone", "_trying", "media")
+    __slots__ = ("conn", "call", "mode", "sink", "key", "released", "gone", "_trying", "media",
+                 "relay")
 
     def __init__(self, conn, call: str, mode: str = "relay"):
         self.conn = conn
@@ -51,6 +52,7 @@ class ClientLeg:
         self.gone: str | None = None
         self._trying = False
         self.media = None       # relay mode: the call's CallMediaSession (callgw.callserver.media)
+        self.relay = None       # direct mode: relay(leg) moves the call's media to the relay
 
     # -- ICallLeg -----------------------------------------------------------------------------
     def attach(self, sink) -> None:
@@ -78,6 +80,10 @@ class ClientLeg:
                                call=self.call))
         elif kind is ev.Dtmf:
             self._out(m.Status(info="dtmf", call=self.call, text=event.digit))
+        elif kind is ev.MediaAnswer and self.media is not None and self.mode == "direct":
+            self.mode = "relay"     # the gateway took the relay: media frames from now on
+            self.media.gateway_answered(event.media)
+            self._connected(ev.Connect(None))
         elif kind is ev.Setup:
             self._out(m.Incoming(call=self.call, caller=None if event.privacy else event.caller,
                                  number=event.target))
@@ -103,6 +109,9 @@ class ClientLeg:
                     self.media.dtmf(digit, message.duration or 100)     # RFC 4733 in the relay
                 else:
                     self.sink(self, ev.Dtmf(digit, message.duration or 100))
+        elif kind is m.Answer and message.mode == "relay" and self.mode == "direct":
+            if self.relay is not None and self.key is None:
+                self.relay(self)        # no media reached the client: re-INVITE via the relay
         elif kind is m.Hold:
             self.sink(self, ev.Hold(True))
         elif kind is m.Resume:
