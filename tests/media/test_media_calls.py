@@ -21,7 +21,7 @@ from twisted.internet import defer, reactor
 from twisted.internet.utils import getProcessOutputAndValue
 
 from tests.callpath.callgw_env import (HAVE_SIPP, Sipp, free_port, prepare_db, settled_cdr,
-                                       within)
+                                       sleep, within)
 from tests.helpers import make_config
 
 pytestmark = pytest.mark.skipif(not HAVE_SIPP, reason="sipp (sip-tester) is not installed")
@@ -131,18 +131,18 @@ def sipp_gateway(tmp_path, scenario="uas_answer.xml", extra=(), echo=True):
 
 # -- tests ------------------------------------------------------------------------------------
 @pytest_twisted.inlineCallbacks
-@pytest.mark.parametrize("scheme", ["udp", "wss"])
+@pytest.mark.parametrize("scheme", ["udp", "wss", "tcp", "https"])
 def test_relayed_tone_comes_back_through_an_echoing_gateway(tmp_path, scheme):
-    """Relayed mode over UDP and WebSocket: what the client hears is the 1 kHz tone it played,
+    """Relayed mode over UDP and WebSocket (and TCP, HTTP+SSE): what the client hears is the 1 kHz tone it played,
     echoed by sipp, with under 1% of its 20 ms frames missing; the CDR has the relay's
     per-direction statistics."""
     source, heard = tmp_path / "tone.wav", tmp_path / "heard.wav"
     played = write_tone(source)
     sipp = sipp_gateway(tmp_path)
     prepare_db(tmp_path, gateways=[("gw1", sipp.port, ["+49"], {})])
-    gw = yield start(tmp_path, web=scheme == "wss")
+    gw = yield start(tmp_path, web=scheme in ("wss", "https"))
     try:
-        extra = ["--cacert", gw.client.cert.cert_path] if scheme == "wss" else []
+        extra = ["--cacert", gw.client.cert.cert_path] if scheme in ("wss", "https") else []
         code, out = yield dial("--server", url(gw, scheme), "--user", "alice", *extra,
                                "--duration", str(TONE_SECONDS + 1.0), "--play", str(source),
                                "--record", str(heard), "+4930123456")
@@ -162,5 +162,60 @@ def test_relayed_tone_comes_back_through_an_echoing_gateway(tmp_path, scheme):
         assert down["lost"] == 0 and down["mos"] > 4.0
         assert gw.callpath.frontend.media_frames_dropped == 0
     finally:
+        yield gw.stopService()
+        sipp.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_frames_with_a_wrong_key_or_another_sessions_key_are_dropped_and_counted(tmp_path):
+    """Only frames with the call's key from the call's own session reach the gateway: a
+    random key, and the key of another session's call, are dropped and counted."""
+    from callgw.client.links import connect
+    from protocols.client import framing as fr
+    from test_media_calls_wire import Capture, port_filter, rtp_packets
+    sipp = sipp_gateway(tmp_path, extra=["-m", "2"])
+    prepare_db(tmp_path, users=("alice", "bob"), gateways=[("gw1", sipp.port, ["+49"], {})])
+    gw = yield start(tmp_path)
+    capture = Capture(tmp_path / "keys.pcapng", port_filter(gw, sipp))
+    alice = bob = None
+    try:
+        yield capture.start()
+        alice = yield connect(url(gw, "udp"), reactor)
+        yield alice.login("alice", PASSWORD)
+        bob = yield connect(url(gw, "udp"), reactor)
+        yield bob.login("bob", PASSWORD)
+        a_call, b_call = alice.call("+4930123456"), bob.call("+4930123457")
+        yield within(a_call.connected)
+        yield within(b_call.connected)
+        assert a_call.key != b_call.key
+        frontend = gw.callpath.frontend
+        for seq in range(10):                       # wrong keys: nothing may reach a gateway
+            bob.link.send_media(fr.encode_media(fr.MediaFrame(a_call.key, 0, seq, seq * 160,
+                                                              b"\x7f" * 160)))
+            bob.link.send_media(fr.encode_media(fr.MediaFrame(os.urandom(16), 0, seq,
+                                                              seq * 160, b"\x7f" * 160)))
+        for seq in range(5):                        # the right key from the right session
+            alice.link.send_media(fr.encode_media(fr.MediaFrame(a_call.key, 0, seq, seq * 160,
+                                                                b"\xff" * 160)))
+        waited = 0.0
+        while frontend.media_frames_dropped < 20 or gw.callpath.media.frames_in < 5:
+            assert waited < 10, (frontend.media_frames_dropped, gw.callpath.media.frames_in)
+            yield sleep(0.05)
+            waited += 0.05
+        yield sleep(0.3)                            # let the relay pace its packets out
+        assert frontend.media_frames_dropped == 20 and gw.callpath.media.frames_in == 5
+        a_call.hangup()
+        b_call.hangup()
+        yield within(a_call.disconnected)
+        yield within(b_call.disconnected)
+        yield capture.stop()
+        toward = [r for r in (yield rtp_packets(capture.path)) if r[1] == sipp.media_port]
+        assert 1 <= len(toward) <= 5                # alice's frames only (bob's call: none)
+        assert len({r[0] for r in toward}) == 1
+    finally:
+        yield capture.stop()
+        for session in (alice, bob):
+            if session is not None:
+                session.close()
         yield gw.stopService()
         sipp.stop()
