@@ -229,4 +229,4 @@ def _move_to_relay(leg, handler, factory) -> None:
     def failed(failure):
         CallMediaSession.log.failure("call {call_id} peer {peer}: moving media to the relay",
                                      failure, call_id=handler.ctx.call_id, peer=handler.ctx.peer)
-    session.allocate("gateway").addCallbacks(allocated, failed)
+    session.allocate("gateway").addCallback(allocated).addErrback(failed)
