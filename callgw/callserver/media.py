@@ -97,6 +97,8 @@ class CallMediaSession:
         self.codec = "PCMU"
         self.payload_type = PAYLOAD_TYPES["PCMU"]
         self.inactive: str | None = None
+        self.held = False
+        self.resumed_at: float | None = None
         self.frames_out = 0
         self._dtmf_queue = succeed(None)
 
@@ -179,6 +181,11 @@ class CallMediaSession:
             self.leg.send(ev.Dtmf(dtmf.digit, dtmf.duration_ms))
 
     def _inactive(self, session, side: str, idle: float) -> None:
+        resumed = self.resumed_at
+        if self.held or (resumed is not None and self.owner.relay.clock.seconds() - resumed
+                         < self.owner.relay.inactivity_timeout):
+            session._inactive_reported.discard(side)    # silence on hold: watch again later
+            return
         if self.inactive is None:
             self.inactive = f"media inactive: nothing from the {side} for {idle:.1f} s"
             self.log.info("call {call_id} peer {peer}: {reason}", call_id=self.call_id,
@@ -187,12 +194,20 @@ class CallMediaSession:
             if logger is not None:
                 logger.event(self.call_id, "media-inactive", side=side, idle=round(idle, 1))
 
-    def gateway_answered(self, media) -> None:
-        """The gateway answered the re-INVITE that moved a direct call to the relay."""
+    def gateway_answered(self, media, moved: bool = False) -> None:
+        """The gateway answered a re-INVITE: hold, resume, or (``moved``) the one that moved a
+        direct call to the relay."""
         self.relay_session.connect("gateway", media)
         logger = getattr(self.handler, "logger", None)
-        if logger is not None:
+        if moved and logger is not None:
             logger.event(self.call_id, "media-relayed", gateway=f"{media.address}:{media.port}")
+
+    def hold(self, on: bool) -> None:
+        """The client put the call on hold (or resumed it): silence is expected meanwhile, and
+        for ``inactivity_timeout`` seconds after the resume."""
+        self.held = on
+        if not on:
+            self.resumed_at = self.owner.relay.clock.seconds()
 
     def liveness(self) -> str | None:
         """None while media flows; the reason once a side went silent (for the reaper)."""

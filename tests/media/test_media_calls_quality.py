@@ -106,3 +106,36 @@ def test_silent_gateway_is_reaped_after_the_inactivity_timeout(tmp_path):
     finally:
         yield gw.stopService()
         sipp.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_held_call_is_not_reaped_for_silence(tmp_path):
+    """On hold nobody sends media: the call outlives the inactivity timeout and the reaper's
+    rounds, is resumed and ends normally (the gateway took both re-INVITEs)."""
+    from callgw.client.links import connect
+    from test_media_calls import PASSWORD, sleep
+    sipp = sipp_gateway(tmp_path, "uas_hold.xml")
+    prepare_db(tmp_path, gateways=[("gw1", sipp.port, ["+49"], {})])
+    gw = yield start(tmp_path, media={"inactivity_timeout": 1.0})
+    session = None
+    try:
+        session = yield connect(url(gw, "udp"), reactor)
+        yield session.login("alice", PASSWORD)
+        call = session.call("+4930123456")
+        yield within(call.connected)
+        call.hold()
+        yield sleep(gw.callpath.logger.reap_interval + 2.0)   # a reaper round after the timeout
+        assert not call.disconnected.called, call.events
+        call.resume()
+        yield sleep(0.3)
+        call.hangup()
+        end = yield within(call.disconnected)
+        assert end.cause == "normal", end
+        assert (yield within(sipp.wait(reactor), 30)) == 0, sipp.log()
+        cdr = (yield settled_cdr(gw, "alice"))[0]
+        assert cdr["cause"] == 16 and not cdr["cause_text"].startswith("reaped")
+    finally:
+        if session is not None:
+            session.close()
+        yield gw.stopService()
+        sipp.stop()

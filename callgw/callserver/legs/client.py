@@ -80,10 +80,12 @@ class ClientLeg:
                                call=self.call))
         elif kind is ev.Dtmf:
             self._out(m.Status(info="dtmf", call=self.call, text=event.digit))
-        elif kind is ev.MediaAnswer and self.media is not None and self.mode == "direct":
-            self.mode = "relay"     # the gateway took the relay: media frames from now on
-            self.media.gateway_answered(event.media)
-            self._connected(ev.Connect(None))
+        elif kind is ev.MediaAnswer and self.media is not None:
+            moved = self.mode == "direct"   # the gateway took the relay: media frames now
+            self.media.gateway_answered(event.media, moved)
+            if moved:
+                self.mode = "relay"
+                self._connected(ev.Connect(None))
         elif kind is ev.Setup:
             self._out(m.Incoming(call=self.call, caller=None if event.privacy else event.caller,
                                  number=event.target))
@@ -112,10 +114,10 @@ class ClientLeg:
         elif kind is m.Answer and message.mode == "relay" and self.mode == "direct":
             if self.relay is not None and self.key is None:
                 self.relay(self)        # no media reached the client: re-INVITE via the relay
-        elif kind is m.Hold:
-            self.sink(self, ev.Hold(True))
-        elif kind is m.Resume:
-            self.sink(self, ev.Hold(False))
+        elif kind is m.Hold or kind is m.Resume:
+            if self.media is not None:
+                self.media.hold(kind is m.Hold)     # no inactivity reaping while held
+            self.sink(self, ev.Hold(kind is m.Hold))
         elif kind is m.Reject:
             self.released = True
             cause = Q850_OF_CLIENT.get(message.cause or "busy", 17)
