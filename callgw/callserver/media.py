@@ -21,6 +21,9 @@ SDP through it) and it joins the relay to the call's client leg:
   the call gets one: the gateway side is allocated, a ``MediaOffer`` with the relay's address
   goes to the native leg (a SIP re-INVITE), and the gateway's ``MediaAnswer`` connects it; the
   client leg then sends ``connected`` again with a key, and media rides the client protocol;
+- ``hold(on)``: the client held (resumed) the call: silence is not reaped while held and for
+  ``inactivity_timeout`` seconds after; ``gateway_answered`` re-connects the gateway side with
+  the answer to each re-INVITE;
 - ``liveness()``: the logger's reaper asks it like a leg; after the relay reported a silent
   side for ``inactivity_timeout`` seconds it answers with the reason, and the reaper releases
   the call (the CDR's ``cause_text`` says ``reaped: media inactive ...``).
