@@ -139,3 +139,37 @@ def test_a_held_call_is_not_reaped_for_silence(tmp_path):
             session.close()
         yield gw.stopService()
         sipp.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_stopping_callgw_mid_call_closes_the_relay(tmp_path):
+    """Shutdown during a relayed call: the call is released, its CDR keeps the media figures,
+    every relay port is given back and can be bound again."""
+    import socket
+
+    from callgw.client.links import connect
+    from test_media_calls import PASSWORD
+    sipp = sipp_gateway(tmp_path)
+    prepare_db(tmp_path, gateways=[("gw1", sipp.port, ["+49"], {})])
+    gw = yield start(tmp_path)
+    session = yield connect(url(gw, "udp"), reactor)
+    try:
+        yield session.login("alice", PASSWORD)
+        call = session.call("+4930123456")
+        yield within(call.connected)
+        relay = gw.callpath.media.relay
+        (only,) = relay.sessions.values()
+        port = only.endpoints["gateway"].port
+        assert relay.ports.in_use == 1
+        yield gw.stopService()
+        assert not relay.sessions and relay.ports.in_use == 0
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", port))                  # the port is really closed
+        cdr = gw.callpath.logger.recent_cdrs()[0]
+        assert cdr["cause_text"] == "callgw shutting down"
+        assert cdr["stats"]["media"]["mode"] == "relayed"
+    finally:
+        session.close()
+        if gw.running:
+            yield gw.stopService()
+        sipp.stop()
