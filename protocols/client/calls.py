@@ -51,6 +51,10 @@ CALL_TRANSITIONS: dict[tuple[CallState, str], CallState] = {
     (S.ACTIVE, "dtmf"): S.ACTIVE,
     (S.ACTIVE, "hold"): S.ACTIVE,
     (S.ACTIVE, "resume"): S.ACTIVE,
+    # a second answer on a live call changes its media mode (direct -> relay when the client's
+    # direct media never arrived); callgw confirms with a second connected
+    (S.ACTIVE, "answer"): S.ACTIVE,
+    (S.ACTIVE, "connected"): S.ACTIVE,
     **{(s, "hangup"): S.RELEASED for s in _ALL},
     **{(s, "disconnected"): S.RELEASED for s in _ALL},
 }
@@ -195,6 +199,9 @@ class CallTable:
         c = self._server_step(call, "connected")
         if c is None:
             return None
+        if c.key is not None and c.key != key:
+            self._keys.pop(c.key, None)         # a mode change retires the old key
+            c.key = None
         if key is not None:
             c.key = key
             self._keys[key] = call

@@ -97,7 +97,9 @@ class Call(Message):
 
 @dataclass(frozen=True, kw_only=True)
 class Answer(Message):
-    """Answer an incoming call; media as in ``call``."""
+    """Answer an incoming call; media as in ``call``. On an active call, a second ``answer``
+    changes its media mode (``relay`` when direct media never arrived), confirmed by a second
+    ``connected``."""
     command: ClassVar[str] = "answer"
     sender: ClassVar[str] = CLIENT
     call: str = f(CALL_ID, True)

@@ -15,7 +15,6 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor
 
-from protocols.client.calls import CALL_TRANSITIONS, CallState
 from test_media_calls import (dial, read_samples, settled_cdr, sipp_gateway, start,
                               tone_frames, url, within, write_tone)
 from test_media_calls_wire import HAVE_TSHARK, Capture, port_filter, rtp_packets
@@ -63,11 +62,6 @@ def test_direct_media_flows_between_client_and_gateway_only(tmp_path):
         sipp.stop()
 
 
-@pytest.mark.xfail(("answer" not in {i for (s, i) in CALL_TRANSITIONS if s is CallState.ACTIVE}),
-                   reason="the client protocol's call table (protocols/client/calls.py) has no "
-                          "(active, answer) and (active, connected) transitions yet: the move "
-                          "to relay is refused by the server's ServerSession",
-                   strict=False)
 @pytest_twisted.inlineCallbacks
 def test_no_media_in_direct_mode_moves_the_call_to_the_relay(tmp_path):
     source, heard = tmp_path / "tone.wav", tmp_path / "heard.wav"
