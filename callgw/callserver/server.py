@@ -12,9 +12,6 @@ sees), and the multi-node step puts AMP under the same interface. A call server
 - knows its ``capacity``, ``active`` calls, ``healthy`` and ``draining`` flags (read by the
   balancer and published to the call-servers table), and ``stop_calls`` releases everything.
 
-``AddressOnlyMediaSession`` is the ``IMediaSession`` used until the media relay lands: it hands
-out RTP port numbers from the configured range (even ports) and moves no audio.
-
 Tests: tests/callpath/test_server.py.
 """
 from __future__ import annotations
@@ -29,7 +26,6 @@ from zope.interface import Attribute, Interface, implementer
 from callgw.callserver import events as ev
 from callgw.callserver.handler import CallContext, CallHandler, Timers
 from callgw.callserver.rules import Refused
-from callgw.interfaces import IMediaSession
 
 
 class ICallServer(Interface):
@@ -60,54 +56,6 @@ class CallRequest:
     media: ev.MediaDescription | None = None
     peer: str = ""
     requested: float = 0.0
-
-
-@implementer(IMediaSession)
-class AddressOnlyMediaSession:
-    """Allocates RTP addresses from a port range; relays nothing (the media issue does)."""
-
-    def __init__(self, pool: "PortPool"):
-        self.pool = pool
-        self.ports: list[int] = []
-
-    def allocate(self, side):
-        port = self.pool.take()
-        self.ports.append(port)
-        return succeed((self.pool.address, port))
-
-    def connect(self, side, media):
-        pass
-
-    def statistics(self):
-        return {}
-
-    def close(self):
-        for port in self.ports:
-            self.pool.give(port)
-        self.ports = []
-        return succeed({})
-
-
-class PortPool:
-    """Even RTP ports from ``low``..``high`` handed out round-robin (no sockets)."""
-
-    def __init__(self, address: str, low: int, high: int):
-        self.address = address
-        self.free = list(range(low + (low % 2), high, 2))
-        self._next = 0
-        self.used: set[int] = set()
-
-    def take(self) -> int:
-        for _ in range(len(self.free)):
-            port = self.free[self._next]
-            self._next = (self._next + 1) % len(self.free)
-            if port not in self.used:
-                self.used.add(port)
-                return port
-        raise RuntimeError("no free RTP ports")
-
-    def give(self, port: int) -> None:
-        self.used.discard(port)
 
 
 @implementer(ICallServer)
@@ -255,8 +203,6 @@ class CallPathService(MultiService):
         self.registrar = Registrar(store, reactor, self.node)
         self.registrar.setServiceParent(self)
         media = config["media"]
-        low, high = (int(x) for x in media["rtp_ports"].split("-"))
-        self.ports = PortPool(media["address"], low, high)
         from callgw.callserver.media import CallMedia
         self.media = CallMedia(reactor, media)         # the relay; opens nothing until a call
         self.sip_endpoint = None

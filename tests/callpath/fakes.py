@@ -5,7 +5,7 @@ from twisted.internet.defer import fail, succeed
 from zope.interface import implementer
 
 from callgw.callserver import events as ev
-from callgw.interfaces import ICallLeg
+from callgw.interfaces import ICallLeg, IMediaSession
 from callgw.store.db import Database
 
 
@@ -112,3 +112,51 @@ def gateway(name, prefixes=("+",), protocol="sip", capacity=10, priority=10, wei
 
 
 RING = (ev.Proceeding(), ev.Alerting())
+
+
+@implementer(IMediaSession)
+class AddressOnlyMediaSession:
+    """An IMediaSession that allocates RTP addresses from a port range and moves no audio."""
+
+    def __init__(self, pool: "PortPool"):
+        self.pool = pool
+        self.ports: list[int] = []
+
+    def allocate(self, side):
+        port = self.pool.take()
+        self.ports.append(port)
+        return succeed((self.pool.address, port))
+
+    def connect(self, side, media):
+        pass
+
+    def statistics(self):
+        return {}
+
+    def close(self):
+        for port in self.ports:
+            self.pool.give(port)
+        self.ports = []
+        return succeed({})
+
+
+class PortPool:
+    """Even RTP ports from ``low``..``high`` handed out round-robin (no sockets)."""
+
+    def __init__(self, address: str, low: int, high: int):
+        self.address = address
+        self.free = list(range(low + (low % 2), high, 2))
+        self._next = 0
+        self.used: set[int] = set()
+
+    def take(self) -> int:
+        for _ in range(len(self.free)):
+            port = self.free[self._next]
+            self._next = (self._next + 1) % len(self.free)
+            if port not in self.used:
+                self.used.add(port)
+                return port
+        raise RuntimeError("no free RTP ports")
+
+    def give(self, port: int) -> None:
+        self.used.discard(port)

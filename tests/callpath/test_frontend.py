@@ -9,7 +9,8 @@ from callgw.callserver.director import CallDirector
 from callgw.callserver.handler import Timers
 from callgw.callserver.logger import CallLogger
 from callgw.callserver.metrics import CallMetrics
-from callgw.callserver.server import AddressOnlyMediaSession, CallServer, PortPool
+from callgw.callserver.server import CallServer
+from tests.callpath.fakes import AddressOnlyMediaSession, PortPool
 from callgw.frontend.balancer import Balancer
 from callgw.frontend.server import FrontEnd
 from callgw.proxy.gateways import GatewayDirectory

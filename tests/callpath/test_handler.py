@@ -169,7 +169,7 @@ def test_symmetric_roles_client_leg_as_slave():
 
 
 def test_relay_media_allocates_offer():
-    from callgw.callserver.server import AddressOnlyMediaSession, PortPool
+    from tests.callpath.fakes import AddressOnlyMediaSession, PortPool
     media = AddressOnlyMediaSession(PortPool("127.0.0.1", 30000, 30010))
     h, a, slaves, *_ = make(media=media, scripts={"gw1": {"Setup": (ev.Connect(
         ev.MediaDescription("10.0.0.1", 5000)),)}})
