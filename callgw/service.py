@@ -15,7 +15,7 @@ Tests: tests/test_service.py.
 from __future__ import annotations
 
 from twisted.application.service import MultiService, Service
-from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
 from twisted.logger import Logger, globalLogPublisher, jsonFileLogObserver
 
 from callgw.config import Config
@@ -95,11 +95,16 @@ class GatewayService(MultiService):
         self.ready.errback(failure)
 
     def stopService(self) -> Deferred:
-        """Fires when every child has stopped (the store last, after the others' last writes)."""
+        """Fires when every child has stopped, in three waves: the call path first (it releases
+        calls and tells their clients while the listeners still carry messages), then the
+        rest, then the store (after everyone's last writes)."""
         Service.stopService(self)
-        children = [c for c in reversed(list(self)) if c is not self.store]
-        d = DeferredList([maybeDeferred(c.stopService) for c in children],
-                         consumeErrors=True)
+        callpath = self.child("callpath")
+        rest = [c for c in reversed(list(self)) if c is not self.store and c is not callpath]
+        d = maybeDeferred(callpath.stopService) if callpath is not None else succeed(None)
+        d.addErrback(lambda f: self.log.failure("stopping the call path", f))
+        d.addCallback(lambda _: DeferredList([maybeDeferred(c.stopService) for c in rest],
+                                             consumeErrors=True))
         d.addCallback(lambda _: self.store.stopService())
         d.addCallback(lambda _: self.log.info("callgw stopped"))
         d.addErrback(lambda f: self.log.failure("stopping callgw", f))

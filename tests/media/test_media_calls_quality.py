@@ -163,6 +163,8 @@ def test_stopping_callgw_mid_call_closes_the_relay(tmp_path):
         assert relay.ports.in_use == 1
         yield gw.stopService()
         assert not relay.sessions and relay.ports.in_use == 0
+        end = yield within(call.disconnected, 5)         # the UDP client was told
+        assert end.command == "disconnected" and end.q850 == 41, end
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.bind(("127.0.0.1", port))                  # the port is really closed
         cdr = gw.callpath.logger.recent_cdrs()[0]
