@@ -1,7 +1,8 @@
 """Authorization rules compiled for fast checks, E.164 normalization and time windows.
 
 Owned by the call path. ``RuleSet.compile(rows)`` turns the store's rule rows (kinds ``allow``,
-``block``, ``max_concurrent``, ``max_per_minute``, ``hours``, ``max_duration``; see
+``block``, ``max_concurrent``, ``max_per_minute``, ``tenant_max_concurrent``,
+``tenant_max_per_minute``, ``hours``, ``max_duration``; see
 ``callgw.store.db.check_rule``) into an object the director checks each call against without a
 database round trip. Pure code: no clock reads (``now`` is passed in), no Twisted.
 
@@ -10,7 +11,8 @@ Semantics:
   compared; the call passes when an allow prefix matches and no block prefix of the same or a
   greater length does (so a user may allow ``+1900555`` inside a blocked ``+1900``).
 - ``max_concurrent`` / ``max_per_minute``: the smallest value of each kind applies to the user.
-  A tenant's rule whose note starts with ``tenant:`` limits the tenant's total instead.
+  ``tenant_max_concurrent`` / ``tenant_max_per_minute`` (tenant rules only) limit the tenant's
+  total across its users.
 - ``hours``: ``[DAY[-DAY] ]HH:MM-HH:MM`` in the tenant's time zone; the call passes when any
   window holds ``now``. A window whose end is before its start runs past midnight.
 - ``max_duration``: seconds; the smallest applies, capped by ``[calls] max_duration``.
@@ -111,13 +113,11 @@ class RuleSet:
     @classmethod
     def compile(cls, rows: list[dict], tenant_rows: list[dict] = ()) -> "RuleSet":
         """Compile the user's rules in force (``rows``) and the tenant-wide limits found in
-        ``tenant_rows`` (tenant rules whose note starts with ``tenant:``)."""
+        ``tenant_rows`` (the tenant's ``tenant_max_*`` rules)."""
         rs = cls()
         allow, block, windows = [], [], []
         for r in rows:
             kind, value = r["kind"], r["value"]
-            if _is_tenant_wide(r):
-                continue
             if kind == "allow":
                 allow.append(value)
             elif kind == "block":
@@ -132,11 +132,10 @@ class RuleSet:
             elif kind == "max_duration":
                 rs.max_duration = _least(rs.max_duration, float(value))
         for r in tenant_rows:
-            if _is_tenant_wide(r):
-                if r["kind"] == "max_concurrent":
-                    rs.tenant_max_concurrent = _least(rs.tenant_max_concurrent, int(r["value"]))
-                elif r["kind"] == "max_per_minute":
-                    rs.tenant_max_per_minute = _least(rs.tenant_max_per_minute, int(r["value"]))
+            if r["kind"] == "tenant_max_concurrent":
+                rs.tenant_max_concurrent = _least(rs.tenant_max_concurrent, int(r["value"]))
+            elif r["kind"] == "tenant_max_per_minute":
+                rs.tenant_max_per_minute = _least(rs.tenant_max_per_minute, int(r["value"]))
         rs.allow = tuple(sorted(allow, key=len, reverse=True))
         rs.block = tuple(sorted(block, key=len, reverse=True))
         rs.windows = tuple(windows)
@@ -185,10 +184,6 @@ class RuleSet:
             raise Refused(AuthCode.CALL_LIMIT, "tenant-rate",
                           f"too many calls per minute for the tenant "
                           f"(limit {self.tenant_max_per_minute})")
-
-
-def _is_tenant_wide(row: dict) -> bool:
-    return bool(row.get("tenant")) and (row.get("note") or "").startswith("tenant:")
 
 
 def _least(current, value):

@@ -22,7 +22,10 @@ from callgw.store.schema import MIGRATIONS
 
 E164 = re.compile(r"^\+[1-9][0-9]{0,14}$")
 PREFIX = re.compile(r"^\+[0-9]{0,14}$")
-RULE_KINDS = ("allow", "block", "max_concurrent", "max_per_minute", "hours", "max_duration")
+RULE_KINDS = ("allow", "block", "max_concurrent", "max_per_minute", "hours", "max_duration",
+              "tenant_max_concurrent", "tenant_max_per_minute")
+#: Limits on a tenant's total across its users: tenant rules only.
+TENANT_WIDE_KINDS = ("tenant_max_concurrent", "tenant_max_per_minute")
 PROTOCOLS = ("sip", "h323", "mgcp")
 
 #: A tenant's shipped rules: ordinary E.164 destinations allowed; premium-rate and high-risk
@@ -196,6 +199,8 @@ class Database:
         if (tenant is None) == (username is None):
             raise StoreError("a rule belongs to exactly one of a user or a tenant")
         check_rule(kind, value)
+        if kind in TENANT_WIDE_KINDS and username is not None:
+            raise StoreError(f"{kind} limits a tenant's total: give --tenant, not --user")
         with self._tx():
             if username is not None and not self.get_user(username):
                 raise StoreError(f"no user {username!r}")
@@ -493,7 +498,7 @@ def check_rule(kind: str, value: str) -> str:
     value = str(value).strip()
     if kind in ("allow", "block"):
         return check_prefix(value)
-    if kind in ("max_concurrent", "max_per_minute", "max_duration"):
+    if kind in ("max_concurrent", "max_per_minute", "max_duration") + TENANT_WIDE_KINDS:
         if not value.isdigit() or int(value) < 1:
             raise StoreError(f"{kind} needs a whole number >= 1, got {value!r}")
         return value

@@ -53,7 +53,7 @@ def test_not_in_allowed_prefixes():
 
 def test_limits():
     rs = rules(("max_concurrent", "2", ""), ("max_per_minute", "5", ""),
-               tenant_rows=[{"kind": "max_concurrent", "value": "3", "note": "tenant: all"}])
+               tenant_rows=[{"kind": "tenant_max_concurrent", "value": "3", "note": "all"}])
     rs.check_limits(1, 4, 2, 0)
     for args, reason in (((2, 0, 0, 0), "concurrent"), ((0, 5, 0, 0), "rate"),
                          ((0, 0, 3, 0), "tenant-concurrent")):
@@ -86,3 +86,13 @@ def test_window_past_midnight():
 
 def test_max_duration_smallest():
     assert rules(("max_duration", "600", ""), ("max_duration", "60", "")).max_duration == 60
+
+
+def test_only_tenant_wide_kinds_limit_the_tenant_total():
+    # a tenant's plain max_concurrent is every user's default, not a cap on the tenant's sum
+    rs = rules(tenant_rows=[{"kind": "max_concurrent", "value": "1", "note": ""}])
+    rs.check_limits(0, 0, 5, 0)
+    rs = rules(tenant_rows=[{"kind": "tenant_max_per_minute", "value": "4", "note": ""}])
+    with pytest.raises(Refused) as e:
+        rs.check_limits(0, 0, 0, 4)
+    assert e.value.reason == "tenant-rate"

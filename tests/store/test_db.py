@@ -132,3 +132,10 @@ def test_registrations_expire(db):
     assert len(db.registrations("alice", NOW)) == 1
     assert db.registrations("alice", NOW + 61) == []
     assert db.expire_registrations(NOW + 61) == 1
+
+
+def test_tenant_wide_limits_belong_to_tenants(db):
+    db.add_user("alice", passwords.hash_password("pw", n=1024), NOW)
+    db.add_rule("tenant_max_concurrent", "40", NOW, tenant="default")
+    with pytest.raises(StoreError, match="give --tenant"):
+        db.add_rule("tenant_max_per_minute", "100", NOW, username="alice")
