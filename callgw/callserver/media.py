@@ -115,6 +115,7 @@ class CallMediaSession:
     def statistics(self) -> dict:
         stats = dict(self.relay_session.statistics())
         stats["frames_to_client"] = self.frames_out
+        stats["client_codec"] = self.codec
         return stats
 
     def close(self):
@@ -123,7 +124,7 @@ class CallMediaSession:
             return succeed(self.statistics())
         d = self.relay_session.close()
         d.addCallback(lambda final: dict(final, frames_to_client=self.frames_out,
-                                         inactive=self.inactive))
+                                         client_codec=self.codec, inactive=self.inactive))
         return d
 
     def attach_client(self, deliver, codec="PCMU", ptime=20):

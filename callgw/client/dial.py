@@ -61,6 +61,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--no-media-after", type=float, default=2.0, metavar="SECONDS",
                    help="direct mode: ask callgw to relay when no RTP arrived in this time "
                         "(0: never; default %(default)s)")
+    p.add_argument("--codec", choices=("PCMU", "PCMA"), default="PCMU",
+                   help="the G.711 law this client prefers (callgw converts toward the "
+                        "gateway's; default %(default)s)")
     p.add_argument("--dtmf", metavar="DIGITS",
                    help="send these DTMF digits (0-9 * # A-D) once connected")
     p.add_argument("target", metavar="TARGET", help="E.164 number (+...) or address-book entry")
@@ -136,9 +139,10 @@ def _call(reactor, session, args):
     from callgw.client.media import MediaPlayer, MediaRecorder
     number = args.target if args.target.startswith("+") else None
     direct = _direct_media(reactor, session, args) if args.media == "direct" else None
+    codecs = (args.codec, "PCMA" if args.codec == "PCMU" else "PCMU")
     call = session.call(number=number, contact=None if number else args.target,
                         mode=args.media, address=direct and direct.address,
-                        port=direct and direct.port)
+                        port=direct and direct.port, codecs=codecs)
     started = {}
     state = {"player": None}
 

@@ -173,7 +173,7 @@ class FrontEnd(Service):
         if len(calls) > 16:
             for key in [k for k, leg in calls.items() if leg.released]:
                 del calls[key]
-        leg = ClientLeg(conn, message.call, message.mode)
+        leg = ClientLeg(conn, message.call, message.mode, message.codecs)
         calls[message.call] = leg
         host, port = _peer(conn)
         media = None

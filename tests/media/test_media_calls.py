@@ -219,3 +219,28 @@ def test_frames_with_a_wrong_key_or_another_sessions_key_are_dropped_and_counted
                 session.close()
         yield gw.stopService()
         sipp.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_an_alaw_client_is_served_in_alaw_through_a_mulaw_gateway(tmp_path):
+    """A client preferring PCMA gets ``connected`` naming PCMA, its A-law frames are converted
+    for sipp's PCMU-only answer, and the echoed tone comes back to it in A-law."""
+    source, heard = tmp_path / "tone.wav", tmp_path / "heard.wav"
+    played = write_tone(source)
+    sipp = sipp_gateway(tmp_path)                 # sipp's built-in answer: RTP/AVP 0 only
+    prepare_db(tmp_path, gateways=[("gw1", sipp.port, ["+49"], {})])
+    gw = yield start(tmp_path)
+    try:
+        code, out = yield dial("--server", url(gw, "udp"), "--user", "alice", "--codec", "PCMA",
+                               "--duration", str(TONE_SECONDS + 1.0), "--play", str(source),
+                               "--record", str(heard), "+4930123456")
+        assert code == 0, out
+        hits, frames, strength = tone_frames(read_samples(heard))
+        assert (played - hits) / played < 0.01, out
+        assert strength > 20
+        assert gw.callpath.frontend.media_frames_dropped == 0   # every frame was PCMA (PT 8)
+        cdr = (yield settled_cdr(gw, "alice"))[0]
+        assert cdr["stats"]["media"]["client_codec"] == "PCMA"
+    finally:
+        yield gw.stopService()
+        sipp.stop()

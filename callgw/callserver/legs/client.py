@@ -39,13 +39,15 @@ class ClientLeg:
 
     log = Logger()
     name = "client"
-    __slots__ = ("conn", "call", "mode", "sink", "key", "released", "gone", "_trying", "media",
-                 "relay")
+    __slots__ = ("conn", "call", "mode", "codec", "sink", "key", "released", "gone", "_trying",
+                 "media", "relay")
 
-    def __init__(self, conn, call: str, mode: str = "relay"):
+    def __init__(self, conn, call: str, mode: str = "relay", codecs=None):
         self.conn = conn
         self.call = call
         self.mode = mode
+        # relayed mode: the client's media frames carry its first G.711 choice (PCMU default)
+        self.codec = next((c for c in codecs or () if c in ("PCMU", "PCMA")), "PCMU")
         self.sink = None
         self.key: bytes | None = None
         self.released = False
@@ -154,7 +156,7 @@ class ClientLeg:
             self.key = os.urandom(16)
             if self.media is not None:
                 self.media.client_connected(self)
-            message = m.Connected(call=self.call, key=self.key)
+            message = m.Connected(call=self.call, key=self.key, codec=self.codec)
         self._out(message)
 
     def _out(self, message) -> None:
