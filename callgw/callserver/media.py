@@ -100,7 +100,7 @@ class CallMediaSession:
         self.codec = "PCMU"
         self.payload_type = PAYLOAD_TYPES["PCMU"]
         self.inactive: str | None = None
-        self.held = False
+        self.holders: set[str] = set()      # who holds the call: "client", "gateway"
         self.resumed_at: float | None = None
         self.frames_out = 0
         self._dtmf_queue = succeed(None)
@@ -186,7 +186,7 @@ class CallMediaSession:
 
     def _inactive(self, session, side: str, idle: float) -> None:
         resumed = self.resumed_at
-        if self.held or (resumed is not None and self.owner.relay.clock.seconds() - resumed
+        if self.holders or (resumed is not None and self.owner.relay.clock.seconds() - resumed
                          < self.owner.relay.inactivity_timeout):
             session._inactive_reported.discard(side)    # silence on hold: watch again later
             return
@@ -206,11 +206,15 @@ class CallMediaSession:
         if moved and logger is not None:
             logger.event(self.call_id, "media-relayed", gateway=f"{media.address}:{media.port}")
 
-    def hold(self, on: bool) -> None:
-        """The client put the call on hold (or resumed it): silence is expected meanwhile, and
-        for ``inactivity_timeout`` seconds after the resume."""
-        self.held = on
-        if not on:
+    def hold(self, on: bool, by: str = "client") -> None:
+        """``by`` (the client or the gateway) put the call on hold, or resumed it: silence is
+        expected while either side holds it, and for ``inactivity_timeout`` seconds after the
+        last resume."""
+        if on:
+            self.holders.add(by)
+            return
+        self.holders.discard(by)
+        if not self.holders:
             self.resumed_at = self.owner.relay.clock.seconds()
 
     def liveness(self) -> str | None:

@@ -130,3 +130,20 @@ def test_inactivity_is_the_reapers_reason_unless_held():
     session._dtmf("gateway", ev.Dtmf("7", 120))
     assert leg.sent == [ev.Dtmf("7", 120)]
     owner.close()
+
+
+def test_a_hold_from_the_gateway_also_pauses_the_inactivity_watch():
+    owner = glue()
+    session = owner.session("call-4")
+    leg = Leg(Conn())
+    session.bind(leg, Handler())
+    session.hold(True, by="gateway")
+    session.hold(True)                          # both sides hold
+    session.hold(False)                         # the client resumes; the gateway still holds
+    session._inactive(session.relay_session, "gateway", 31.0)
+    assert session.liveness() is None
+    session.hold(False, by="gateway")
+    session.resumed_at = -1000.0                # long after the last resume
+    session._inactive(session.relay_session, "gateway", 31.0)
+    assert session.liveness() == "media inactive: nothing from the gateway for 31.0 s"
+    owner.close()

@@ -78,6 +78,8 @@ class ClientLeg:
                                      q850=event.cause if 1 <= event.cause <= 127 else None,
                                      text=_text(event.text)))
         elif kind is ev.Hold:
+            if self.media is not None:
+                self.media.hold(event.on, by="gateway")     # its silence is expected too
             self._out(m.Status(info="remote-held" if event.on else "remote-resumed",
                                call=self.call))
         elif kind is ev.Dtmf:
