@@ -1,9 +1,12 @@
 """The client library's session and call objects, over any link (see ``links.py``).
 
-Owned by the client library. ``ClientSession`` logs in (SCRAM-style proof computed in a
-thread, the server's signature checked; or a token), pings, places calls and logs out;
-``ClientCall`` is one call with its events and Deferreds. A session never raises into the
-reactor: server input it cannot decode is logged and dropped.
+Owned by the client library. ``ClientSession`` is the Twisted adapter around the protocol
+core's ``protocols.client.client_session.ClientSession``: the core runs the login (nonce,
+challenge check, proof, the server's signature), the keepalive pings and the silence check,
+and the call states; this module feeds it what the link delivers, runs its ``DeriveKey``
+(scrypt) in a thread, maps its timer to ``clock.callLater`` and turns its actions into link
+writes, Deferreds and ``ClientCall`` events. A session never raises into the reactor: server
+input it cannot handle is logged and dropped.
 
     session = yield connect("tls://127.0.0.1:7061", cacert="callgw-cert.pem")
     welcome = yield session.login("alice", "secret")      # fails with LoginRefused
@@ -17,21 +20,17 @@ Tests: tests/client/test_client.py.
 """
 from __future__ import annotations
 
-import os
 from typing import Callable
 
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 
+from protocols.client import client_session as core
+from protocols.client import events as ev
 from protocols.client import messages as m
 from protocols.client import scram
-
-try:
-    auth_message = scram.auth_message
-except AttributeError:      # before the protocol core grows it: the same bytes
-    from callgw.frontend.connection import auth_message
+from protocols.client.errors import LocalProtocolError
 
 
 class LoginRefused(Exception):
@@ -85,29 +84,32 @@ class ClientCall:
     def hangup(self) -> None:
         """End the call (the server answers with ``disconnected``)."""
         if not self.ended:
-            self.session.send(m.Hangup(call=self.id))
+            self.session._command("hangup", lambda core, now: core.hangup(self.id, now))
 
     def dtmf(self, digits: str, duration: int | None = None) -> None:
-        self.session.send(m.Dtmf(call=self.id, digits=digits, duration=duration))
+        self.session._command("dtmf", lambda core, now: core.dtmf(self.id, digits, now,
+                                                                 duration=duration))
 
     def relay(self) -> None:
         """Direct mode: no media arrived; ask callgw to carry the media (relay mode). The
         server answers with a second ``connected`` carrying the media key."""
-        self.session.send(m.Answer(call=self.id, mode="relay"))
+        self.session._command("answer", lambda core, now: core.answer(self.id, now,
+                                                                     mode="relay"))
 
     def hold(self) -> None:
-        self.session.send(m.Hold(call=self.id))
+        self.session._command("hold", lambda core, now: core.hold(self.id, now))
 
     def resume(self) -> None:
-        self.session.send(m.Resume(call=self.id))
+        self.session._command("resume", lambda core, now: core.resume(self.id, now))
 
 
 class ClientSession:
     """A client protocol session over ``link`` (``send``/``send_media``/``close``; it calls
     our ``deliver``, ``media`` and ``lost``). ``closed`` fires with the reason when the link
     ends. ``on_message(msg)`` sees every server message not consumed by a pending request.
-    Once logged in, it pings every ``welcome.ping`` seconds on ``clock`` and closes the link
-    when the server stays silent for ``SILENCE`` ping intervals."""
+    Once logged in, the core pings when nothing was sent for ``welcome.ping`` seconds (its
+    timer runs on ``clock``) and the link is closed when the server stays silent for
+    ``SILENCE`` ping intervals."""
 
     log = Logger()
     SILENCE = 3
@@ -116,40 +118,49 @@ class ClientSession:
         self.link = link
         self.url = url
         self.clock = clock
-        self._keepalive: LoopingCall | None = None
-        self._heard = 0.0
         link.deliver, link.media, link.lost = self._deliver, self._media, self._lost
-        self.welcome: m.Welcome | None = None
+        self.core = core.ClientSession(now=self._now(), silence_factor=self.SILENCE,
+                                       local_checks=False)
         self.calls: dict[str, ClientCall] = {}
         self.closed: Deferred = Deferred()
         self.on_message: Callable[[m.Message], None] | None = None
         self.on_media: Callable[[bytes], None] | None = None
         self._login: Deferred | None = None
-        self._login_state: dict | None = None
+        self._password: str | None = None
         self._pings: list[Deferred] = []
-        self._next_call = 0
+        self._timer = None
+        self._logging_out = False
         self.is_closed = False
 
-    # -- requests -------------------------------------------------------------------------------
-    def send(self, message: m.Message) -> None:
-        if not self.is_closed:
-            self.link.send(message)
+    @property
+    def welcome(self) -> m.Welcome | None:
+        return self.core.welcome
 
+    def _now(self) -> float:
+        return self.clock.seconds() if self.clock is not None else 0.0
+
+    # -- requests -------------------------------------------------------------------------------
     def login(self, user: str, password: str) -> Deferred:
         """Password login. Fires with ``Welcome``; fails with ``LoginRefused`` or
         ``SessionLost`` (or ValueError if the server's signature is wrong)."""
-        nonce = m.b64e(os.urandom(18))
-        self._login_state = {"user": user, "password": password, "nonce": nonce}
         d = self._start_login()
-        self.send(m.Login(user=user, nonce=nonce))
+        self._password = password
+        self._core_login(lambda now: self.core.login(user, now))
         return d
 
     def login_token(self, token: str) -> Deferred:
         """Resume with a token from an earlier ``welcome``; fires with ``Welcome``."""
-        self._login_state = None
         d = self._start_login()
-        self.send(m.Login(token=token))
+        self._password = None
+        self._core_login(lambda now: self.core.login_token(token, now))
         return d
+
+    def _core_login(self, start: Callable[[float], None]) -> None:
+        try:
+            start(self._now())
+        except LocalProtocolError:               # the session is closed
+            self._end_login(SessionLost("the session is closed"))
+        self._pump()
 
     def _start_login(self) -> Deferred:
         if self._login is not None:
@@ -161,7 +172,8 @@ class ClientSession:
         """Fires with ``Pong``."""
         d = Deferred()
         self._pings.append(d)
-        self.send(m.Ping())
+        self.core.ping(self._now())
+        self._pump()
         return d
 
     def call(self, number: str | None = None, contact: str | None = None,
@@ -169,20 +181,34 @@ class ClientSession:
              address: str | None = None, port: int | None = None) -> ClientCall:
         """Place a call to ``number`` (E.164) or ``contact`` (address-book entry); direct
         mode names where the client receives RTP (``address``, ``port``)."""
-        self._next_call += 1
-        call = ClientCall(self, f"c{self._next_call}")
-        self.calls[call.id] = call
-        self.send(m.Call(call=call.id, number=number, contact=contact, mode=mode,
-                         codecs=codecs, address=address, port=port))
+        if self.core.state is core.ClientState.CLOSED:   # the core refuses: an ended call
+            call = ClientCall(self, "c0")
+            call._event(m.Disconnected(call=call.id, cause="network-error",
+                                       text="session lost"))
+            return call
+        call_id = self.core.call(self._now(), number=number, contact=contact, mode=mode,
+                                 codecs=codecs, address=address, port=port)
+        call = self.calls[call_id] = ClientCall(self, call_id)
+        self._pump()
         return call
+
+    def _command(self, name: str, command: Callable) -> None:
+        """Run ``command(core, now)``, one call command; one the core refuses (the call
+        ended, the session closed) is logged, not raised."""
+        try:
+            command(self.core, self._now())
+        except LocalProtocolError as e:
+            self.log.warn("client: {command} not sent on {url}: {error}", command=name,
+                          url=self.url, error=str(e))
+        self._pump()
 
     def logout(self) -> Deferred:
         """Send ``logout``; fires (with None) when the link has closed."""
         if self.is_closed:
             return succeed(None)
-        self.send(m.Logout())
-        if hasattr(self.link, "finish"):
-            self.link.finish()
+        self._logging_out = True
+        self.core.logout(self._now())
+        self._pump()
         d = Deferred()
         self.closed.addBoth(lambda r: (d.callback(None), r)[1])
         return d
@@ -192,88 +218,119 @@ class ClientSession:
         if not self.is_closed:
             self.link.close()
 
-    # -- what arrives ---------------------------------------------------------------------------
-    def _deliver(self, message: m.Message) -> None:
-        if self.clock is not None:
-            self._heard = self.clock.seconds()
-        try:
-            self._dispatch(message)
-        except Exception:
-            self.log.failure("client: handling {command}", command=message.command)
+    # -- the core's actions ---------------------------------------------------------------------
+    def _pump(self) -> None:
+        for action in self.core.next_actions():
+            try:
+                getattr(self, "_on_" + type(action).__name__)(action)
+            except Exception:
+                self.log.failure("client: handling {action} for {url}", action=action,
+                                 url=self.url)
+        self._arm_timer()
 
-    def _dispatch(self, message: m.Message) -> None:
-        call_id = getattr(message, "call", None)
-        if call_id is not None and call_id in self.calls:
-            self.calls[call_id]._event(message)
-        elif isinstance(message, m.Pong) and self._pings:
-            self._pings.pop(0).callback(message)
-        elif isinstance(message, m.Challenge) and self._login is not None:
-            self._challenged(message)
-        elif isinstance(message, m.Welcome) and self._login is not None:
-            self._welcomed(message)
-        elif isinstance(message, m.Unauthorized) and self._login is not None:
-            self._end_login(LoginRefused(message.code, message.text or "", message.retry))
+    def _on_Send(self, action: ev.Send) -> None:
+        if not self.is_closed:
+            self.link.send(action.message)
+
+    def _on_SendMedia(self, action: ev.SendMedia) -> None:
+        if not self.is_closed:
+            self.link.send_media(action.payload)
+
+    def _on_Close(self, action: ev.Close) -> None:
+        if self.is_closed:
+            return
+        if self._logging_out:                    # the server closes once it has our logout
+            if hasattr(self.link, "finish"):
+                self.link.finish()
+            return
+        if action.code:
+            self.log.warn("client: closing {url}: {text}", url=self.url, text=action.text)
+        self.link.close()
+
+    def _on_DeriveKey(self, action: ev.DeriveKey) -> None:
+        d = deferToThread(scram.salted_password, self._password, action.salt, action.n,
+                          action.r, action.p)
+        d.addCallback(self._key_derived)
+        d.addErrback(self._derive_failed)
+
+    def _key_derived(self, salted: bytes) -> None:
+        self.core.key_derived(salted, self._now())
+        self._pump()
+
+    def _derive_failed(self, failure) -> None:
+        self.log.failure("client: computing the login proof for {url}", failure, url=self.url)
+        self._end_login(failure.value)
+
+    def _on_Welcomed(self, action: ev.Welcomed) -> None:
+        self._end_login(None, action.welcome)
+
+    def _on_LoginFailed(self, action: ev.LoginFailed) -> None:
+        if self.core.state is core.ClientState.CLOSED:
+            self._end_login(ValueError(f"the server's signature is wrong: {action.text}"))
+        else:
+            self._end_login(LoginRefused(action.code, action.text, action.retry))
+
+    def _on_CallEvent(self, action: ev.CallEvent) -> None:
+        call = self.calls.get(action.call)
+        if call is not None:
+            call._event(action.message)
+        else:
+            self._unsolicited(action.message)
+
+    def _on_SessionEvent(self, action: ev.SessionEvent) -> None:
+        message = action.message
+        if isinstance(message, m.Pong):
+            if self._pings:
+                self._pings.pop(0).callback(message)
         elif (isinstance(message, m.Error) and self._login is not None
-              and message.re in (None, "login")):
+              and message.re in (None, "login", "challenge")):
             self._end_login(LoginRefused(message.code, message.text or ""))
-        elif self.on_message is not None:
+        else:
+            self._unsolicited(message)
+
+    def _on_MediaReceived(self, action: ev.MediaReceived) -> None:
+        """Media reaches ``on_media`` from the link directly (see ``_media``)."""
+
+    def _unsolicited(self, message: m.Message) -> None:
+        if self.on_message is not None:
             self.on_message(message)
         else:
             self.log.debug("client: unsolicited {command}", command=message.command)
 
-    def _challenged(self, challenge: m.Challenge) -> None:
-        state = self._login_state
-        if (state is None or not challenge.nonce.startswith(state["nonce"])
-                or len(challenge.nonce) < len(state["nonce"]) + 16):
-            self._end_login(LoginRefused(0, "challenge does not continue our nonce"))
-            return
-        d = deferToThread(scram.salted_password, state["password"], challenge.salt,
-                          challenge.n, challenge.r, challenge.p)
-        d.addCallback(self._prove, challenge, state)
-        d.addErrback(lambda f: (self.log.failure("client: computing the login proof", f),
-                                self._end_login(f.value)))
-
-    def _prove(self, salted: bytes, challenge: m.Challenge, state: dict) -> None:
-        auth = auth_message(state["user"], state["nonce"], challenge.nonce, challenge.salt,
-                            challenge.n, challenge.r, challenge.p)
-        state["expect"] = scram.server_signature(scram.server_key(salted), auth)
-        self.send(m.Login(user=state["user"], nonce=challenge.nonce,
-                          proof=scram.client_proof(salted, auth)))
-
-    def _welcomed(self, welcome: m.Welcome) -> None:
-        state = self._login_state
-        if state is not None and welcome.signature != state.get("expect"):
-            self._end_login(ValueError("the server's signature is wrong: not the real server"))
-            self.close()
-            return
-        self.welcome = welcome
-        self._start_keepalive(welcome.ping)
-        self._end_login(None, welcome)
-
-    def _start_keepalive(self, interval: int) -> None:
-        if self.clock is None or self._keepalive is not None:
-            return
-        self._keepalive = LoopingCall(self._ping_or_give_up, interval)
-        self._keepalive.clock = self.clock
-        self._keepalive.start(interval, now=False).addErrback(
-            lambda f: self.log.failure("client: keepalive for {url}", f, url=self.url))
-
-    def _ping_or_give_up(self, interval: int) -> None:
-        if self.clock.seconds() - self._heard > self.SILENCE * interval:
-            self.log.warn("client: {url} silent for {n} ping intervals", url=self.url,
-                          n=self.SILENCE)
-            self.close()
-            return
-        self.ping().addErrback(lambda f: None)       # the answer only refreshes _heard
-
     def _end_login(self, error: Exception | None, welcome: m.Welcome | None = None) -> None:
-        d, self._login, self._login_state = self._login, None, None
+        d, self._login, self._password = self._login, None, None
         if d is None:
             return
         if error is None:
             d.callback(welcome)
         else:
             d.errback(error)
+
+    # -- time -----------------------------------------------------------------------------------
+    def _arm_timer(self) -> None:
+        if self.clock is None:
+            return
+        due = None if self.is_closed else self.core.get_timer()
+        if self._timer is not None and self._timer.active():
+            if due is not None and self._timer.getTime() == due:
+                return
+            self._timer.cancel()
+        self._timer = None
+        if due is not None:
+            self._timer = self.clock.callLater(max(0.0, due - self._now()), self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self.core.handle_timer(self._now())
+        self._pump()
+
+    # -- what arrives ---------------------------------------------------------------------------
+    def _deliver(self, message: m.Message) -> None:
+        try:
+            self.core.receive_message(message, self._now())
+        except Exception:
+            self.log.failure("client: handling {command}", command=message.command)
+        self._pump()
 
     def _media(self, data: bytes) -> None:
         if self.on_media is not None:
@@ -283,8 +340,9 @@ class ClientSession:
         if self.is_closed:
             return
         self.is_closed = True
-        if self._keepalive is not None and self._keepalive.running:
-            self._keepalive.stop()
+        self.core.close(self._now(), 0, reason)
+        self.core.next_actions()
+        self._arm_timer()
         if self._login is not None:
             self._end_login(SessionLost(reason))
         for d in self._pings:

@@ -43,7 +43,12 @@ class ClientSession:
     """One connection's session, seen from the client."""
 
     def __init__(self, *, now: float, random: Callable[[int], bytes] = os.urandom,
-                 silence_factor: float = 3.0) -> None:
+                 silence_factor: float = 3.0, local_checks: bool = True) -> None:
+        """``local_checks=False`` sends a command the session state does not allow (before
+        login, a second login) and leaves refusing it to the server, as the Python library
+        always has; a closed session and an unknown call id still raise. A server ``error``
+        then ends the session only when the server closes the transport (a WebSocket
+        ``bad-frame`` does not)."""
         self.state = ClientState.CONNECTED
         self.welcome: m.Welcome | None = None
         self.calls: dict[str, dict[str, Any]] = {}
@@ -55,6 +60,7 @@ class ClientSession:
         self._last_sent = now
         self._silence = silence_factor
         self.dropped_media = 0
+        self._local_checks = local_checks
 
     def next_actions(self) -> list[Any]:
         """Drain the actions (``events.py``) produced so far, in order."""
@@ -70,10 +76,15 @@ class ClientSession:
         if self.state not in states:
             raise LocalProtocolError(f"not allowed in state {self.state.value}")
 
+    def _need_for_command(self, *states: ClientState) -> None:
+        """``_need`` for the library's commands (see ``local_checks``)."""
+        if self._local_checks or self.state is ClientState.CLOSED:
+            self._need(*states)
+
     # ------------------------------------------------------------ login
     def login(self, user: str, now: float) -> None:
         """Start a password login for ``user`` (the password stays with the library)."""
-        self._need(ClientState.CONNECTED)
+        self._need_for_command(ClientState.CONNECTED)
         nonce = m.b64e(self._random(18))
         self._send(m.Login(user=user, nonce=nonce), now)
         self._login = {"user": user, "client_nonce": nonce}
@@ -81,7 +92,7 @@ class ClientSession:
 
     def login_token(self, token: str, now: float) -> None:
         """Resume with a token from an earlier ``welcome``."""
-        self._need(ClientState.CONNECTED)
+        self._need_for_command(ClientState.CONNECTED)
         self._send(m.Login(token=token), now)
         self._login = {}
         self.state = ClientState.AWAIT_WELCOME
@@ -183,21 +194,32 @@ class ClientSession:
                               ClientState.AWAIT_WELCOME):
             self._unexpected(msg)
             return
-        self._login = {}
-        self.state = ClientState.CONNECTED
+        self._login_ended()
         self._actions.append(ev.LoginFailed(msg.code, msg.text or "", msg.retry))
+
+    def _login_ended(self) -> None:
+        """A refused login: back to ``connected``, or to ``authenticated`` when it was a
+        second login (``local_checks=False``) on a session the server still has."""
+        self._login = {}
+        self.state = (ClientState.AUTHENTICATED if self.welcome is not None
+                      else ClientState.CONNECTED)
 
     def _on_redirect(self, msg: m.Redirect, now: float) -> None:
         self._actions.append(ev.SessionEvent(msg))
         self._close(0, "redirected")
 
     def _on_error(self, msg: m.Error, now: float) -> None:
+        if (msg.re == "login" and self.welcome is not None and self.state in (
+                ClientState.AWAIT_CHALLENGE, ClientState.DERIVING, ClientState.AWAIT_WELCOME)):
+            self._login_ended()
         if msg.call is not None and msg.call in self.calls:
             if msg.re == "call" and self.calls[msg.call]["state"] == "requested":
                 del self.calls[msg.call]         # refused (limit, id in use): never existed
             self._actions.append(ev.CallEvent(msg.call, msg))
         else:
             self._actions.append(ev.SessionEvent(msg))
+        if not self._local_checks:
+            return                               # the server closes when it is fatal
         if msg.code in _FATAL_ERRORS or (self.state is not ClientState.AUTHENTICATED
                                          and msg.code in (ErrorCode.OUT_OF_ORDER,
                                                           ErrorCode.NOT_AUTHENTICATED)):
@@ -211,7 +233,8 @@ class ClientSession:
             self._actions.append(ev.SessionEvent(msg))
 
     def _on_pong(self, msg: m.Pong, now: float) -> None:
-        """Liveness only (``_last_heard`` was updated)."""
+        """Liveness (``_last_heard`` was updated); the library answers its ``ping``."""
+        self._actions.append(ev.SessionEvent(msg))
 
     def _call_event(self, msg: Any, state: str | None) -> None:
         call = self.calls.get(msg.call)
@@ -257,7 +280,7 @@ class ClientSession:
              mode: str = "relay", address: str | None = None, port: int | None = None,
              codecs: tuple[str, ...] | None = None) -> str:
         """Place a call; returns its call id (``c1``, ``c2``...)."""
-        self._need(ClientState.AUTHENTICATED)
+        self._need_for_command(ClientState.AUTHENTICATED)
         call = f"c{self._next_call}"
         self._send(m.Call(call=call, number=number, contact=contact, mode=mode,
                           address=address, port=port, codecs=codecs), now)
@@ -266,7 +289,7 @@ class ClientSession:
         return call
 
     def _call_command(self, message: m.Message, now: float) -> None:
-        self._need(ClientState.AUTHENTICATED)
+        self._need_for_command(ClientState.AUTHENTICATED)
         if message.call not in self.calls:  # type: ignore[attr-defined]
             raise LocalProtocolError(f"no call {message.call}")  # type: ignore[attr-defined]
         self._send(message, now)
@@ -277,10 +300,14 @@ class ClientSession:
 
     def answer(self, call: str, now: float, *, mode: str = "relay", address: str | None = None,
                port: int | None = None, codecs: tuple[str, ...] | None = None) -> None:
-        self._offered(call)
+        """Answer an incoming call; on an active call, change its media mode (the server
+        confirms with a second ``connected``, which brings the new key)."""
+        if self.calls.get(call, {}).get("state") != "active":
+            self._offered(call)
         self._call_command(m.Answer(call=call, mode=mode, address=address, port=port,
                                     codecs=codecs), now)
-        self.calls[call]["state"] = "answering"
+        if self.calls[call]["state"] == "offered":
+            self.calls[call]["state"] = "answering"
 
     def reject(self, call: str, now: float, cause: str | None = None) -> None:
         self._offered(call)

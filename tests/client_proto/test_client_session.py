@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from protocols.client import events as ev
 from protocols.client import messages as m
-from protocols.client.client_session import ClientState
+from protocols.client.client_session import ClientSession, ClientState
 from protocols.client.errors import AuthCode, ErrorCode, LocalProtocolError
 
 from .builders import Harness, client_session
@@ -145,3 +145,49 @@ def test_random_server_input_never_raises(items):
         for action in h.client.next_actions():
             if isinstance(action, ev.Send):
                 m.encode(action.message)
+
+
+def test_pong_is_reported_for_the_library_ping():
+    h = Harness()
+    h.login()
+    h.client.ping(0)
+    h.pump()
+    assert ev.SessionEvent(m.Pong()) in h.client_events
+
+
+def test_a_second_answer_moves_an_active_call_to_relay():
+    h = Harness()
+    h.login()
+    c = h.client.call(0, number="+4930123", mode="direct", address="127.0.0.1", port=4000)
+    h.client.next_actions()
+    h.client.receive_message(m.Connected(call=c), 0)
+    h.client.next_actions()
+    h.client.answer(c, 0, mode="relay")                 # no media arrived: relay it
+    [send] = h.client.next_actions()
+    assert send.message == m.Answer(call=c, mode="relay")
+    h.client.receive_message(m.Connected(call=c, key=b"K" * 16), 0)
+    assert h.client.calls[c] == {"state": "active", "key": b"K" * 16}
+    with pytest.raises(LocalProtocolError):
+        h.client.answer("c9", 0)
+
+
+def test_without_local_checks_the_server_refuses():
+    c = ClientSession(now=0, local_checks=False)
+    call = c.call(0, number="+4930123")                 # before login: sent anyway
+    assert [a.message for a in c.next_actions()] == [m.Call(call=call, number="+4930123",
+                                                                 mode="relay")]
+    h = Harness(client=ClientSession(now=0, local_checks=False))
+    h.login()
+    h.client.login_token("v1.a.b.c", 0)                 # a second login: the server says no
+    h.pump()
+    assert h.client.state is ClientState.AUTHENTICATED
+    h.client.login_token("v1.a.b.c", 0)
+    h.client.next_actions()
+    h.client.receive_message(m.Unauthorized(code=AuthCode.THROTTLED, retry=8), 0)
+    assert h.client.next_actions() == [ev.LoginFailed(AuthCode.THROTTLED, "", 8)]
+    assert h.client.state is ClientState.AUTHENTICATED
+    h.client.receive_message(m.Error(code=ErrorCode.BAD_FRAME, text="binary control"), 0)
+    assert h.client.state is ClientState.AUTHENTICATED    # the server closes if it must
+    h.client.logout(0)
+    with pytest.raises(LocalProtocolError):
+        h.client.call(0, number="+4930123")
