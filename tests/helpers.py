@@ -7,7 +7,9 @@ from callgw import config
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    """A port the OS says is free on 127.0.0.1 now (for subprocess peers that need a number)."""
+    """A port the OS says is free on 127.0.0.1 now (a port nothing listens on, for a test of
+    a refused connection). Peers started by a test take theirs from ``tests.ports``, which
+    retries when a port is taken meanwhile."""
     with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

@@ -6,67 +6,14 @@ the round-trip time, and the client heard baresip's tone.
 """
 from __future__ import annotations
 
-import shutil
-import socket
-
 import pytest
 import pytest_twisted
-from twisted.internet import defer, reactor
-from twisted.internet.protocol import ProcessProtocol
 
-from test_media_calls import (dial, free_port, prepare_db, read_samples, settled_cdr, start,
-                              tone_frames, url, within, write_tone)
+from test_media_calls import (dial, prepare_db, read_samples, settled_cdr, start, tone_frames,
+                              url, write_tone)
+from tests.sip.baresip import BARESIP, Baresip
 
-BARESIP = shutil.which("baresip")
 pytestmark = pytest.mark.skipif(BARESIP is None, reason="baresip is not installed")
-
-
-class Baresip(ProcessProtocol):
-    """baresip on 127.0.0.1 with its own config dir; ``ready`` fires once it says so;
-    ``stop()`` ends only this process (by its pid)."""
-
-    def __init__(self, tmp_path, tone, seconds=40):
-        self.dir = tmp_path / "baresip"
-        self.dir.mkdir()
-        self.sip_port = free_port(socket.SOCK_DGRAM)
-        rtp = free_port(even=True)
-        (self.dir / "config").write_text("\n".join([
-            "poll_method epoll", f"sip_listen 127.0.0.1:{self.sip_port}", "sip_trans_def udp",
-            f"audio_source aufile,{tone}", f"audio_alert aufile,{tone}",
-            f"rtp_ports {rtp}-{rtp + 3}", "rtcp_mux no",
-            "module_path /usr/lib/baresip/modules",
-            "module g711.so", "module aufile.so", "module account.so", ""]))
-        (self.dir / "accounts").write_text(
-            "<sip:+4930123456@127.0.0.1>;regint=0;answermode=auto;audio_codecs=PCMU\n")
-        self.seconds = seconds
-        self.ready = defer.Deferred()
-        self.ended = defer.Deferred()
-        self.output = b""
-
-    def start(self):
-        reactor.spawnProcess(self, BARESIP, [BARESIP, "-f", str(self.dir), "-n", "127.0.0.1",
-                                             "-t", str(self.seconds)], env=None)
-        return within(self.ready, 15)
-
-    def outReceived(self, data):
-        self.output += data
-        if b"baresip is ready" in self.output and not self.ready.called:
-            self.ready.callback(self)
-
-    errReceived = outReceived
-
-    def processEnded(self, reason):
-        if not self.ready.called:
-            self.ready.errback(RuntimeError(self.output.decode(errors="replace")))
-        self.ended.callback(None)
-
-    def stop(self):
-        if not self.ended.called:
-            try:
-                self.transport.signalProcess("TERM")
-            except Exception:       # already gone
-                pass
-        return within(self.ended, 15)
 
 
 @pytest_twisted.inlineCallbacks

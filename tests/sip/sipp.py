@@ -4,12 +4,13 @@
 (``-m``, ``-timeout``, ``-recv_timeout``), its control socket on loopback (``-ci``/``-cp``),
 ``-nostdin`` and message/error logs in ``tmp_path``; ``wait(reactor)`` returns a Deferred firing
 with sipp's exit code; ``stop()`` ends only the process this helper started, by its pid.
-Free ports come from the OS (bound once to check) within 25000-26999 when possible.
+Ports come from ``tests.ports`` (free on 127.0.0.1 in 25000-26999); ``start()`` waits until
+sipp itself holds its SIP, media and control ports and, when sipp says one was taken in the
+meantime, picks others and starts it again (``tests.ports.retry_ports``).
 """
 from __future__ import annotations
 
 import os
-import random
 import shutil
 import signal
 import socket
@@ -19,33 +20,14 @@ from pathlib import Path
 
 from twisted.internet import defer, task
 
+from tests.ports import PortTaken, bound_by, free_port, port_taken, retry_ports
+
 SCENARIOS = Path(__file__).parent / "scenarios"
 SIPP = shutil.which("sipp")
 
 
-def free_port(kind=socket.SOCK_DGRAM, both=False, even=False):
-    """A port free on 127.0.0.1 (UDP, or UDP and TCP with ``both``) in 25000-26999."""
-    for _ in range(200):
-        port = random.randrange(25000, 27000)
-        if even:
-            port &= ~1
-        kinds = (socket.SOCK_DGRAM, socket.SOCK_STREAM) if both else (kind,)
-        if even:
-            ports = (port, port + 1, port + 2, port + 3)
-        else:
-            ports = (port,)
-        try:
-            for k in kinds:
-                for p in ports:
-                    with socket.socket(socket.AF_INET, k) as s:
-                        s.bind(("127.0.0.1", p))
-        except OSError:
-            continue
-        return port
-    raise RuntimeError("no free port in 25000-26999")
-
-
 def _bound(port, kind):
+    """Whether someone holds ``port`` on 127.0.0.1 (kept for callers that probe a port)."""
     with socket.socket(socket.AF_INET, kind) as s:
         try:
             s.bind(("127.0.0.1", port))
@@ -67,11 +49,14 @@ class Sipp:
         self.timeout = timeout
         self.extra = list(extra)
         self.remote = remote
+        self.process = None
+        self._pick_ports()
+        self.stdout = self.tmp_path / "sipp.out"
+
+    def _pick_ports(self):
         self.port = free_port(both=True)
         self.control_port = free_port(socket.SOCK_DGRAM)
-        self.media_port = free_port(socket.SOCK_DGRAM, even=True)
-        self.process = None
-        self.stdout = self.tmp_path / "sipp.out"
+        self.media_port = free_port(socket.SOCK_DGRAM, even=True, count=4)
 
     @property
     def argv(self):
@@ -86,20 +71,45 @@ class Sipp:
                 ] + self.extra + ([f"127.0.0.1:{self.remote}"] if self.remote else [])
 
     def start(self):
-        """Spawn sipp and return once its SIP port is bound (at most 5 s)."""
+        """Spawn sipp and return once it holds its SIP, media and control ports (at most 5 s
+        a try); a port taken meanwhile means new ports and another try (5 at most)."""
+        first = [True]
+
+        def once():
+            if not first[0]:
+                self._pick_ports()
+            first[0] = False
+            return self._start_once()
+        return retry_ports(once)
+
+    def _start_once(self):
         with open(self.stdout, "wb") as out:
             self.process = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=out,
                                             stderr=subprocess.STDOUT, cwd=self.tmp_path)
         kind = socket.SOCK_STREAM if self.transport.startswith("t") else socket.SOCK_DGRAM
+        wanted = [(self.port, kind), (self.control_port, socket.SOCK_DGRAM)]
+        if "-rtp_echo" in self.extra or self._uses_media():
+            wanted.append((self.media_port, socket.SOCK_DGRAM))
         deadline = time.monotonic() + 5.0
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"sipp exited at start: {self.log()}")
-            if _bound(self.port, kind):
+                text = self.log()
+                if port_taken(text):
+                    raise PortTaken(text)
+                raise RuntimeError(f"sipp exited at start: {text}")
+            if all(bound_by(self.process.pid, p, k) for p, k in wanted):
                 return self
             time.sleep(0.02)
         self.stop()
-        raise RuntimeError("sipp did not bind its port in 5 s")
+        if port_taken(self.log()):
+            raise PortTaken(self.log())
+        raise RuntimeError(f"sipp did not bind its ports in 5 s: {self.log()}")
+
+    def _uses_media(self):
+        try:
+            return "[media_port]" in Path(self.scenario).read_text(errors="replace")
+        except OSError:
+            return False
 
     def wait(self, reactor, limit=None):
         """A Deferred firing with sipp's exit code; it is killed after ``limit`` seconds."""
