@@ -14,6 +14,10 @@ input it cannot handle is logged and dropped.
     yield call.connected                                   # fires with the Connected message
     call.dtmf("123"); call.hangup()
     end = yield call.disconnected                          # Disconnected (or Unauthorized)
+    book = yield session.book()                            # [{"name", "number"}...]
+    yield session.book_put("Mum", "+4930123456")           # fails with RequestRefused
+    records = yield session.history()                      # the user's CDRs, newest first
+    token = yield session.refresh()                        # a Token message
     yield session.logout()
 
 Tests: tests/client/test_client.py.
@@ -22,7 +26,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, inlineCallbacks, succeed
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 
@@ -43,6 +47,15 @@ class LoginRefused(Exception):
 
 class SessionLost(Exception):
     """The link closed before the answer came."""
+
+
+class RequestRefused(Exception):
+    """The server refused a request with ``error`` (``code``: ErrorCode, 6xx for what the data
+    refuses, e.g. 601 an entry of that name exists)."""
+
+    def __init__(self, code: int, text: str):
+        super().__init__(f"{code} {text}")
+        self.code, self.text = code, text
 
 
 class ClientCall:
@@ -128,6 +141,7 @@ class ClientSession:
         self._login: Deferred | None = None
         self._password: str | None = None
         self._pings: list[Deferred] = []
+        self._requests: dict[int, Deferred] = {}
         self._timer = None
         self._logging_out = False
         self.is_closed = False
@@ -191,6 +205,63 @@ class ClientSession:
         call = self.calls[call_id] = ClientCall(self, call_id)
         self._pump()
         return call
+
+    # -- requests about the user's own data -----------------------------------------------------
+    def _request(self, start: Callable) -> Deferred:
+        """Send one request (``start(core, now) -> req``); fires with the answer message, fails
+        with ``RequestRefused`` or ``SessionLost``."""
+        if self.is_closed:
+            return fail(SessionLost("the session is closed"))
+        try:
+            req = start(self.core, self._now())
+        except LocalProtocolError as e:
+            return fail(SessionLost(str(e)))
+        d = self._requests[req] = Deferred()
+        self._pump()
+        return d
+
+    @inlineCallbacks
+    def book(self):
+        """Fires with the whole address book: a list of ``{"name", "number"}``, by name."""
+        entries, after = [], None
+        while True:
+            page = yield self._request(lambda core, now: core.book_list(now, after))
+            entries.extend(dict(e) for e in page.entries)
+            if page.next is None:
+                return entries
+            after = page.next
+
+    def book_put(self, name: str, number: str, was: str | None = None) -> Deferred:
+        """Save an entry (``was``: the name of the entry changed); fires with None."""
+        d = self._request(lambda core, now: core.book_put(now, name, number, was))
+        return d.addCallback(lambda _: None)
+
+    def book_delete(self, name: str) -> Deferred:
+        d = self._request(lambda core, now: core.book_delete(now, name))
+        return d.addCallback(lambda _: None)
+
+    @inlineCallbacks
+    def history(self, limit: int = 100):
+        """Fires with the user's newest call records (at most ``limit``), newest first: dicts
+        with ``number``, ``start``, ``duration``, ``cause`` and, when known, ``answered``,
+        ``q850``, ``text``."""
+        records, after = [], None
+        while len(records) < limit:
+            page = yield self._request(lambda core, now: core.history(now, after))
+            records.extend(dict(r) for r in page.records)
+            if page.next is None:
+                break
+            after = page.next
+        return records[:limit]
+
+    def refresh(self) -> Deferred:
+        """A fresh token (fires with the ``Token`` message; ``token`` follows it)."""
+        return self._request(lambda core, now: core.refresh(now))
+
+    @property
+    def token(self) -> str | None:
+        """The newest token: welcome's, then each refresh's."""
+        return self.core.token
 
     def _command(self, name: str, command: Callable) -> None:
         """Run ``command(core, now)``, one call command; one the core refuses (the call
@@ -288,6 +359,23 @@ class ClientSession:
         else:
             self._unsolicited(message)
 
+    def _on_RequestAnswered(self, action: ev.RequestAnswered) -> None:
+        d = self._requests.pop(action.req, None)
+        if d is None:
+            return
+        if isinstance(action.message, m.Error):
+            d.errback(RequestRefused(action.message.code, action.message.text or ""))
+        else:
+            d.callback(action.message)
+
+    def _on_RequestsLost(self, action: ev.RequestsLost) -> None:
+        self._fail_requests("the session closed")
+
+    def _fail_requests(self, reason: str) -> None:
+        pending, self._requests = self._requests, {}
+        for d in pending.values():
+            d.errback(SessionLost(reason))
+
     def _on_MediaReceived(self, action: ev.MediaReceived) -> None:
         """Media reaches ``on_media`` from the link directly (see ``_media``)."""
 
@@ -348,6 +436,7 @@ class ClientSession:
         for d in self._pings:
             d.errback(SessionLost(reason))
         self._pings = []
+        self._fail_requests(reason)
         for call in list(self.calls.values()):
             call._event(m.Disconnected(call=call.id, cause="network-error",
                                        text="session lost"))

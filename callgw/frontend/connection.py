@@ -18,6 +18,9 @@ through four calls:
   on an authenticated session; the call path owns media keys and checks them;
 - ``frontend.session_closed(conn, reason)`` on logout, idle expiry, a lost connection, shutdown.
 
+A user's requests about their own data (address book, call history: ``UserRequest``) are
+answered from the store by ``callgw.frontend.requests.UserRequests``; ``refresh`` is the core's.
+
 What the call path sends with ``conn.send(message)`` (trying, ringing, connected, disconnected,
 unauthorized for a call, status, incoming, redirect, error) becomes the session's call methods,
 so the core's call table follows every call; ``connected`` keeps the media key the call path
@@ -39,6 +42,7 @@ from twisted.internet.defer import maybeDeferred
 from twisted.logger import Logger
 
 from callgw import passwords
+from callgw.frontend.requests import UserRequests
 from protocols.client import events as ev
 from protocols.client import framing as fr
 from protocols.client import messages as m
@@ -108,6 +112,7 @@ class SessionManager:
         self.tokens = make_token_signer(config["security"], token_secret)
         self.throttle = LoginThrottle()
         self.connections: set[ClientConnection] = set()
+        self.requests = UserRequests(store)
         self._decoy = os.urandom(32)
 
     @property
@@ -335,6 +340,10 @@ class ClientConnection:
             self._logged_in()
         elif kind is ev.MediaReceived:
             self.receive_media(action.frame)
+        elif kind is ev.UserRequest:
+            d = self.manager.requests.answer(action.user, action.message)
+            d.addCallback(self._answer_request)
+            d.addErrback(lambda f: self.log.failure("answering {conn}", f, conn=repr(self)))
         else:
             self._call_event(action)
 
@@ -352,6 +361,15 @@ class ClientConnection:
                          command=message.command, conn=repr(self))
         self.session.send_error(ErrorCode.INTERNAL, "server error", re=message.command,
                                 call=getattr(message, "call", None))
+        self._drive()
+
+    def _answer_request(self, answer: m.Message) -> None:
+        try:
+            self.session.answer_request(answer)
+        except LocalProtocolError:
+            self.log.failure("answer to {conn}'s request", conn=repr(self))
+            self.session.answer_request(m.Error(code=ErrorCode.INTERNAL, text="server error",
+                                                req=answer.req))
         self._drive()
 
     # -- login: what the core asks of callgw --------------------------------------------------

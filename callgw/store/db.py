@@ -59,6 +59,27 @@ class StoreError(ValueError):
     """A request the data refuses: a duplicate, a missing row, a bad value. The text says which."""
 
 
+class NoEntry(StoreError):
+    """The address book has no entry of that name."""
+
+
+class EntryExists(StoreError):
+    """The address book already has an entry of that name."""
+
+
+class BookFull(StoreError):
+    """The address book holds its maximum of entries."""
+
+
+def check_book_name(name: str) -> str:
+    """An address-book entry's name: 1-64 characters, no control characters (what the client
+    protocol's ``CONTACT`` carries)."""
+    if not isinstance(name, str) or not 1 <= len(name) <= 64 or any(
+            ord(c) < 0x20 or ord(c) == 0x7F or 0xD800 <= ord(c) <= 0xDFFF for c in name):
+        raise StoreError(f"entry name {name!r}: 1-64 characters, no control characters")
+    return name
+
+
 def check_e164(number: str, what: str = "number") -> str:
     if not isinstance(number, str) or not E164.match(number):
         raise StoreError(f"{what} {number!r} is not E.164 (+ and up to 15 digits)")
@@ -241,12 +262,38 @@ class Database:
     # -- address book -------------------------------------------------------------------------
     def book_add(self, username: str, name: str, number: str) -> None:
         check_e164(number)
+        check_book_name(name)
         with self._tx():
             if not self.get_user(username):
                 raise StoreError(f"no user {username!r}")
             if self._rows("SELECT 1 FROM address_book WHERE username = ? AND name = ?",
                           [username, name]):
                 raise StoreError(f"{username!r} already has an entry {name!r}")
+            self.db["address_book"].insert({"username": username, "name": name,
+                                            "number": number})
+            self._changed()
+
+    def book_put(self, username: str, name: str, number: str, was: str | None = None,
+                 limit: int | None = None) -> None:
+        """Save an entry: a new one (``was`` None), or entry ``was`` changed to ``name`` and
+        ``number``. StoreError: ``was`` does not exist (``NoEntry``), ``name`` is another
+        entry's (``EntryExists``), or a new entry would make more than ``limit`` (``BookFull``)."""
+        check_e164(number)
+        check_book_name(name)
+        with self._tx():
+            if not self.get_user(username):
+                raise StoreError(f"no user {username!r}")
+            names = {r["name"] for r in self._rows(
+                "SELECT name FROM address_book WHERE username = ?", [username])}
+            if was is not None and was not in names:
+                raise NoEntry(f"no entry named {was!r}")
+            if name in names and name != was:
+                raise EntryExists(f"an entry named {name!r} exists")
+            if was is None and limit is not None and len(names) >= limit:
+                raise BookFull(f"the address book is full ({limit} entries)")
+            if was is not None:
+                self.conn.execute("DELETE FROM address_book WHERE username = ? AND name = ?",
+                                  (username, was))
             self.db["address_book"].insert({"username": username, "name": name,
                                             "number": number})
             self._changed()
@@ -260,7 +307,7 @@ class Database:
             cur = self.conn.execute("DELETE FROM address_book WHERE username = ? AND name = ?",
                                     (username, name))
             if cur.rowcount == 0:
-                raise StoreError(f"{username!r} has no entry {name!r}")
+                raise NoEntry(f"{username!r} has no entry {name!r}")
             self._changed()
 
     # -- gateways -----------------------------------------------------------------------------
@@ -411,6 +458,21 @@ class Database:
         else:
             rows = self._rows("SELECT * FROM cdrs WHERE username = ? ORDER BY ended DESC "
                               "LIMIT ?", [username, limit])
+        for r in rows:
+            r["stats"] = json.loads(r["stats"])
+        return rows
+
+    def cdrs_before(self, username: str, before: tuple[float, str] | None,
+                    limit: int) -> list[dict]:
+        """The user's CDRs newest first (by ``ended``, then ``call_id``), those older than
+        ``before`` (an ``(ended, call_id)`` of the page before) when given."""
+        if before is None:
+            rows = self._rows("SELECT * FROM cdrs WHERE username = ? ORDER BY ended DESC, "
+                              "call_id DESC LIMIT ?", [username, limit])
+        else:
+            rows = self._rows("SELECT * FROM cdrs WHERE username = ? AND (ended < ? OR "
+                              "(ended = ? AND call_id < ?)) ORDER BY ended DESC, call_id DESC "
+                              "LIMIT ?", [username, before[0], before[0], before[1], limit])
         for r in rows:
             r["stats"] = json.loads(r["stats"])
         return rows

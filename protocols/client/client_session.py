@@ -8,7 +8,9 @@ arrives (``receive_payload``, or ``receive`` with what ``reliable.py`` delivered
 ``DeriveKey`` (scrypt, CPU-heavy: run it in a thread) and takes the salted password back in
 ``key_derived``. It checks the server's signature in ``welcome`` (mutual authentication), pings
 every ``ping`` seconds the welcome names, and gives up when the server stays silent for three
-ping intervals. Time comes in as ``now``; ``get_timer`` / ``handle_timer`` as on the server.
+ping intervals. Requests (address book, history, token refresh: ``book_list``...) return
+their ``req``; the answers come back as ``RequestAnswered``. Time comes in as ``now``;
+``get_timer`` / ``handle_timer`` as on the server.
 
 Tests: tests/client_proto/test_client_session.py.
 """
@@ -61,6 +63,10 @@ class ClientSession:
         self._silence = silence_factor
         self.dropped_media = 0
         self._local_checks = local_checks
+        self.requests: dict[int, str] = {}     # req -> command, waiting for the answer
+        self._next_req = 1
+        self.token: str | None = None          # the newest token (welcome, then refresh)
+        self.expires: int | None = None
 
     def next_actions(self) -> list[Any]:
         """Drain the actions (``events.py``) produced so far, in order."""
@@ -182,6 +188,7 @@ class ClientSession:
             return
         self._login = {}
         self.welcome = msg
+        self.token, self.expires = msg.token, msg.expires
         self.state = ClientState.AUTHENTICATED
         self._actions.append(ev.Welcomed(msg))
 
@@ -209,6 +216,9 @@ class ClientSession:
         self._close(0, "redirected")
 
     def _on_error(self, msg: m.Error, now: float) -> None:
+        if msg.req is not None and self.requests.pop(msg.req, None) is not None:
+            self._actions.append(ev.RequestAnswered(msg.req, msg))
+            return
         if (msg.re == "login" and self.welcome is not None and self.state in (
                 ClientState.AWAIT_CHALLENGE, ClientState.DERIVING, ClientState.AWAIT_WELCOME)):
             self._login_ended()
@@ -231,6 +241,26 @@ class ClientSession:
                 self._actions.append(ev.CallEvent(msg.call, msg))
         else:
             self._actions.append(ev.SessionEvent(msg))
+
+    def _answered(self, msg: Any) -> bool:
+        if self.requests.pop(msg.req, None) is None:
+            self._unexpected(msg)
+            return False
+        self._actions.append(ev.RequestAnswered(msg.req, msg))
+        return True
+
+    def _on_book(self, msg: m.Book, now: float) -> None:
+        self._answered(msg)
+
+    def _on_done(self, msg: m.Done, now: float) -> None:
+        self._answered(msg)
+
+    def _on_records(self, msg: m.Records, now: float) -> None:
+        self._answered(msg)
+
+    def _on_token(self, msg: m.Token, now: float) -> None:
+        if self._answered(msg):
+            self.token, self.expires = msg.token, msg.expires
 
     def _on_pong(self, msg: m.Pong, now: float) -> None:
         """Liveness (``_last_heard`` was updated); the library answers its ``ping``."""
@@ -326,6 +356,36 @@ class ClientSession:
     def resume(self, call: str, now: float) -> None:
         self._call_command(m.Resume(call=call), now)
 
+    # ------------------------------------------------------------ requests
+    def _request(self, make: Callable[[int], m.Message], now: float) -> int:
+        self._need_for_command(ClientState.AUTHENTICATED)
+        req = self._next_req
+        message = make(req)
+        self._send(message, now)
+        self._next_req += 1
+        self.requests[req] = message.command
+        return req
+
+    def book_list(self, now: float, after: str | None = None) -> int:
+        """Ask for a page of the address book; returns the request id (``book`` answers)."""
+        return self._request(lambda req: m.BookList(req=req, after=after), now)
+
+    def book_put(self, now: float, name: str, number: str, was: str | None = None) -> int:
+        """Save an entry (``was``: the name of the entry being changed); ``done`` answers."""
+        return self._request(lambda req: m.BookPut(req=req, name=name, number=number,
+                                                   was=was), now)
+
+    def book_delete(self, now: float, name: str) -> int:
+        return self._request(lambda req: m.BookDelete(req=req, name=name), now)
+
+    def history(self, now: float, after: str | None = None) -> int:
+        """Ask for a page of the user's call records (``records`` answers)."""
+        return self._request(lambda req: m.History(req=req, after=after), now)
+
+    def refresh(self, now: float) -> int:
+        """Ask for a fresh token (``token`` answers; ``self.token`` follows it)."""
+        return self._request(lambda req: m.Refresh(req=req), now)
+
     def ping(self, now: float) -> None:
         if self.state is not ClientState.CLOSED:
             self._send(m.Ping(), now)
@@ -350,6 +410,9 @@ class ClientSession:
     def _close(self, code: int, text: str) -> None:
         self.state = ClientState.CLOSED
         self.calls.clear()
+        if self.requests:
+            self._actions.append(ev.RequestsLost(tuple(self.requests)))
+            self.requests.clear()
         self._actions.append(ev.Close(int(code), text))
 
     def close(self, now: float, code: int = 0, text: str = "closed") -> None:

@@ -60,6 +60,13 @@ def examples() -> list[m.Message]:
         m.Resume(call="c1"),
         m.Ping(),
         m.Logout(),
+        m.BookList(req=1),
+        m.BookList(req=2, after="Qm9i"),
+        m.BookPut(req=3, name="Mum", number="+4930123456"),
+        m.BookPut(req=4, name="Mum (mobile)", number="+491701234567", was="Mum"),
+        m.BookDelete(req=5, name="Bob"),
+        m.History(req=6),
+        m.Refresh(req=7),
         m.Challenge(nonce=NONCE, salt=SALT, n=16384, r=8, p=1),
         m.Welcome(user="alice", token=v["token"], expires=v["expires"],
                   address="203.0.113.45", port=50123, ping=30, signature=v["signature"],
@@ -80,6 +87,17 @@ def examples() -> list[m.Message]:
         m.Error(code=errors.ErrorCode.UNKNOWN_CALL, text="dtmf not allowed for call c7",
                 call="c7", re="dtmf"),
         m.Pong(),
+        m.Book(req=1, entries=({"name": "Alice", "number": "+4930555001"},
+                               {"name": "Bob", "number": "+4940111222"}), next="Qm9i"),
+        m.Done(req=3),
+        m.Error(code=errors.ErrorCode.ENTRY_EXISTS, text="an entry named Mum exists",
+                re="book-put", req=3),
+        m.Records(req=6, records=(
+            {"number": "+4930123456", "start": ISSUED + 60, "answered": ISSUED + 64,
+             "duration": 62, "cause": "normal", "q850": 16},
+            {"number": "+4940111222", "start": ISSUED, "duration": 0, "cause": "busy",
+             "q850": 17, "text": "User busy"}), next="MTc2NDA2NDAwMC4wLXMx"),
+        m.Token(req=7, token=v["token"], expires=v["expires"]),
     ]
 
 

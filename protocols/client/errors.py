@@ -17,7 +17,8 @@ from enum import IntEnum
 
 
 class ErrorCode(IntEnum):
-    """Codes of the ``error`` message. 1xx framing, 2xx message, 3xx session/state, 5xx server."""
+    """Codes of the ``error`` message. 1xx framing, 2xx message, 3xx session/state, 5xx server,
+    6xx a request (``req``) the server refused: not the client's protocol error."""
 
     FRAME_TOO_LARGE = 100      # a frame or datagram over the size limit (fatal on TCP)
     BAD_FRAME = 101            # framing cannot be parsed (fatal: the connection closes)
@@ -39,7 +40,12 @@ class ErrorCode(IntEnum):
     LOGIN_TIMEOUT = 306        # login not completed in time: the session ends
     TOO_MANY_ERRORS = 307      # too many protocol errors: the session ends
     UNREACHABLE = 308          # UDP: a message was never acknowledged: the session ends
+    TOO_MANY_REQUESTS = 309    # over the per-session limit of requests waiting for an answer
     INTERNAL = 500             # the server failed; not the client's fault
+    NO_ENTRY = 600             # book-put (with "was") or book-delete: no entry of that name
+    ENTRY_EXISTS = 601         # book-put: another entry already has that name
+    BOOK_FULL = 602            # book-put: the address book holds its maximum of entries
+    BAD_CURSOR = 603           # book-list or history: "after" is not a cursor of this server
 
 
 class AuthCode(IntEnum):

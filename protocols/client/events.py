@@ -122,6 +122,15 @@ class HoldRequested:
     on: bool
 
 
+@dataclass(frozen=True)
+class UserRequest:
+    """The client asks about its own data: ``book-list``, ``book-put``, ``book-delete`` or
+    ``history`` (``message``, whose ``req`` the answer carries). Answer with
+    ``ServerSession.answer_request(Book | Done | Records | Error(req=...))``."""
+    user: str
+    message: Message
+
+
 # ---------------------------------------------------------------- client side: to the library
 
 @dataclass(frozen=True)
@@ -160,3 +169,17 @@ class CallEvent:
 class SessionEvent:
     """A server message about the session (status, error, redirect, unauthorized)."""
     message: Message
+
+
+@dataclass(frozen=True)
+class RequestAnswered:
+    """The server answered request ``req`` (``book``, ``done``, ``records``, ``token``, or an
+    ``error`` carrying the ``req``)."""
+    req: int
+    message: Message
+
+
+@dataclass(frozen=True)
+class RequestsLost:
+    """The session closed with requests unanswered (their ``req`` ids)."""
+    reqs: tuple[int, ...]

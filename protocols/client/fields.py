@@ -157,6 +157,45 @@ def _codecs(value: Any) -> tuple[str, ...]:
     return tuple(_str(c, CODEC_NAMES, 16, "codec") for c in value)
 
 
+MAX_ENTRIES = 64                # address-book entries in one ``book`` page
+MAX_RECORDS = 32                # call records in one ``records`` page
+
+
+def _objects(value: Any, limit: int, what: str, required: dict, optional: dict) -> tuple:
+    """A list of at most ``limit`` objects whose keys are ``required`` (all) and ``optional``,
+    each value loaded by its function; returns a tuple of dicts."""
+    if type(value) not in (list, tuple) or len(value) > limit:
+        raise FieldError(f"{what}: expected a list of at most {limit} objects")
+    out = []
+    for item in value:
+        if type(item) is not dict or not set(required) <= set(item) \
+                or set(item) - set(required) - set(optional):
+            raise FieldError(f"{what}: each an object with {', '.join(required)}"
+                             + (f" and optionally {', '.join(optional)}" if optional else ""))
+        out.append({k: {**required, **optional}[k](v) for k, v in item.items()})
+    return tuple(out)
+
+
+def _dump_objects(value: Any) -> list:
+    return [dict(item) for item in value]
+
+
+def _entries(value: Any) -> tuple:
+    return _objects(value, MAX_ENTRIES, "entries",
+                    {"name": lambda v: _str(v, re.compile(r"^.{1,64}$"), 64, "name"),
+                     "number": _e164}, {})
+
+
+def _records(value: Any) -> tuple:
+    time = lambda v: _int(v, 0, 2 ** 40, "time")        # noqa: E731
+    return _objects(value, MAX_RECORDS, "records",
+                    {"number": _e164, "start": time,
+                     "duration": lambda v: _int(v, 0, 86400, "duration"),
+                     "cause": lambda v: _choice(CAUSES, "cause").load(v)},
+                    {"answered": time, "q850": lambda v: _int(v, 1, 127, "q850"),
+                     "text": _str})
+
+
 USER = _pattern("user name: 1-64 of `A-Z a-z 0-9 . _ @ + -`", r"^[A-Za-z0-9._@+-]{1,64}$",
                 "user")
 NONCE = _pattern("nonce: 16-128 base64url characters", r"^[A-Za-z0-9_-]{16,128}$", "nonce")
@@ -188,12 +227,21 @@ TIME = _ranged(0, 2 ** 40, "time", "integer seconds since 1970-01-01 UTC")
 SECONDS = _ranged(0, 86400, "seconds", "integer seconds 0..86400")
 INFO = _pattern("status word: `[a-z][a-z0-9-]{0,31}` (`held`, `resumed`, `remote-held`...)",
                 r"^[a-z][a-z0-9-]{0,31}$", "info", 32)
-COMMAND = _pattern("command name", r"^[a-z]{1,16}$", "re", 16)
+COMMAND = _pattern("command name: `[a-z][a-z-]{0,15}`", r"^[a-z][a-z-]{0,15}$", "re", 16)
 N = Kind("scrypt cost N: a power of two 2..2^20", _power_of_two)
 R = _ranged(1, 32, "r", "scrypt block size r 1..32")
 P = _ranged(1, 16, "p", "scrypt parallelism p 1..16")
 PING = _ranged(1, 3600, "ping", "seconds 1..3600 between client pings")
 CODEC = _pattern("codec name (`PCMU`, `PCMA`...)", CODEC_NAMES.pattern, "codec", 16)
+REQ = _ranged(1, 2 ** 31, "req", "request id 1..2^31: chosen by the client, echoed in the answer")
+CURSOR = _pattern("paging cursor: 1-400 of `A-Z a-z 0-9 _ -` (opaque to clients: the `next` "
+                  "of the page before)", r"^[A-Za-z0-9_-]{1,400}$", "cursor", 400)
+ENTRIES = Kind(f"list of at most {MAX_ENTRIES} address-book entries, each "
+               "`{\"name\": CONTACT, \"number\": E164}`", _entries, _dump_objects)
+RECORDS = Kind(f"list of at most {MAX_RECORDS} call records, newest first, each "
+               "`{\"number\": E164, \"start\": TIME, \"duration\": SECONDS, \"cause\": CAUSE}` "
+               "plus, when known, `\"answered\": TIME`, `\"q850\": Q850`, `\"text\": TEXT`",
+               _records, _dump_objects)
 
 
 def f(kind: Kind, required: bool = False, doc: str = "") -> Any:

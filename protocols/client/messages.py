@@ -23,8 +23,9 @@ from typing import Any, ClassVar
 from protocols.client.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
 from protocols.client.fields import (  # noqa: F401  (re-exported: messages.USER...)
     ADDRESS, BRANDING, CALL_ID, CAUSE, CAUSES, CODE, CODEC, CODEC_NAMES, CODECS, COMMAND,
-    CONTACT, DIGITS, DURATION, E164, E164_RE, INFO, KEY, MODE, NAME, NONCE, PING, PORT, PROOF,
-    Q850, SALT, SECONDS, TEXT, TIME, TOKEN, USER, FieldError, Kind, N, P, R, b64d, b64e, f)
+    CONTACT, CURSOR, DIGITS, DURATION, E164, E164_RE, ENTRIES, INFO, KEY, MAX_ENTRIES,
+    MAX_RECORDS, MODE, NAME, NONCE, PING, PORT, PROOF, Q850, RECORDS, REQ, SALT, SECONDS, TEXT,
+    TIME, TOKEN, USER, FieldError, Kind, N, P, R, b64d, b64e, f)
 
 VERSION = 1
 MAX_MESSAGE = 4096          # bytes of one encoded control message
@@ -170,6 +171,56 @@ class Logout(Message):
 
 
 @dataclass(frozen=True, kw_only=True)
+class BookList(Message):
+    """A page of the user's address book (the same book as ``callgw book``), sorted by name;
+    ``after``: the ``next`` of the page before. Answered with ``book``."""
+    command: ClassVar[str] = "book-list"
+    sender: ClassVar[str] = CLIENT
+    req: int = f(REQ, True)
+    after: str | None = f(CURSOR)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BookPut(Message):
+    """Save an address-book entry: a new one, or (with ``was``, the entry's current name) a
+    changed one (new number, new name, or both). Answered with ``done``, or ``error`` 600-602."""
+    command: ClassVar[str] = "book-put"
+    sender: ClassVar[str] = CLIENT
+    req: int = f(REQ, True)
+    name: str = f(CONTACT, True)
+    number: str = f(E164, True)
+    was: str | None = f(CONTACT, doc="the name of the entry being changed")
+
+
+@dataclass(frozen=True, kw_only=True)
+class BookDelete(Message):
+    """Delete an address-book entry. Answered with ``done``, or ``error`` 600."""
+    command: ClassVar[str] = "book-delete"
+    sender: ClassVar[str] = CLIENT
+    req: int = f(REQ, True)
+    name: str = f(CONTACT, True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class History(Message):
+    """A page of the user's own call records (CDRs), newest first; ``after``: the ``next`` of
+    the page before. Answered with ``records``."""
+    command: ClassVar[str] = "history"
+    sender: ClassVar[str] = CLIENT
+    req: int = f(REQ, True)
+    after: str | None = f(CURSOR)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Refresh(Message):
+    """A fresh token before the session's expires (answered with ``token``); the session
+    itself stays logged in."""
+    command: ClassVar[str] = "refresh"
+    sender: ClassVar[str] = CLIENT
+    req: int = f(REQ, True)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Challenge(Message):
     """SCRAM server-first: the combined nonce, the user's salt and scrypt parameters."""
     command: ClassVar[str] = "challenge"
@@ -294,13 +345,53 @@ class Status(Message):
 
 @dataclass(frozen=True, kw_only=True)
 class Error(Message):
-    """The peer broke the protocol: ``code`` (ErrorCode), the offending command ``re``."""
+    """The peer broke the protocol: ``code`` (ErrorCode), the offending command ``re``; or a
+    request was refused (``req``, codes 6xx)."""
     command: ClassVar[str] = "error"
     sender: ClassVar[str] = SERVER
     code: int = f(CODE, True)
     text: str | None = f(TEXT)
     call: str | None = f(CALL_ID)
     re: str | None = f(COMMAND)
+    req: int | None = f(REQ, doc="the request refused")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Book(Message):
+    """A page of the address book (``book-list``); ``next`` when more entries follow."""
+    command: ClassVar[str] = "book"
+    sender: ClassVar[str] = SERVER
+    req: int = f(REQ, True)
+    entries: tuple = f(ENTRIES, True)
+    next: str | None = f(CURSOR)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Done(Message):
+    """A ``book-put`` or ``book-delete`` was carried out."""
+    command: ClassVar[str] = "done"
+    sender: ClassVar[str] = SERVER
+    req: int = f(REQ, True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Records(Message):
+    """A page of the user's call records (``history``); ``next`` when older records follow."""
+    command: ClassVar[str] = "records"
+    sender: ClassVar[str] = SERVER
+    req: int = f(REQ, True)
+    records: tuple = f(RECORDS, True)
+    next: str | None = f(CURSOR)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Token(Message):
+    """The answer to ``refresh``: a fresh signed token and when it expires."""
+    command: ClassVar[str] = "token"
+    sender: ClassVar[str] = SERVER
+    req: int = f(REQ, True)
+    token: str = f(TOKEN, True)
+    expires: int = f(TIME, True)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -311,10 +402,14 @@ class Pong(Message):
 
 
 CLIENT_MESSAGES: tuple[type[Message], ...] = (Login, Call, Answer, Reject, Hangup, Dtmf, Hold,
-                                               Resume, Ping, Logout)
+                                               Resume, Ping, Logout, BookList, BookPut,
+                                               BookDelete, History, Refresh)
 SERVER_MESSAGES: tuple[type[Message], ...] = (Challenge, Welcome, Unauthorized, Redirect, Trying,
                                                Ringing, Connected, Incoming, Disconnected,
-                                               Status, Error, Pong)
+                                               Status, Error, Pong, Book, Done, Records, Token)
+#: Requests: client commands answered by the message with the same ``req`` (or ``error``).
+REQUESTS: tuple[type[Message], ...] = (BookList, BookPut, BookDelete, History, Refresh)
+ANSWERS: tuple[type[Message], ...] = (Book, Done, Records, Token)
 BY_COMMAND: dict[str, type[Message]] = {m.command: m for m in CLIENT_MESSAGES + SERVER_MESSAGES}
 ENVELOPE_KEYS = ("v", "cmd", "id", "ack")
 

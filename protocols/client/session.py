@@ -8,6 +8,9 @@ what callgw decided (``credentials_found``, ``accept``, ``trying``, ``ringing``,
 ``events.py``). Time comes in as ``now``; the session asks for its timer with ``get_timer()``
 and expects ``handle_timer(now)`` then. It never computes scrypt: the server side of SCRAM is
 two HMACs and a hash; the stored keys come back from ``LookupCredentials`` asynchronously.
+The user's requests about their own data (section 18: address book, history) become
+``UserRequest`` actions that callgw answers with ``answer_request``; ``refresh`` is answered
+here with a fresh token.
 
 Session states (after RFC 5802's exchange): CONNECTED -> LOOKUP -> CHALLENGED -> VERIFIED ->
 AUTHENTICATED -> CLOSED (a token login goes CONNECTED -> VERIFIED). Call states are named after
@@ -67,6 +70,8 @@ MAX_CLIENT_NONCE = 96              # + 24 characters of server nonce <= the 128 
 _NO_USER_KEY = bytes(32)            # unknown users: the same work, a proof that never verifies
 _LOGIN_STATES = (State.CONNECTED, State.LOOKUP, State.CHALLENGED, State.VERIFIED)
 _CALL_COMMANDS = ("call", "answer", "reject", "hangup", "dtmf", "hold", "resume")
+_USER_REQUESTS = ("book-list", "book-put", "book-delete", "history")
+MAX_PENDING_REQUESTS = 8            # user requests waiting for callgw's answer, per session
 
 # (state, input) -> (handler, allowed next states). docs/protocol.md's diagram is made from this.
 TRANSITIONS: dict[tuple[State, str], tuple[str, tuple[State, ...]]] = {
@@ -80,6 +85,9 @@ TRANSITIONS: dict[tuple[State, str], tuple[str, tuple[State, ...]]] = {
     **{(s, "logout"): ("_on_logout", (State.CLOSED,)) for s in State if s is not State.CLOSED},
     **{(State.AUTHENTICATED, c): ("_on_call_command", (State.AUTHENTICATED,))
        for c in _CALL_COMMANDS},
+    **{(State.AUTHENTICATED, c): ("_on_request", (State.AUTHENTICATED,))
+       for c in _USER_REQUESTS},
+    (State.AUTHENTICATED, "refresh"): ("_on_refresh", (State.AUTHENTICATED,)),
     **{(s, "timeout"): ("_on_timeout", (State.CLOSED,)) for s in State if s is not State.CLOSED},
 }
 
@@ -104,6 +112,7 @@ class ServerSession:
         self._pending: dict[str, Any] = {}
         self._via = ""
         self._signature: bytes | None = None
+        self._requests: set[int] = set()        # user requests waiting for callgw's answer
         self.dropped_media = 0
 
     # ------------------------------------------------------------ output
@@ -143,12 +152,18 @@ class ServerSession:
             return
         self._last_heard = now
         code = error.code if 100 <= error.code <= 999 else ErrorCode.INTERNAL
-        self._send(m.Error(code=code, text=_safe_text(error.text),
-                           call=_call_id(error.call), re=_command(error.command)))
+        self._count_error(m.Error(code=code, text=_safe_text(error.text),
+                                  call=_call_id(error.call), re=_command(error.command)),
+                          error.fatal)
+
+    def _count_error(self, message: m.Error, fatal: bool = False) -> None:
+        """Send ``message`` (the client's protocol error); close when fatal or too many."""
+        code = message.code
+        self._send(message)
         self._errors += 1
-        if error.fatal or (self._config.strict_before_login and self.state in _LOGIN_STATES
-                           and code == ErrorCode.TOO_LARGE):
-            self._close(code, _safe_text(error.text) or "protocol error", cause="network-error")
+        if fatal or (self._config.strict_before_login and self.state in _LOGIN_STATES
+                     and code == ErrorCode.TOO_LARGE):
+            self._close(code, message.text or "protocol error", cause="network-error")
         elif self._errors >= self._config.max_errors:
             self._send(m.Error(code=ErrorCode.TOO_MANY_ERRORS, text="too many protocol errors"))
             self._close(ErrorCode.TOO_MANY_ERRORS, "too many protocol errors",
@@ -326,6 +341,39 @@ class ServerSession:
     def _on_logout(self, key: tuple[State, str], msg: m.Logout, now: float) -> None:
         self._go(key, State.CLOSED)
         self._close(0, "logout", cause="normal")
+
+    def _on_refresh(self, key: tuple[State, str], msg: m.Refresh, now: float) -> None:
+        assert self.user is not None
+        token, expires = self._signer.issue(self.user, now)
+        self._send(m.Token(req=msg.req, token=token, expires=expires))
+
+    # ------------------------------------------------------------ user requests
+    def _on_request(self, key: tuple[State, str], msg: Any, now: float) -> None:
+        if msg.req in self._requests or len(self._requests) >= MAX_PENDING_REQUESTS:
+            dup = msg.req in self._requests
+            self._count_error(m.Error(
+                code=ErrorCode.BAD_FIELD if dup else ErrorCode.TOO_MANY_REQUESTS,
+                text="req: a request with this id is waiting for its answer" if dup else
+                f"over {MAX_PENDING_REQUESTS} requests waiting for an answer",
+                re=msg.command, req=msg.req))
+            return
+        assert self.user is not None
+        self._requests.add(msg.req)
+        self._actions.append(ev.UserRequest(self.user, msg))
+
+    def answer_request(self, message: m.Message) -> bool:
+        """callgw's answer to ``UserRequest``: ``Book``, ``Done``, ``Records`` or an ``Error``
+        with the ``req``. False when the session ended meanwhile; LocalProtocolError for an
+        answer to no request waiting (a callgw bug)."""
+        if self.state is not State.AUTHENTICATED:
+            return False
+        req = getattr(message, "req", None)
+        if not isinstance(message, (m.Book, m.Done, m.Records, m.Error)) \
+                or req not in self._requests:
+            raise LocalProtocolError(f"{message.command} answers no request waiting")
+        self._send(message)
+        self._requests.discard(req)
+        return True
 
     def _on_timeout(self, key: tuple[State, str], code: ErrorCode, now: float) -> None:
         self._send(m.Error(code=code, text="session expired"))

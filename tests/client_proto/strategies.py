@@ -43,12 +43,22 @@ KIND_STRATEGIES = {
     m.TIME: st.integers(0, 2 ** 40),
     m.SECONDS: st.integers(0, 86400),
     m.INFO: st.from_regex(r"\A[a-z][a-z0-9-]{0,31}\Z"),
-    m.COMMAND: st.from_regex(r"\A[a-z]{1,16}\Z"),
+    m.COMMAND: st.from_regex(r"\A[a-z][a-z-]{0,15}\Z"),
     m.N: st.integers(1, 20).map(lambda e: 2 ** e),
     m.R: st.integers(1, 32),
     m.P: st.integers(1, 16),
     m.PING: st.integers(1, 3600),
     m.CODEC: st.sampled_from(["PCMU", "PCMA", "opus"]),
+    m.REQ: st.integers(1, 2 ** 31),
+    m.CURSOR: st.text(_b64chars, min_size=1, max_size=128),
+    m.ENTRIES: st.lists(st.fixed_dictionaries({
+        "name": st.text(_printable, min_size=1, max_size=64),
+        "number": st.from_regex(r"\A\+[1-9][0-9]{1,14}\Z")}), max_size=8).map(tuple),
+    m.RECORDS: st.lists(st.fixed_dictionaries({
+        "number": st.from_regex(r"\A\+[1-9][0-9]{1,14}\Z"), "start": st.integers(0, 2 ** 40),
+        "duration": st.integers(0, 86400), "cause": st.sampled_from(m.CAUSES)}, optional={
+        "answered": st.integers(0, 2 ** 40), "q850": st.integers(1, 127),
+        "text": st.text(_printable, max_size=40)}), max_size=4).map(tuple),
 }
 
 
