@@ -8,6 +8,20 @@ active-call rows that changed, CDRs and ended calls -- to the store in one batch
 between two flushes never touches the active-call table. ``stopService`` flushes what is left
 and fires when the last batch is written.
 
+Nothing is lost on a database fault. A batch the store cannot write now (its failure is a
+``callgw.store.errors.StoreUnavailable``: locked by another process, read-only file, full disk,
+I/O error) is *held*: what gathers meanwhile joins it, and the whole is tried again after a
+back-off (``retry_min`` doubling to ``retry_max`` seconds) until one write succeeds. Held
+records merge by identity -- one active-call row per call (the newest), one CDR per call, ended
+calls dropped from the active-call table when the write lands -- so every call still gets
+exactly one CDR. The fault is logged once when it starts (with its cause and what is held),
+every ``report_interval`` seconds while it lasts and once when the database is writable again;
+``metrics`` shows it (``call_log_status``: records held, database writable, failed writes by
+fault). Events and traces are capped at ``hold_limit`` while held (the oldest traces go first,
+then events; counted as dropped); CDRs and active-call changes are never dropped. A batch the
+database *rejects* (a constraint; retrying cannot help) is written again part by part, and each
+part still refused is logged in full (``call log record not written``) and counted.
+
 The reaper runs every ``reap_interval`` seconds over live calls: a call whose leg says it is
 dead (``leg.liveness()`` returns a reason: the client vanished, the native leg's transport
 died) or that outlived its maximum duration by a minute is stopped with cause 41 and the
@@ -21,6 +35,7 @@ Tests: tests/callpath/test_logger.py.
 """
 from __future__ import annotations
 
+import json
 from collections import deque
 
 from twisted.application.service import Service
@@ -30,6 +45,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from callgw.interfaces import ICallLogSink
+from callgw.store.errors import fault_of
 
 REAPED_CAUSE = 41
 
@@ -42,7 +58,9 @@ class CallLogger(Service):
     name = "call-logger"
 
     def __init__(self, store, clock, node: str, flush_interval: float = 0.2,
-                 reap_interval: float = 5.0, metrics=None, recent: int = 200):
+                 reap_interval: float = 5.0, metrics=None, recent: int = 200,
+                 retry_min: float = 0.5, retry_max: float = 5.0,
+                 report_interval: float = 30.0, hold_limit: int = 200_000):
         self.store = store
         self.clock = clock
         self.node = node
@@ -61,7 +79,17 @@ class CallLogger(Service):
         self._flushing: Deferred | None = None
         self._loops: list[LoopingCall] = []
         self.batches = 0
-        self.lost = 0
+        self.retry_min, self.retry_max = retry_min, retry_max
+        self.report_interval = report_interval
+        self.hold_limit = hold_limit
+        self.held: _Held | None = None         # records a failed write left, with what joined
+        self.fault: str | None = None          # the database fault while records are held
+        self.fault_since: float | None = None
+        self.failures = 0                      # failed writes in a row
+        self.rejected = 0                      # records the database refused (logged in full)
+        self.dropped = 0                       # events and traces over hold_limit
+        self._retry_at = 0.0
+        self._reported_at = 0.0
 
     # -- lifecycle ----------------------------------------------------------------------------
     def startService(self) -> None:
@@ -74,13 +102,29 @@ class CallLogger(Service):
             self._loops.append(loop)
 
     def stopService(self) -> Deferred:
-        """Fires once everything gathered so far is written."""
+        """Fires once everything gathered so far is written -- or, when the database is
+        still unavailable, once what it could not take is logged in full (``call log
+        records not written at shutdown``), so an operator can still bill from the log."""
         super().stopService()
         for loop in self._loops:
             if loop.running:
                 loop.stop()
         self._loops = []
-        return self.drain()
+        d = self.drain()
+        d.addErrback(lambda f: self.log.failure("call logger: the last write", f))
+        d.addCallback(lambda _: self._unwritten_at_stop())
+        return d
+
+    def _unwritten_at_stop(self) -> None:
+        held = self.held
+        if held is None:
+            return
+        self.log.critical(
+            "call log records not written at shutdown (database unavailable: {fault}): "
+            "{cdrs} CDRs, {records} records in all: {held}", fault=self.fault,
+            cdrs=len(held.cdrs), records=len(held),
+            held=json.dumps(dict(zip(("active", "events", "traces", "cdrs", "ended"),
+                                     held.batch())), default=str))
 
     def drain(self) -> Deferred:
         """Fires when every record gathered until now is in the store."""
@@ -88,7 +132,7 @@ class CallLogger(Service):
         d = Deferred()
 
         def again(_):
-            last = self.flush()
+            last = self.flush(force=True)
             (last if last is not None else succeed(None)).chainDeferred(d)
         pending.addBoth(again)
         return d
@@ -190,33 +234,149 @@ class CallLogger(Service):
         return list(self.recent)[-limit:][::-1]
 
     # -- batches ------------------------------------------------------------------------------
-    def flush(self) -> Deferred | None:
-        """Write what gathered; None when there was nothing or a batch is still in flight."""
+    def flush(self, force: bool = False) -> Deferred | None:
+        """Write what gathered (with what an earlier failed write left); None when there was
+        nothing, a batch is still in flight, or a held batch waits for its retry time
+        (``force``: try now anyway)."""
         if self._flushing is not None:
             return None
-        if not (self._events or self._traces or self._cdrs or self._ended or self._dirty):
+        fresh = bool(self._events or self._traces or self._cdrs or self._ended or self._dirty)
+        if self.held is not None:
+            if fresh:
+                self._hold(self._take())
+            if not force and self.clock.seconds() < self._retry_at:
+                self._report()
+                return None
+            held, self.held = self.held, None
+            batch = held.batch()
+        elif fresh:
+            held = None
+            batch = self._take()
+        else:
             return None
-        active = [self.rows[c] for c in self._dirty if c in self.rows]
-        self._written.update(r["call_id"] for r in active)
-        active = [dict(r) for r in active]
-        batch = (active, self._events, self._traces, self._cdrs, self._ended)
-        self._dirty = set()
-        self._events, self._traces, self._cdrs, self._ended = [], [], [], []
         d = self.store.run("call_log_batch", *batch)
         self._flushing = d
 
         def done(result):
             self._flushing = None
             self.batches += 1
+            if held is not None:
+                self._recovered(held)
             return result
 
         def failed(failure):
             self._flushing = None
-            self.lost += sum(len(x) for x in batch)
-            self.log.failure("call logger: a batch of {n} records was not written", failure,
-                             n=sum(len(x) for x in batch))
+            if fault_of(failure.value) is None:
+                return self._rejected(batch, failure)
+            self._failed(batch, failure)
         d.addCallbacks(done, failed)
+        d.addErrback(lambda f: self.log.failure("call logger: handling a write's outcome", f))
         return d
+
+    def _take(self) -> tuple:
+        """What gathered since the last flush, as a ``call_log_batch`` argument tuple."""
+        active = [self.rows[c] for c in self._dirty if c in self.rows]
+        self._written.update(r["call_id"] for r in active)
+        active = [dict(r) for r in active]
+        batch = (active, self._events, self._traces, self._cdrs, self._ended)
+        self._dirty = set()
+        self._events, self._traces, self._cdrs, self._ended = [], [], [], []
+        return batch
+
+    def _hold(self, batch: tuple) -> None:
+        if self.held is None:
+            self.held = _Held()
+        self.held.add(*batch)
+        over = self.held.trim(self.hold_limit)
+        if over:
+            self.dropped += over
+            self.log.warn("call logger: over {limit} events and traces held while the "
+                          "database is unavailable; dropped the {n} oldest (CDRs and "
+                          "active-call changes are all kept)", limit=self.hold_limit, n=over)
+        self._gauge()
+
+    def _failed(self, batch: tuple, failure) -> None:
+        """The database could not take the batch now: hold it and retry after a back-off."""
+        now = self.clock.seconds()
+        fault = fault_of(failure.value) or "other"
+        first = self.fault is None
+        self.failures += 1
+        self.fault = fault
+        if first:
+            self.fault_since = now
+        self._hold(batch)
+        delay = min(self.retry_max, self.retry_min * (2 ** min(self.failures - 1, 16)))
+        self._retry_at = now + delay
+        if self.metrics is not None:
+            self.metrics.call_log_failed(fault)
+        if first:
+            self._reported_at = now
+            self.log.error(
+                "call logger: cannot write to the database ({fault}: {cause}); holding "
+                "{records} records ({cdrs} CDRs) in memory and retrying until it can",
+                fault=fault, cause=_cause(failure.value), records=len(self.held),
+                cdrs=len(self.held.cdrs))
+        else:
+            self._report()
+
+    def _report(self) -> None:
+        now = self.clock.seconds()
+        if self.fault is None or now - self._reported_at < self.report_interval:
+            return
+        self._reported_at = now
+        self.log.warn("call logger: database still unavailable ({fault}) after {seconds:.0f} s "
+                      "and {failures} tries; holding {records} records ({cdrs} CDRs)",
+                      fault=self.fault, seconds=now - (self.fault_since or now),
+                      failures=self.failures, records=len(self.held or ()),
+                      cdrs=len(self.held.cdrs) if self.held is not None else 0)
+
+    def _recovered(self, held: "_Held") -> None:
+        if self.fault is not None:
+            self.log.info("call logger: database writable again after {seconds:.1f} s "
+                          "({fault}); wrote the {records} held records ({cdrs} CDRs)",
+                          seconds=self.clock.seconds() - (self.fault_since or 0.0),
+                          fault=self.fault, records=len(held), cdrs=len(held.cdrs))
+        self.fault = self.fault_since = None
+        self.failures = 0
+        self._gauge()
+
+    def _rejected(self, batch: tuple, failure) -> Deferred:
+        """The database refused the batch (not a passing fault): write it part by part --
+        each CDR alone, then events, traces, active-call changes -- so one bad record cannot
+        take the others with it; each part refused again is logged in full."""
+        self.log.failure("call logger: the database refused a batch of {n} records; writing "
+                         "it part by part", failure, n=sum(len(x) for x in batch))
+        active, events, traces, cdrs, ended = batch
+        parts = [((), (), (), (c,), ()) for c in cdrs]
+        parts += [((), events, (), (), ()), ((), (), traces, (), ()), (active, (), (), (), ended)]
+        parts = [p for p in parts if any(p)]
+        d = self._flushing = Deferred()
+
+        def next_part(_=None):
+            if not parts:
+                self._flushing = None
+                d.callback(None)
+                return
+            part = parts.pop(0)
+            w = self.store.run("call_log_batch", *[list(x) for x in part])
+            w.addCallbacks(next_part, lambda f: part_failed(part, f))
+
+        def part_failed(part, f):
+            if fault_of(f.value) is not None:            # the database went away meanwhile
+                self._failed(tuple(list(x) for x in part), f)
+            else:
+                n = sum(len(x) for x in part)
+                self.rejected += n
+                self.log.error("call log record not written ({cause}): {records}",
+                               cause=_cause(f.value), records=json.dumps(
+                                   [list(x) for x in part], default=str))
+            next_part()
+        next_part()
+        return d
+
+    def _gauge(self) -> None:
+        if self.metrics is not None:
+            self.metrics.call_log_status(len(self.held or ()), self.fault is None)
 
     # -- reaper -------------------------------------------------------------------------------
     def reap(self) -> None:
@@ -241,3 +401,51 @@ class CallLogger(Service):
                 if self.metrics is not None:
                     self.metrics.reaped()
                 handler.stop(REAPED_CAUSE, "reaped: " + reason)
+
+
+class _Held:
+    """Records a failed write left, merged with what gathered since: one active-call row and
+    one CDR per call, ended calls, events and traces in order."""
+
+    def __init__(self):
+        self.active: dict[str, dict] = {}
+        self.events: list[dict] = []
+        self.traces: list[dict] = []
+        self.cdrs: dict[str, dict] = {}
+        self.ended: list[str] = []
+
+    def add(self, active, events, traces, cdrs, ended) -> None:
+        for row in active:
+            self.active[row["call_id"]] = row
+        self.events.extend(events)
+        self.traces.extend(traces)
+        for cdr in cdrs:
+            self.cdrs[cdr["call_id"]] = cdr
+        for call_id in ended:             # no use writing the row of a call that ended
+            self.active.pop(call_id, None)
+            self.ended.append(call_id)
+
+    def trim(self, limit: int) -> int:
+        """Drop the oldest traces, then events, beyond ``limit``; returns how many."""
+        over = len(self.events) + len(self.traces) - limit
+        if over <= 0:
+            return 0
+        cut = min(over, len(self.traces))
+        del self.traces[:cut]
+        rest = over - cut
+        if rest:
+            del self.events[:rest]
+        return over
+
+    def batch(self) -> tuple:
+        return (list(self.active.values()), self.events, self.traces,
+                list(self.cdrs.values()), self.ended)
+
+    def __len__(self) -> int:
+        return (len(self.active) + len(self.events) + len(self.traces) + len(self.cdrs)
+                + len(self.ended))
+
+
+def _cause(error: BaseException) -> str:
+    text = getattr(error, "text", None) or str(error)
+    return text or type(error).__name__

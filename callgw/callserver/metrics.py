@@ -9,7 +9,11 @@ collide):
 - ``callgw_active_calls``: calls in progress;
 - ``callgw_call_setup_seconds``: request to ringing (or to answer, when there was no ringing);
 - ``callgw_gateway_up{gateway}``: 1 up, 0 down, -1 unknown; ``callgw_gateway_rtt_ms``;
-- ``callgw_calls_reaped_total``.
+- ``callgw_calls_reaped_total``;
+- the call logger's writes: ``callgw_call_log_database_ok`` (1 writable, 0 a fault holds its
+  records), ``callgw_call_log_held_records`` (records kept in memory until the database takes
+  them), ``callgw_call_log_write_failures_total{fault}`` (locked, read-only, disk-full,
+  io-error, ...).
 
 ``resource()`` returns a twisted.web resource rendering the text exposition format.
 
@@ -46,6 +50,16 @@ class CallMetrics:
         self.reaped_calls = Counter("callgw_calls_reaped", "Calls stopped by the reaper",
                                     registry=self.registry)
         self._outcome_children = {o: self.calls.labels(o) for o in OUTCOMES}
+        self.call_log_ok = Gauge("callgw_call_log_database_ok",
+                                 "1 when the call logger's last write succeeded, 0 while a "
+                                 "database fault holds its records", registry=self.registry)
+        self.call_log_ok.set(1)
+        self.call_log_held = Gauge("callgw_call_log_held_records",
+                                   "Call records held in memory until the database takes them",
+                                   registry=self.registry)
+        self.call_log_failures = Counter("callgw_call_log_write_failures",
+                                         "Call-log writes that failed, by database fault",
+                                         ["fault"], registry=self.registry)
 
     def outcome(self, outcome: str) -> None:
         child = self._outcome_children.get(outcome)
@@ -61,6 +75,15 @@ class CallMetrics:
 
     def reaped(self) -> None:
         self.reaped_calls.inc()
+
+    def call_log_failed(self, fault: str) -> None:
+        """A call-log write failed with ``fault`` (its records are held)."""
+        self.call_log_failures.labels(fault).inc()
+        self.call_log_ok.set(0)
+
+    def call_log_status(self, held: int, ok: bool) -> None:
+        self.call_log_held.set(held)
+        self.call_log_ok.set(1 if ok else 0)
 
     def gateway_status(self, name: str, status: str, rtt_ms: float | None = None) -> None:
         self.gateway_up.labels(name).set(_STATUS.get(status, -1))

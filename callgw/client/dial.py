@@ -120,6 +120,10 @@ def dial(reactor, args: argparse.Namespace):
         welcome = yield _with_timeout(session.login(args.user, args.password), reactor,
                                       args.timeout)
     except LoginRefused as e:
+        if e.code >= 500:                  # the server failed (e.g. its database): not a refusal
+            say(f"error: login failed: {e.text} (server error {e.code})")
+            session.close()
+            return EXIT_CONNECT
         retry = f" (retry in {e.retry} s)" if e.retry else ""
         say(f"unauthorized: {e.code} {e.text}{retry}")
         session.close()

@@ -5,7 +5,8 @@ its bytes into payloads and gives them to a ``ClientConnection``, which drives
 ``protocols.client.session.ServerSession`` (login, ping, logout, call states, protocol errors,
 login and idle expiry: docs/protocol.md sections 5 to 9 and 13) and does only what the core
 asks of callgw: the store lookup of a user's credential (``LookupCredentials``, through
-``store.run``), accepting or refusing a proven user (``Authenticated``), its timer on the
+``callgw.frontend.users.RecentUsers``: recent users are served from memory while the database
+is unavailable, others refused at once with the cause), accepting or refusing a proven user (``Authenticated``), its timer on the
 injected clock (``get_timer``/``handle_timer``), writing ``Send`` actions to the framing and
 closing on ``Close``. Call commands and media frames go to the *front end* (the call path)
 through four calls:
@@ -43,6 +44,8 @@ from twisted.logger import Logger
 
 from callgw import passwords
 from callgw.frontend.requests import UserRequests
+from callgw.frontend.users import RecentUsers
+from callgw.store.errors import StoreUnavailable
 from protocols.client import events as ev
 from protocols.client import framing as fr
 from protocols.client import messages as m
@@ -111,6 +114,7 @@ class SessionManager:
         self.login_timeout = min(LOGIN_TIMEOUT, self.idle_timeout)
         self.tokens = make_token_signer(config["security"], token_secret)
         self.throttle = LoginThrottle()
+        self.users = RecentUsers(store, clock)
         self.connections: set[ClientConnection] = set()
         self.requests = UserRequests(store)
         self._decoy = os.urandom(32)
@@ -374,7 +378,7 @@ class ClientConnection:
 
     # -- login: what the core asks of callgw --------------------------------------------------
     def _lookup(self, user: str) -> None:
-        d = self.manager.store.run("get_user", user)
+        d = self.manager.users.get(user)
         d.addCallback(self._credentials, user)
         d.addErrback(self._login_failed, "user lookup")
 
@@ -395,7 +399,7 @@ class ClientConnection:
         if event.via == "password":
             self._check_user(self._row)
             return
-        d = self.manager.store.run("get_user", event.user)
+        d = self.manager.users.get(event.user)
         d.addCallback(self._check_user)
         d.addErrback(self._login_failed, "token user lookup")
 
@@ -440,11 +444,19 @@ class ClientConnection:
 
     def _login_failed(self, failure, what: str) -> None:
         """The store or the front end failed during a login: the client is told and the
-        session ends (it may log in again on a new one)."""
-        self.log.failure("login of {conn}: {what} failed", failure, conn=repr(self), what=what)
+        session ends (it may log in again on a new one). A database fault is one line and the
+        client is told the cause."""
+        text = "server error"
+        if isinstance(failure.value, StoreUnavailable):
+            text = clean_text(f"{failure.value.text}: try again shortly")
+            self.log.warn("login of {conn} refused: {what}: {cause}", conn=repr(self),
+                          what=what, cause=str(failure.value))
+        else:
+            self.log.failure("login of {conn}: {what} failed", failure, conn=repr(self),
+                             what=what)
         if self.session.state is not CoreState.CLOSED:
             self.username = self.user = self.tenant = None
-            self.session.close(self._now(), ErrorCode.INTERNAL, "server error")
+            self.session.close(self._now(), ErrorCode.INTERNAL, text)
             self._drive()
 
     # -- timers and the end -------------------------------------------------------------------

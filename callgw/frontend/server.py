@@ -202,10 +202,17 @@ class FrontEnd(Service):
         d.addErrback(self._launch_failed, request, leg)
 
     def _launch_failed(self, failure, request, leg) -> None:
-        self.log.failure("call {call_id} peer {peer}: launching failed", failure,
-                         call_id=request.call_id, peer=request.peer)
+        from callgw.store.errors import StoreUnavailable
+        text = "server error"
+        if failure.check(StoreUnavailable):     # a cold user's rules during a database fault
+            text = f"rules unavailable: {failure.value}"
+            self.log.warn("call {call_id} peer {peer}: {text}", call_id=request.call_id,
+                          peer=request.peer, text=text)
+        else:
+            self.log.failure("call {call_id} peer {peer}: launching failed", failure,
+                             call_id=request.call_id, peer=request.peer)
         if not leg.released:
-            leg.send(ev.Release(41, "server error"))
+            leg.send(ev.Release(41, text))
 
 
 def _no_delay(conn) -> None:

@@ -87,5 +87,10 @@ class Registrar(Service):
                 self._failed, "expiring", "*")
 
     def _failed(self, failure, what: str, username: str) -> None:
+        from callgw.store.errors import StoreUnavailable
+        if failure.check(StoreUnavailable):     # kept in memory; the next write catches up
+            self.log.warn("registrar: {what} registration of {user}: {cause}", what=what,
+                          user=username, cause=str(failure.value))
+            return
         self.log.failure("registrar: {what} registration of {user}", failure, what=what,
                          user=username)

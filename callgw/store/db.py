@@ -95,12 +95,14 @@ def check_prefix(prefix: str) -> str:
 class Database:
     """One connection to the callgw database. Not thread-safe: one owner thread at a time."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, busy_timeout: float = 10.0):
+        """``busy_timeout``: seconds to wait for a lock another connection holds (the admin
+        CLI waits 10 s; the running gateway less, see ``ThreadedStore``)."""
         if path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        conn = sqlite3.connect(path, timeout=10.0, isolation_level=None,
+        conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None,
                                check_same_thread=False)
-        conn.execute("PRAGMA busy_timeout = 10000")
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")

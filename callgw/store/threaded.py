@@ -1,11 +1,23 @@
-"""The store as the running gateway sees it: every database call on one dedicated thread.
+"""The store as the running gateway sees it: every database call off the reactor, on two
+dedicated threads.
 
-Owned by the store. ``ThreadedStore`` is a Twisted service providing ``IStore``: it starts a
-one-thread pool of its own (never the reactor's shared pool), opens the database on that thread,
-applies migrations, and runs each ``run(name, ...)`` there with ``deferToThreadPool``. Calls are
-executed in the order they were made. ``stopService`` waits for the queued work, closes the
-connection and stops the pool. It also watches the change serial that the admin CLI bumps and
-tells subscribers, so CLI edits reach a running node within ``reload_interval`` seconds.
+Owned by the store. ``ThreadedStore`` is a Twisted service providing ``IStore``. It starts two
+one-thread pools of its own (never the reactor's shared pool), each with its own connection: the
+*writer* opens the database, applies migrations and runs every call that writes; the *reader*
+runs the lookups listed in ``READS`` (users, tenants, rules, gateways, CDRs...). A write waiting
+on a lock held by another process (or failing on a read-only file, a full disk) therefore never
+holds up a login's credential lookup: SQLite's WAL lets readers read while a writer holds the
+lock. Calls on one thread run in the order they were made; a read issued before an earlier write
+has finished may not see it (callers that need it wait for the write's Deferred). An in-memory
+database (``:memory:``, one connection) runs everything on the writer.
+
+Both connections wait at most ``busy_timeout`` seconds for a lock (the admin CLI waits longer):
+a fault fails the call quickly with ``callgw.store.errors.StoreUnavailable`` naming it
+(``locked``, ``read-only``, ``disk-full``, ``io-error``...), and the caller decides -- the call
+logger keeps its records and retries, the listeners serve recent users from memory.
+``stopService`` waits for the queued work, closes the connections and stops the pools. The
+store also watches the change serial that the admin CLI bumps and tells subscribers, so CLI
+edits reach a running node within ``reload_interval`` seconds.
 
 Tests: tests/store/test_threaded.py.
 """
@@ -23,7 +35,15 @@ from zope.interface import implementer
 
 from callgw.interfaces import IStore
 from callgw.store.db import Database
+from callgw.store.errors import unavailable
 from callgw.store.schema import MIGRATIONS
+
+#: ``Database`` methods that only read: they run on the reader thread.
+READS = frozenset({
+    "schema_version", "change_serial", "get_tenant", "list_tenants", "get_user", "list_users",
+    "list_rules", "rules_for", "book_list", "get_gateway", "list_gateways",
+    "list_call_servers", "registrations", "active_calls", "call_events", "call_trace", "cdrs",
+    "get_cdr", "director_snapshot"})
 
 
 @implementer(IStore)
@@ -33,13 +53,18 @@ class ThreadedStore(Service):
     log = Logger()
     name = "store"
 
-    def __init__(self, path: str, reactor, reload_interval: float = 2.0, clock=None):
+    def __init__(self, path: str, reactor, reload_interval: float = 2.0, clock=None,
+                 busy_timeout: float = 2.0):
         self.path = path
         self.reactor = reactor
         self.clock = clock if clock is not None else reactor
         self.reload_interval = reload_interval
+        self.busy_timeout = busy_timeout
         self.pool = ThreadPool(minthreads=1, maxthreads=1, name="callgw-store")
+        self.read_pool = None if path == ":memory:" else ThreadPool(
+            minthreads=1, maxthreads=1, name="callgw-store-read")
         self.db: Database | None = None
+        self.read_db: Database | None = None
         self._watchers: list[Callable[[], Any]] = []
         self._serial: int | None = None
         self._poll: LoopingCall | None = None
@@ -51,14 +76,23 @@ class ThreadedStore(Service):
         super().startService()
         self.pool.start()
         d = self._call(self._open)
+        if self.read_pool is not None:
+            def open_reader(serial):
+                self.read_pool.start()
+                r = self._call(self._open_reader, self.read_pool)
+                return r.addCallback(lambda _: serial)
+            d.addCallback(open_reader)
         d.addCallback(self._opened)
         d.addErrback(self._failed_open)
         return d
 
     def _open(self) -> int:
-        self.db = Database(self.path)
+        self.db = Database(self.path, busy_timeout=self.busy_timeout)
         self.db.migrate()
         return self.db.change_serial()
+
+    def _open_reader(self) -> None:
+        self.read_db = Database(self.path, busy_timeout=self.busy_timeout)
 
     def _opened(self, serial: int) -> None:
         self._serial = serial
@@ -78,28 +112,59 @@ class ThreadedStore(Service):
         super().stopService()
         if self._poll is not None and self._poll.running:
             self._poll.stop()
-        d = self._call(self._close) if self.pool.started else succeed(None)
+        reader = self.read_pool
+        r = self._call(self._close_reader, reader) if reader is not None and reader.started \
+            else succeed(None)
+
+        def stop_reader(result):
+            if reader is not None and reader.started:
+                reader.stop()
+            return result
+        r.addBoth(stop_reader)
+        r.addErrback(lambda f: self.log.failure("closing the store's reader", f))
+        r.addCallback(lambda _: self._call(self._close) if self.pool.started else None)
 
         def stop_pool(result):
-            self.pool.stop()
+            if self.pool.started:
+                self.pool.stop()
             return result
-        d.addBoth(stop_pool)
-        d.addErrback(lambda f: self.log.failure("closing the store", f))
-        return d
+        r.addBoth(stop_pool)
+        r.addErrback(lambda f: self.log.failure("closing the store", f))
+        return r
 
     def _close(self) -> None:
         if self.db is not None:
             self.db.close()
             self.db = None
 
+    def _close_reader(self) -> None:
+        if self.read_db is not None:
+            self.read_db.close()
+            self.read_db = None
+
     # -- IStore -------------------------------------------------------------------------------
     def run(self, method_name: str, *args, **kwargs) -> Deferred:
-        """Run ``Database.<method_name>`` on the store thread; fires with its result."""
+        """Run ``Database.<method_name>`` on the store's reader (``READS``) or writer thread;
+        fires with its result; fails with its exception, a passing database fault as
+        ``StoreUnavailable``."""
         method = getattr(Database, method_name)
+        if method_name in READS and self.read_pool is not None:
+            def read():
+                return method(self.read_db if self.read_db is not None else self.db,
+                              *args, **kwargs)
+            return self._call(read, self.read_pool)
         return self._call(lambda: method(self.db, *args, **kwargs))
 
-    def _call(self, fn: Callable[[], Any]) -> Deferred:
-        return deferToThreadPool(self.reactor, self.pool, fn)
+    def _call(self, fn: Callable[[], Any], pool: ThreadPool | None = None) -> Deferred:
+        def work():
+            try:
+                return fn()
+            except Exception as e:
+                mapped = unavailable(e)
+                if mapped is e:
+                    raise
+                raise mapped from e
+        return deferToThreadPool(self.reactor, pool or self.pool, work)
 
     # -- changes made by the admin CLI --------------------------------------------------------
     def watch(self, callback: Callable[[], Any]) -> None:

@@ -72,3 +72,35 @@ def test_errors_reach_the_caller(tmp_path):
             yield store.run("remove_gateway", "nope")
     finally:
         yield store.stopService()
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_lookup_is_not_held_behind_a_write_waiting_on_another_process_lock(tmp_path):
+    """Another connection holds SQLite's write lock: a write waits for it (then fails as
+    StoreUnavailable naming the fault), and a lookup made after the write is answered first,
+    from the reader thread."""
+    import sqlite3
+
+    from callgw.store.errors import StoreUnavailable
+    path = str(tmp_path / "s.sqlite3")
+    store = ThreadedStore(path, reactor, busy_timeout=1.0)
+    yield store.startService()
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        yield store.run("ensure_default_tenant", 1.0)
+        other.execute("BEGIN EXCLUSIVE")
+        order = []
+        write = store.run("add_user", "bob", "x", 1.0)
+        write.addBoth(lambda r: order.append("write") or r)
+        read = store.run("get_tenant", "default")
+        read.addBoth(lambda r: order.append("read") or r)
+        tenant = yield read
+        assert tenant["name"] == "default"
+        with pytest.raises(StoreUnavailable, match="locked"):
+            yield write
+        assert order == ["read", "write"]
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+        yield store.stopService()
+    assert not store.pool.started and not store.read_pool.started

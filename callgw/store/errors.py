@@ -1,0 +1,59 @@
+"""What a store failure means to its callers: the database is unavailable for now, or it
+rejected what it was given.
+
+Owned by the store. ``ThreadedStore`` (and any other ``IStore``) fails a call with
+``StoreUnavailable`` when the database cannot do the work right now -- locked by another
+process, a read-only file, a full disk, an I/O error -- so callers can tell a passing fault
+(keep the records and retry; serve from memory; answer with the cause) from a request the data
+refuses (``callgw.store.db.StoreError``) or a bug. ``describe`` names the fault in a few words
+for logs, metrics and answers to clients.
+
+Tests: tests/store/test_threaded.py.
+"""
+from __future__ import annotations
+
+import sqlite3
+
+#: Short names of database faults, for metric labels and log lines.
+FAULTS = ("locked", "read-only", "disk-full", "io-error", "cannot-open", "corrupt", "slow",
+          "other")
+
+
+class StoreUnavailable(Exception):
+    """The database cannot do this now (``fault``: one of FAULTS; ``str()`` the cause)."""
+
+    def __init__(self, fault: str, text: str):
+        super().__init__(f"database unavailable ({fault}): {text}")
+        self.fault = fault
+        self.text = text
+
+
+def fault_of(error: BaseException) -> str | None:
+    """The FAULTS name of a database error that may pass with time, or None when it is not
+    one (a constraint, a programming error: retrying the same work cannot help)."""
+    if isinstance(error, StoreUnavailable):
+        return error.fault
+    if isinstance(error, (sqlite3.IntegrityError, sqlite3.ProgrammingError,
+                          sqlite3.InterfaceError, sqlite3.DataError, sqlite3.NotSupportedError)):
+        return None
+    if not isinstance(error, sqlite3.DatabaseError) and \
+            type(error).__name__ not in ("OperationalError", "InternalError"):
+        return None
+    text = str(error).lower()
+    for words, fault in ((("locked", "busy"), "locked"),
+                         (("readonly", "read-only", "read only"), "read-only"),
+                         (("full",), "disk-full"),
+                         (("i/o", "disk i/o"), "io-error"),
+                         (("unable to open",), "cannot-open"),
+                         (("malformed", "not a database", "corrupt"), "corrupt")):
+        if any(w in text for w in words):
+            return fault
+    return "other"
+
+
+def unavailable(error: BaseException) -> BaseException:
+    """``error`` as a ``StoreUnavailable`` when it is a passing database fault, else itself."""
+    fault = fault_of(error)
+    if fault is None or isinstance(error, StoreUnavailable):
+        return error
+    return StoreUnavailable(fault, str(error))
