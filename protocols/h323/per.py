@@ -26,6 +26,7 @@ Tests: tests/h323/test_per.py.
 """
 from __future__ import annotations
 
+import contextvars
 import functools
 import pathlib
 import re
@@ -79,15 +80,25 @@ def compiled_type(module, name):
     return specification().modules[module][name]
 
 
-def encode(module, name, value):
-    """``value`` validated and encoded as ``module.name``; ``CodecError`` when it is not valid."""
+_REQUIRE_ADDITIONS = contextvars.ContextVar("require_additions", default=True)
+
+
+def encode(module, name, value, *, require_additions=True):
+    """``value`` validated and encoded as ``module.name``; ``CodecError`` when it is not valid.
+
+    ``require_additions=False`` lets mandatory extension additions be absent, as an encoder of an
+    older version of the module sends them (X.691 leaves them out of its bitmap): test fixtures use
+    it to speak like H.225.0 v2/v3 endpoints. Our own messages always use the default."""
     type_ = compiled_type(module, name)
+    token = _REQUIRE_ADDITIONS.set(require_additions)
     try:
         type_.check_types(value)
         type_.check_constraints(value)
         return bytes(type_.encode(value))
     except (asn1tools.Error, KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
         raise CodecError(name, str(e) or type(e).__name__) from None
+    finally:
+        _REQUIRE_ADDITIONS.reset(token)
 
 
 def decode(module, name, data):
@@ -119,7 +130,8 @@ class _MembersAdditions:
                 present = addition.name in data
                 if present:
                     self.encode_member(addition, data, sub, encode_default=True)
-                elif not (addition.optional or addition.default is not None):
+                elif not (addition.optional or addition.default is not None) \
+                        and _REQUIRE_ADDITIONS.get():
                     raise _per.EncodeError(
                         f"mandatory extension addition '{addition.name}' missing in {self.name}")
             presence.append(present)
