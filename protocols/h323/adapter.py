@@ -17,7 +17,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.logger import Logger
 
 from protocols.h323 import call as callcore
-from protocols.h323 import h225, tpkt
+from protocols.h323 import h225, ras, tpkt
 
 
 class _TPKTProtocol(protocol.Protocol):
@@ -194,3 +194,55 @@ def _summary(payload):
     if signal.h245_control:
         names += f" [{len(signal.h245_control)} H.245]"
     return names
+
+
+class RasProtocol(protocol.DatagramProtocol):
+    """The RAS socket of one ``ras.RasClient`` toward ``gatekeeper`` (host, port): datagrams in
+    and out, RAS timers on ``clock``, events to ``listener.rasEvent(event)``. Datagrams from any
+    other address are dropped with a log line."""
+
+    log = Logger()
+
+    def __init__(self, client, gatekeeper, *, clock, listener):
+        self.client = client
+        self.gatekeeper = gatekeeper
+        self.clock = clock
+        self.listener = listener
+        self._timers = {}
+
+    def datagramReceived(self, data, addr):
+        if (addr[0], addr[1]) != tuple(self.gatekeeper):
+            self.log.warn("RAS datagram from {peer}, not our gatekeeper: dropped", peer=addr)
+            return
+        self.apply(self.client.receive(data))
+
+    def apply(self, effects):
+        """Carry out the client's effects (public: the leg calls client methods and hands the
+        effects here)."""
+        for e in effects:
+            if isinstance(e, ras.SendRas):
+                if self.transport is not None:
+                    self.transport.write(e.data, tuple(self.gatekeeper))
+            elif isinstance(e, ras.StartTimer):
+                self._stop(e.name)
+                self._timers[e.name] = self.clock.callLater(e.delay, self._expired, e.name)
+            elif isinstance(e, ras.StopTimer):
+                self._stop(e.name)
+            else:
+                if isinstance(e, ras.RasIgnored):
+                    self.log.warn("RAS from {peer}: {reason}", peer=self.gatekeeper,
+                                  reason=e.reason)
+                self.listener.rasEvent(e)
+
+    def _stop(self, name):
+        call = self._timers.pop(name, None)
+        if call is not None and call.active():
+            call.cancel()
+
+    def _expired(self, name):
+        self._timers.pop(name, None)
+        self.apply(self.client.timer_expired(name))
+
+    def stopProtocol(self):
+        for name in list(self._timers):
+            self._stop(name)
