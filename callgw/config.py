@@ -141,6 +141,13 @@ SCHEMA: dict[str, dict[str, tuple[Any, Callable[[Any], Any], bool, str]]] = {
         "t2": (4.0, _number(0.1, 600), False, "RFC 3261 T2, seconds"),
         "t4": (5.0, _number(0.1, 600), False, "RFC 3261 T4, seconds"),
     },
+    "mgcp": {
+        "udp": ("127.0.0.1:2727", _listener, False, "MGCP call agent (RFC 3435) over UDP"),
+        "retransmit": (0.2, _number(0.01, 10), False,
+                       "RFC 3435 4.3 initial retransmission timer, seconds (doubles to 4 s)"),
+        "t_max": (20.0, _number(1, 600), False,
+                  "RFC 3435 3.5 T-MAX: longest a command is retransmitted, seconds"),
+    },
     "manhole": {
         "telnet": ("127.0.0.1:6023", _listener, False,
                    "telnet manhole; stays off until password_hash is set"),

@@ -22,6 +22,7 @@ def make_config(tmp_path, **overrides) -> config.Config:
         "client": {"udp": "127.0.0.1:0", "tcp": "127.0.0.1:0", "tls": "127.0.0.1:0"},
         "web": {"https": "127.0.0.1:0"},
         "sip": {"udp": "127.0.0.1:0", "tcp": "127.0.0.1:0"},
+        "mgcp": {"udp": "127.0.0.1:0"},
         "manhole": {"telnet": "127.0.0.1:0"},
     }
     for section, keys in overrides.items():
