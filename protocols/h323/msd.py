@@ -153,6 +153,9 @@ class MasterSlaveDetermination:
     def _expiry_incoming(self, _value):
         return self._fail("no MasterSlaveDeterminationAck (T106)")
 
+    def _second_request(self, _value):
+        return self._fail("second MasterSlaveDetermination before our Ack was acknowledged")
+
     def _release(self, _value):
         return self._fail("peer released master-slave determination")
 
@@ -172,8 +175,7 @@ class MasterSlaveDetermination:
         (State.INCOMING_AWAITING_RESPONSE, Input.ACK): _ack_incoming,
         (State.INCOMING_AWAITING_RESPONSE, Input.T106_EXPIRY): _expiry_incoming,
         (State.INCOMING_AWAITING_RESPONSE, Input.RELEASE): _release,
-        (State.INCOMING_AWAITING_RESPONSE, Input.MSD): lambda self, _v: self._fail(
-            "second MasterSlaveDetermination before our Ack was acknowledged"),
+        (State.INCOMING_AWAITING_RESPONSE, Input.MSD): _second_request,
     }
 
     def handle(self, event: Input, value=None):

@@ -62,6 +62,16 @@ def sleep(seconds):
     return d
 
 
+@defer.inlineCallbacks
+def wait_until(predicate, timeout=10.0, step=0.02):
+    """Poll ``predicate`` on the reactor until it holds (AssertionError after ``timeout``)."""
+    deadline = reactor.seconds() + timeout
+    while not predicate():
+        if reactor.seconds() > deadline:
+            raise AssertionError("condition not met in time")
+        yield sleep(step)
+
+
 def options(**kw):
     values = dict(dest_number="4930123456", rtp=("127.0.0.1", 30000), rtcp=("127.0.0.1", 30001),
                   calling_number="1001", display="callgw test")
@@ -104,7 +114,7 @@ def test_fast_start_accepted_tunnelled_v4_dtmf_after_tcs_and_msd_then_we_hang_up
             runner.send_dtmf("5")          # before TCS/msd are done: held back
             gw_call = gw.calls[0]
             yield within(gw_call.record.h245_ready, 10)
-            yield sleep(0.2)
+            yield wait_until(lambda: gw_call.record.digits == "5")
             runner.release(16)
             cause = yield within(gw_call.record.released, 10)
             yield sleep(0.2)
@@ -144,7 +154,7 @@ def test_fast_start_refused_separate_h245_channels_both_ways_gateway_hangs_up(h3
             rx = yield listener.wait(callcore.MediaReceive)
             gw_call = gw.calls[0]
             runner.send_dtmf("#")
-            yield sleep(0.3)
+            yield wait_until(lambda: gw_call.record.digits == "#")
             gw_call.hangup(16)
             released = yield listener.wait(callcore.Released)
             yield sleep(0.2)
@@ -188,7 +198,7 @@ def test_deployed_gateway_shapes(h323_capture, version, tunnelling, fast_start):
             runner.send_dtmf("*")
             gw_call = gw.calls[0]
             yield within(gw_call.record.h245_ready, 10)
-            yield sleep(0.3)
+            yield wait_until(lambda: gw_call.record.digits == "1*")
             runner.release(16)
             yield within(gw_call.record.released, 10)
             yield sleep(0.2)

@@ -124,7 +124,7 @@ def capture(ports, ras_ports=(), seconds=60):
         _wait_live(path)
         cap = Capture(path, ras_ports)
         yield cap
-        time.sleep(0.3)  # let the last segments reach the capture
+        time.sleep(0.5)  # let the last segments reach the capture
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(10)
