@@ -16,6 +16,11 @@ load generator), the CPU seconds per call of the device under test, and the load
 CPU share (it must not be the bottleneck).
 
     .venv/bin/python bench/cps.py [--rates 200,400,...] [--seconds 8] [--rows ceiling,sippy,callgw]
+                                  [--baseline REV]
+
+``--baseline REV`` adds a row for callgw as of git revision REV (exported from this checkout's
+history and run from its own tree) in the same run, to compare a change against the code before
+it on the same machine at the same time.
 
 Internal modes: ``_serve CONFIG`` runs callgw; ``_load ...`` is the client-protocol load.
 Experiments (environment of the run): ``CALLGW_BENCH_NO_TRACE=1`` drops message traces,
@@ -182,22 +187,32 @@ def row_sippy(work, rates, seconds):
         stop(uas)
 
 
-def row_callgw(work, rates, seconds):
+def row_callgw(work, rates, seconds, root=ROOT, tag="callgw"):
+    """callgw from ``root`` (this checkout, or a baseline revision's tree: its own store
+    code prepares the database and its own ``bench/cps.py _serve`` runs it)."""
+    work = os.path.join(work, tag)
+    os.makedirs(work, exist_ok=True)
     uas, uas_port = sipp_uas(work, 0)
     db = os.path.join(work, "callgw.sqlite3")
-    _prepare(db, uas_port)
+    subprocess.run([PY, os.path.abspath(__file__), "_prepare", db, str(uas_port), root],
+                   check=True)
     client_port = free_port()
     sip_port = free_port()
     config = os.path.join(work, "callgw.toml")
+    knows = subprocess.run([PY, "-c", "from callgw.config import SCHEMA; "
+                            "print('health_interval' in SCHEMA['calls'])"],
+                           env=dict(os.environ, PYTHONPATH=root), capture_output=True,
+                           text=True, check=True).stdout.strip() == "True"
+    polling = "health_interval = 0\n" if knows else ""     # older revisions: off in _serve
     with open(config, "w") as f:
         f.write(f'[general]\ndatabase = "{db}"\nnode = "bench"\n'
                 f'[client]\nudp = "off"\ntcp = "127.0.0.1:{client_port}"\ntls = "off"\n'
                 f'[web]\nhttps = "off"\n[manhole]\ntelnet = "off"\n'
                 f'[sip]\nudp = "127.0.0.1:{sip_port}"\ntcp = "off"\n'
-                f'[calls]\nmax_attempts = 1\n')
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    server = spawn([PY, os.path.abspath(__file__), "_serve", config], 1, work, env=env,
-                   log="callgw.log")
+                f'[calls]\nmax_attempts = 1\n{polling}')
+    env = dict(os.environ, PYTHONPATH=root)
+    server = spawn([PY, os.path.join(root, "bench", "cps.py"), "_serve", config], 1, work,
+                   env=env, log="callgw.log")
     try:
         wait_bound(client_port, socket.SOCK_STREAM, 20)
         time.sleep(0.5)
@@ -213,6 +228,16 @@ def row_callgw(work, rates, seconds):
     finally:
         stop(server)
         stop(uas)
+
+
+def export_revision(rev: str, work: str) -> str:
+    """The tree of git revision ``rev`` of this checkout, exported under ``work``."""
+    dest = os.path.join(work, "baseline-" + re.sub(r"[^A-Za-z0-9_.-]", "_", rev))
+    os.makedirs(dest)
+    archive = subprocess.run(["git", "-C", ROOT, "archive", rev], check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", dest], input=archive, check=True)
+    return dest
 
 
 def _with_cpu(pid, run):
@@ -238,8 +263,10 @@ def _steps(rates, run):
     return rows
 
 
-def _prepare(path, uas_port):
-    sys.path.insert(0, ROOT)
+def _prepare(path, uas_port, root=ROOT):
+    """The bench users and the sipp gateway, written by ``root``'s own store code (run as
+    ``_prepare`` in a process of its own)."""
+    sys.path.insert(0, root)
     from callgw import passwords
     from callgw.store.db import Database
     db = Database(path)
@@ -268,7 +295,6 @@ def serve(config_path):
     from callgw.service import GatewayService
     from callgw.runtime import GC_THRESHOLD, tune_collector
     gw = GatewayService(load(config_path), reactor)
-    gw.callpath.health_interval = None
     if os.environ.get("CALLGW_BENCH_NO_TRACE"):         # experiment: what traces cost
         gw.callpath.logger.trace = lambda call_id, trace: None
     if os.environ.get("CALLGW_BENCH_NO_STORE"):         # experiment: what the writes cost
@@ -399,18 +425,29 @@ def main():
         return serve(sys.argv[2])
     if len(sys.argv) > 1 and sys.argv[1] == "_load":
         return load_generator(*sys.argv[2:6])
+    if len(sys.argv) > 1 and sys.argv[1] == "_prepare":
+        return _prepare(sys.argv[2], int(sys.argv[3]), sys.argv[4])
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--rates", default="100,200,400,600,800,1000")
     p.add_argument("--seconds", type=float, default=8.0)
     p.add_argument("--rows", default="ceiling,sippy,callgw")
+    p.add_argument("--baseline", metavar="REV",
+                   help="also run callgw as of git revision REV (its own tree, exported to the "
+                        "work directory) in the same run, as the row callgw@REV")
     args = p.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
     work = tempfile.mkdtemp(prefix="callgw-cps-")
     print(f"work directory: {work}; {os.cpu_count()} CPUs; load on core 0, DUT on core 1",
           flush=True)
     runners = {"ceiling": row_ceiling, "sippy": row_sippy, "callgw": row_callgw}
+    rows = args.rows.split(",")
+    if args.baseline:
+        base = export_revision(args.baseline, work)
+        tag = f"callgw@{args.baseline}"
+        runners[tag] = lambda w, r, s: row_callgw(w, r, s, root=base, tag=tag)
+        rows.append(tag)
     results = {}
-    for name in args.rows.split(","):
+    for name in rows:
         print(f"== {name}", flush=True)
         results[name] = runners[name](work, rates, args.seconds)
     print(table(results))

@@ -18,7 +18,8 @@ import time
 
 from callgw import passwords
 from callgw.config import ConfigError, defaults, dump, load
-from callgw.store.db import PROTOCOLS, RULE_KINDS, Database, StoreError
+from callgw.callserver.legs.registry import PROTOCOLS, protocol
+from callgw.store.db import RULE_KINDS, Database, StoreError
 
 
 class CliError(Exception):
@@ -37,11 +38,34 @@ def _password(args) -> str:
     raise CliError("a password is needed: --password PW, --password - (stdin) or CALLGW_PASSWORD")
 
 
-def _address(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
-    return host.strip("[]"), int(port)
+def _host_port(text: str) -> tuple[str, int | None]:
+    """``HOST``, ``HOST:PORT``, ``[V6]`` or ``[V6]:PORT`` (port None: the protocol's own)."""
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else (None if not rest else "x")
+    elif text.count(":") == 1:
+        host, _, port = text.partition(":")
+    else:
+        host, port = text, None
+    if not host or (port is not None and (not port.isdigit() or not 1 <= int(port) <= 65535)):
+        raise argparse.ArgumentTypeError(f"expected HOST[:PORT], got {text!r}")
+    return host, int(port) if port is not None else None
+
+
+def _resolvable(host: str, port: int) -> None:
+    """A gateway's host must be an address or a name that resolves now (the running gateway
+    resolves it again when it places calls)."""
+    import ipaddress
+    import socket
+    try:
+        ipaddress.ip_address(host)
+        return
+    except ValueError:
+        pass
+    try:
+        socket.getaddrinfo(host, port, proto=socket.IPPROTO_UDP)
+    except (socket.gaierror, UnicodeError) as e:
+        raise CliError(f"--address: host name {host!r} does not resolve ({e})") from None
 
 
 def _table(rows: list[dict], columns: list[str]) -> str:
@@ -52,6 +76,23 @@ def _table(rows: list[dict], columns: list[str]) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
     return "\n".join(line.rstrip() for line in lines)
+
+
+def _protocol_options() -> dict:
+    """Every protocol's gateway options as CLI flags: key -> (flag, help, argparse action);
+    a key several protocols share appears once, its help naming them."""
+    out: dict = {}
+    for name, entry in sorted(PROTOCOLS.items()):
+        for option in entry.options:
+            if option.key in out:
+                flag, text, action = out[option.key]
+                out[option.key] = (flag, f"{text}; also {name}", action)
+            else:
+                out[option.key] = (option.flag, f"{name}: {option.help}", option.action)
+    return out
+
+
+_OPTION_FLAGS = {key: flag for key, (flag, _, _) in _protocol_options().items()}
 
 
 # -- commands ---------------------------------------------------------------------------------
@@ -104,21 +145,36 @@ def cmd_user_enable(db, args, out):
 
 
 def cmd_gateway_add(db, args, out):
+    entry = protocol(args.protocol)
     host, port = args.address
-    proxy = f"{args.proxy[0]}:{args.proxy[1]}" if args.proxy else None
-    db.add_gateway(args.name, args.protocol, host, port, args.prefix, time.time(),
-                   transport=args.transport, capacity=args.capacity, priority=args.priority,
-                   weight=args.weight, outbound_proxy=proxy, auth_user=args.auth_user,
-                   auth_password=args.auth_password, strip_digits=args.strip,
-                   prepend=args.prepend, keep_plus=not args.no_plus, caller_id=args.caller_id)
+    port = port or entry.default_port
+    given = {}
+    for key, flag in _OPTION_FLAGS.items():
+        value = getattr(args, "opt_" + key)
+        if value is None:
+            continue
+        if key not in {o.key for o in entry.options}:
+            raise CliError(f"{flag} is not an option of {entry.name} gateways")
+        given[key] = value
+    options = entry.check_options(given)
+    row = {"name": args.name, "protocol": entry.name, "host": host, "port": port,
+           "options": options}
+    entry.check_gateway(row)
+    _resolvable(host, port)
+    db.add_gateway(args.name, entry.name, host, port, args.prefix, time.time(),
+                   capacity=args.capacity, priority=args.priority, weight=args.weight,
+                   strip_digits=args.strip, prepend=args.prepend, keep_plus=not args.no_plus,
+                   caller_id=args.caller_id, options=options)
     print(f"gateway {args.name} added", file=out)
 
 
 def cmd_gateway_list(db, args, out):
-    rows = [dict(g, address=f"{g['host']}:{g['port']}", prefixes=",".join(g["prefixes"]))
+    rows = [dict(g, address=f"{g['host']}:{g['port']}", prefixes=",".join(g["prefixes"]),
+                 options=" ".join(f"{k}={v}" for k, v in sorted(g["options"].items())
+                                  if "password" not in k))
             for g in db.list_gateways()]
-    print(_table(rows, ["name", "protocol", "address", "transport", "prefixes", "capacity",
-                        "priority", "weight", "status"]), file=out)
+    print(_table(rows, ["name", "protocol", "address", "prefixes", "capacity", "priority",
+                        "weight", "status", "options"]), file=out)
 
 
 def cmd_gateway_remove(db, args, out):
@@ -227,18 +283,21 @@ def build_parser() -> argparse.ArgumentParser:
     g = group("gateway", "PSTN gateways")
     a = cmd(g, "add", cmd_gateway_add, "add a gateway")
     a.add_argument("name")
-    a.add_argument("--protocol", required=True, choices=PROTOCOLS)
-    a.add_argument("--address", required=True, type=_address, help="HOST:PORT")
+    a.add_argument("--protocol", required=True,
+                   help="the gateway's protocol: " + ", ".join(sorted(PROTOCOLS)))
+    a.add_argument("--address", required=True, type=_host_port,
+                   help="HOST[:PORT] (an address, or a name that resolves; the port defaults "
+                        "to the protocol's: " + ", ".join(
+                            f"{n} {e.default_port}" for n, e in sorted(PROTOCOLS.items())) + ")")
     a.add_argument("--prefix", required=True, action="append",
                    help="E.164 prefix it serves, with its '+' (+1, +4930; '+' for all); "
                         "repeat for several")
-    a.add_argument("--transport", default="udp", choices=("udp", "tcp", "tls"))
     a.add_argument("--capacity", type=int, default=100, help="simultaneous calls")
     a.add_argument("--priority", type=int, default=10, help="lower is tried first")
     a.add_argument("--weight", type=int, default=100, help="share among equal priorities")
-    a.add_argument("--proxy", type=_address, help="outbound proxy HOST:PORT")
-    a.add_argument("--auth-user", help="digest user name the gateway expects")
-    a.add_argument("--auth-password", help="digest password the gateway expects")
+    for key, (flag, help_text, action) in _protocol_options().items():
+        a.add_argument(flag, dest="opt_" + key, default=None, help=help_text,
+                       **({"action": action} if action else {}))
     a.add_argument("--strip", type=int, default=0, help="leading digits to strip")
     a.add_argument("--prepend", default="", help="digits to prepend after stripping")
     a.add_argument("--no-plus", action="store_true", help="send numbers without the '+'")

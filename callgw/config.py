@@ -167,6 +167,8 @@ SCHEMA: dict[str, dict[str, tuple[Any, Callable[[Any], Any], bool, str]]] = {
         "max_attempts": (3, _number(1, 10, int), False, "gateways tried per call"),
         "balancer": ("least-calls", _choice("least-calls", "round-robin", "weighted"), False,
                      "call-server load-balancing policy"),
+        "health_interval": (10.0, _number(0, 3600), False,
+                            "seconds between gateway health probes (0: off)"),
     },
     "media": {
         "address": ("127.0.0.1", _string, False, "local address for RTP"),

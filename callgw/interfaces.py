@@ -1,8 +1,15 @@
-"""The interfaces between callgw's parts; providers are passed into constructors by tap.py.
+"""The interfaces between callgw's parts; providers are passed into constructors by the
+composition root (``callgw/compose.py``).
 
-Owned by the foundation. Every Deferred-returning method says what it fires with.
+Owned by the foundation. Every Deferred-returning method says what it fires with. The plain data
+that crosses a part boundary (``CallRequest``) lives here too.
+
+Tests: tests/callpath/test_interfaces.py (each provider verifies its interface).
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
 
 from zope.interface import Attribute, Interface
 
@@ -28,7 +35,55 @@ class ICallLeg(Interface):
         """
 
     def close():
-        """Drop everything the leg holds (timers, transactions) without signalling the peer."""
+        """Drop everything the leg holds (timers, transactions) without signalling the peer.
+
+        A leg that was sent ``Release`` finishes its own signalling (a CANCEL crossing a 2xx is
+        followed by ACK and BYE) even when ``close`` comes after: ``close`` drops only what
+        would otherwise outlive the call."""
+
+    def liveness():
+        """None while the leg's peer is alive; a short reason once it is gone (the client
+        vanished, the gateway stopped answering in-dialog keepalives). The call logger's reaper
+        asks every leg of every live call."""
+
+
+class ILegProvider(Interface):
+    """One native protocol (SIP, MGCP, H.323) as the call path sees it.
+
+    Made by its registry entry (``callgw.callserver.legs.registry``) from the configuration,
+    started and stopped by the call path; the call path, the proxy and the CLI know protocols
+    only through these.
+    """
+
+    name = Attribute("The protocol name used in gateway rows: 'sip', 'mgcp', 'h323'.")
+    shutdown_grace = Attribute(
+        "Seconds the call path waits after releasing every call at shutdown so the legs' last "
+        "messages (BYE, DLCX, ReleaseComplete) leave before the sockets close.")
+
+    def start():
+        """Open what the protocol needs (sockets); fires when ready, fails naming the cause."""
+
+    def stop():
+        """Close everything; fires when closed."""
+
+    def make_leg(gateway, call_id):
+        """A new ``ICallLeg`` toward ``gateway`` (a gateway row: host, port, rewriting, and
+        ``options`` of this protocol) for call ``call_id``.
+
+        Raises ``LegUnavailable`` when no leg can be made now (the handler fails over)."""
+
+    def ping(gateway):
+        """A health probe of ``gateway`` in the protocol's own way: a Deferred firing with the
+        round trip in seconds, failing when the gateway does not answer as alive."""
+
+    def capacity(gateway):
+        """Calls ``gateway`` can take at once as the protocol knows it (MGCP: its endpoints),
+        or None when the gateway row's ``capacity`` is all there is."""
+
+
+class LegUnavailable(Exception):
+    """A leg provider cannot make a leg now (transport down, no endpoint free); the text says
+    why. The handler treats it like a gateway that failed before answer: it fails over."""
 
 
 class ICallEventSink(Interface):
@@ -41,11 +96,12 @@ class ICallEventSink(Interface):
 class IMediaSession(Interface):
     """The media of one call: local RTP addresses, the far ends, statistics.
 
-    Filled by the built-in relay in ``callgw.media`` (or an external relay later).
+    Filled by the built-in relay in ``callgw.media`` (or an external relay later). Sides are
+    named by role, ``"a"`` (the leg that sent the ``Setup``) and ``"b"`` (the leg placing it).
     """
 
     def allocate(side):
-        """Reserve a local RTP/RTCP port pair for ``side`` (``"client"`` or ``"gateway"``).
+        """Reserve a local RTP/RTCP port pair for ``side`` (``"a"`` or ``"b"``).
 
         Returns a Deferred firing with ``(address, rtp_port)``.
         """
@@ -58,6 +114,10 @@ class IMediaSession(Interface):
 
     def close():
         """Release the ports; returns a Deferred firing with the final statistics."""
+
+    def liveness():
+        """None while media flows (or silence is expected: on hold); the reason once a side
+        went silent for the inactivity timeout."""
 
     def attach_client(deliver, codec="PCMU", ptime=20):
         """Relayed mode: the client's media rides the client protocol instead of RTP.
@@ -138,7 +198,27 @@ class IRegistrar(Interface):
 
 
 class ICallLogSink(Interface):
-    """Where the call logger's records go (events, traces, CDRs)."""
+    """Where a call's records go (events, traces, states, CDRs): the call logger.
+
+    Nothing here waits for the database: the logger gathers and writes in batches."""
+
+    def call_started(ctx):
+        """A handler took a call (``CallContext``): its active-call row begins."""
+
+    def register(handler):
+        """Watch ``handler``'s live call (its legs' ``liveness()``) until it ends."""
+
+    def call_state(call_id, state, gateway):
+        """The call entered ``state`` (a handler state name) on ``gateway`` (or None)."""
+
+    def setup_latency(seconds):
+        """Seconds from the client's request to ringing (or answer without ringing)."""
+
+    def call_ended(handler, stats):
+        """The call is over: write its CDR from ``handler`` and the media ``stats`` dict."""
+
+    def refused(call_id, username, target, reason, code, text, peer):
+        """A call request the director refused: an event, no CDR."""
 
     def event(call_id, kind, **fields):
         """Record one call event."""
@@ -148,3 +228,56 @@ class ICallLogSink(Interface):
 
     def cdr(record):
         """Record a finished call's CDR (a dict)."""
+
+
+class IFrontEnd(Interface):
+    """What the client listeners hand authenticated sessions to (``callgw.frontend.server``)."""
+
+    def session_opened(conn):
+        """A session logged in; returns (or fires with) the extra ``welcome`` fields."""
+
+    def client_message(conn, message):
+        """One call command (``call``, ``hangup``, ``dtmf``, ...) of a logged-in session."""
+
+    def client_media(conn, frame):
+        """One media frame of a logged-in session."""
+
+    def session_closed(conn, reason):
+        """The session ended (``reason``: logout, timeout, shutdown, ...): release its calls."""
+
+
+@dataclass
+class CallRequest:
+    """A client's call request as the front end hands it over (plain data, AMP-friendly)."""
+    call_id: str
+    user: dict
+    tenant: str
+    number: str | None = None
+    contact: str | None = None
+    media_mode: str = "relay"
+    media: Any = None               # callgw.callserver.events.MediaDescription in direct mode
+    peer: str = ""
+    requested: float = 0.0
+
+
+class ICallServer(Interface):
+    """What the front end's balancer and hand-over need of a call server."""
+
+    name = Attribute("The call server's name (call-servers table).")
+    capacity = Attribute("Most calls at once.")
+    weight = Attribute("Share for the weighted policy.")
+    active = Attribute("Calls in progress now.")
+    healthy = Attribute("False when the server must not get new calls.")
+    draining = Attribute("True while finishing its calls before stopping.")
+
+    def launch(request, leg):
+        """Run the call ``request`` (a ``CallRequest``) with ``leg`` as its leg a.
+
+        Fires with the ``CallHandler`` (None when refused; the leg was answered)."""
+
+    def stop_calls(cause, text):
+        """Release every call on both legs now; returns how many."""
+
+    def status():
+        """A dict for the call-servers table and the API: name, address, capacity, weight,
+        healthy, draining, active_calls."""

@@ -1,8 +1,9 @@
 """GatewayService: the root of a running callgw, embeddable in any Twisted application.
 
-Owned by operations. ``GatewayService(config, reactor)`` builds the service tree from a
-``callgw.config.Config`` (the store, the manhole, the JSON log, and the listeners and parts that
-later issues add) and starts nothing until ``startService``. ``ready`` fires once the store is
+Owned by operations. ``GatewayService(config, reactor)`` holds the service graph that the
+composition root (``callgw.compose.build``) makes from a ``callgw.config.Config`` (the store,
+the manhole, the JSON log, the call path, the client listeners and the site) and starts nothing
+until ``startService``. ``ready`` fires once the store is
 open and every listener is bound. ``stopService`` fires when everything is closed.
 
     from callgw.config import load
@@ -15,36 +16,11 @@ Tests: tests/test_service.py.
 from __future__ import annotations
 
 from twisted.application.service import MultiService, Service
-from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
-from twisted.logger import Logger, globalLogPublisher, jsonFileLogObserver
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
+from twisted.logger import Logger
 
+from callgw.compose import build
 from callgw.config import Config
-from callgw.manhole import make_manhole
-from callgw.store.threaded import ThreadedStore
-
-
-class JsonLogService(Service):
-    """Also writes every log event as a JSON line to ``path`` while running."""
-
-    name = "json-log"
-
-    def __init__(self, path: str):
-        self.path = path
-        self._file = None
-        self._observer = None
-
-    def startService(self):
-        super().startService()
-        self._file = open(self.path, "a", encoding="utf-8")
-        self._observer = jsonFileLogObserver(self._file)
-        globalLogPublisher.addObserver(self._observer)
-
-    def stopService(self):
-        super().stopService()
-        if self._observer is not None:
-            globalLogPublisher.removeObserver(self._observer)
-            self._file.close()
-            self._observer = self._file = None
 
 
 class GatewayService(MultiService):
@@ -52,7 +28,7 @@ class GatewayService(MultiService):
 
     log = Logger()
 
-    def __init__(self, config: Config, reactor=None):
+    def __init__(self, config: Config, reactor=None, frontend=None):
         super().__init__()
         if reactor is None:
             from twisted.internet import reactor as global_reactor
@@ -60,22 +36,11 @@ class GatewayService(MultiService):
         self.config = config
         self.reactor = reactor
         self.ready: Deferred = Deferred()
-        general = config["general"]
-        if general["log_json"]:
-            JsonLogService(general["log_json"]).setServiceParent(self)
-        self.store = ThreadedStore(general["database"], reactor,
-                                   reload_interval=general["reload_interval"])
-        self.store.setServiceParent(self)
-        self.namespace = {"gateway": self, "config": config, "store": self.store}
-        manhole = make_manhole(config, self.namespace, reactor)
-        if manhole is not None:
-            manhole.setServiceParent(self)
-        # Client-protocol listeners (UDP, TCP, TLS) and the HTTPS site: callgw/frontend, web.
-        from callgw.frontend.clientservice import ClientService, make_frontend
-        self.client = ClientService(config, self.store, make_frontend(self), reactor)
-        self.client.setServiceParent(self)
-        self.web = self.client.web          # web.add_resource("api", resource)
-        self.namespace["client"] = self.client
+        parts = build(self, config, reactor, frontend=frontend)
+        self.store = parts.store
+        self.callpath = parts.callpath
+        self.client = parts.client
+        self.web = parts.web                # web.add_resource("name", resource)
 
     def startService(self) -> None:
         """Starts every child in order; ``ready`` fires when all started, or fails."""
@@ -99,9 +64,9 @@ class GatewayService(MultiService):
         calls and tells their clients while the listeners still carry messages), then the
         rest, then the store (after everyone's last writes)."""
         Service.stopService(self)
-        callpath = self.child("callpath")
+        callpath = self.callpath
         rest = [c for c in reversed(list(self)) if c is not self.store and c is not callpath]
-        d = maybeDeferred(callpath.stopService) if callpath is not None else succeed(None)
+        d = maybeDeferred(callpath.stopService)
         d.addErrback(lambda f: self.log.failure("stopping the call path", f))
         d.addCallback(lambda _: DeferredList([maybeDeferred(c.stopService) for c in rest],
                                              consumeErrors=True))

@@ -58,11 +58,19 @@ def test_users_gateways_rules_and_book(cli):
 
 @pytest.mark.parametrize("args, message", [
     (("gateway", "add", "g", "--protocol", "iax", "--address", "h:1", "--prefix", "+1"),
-     "invalid choice"),
-    (("gateway", "add", "g", "--protocol", "sip", "--address", "nohost", "--prefix", "+1"),
-     "expected HOST:PORT"),
-    (("gateway", "add", "g", "--protocol", "sip", "--address", "h:1", "--prefix", "49"),
+     "protocol 'iax' is not available in this callgw (available: sip)"),
+    (("gateway", "add", "g", "--protocol", "h323", "--address", "127.0.0.1", "--prefix", "+1"),
+     "protocol 'h323' is not available"),
+    (("gateway", "add", "g", "--protocol", "sip", "--address", "no-such-host.invalid",
+      "--prefix", "+1"), "host name 'no-such-host.invalid' does not resolve"),
+    (("gateway", "add", "g", "--protocol", "sip", "--address", "127.0.0.1:99999",
+      "--prefix", "+1"), "expected HOST[:PORT]"),
+    (("gateway", "add", "g", "--protocol", "sip", "--address", "127.0.0.1:1", "--prefix", "49"),
      "prefix '49'"),
+    (("gateway", "add", "g", "--protocol", "sip", "--address", "127.0.0.1", "--prefix", "+1",
+      "--transport", "sctp"), "--transport: 'sctp': expected one of"),
+    (("gateway", "add", "g", "--protocol", "sip", "--address", "127.0.0.1", "--prefix", "+1",
+      "--keepalive", "ping"), "--keepalive: 'ping'"),
     (("user", "add", "bob", "--password", "x", "--number", "12345"), "not E.164"),
     (("user", "passwd", "nobody", "--password", "x"), "no user 'nobody'"),
     (("rule", "add", "max-concurrent", "lots"), "whole number"),
@@ -101,3 +109,43 @@ def test_hash_password_makes_a_manhole_credential(cli):
     r = cli("hash-password", "--password", "-", stdin="s3cret\n")
     assert r.returncode == 0
     assert passwords.verify_password(r.stdout.strip(), "s3cret")
+
+
+def test_gateway_options_are_the_protocols_own(cli):
+    assert cli("init").returncode == 0
+    r = cli("gateway", "add", "tls-gw", "--protocol", "sip", "--address", "localhost",
+            "--prefix", "+49", "--transport", "tls", "--proxy", "127.0.0.1:25070",
+            "--auth-user", "u1", "--auth-password", "secret", "--keepalive", "options")
+    assert r.returncode == 0, r.stderr
+    db = Database(cli.db_path)
+    row = db.get_gateway("tls-gw")
+    db.close()
+    assert row["host"] == "localhost" and row["port"] == 5060      # SIP's default port
+    assert row["options"] == {"transport": "tls", "proxy": "127.0.0.1:25070",
+                              "auth_user": "u1", "auth_password": "secret",
+                              "keepalive": "options"}
+    listing = cli("gateway", "list").stdout
+    assert "transport=tls" in listing and "keepalive=options" in listing
+    assert "secret" not in listing                      # credentials stay out of listings
+
+
+def test_migration_moves_sip_settings_into_options(tmp_path):
+    import sqlite3
+
+    from callgw.store.schema import MIGRATIONS
+    path = str(tmp_path / "old.sqlite3")
+    conn = sqlite3.connect(path, isolation_level=None)
+    for sql in MIGRATIONS[0]:                           # a database of schema 1
+        conn.execute(sql)
+    conn.execute("PRAGMA user_version = 1")
+    conn.execute("INSERT INTO gateways VALUES ('old', 'sip', '127.0.0.1', 5070, 'tcp', "
+                 "'[\"+1\"]', 5, 10, 100, 'up', NULL, '127.0.0.1:5080', 'u', 'p', 1, '', 1, "
+                 "'pass', 1, 1.0)")
+    conn.close()
+    db = Database(path)
+    assert db.migrate() == len(MIGRATIONS)
+    row = db.get_gateway("old")
+    db.close()
+    assert row["options"] == {"transport": "tcp", "proxy": "127.0.0.1:5080",
+                              "auth_user": "u", "auth_password": "p"}
+    assert "transport" not in row and row["strip_digits"] == 1

@@ -17,8 +17,12 @@ Timers on the injected clock: *setup* (no provisional answer from b within ``set
 *no answer* (ringing longer than ``no_answer_timeout``) and *max duration* (from answer).
 Failover: when b fails before answer with a cause in ``FAILOVER_CAUSES`` (SIP 5xx, a setup
 timeout, a refused connection) and gateways and attempts remain, a new b leg is made for the
-next gateway. Media: a ``Setup`` without media (relay mode) gets b-side addresses from the
-``IMediaSession``; with media (direct mode) the offer passes through untouched.
+next gateway; so is a gateway whose provider cannot make a leg (``LegUnavailable``, cause 47).
+A leg that was sent ``Release`` is left to finish its own signalling (a 2xx crossing a CANCEL
+is ACKed and BYEd by the SIP leg): the handler never closes a leg it has just released.
+Media: a ``Setup`` without media (relay mode) gets side ``b``'s address from the
+``IMediaSession`` (sides are named by role: ``a`` sent the ``Setup``, ``b`` places it); with
+media (direct mode) the offer passes through untouched.
 
 Tests: tests/callpath/test_handler.py (fake legs, task.Clock).
 """
@@ -31,9 +35,11 @@ from twisted.internet.defer import maybeDeferred
 from twisted.logger import Logger
 
 from callgw.callserver import events as ev
+from callgw.interfaces import LegUnavailable
 
 NORMAL, USER_BUSY, NO_ANSWER, DEST_OUT_OF_ORDER = 16, 17, 19, 27
 CONGESTION, TEMPORARY_FAILURE, TIMER_EXPIRY, PROTOCOL_ERROR = 34, 41, 102, 111
+RESOURCE_UNAVAILABLE = 47
 #: Q.850 causes of a failure before answer that let the handler try the next gateway:
 #: 3 no route, 27 destination out of order (refused connection), 34/38/41/42/47 (SIP 5xx),
 #: 102 recovery on timer expiry (setup timeout, SIP 408/504).
@@ -224,7 +230,7 @@ class CallHandler:
             self._fail_a(CONGESTION, "no gateway available for this destination")
             return
         if setup.media is None and self.media is not None:
-            d = maybeDeferred(self.media.allocate, "gateway")
+            d = maybeDeferred(self.media.allocate, "b")
             d.addCallback(lambda address: self.handle("media.ready", address))
             d.addErrback(self._allocation_failed)
         else:
@@ -243,12 +249,26 @@ class CallHandler:
         self.handle("stop", ev.Release(CONGESTION, "no media ports"))
 
     def _attempt(self) -> None:
-        """Place the call toward ``gateways[attempt]`` through a new b leg."""
-        gw = self.gateway = self.gateways[self.attempt]
-        self.attempt += 1
-        self.logger.event(self.ctx.call_id, "attempt", gateway=gw["name"], n=self.attempt)
-        self.logger.call_state(self.ctx.call_id, "call-initiated", gw["name"])
-        self.b = self.slave_factory(gw, self.ctx.call_id)
+        """Place the call toward ``gateways[attempt]`` through a new b leg; a gateway whose
+        provider cannot make a leg now is skipped like one that failed (cause 47)."""
+        while True:
+            gw = self.gateway = self.gateways[self.attempt]
+            self.attempt += 1
+            self.logger.event(self.ctx.call_id, "attempt", gateway=gw["name"], n=self.attempt)
+            self.logger.call_state(self.ctx.call_id, "call-initiated", gw["name"])
+            try:
+                self.b = self.slave_factory(gw, self.ctx.call_id)
+                break
+            except LegUnavailable as e:
+                text = f"gateway {gw['name']}: {e}"
+                self.log.warn("call {call_id} peer {peer}: {text}", call_id=self.ctx.call_id,
+                              peer=self.ctx.peer, text=text)
+                if self.attempt >= len(self.gateways):
+                    self._fail_a(RESOURCE_UNAVAILABLE, text, "callgw")
+                    return
+                self.logger.event(self.ctx.call_id, "failover", failed=gw["name"],
+                                  cause=RESOURCE_UNAVAILABLE, text=text,
+                                  next=self.gateways[self.attempt]["name"])
         if self.directory is not None:
             self.directory.acquire(gw["name"])
         self.b.attach(self._from_b)
@@ -284,7 +304,7 @@ class CallHandler:
         if self.ringing is None:
             self.logger.setup_latency(self.answered - self.ctx.requested)
         if self.media is not None and event.media is not None and self.setup.media is None:
-            self.media.connect("gateway", event.media)
+            self.media.connect("b", event.media)
             event = ev.Connect(None)
         self.logger.event(self.ctx.call_id, "established", gateway=self.gateway["name"])
         self._timer_max = self.clock.callLater(self.ctx.max_duration, self.handle,
@@ -304,8 +324,7 @@ class CallHandler:
         text = f"no answer from gateway {self.gateway['name']} in {self.timers.setup:g} s"
         b = self.b
         self._drop_b()
-        b.send(ev.Release(TIMER_EXPIRY, "setup timeout"))
-        b.close()
+        b.send(ev.Release(TIMER_EXPIRY, "setup timeout"))  # the leg finishes its own signalling
         if self._failover(TIMER_EXPIRY, text):
             return
         self._fail_a(TIMER_EXPIRY, text, "callgw")
@@ -406,6 +425,16 @@ class CallHandler:
         self.logger.call_ended(self, stats or {})
         if self.on_finished is not None:
             self.on_finished(self)
+
+    def liveness(self) -> str | None:
+        """None while the call is alive; else why not: the first of leg a, leg b and the
+        media session (silence) that reports its peer gone (the logger's reaper asks)."""
+        for part in (self.a, self.b, self.media):
+            if part is not None:
+                reason = part.liveness()
+                if reason:
+                    return reason
+        return None
 
     @property
     def outcome(self) -> str:

@@ -22,9 +22,10 @@ then events; counted as dropped); CDRs and active-call changes are never dropped
 database *rejects* (a constraint; retrying cannot help) is written again part by part, and each
 part still refused is logged in full (``call log record not written``) and counted.
 
-The reaper runs every ``reap_interval`` seconds over live calls: a call whose leg says it is
-dead (``leg.liveness()`` returns a reason: the client vanished, the native leg's transport
-died) or that outlived its maximum duration by a minute is stopped with cause 41 and the
+The reaper runs every ``reap_interval`` seconds over live calls: a call whose handler says it
+is dead (``handler.liveness()``: a leg's ``liveness()`` returns a reason, the client vanished,
+the native leg's keepalive failed, or the media went silent) or that outlived its maximum
+duration by a minute is stopped with cause 41 and the
 reason in its CDR (``cause_text`` starts with ``reaped:``).
 
 The display: ``active_calls()`` and ``recent_cdrs()`` serve the JSON API (callgw/web/api.py),
@@ -221,7 +222,8 @@ class CallLogger(Service):
         rows = []
         for call_id, row in self.rows.items():
             row = dict(row)
-            media = getattr(self.calls.get(call_id), "media", None)
+            handler = self.calls.get(call_id)
+            media = handler.media if handler is not None else None
             if media is not None:
                 try:
                     row["media"] = media.statistics()
@@ -385,13 +387,7 @@ class CallLogger(Service):
         for call_id, handler in list(self.calls.items()):
             if handler is None:
                 continue
-            reason = None
-            for leg in (handler.a, handler.b, handler.media):   # media: inactivity
-                check = getattr(leg, "liveness", None)
-                if check is not None:
-                    reason = check()
-                    if reason:
-                        break
+            reason = handler.liveness()
             if not reason and now - handler.ctx.requested > handler.ctx.max_duration + 60.0:
                 reason = "call outlived its maximum duration"
             if reason:

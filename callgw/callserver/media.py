@@ -43,6 +43,11 @@ from callgw.media import MediaRelay, PortRange
 from protocols.client.framing import MediaFrame
 
 PAYLOAD_TYPES = {"PCMU": 0, "PCMA": 8}
+#: The call's roles (``a`` sent the Setup, ``b`` places it) as the relay's sides: ``a`` is the
+#: client leg whose media rides the client protocol (relay side "client"), ``b`` the native
+#: leg's RTP (relay side "gateway"). An inbound call keeps the client on side ``a`` of the media
+#: session and swaps only which handler leg is which.
+RELAY_SIDE = {"a": "client", "b": "gateway"}
 DTMF_GAP = 0.05     # seconds between two digits' events
 
 
@@ -107,10 +112,10 @@ class CallMediaSession:
 
     # -- IMediaSession --------------------------------------------------------------------------
     def allocate(self, side):
-        return self.relay_session.allocate(side)
+        return self.relay_session.allocate(RELAY_SIDE[side])
 
     def connect(self, side, media):
-        self.relay_session.connect(side, media)
+        self.relay_session.connect(RELAY_SIDE[side], media)
 
     def statistics(self) -> dict:
         stats = dict(self.relay_session.statistics())
@@ -138,12 +143,12 @@ class CallMediaSession:
 
     # -- the call path's hooks ------------------------------------------------------------------
     def bind(self, leg, handler=None) -> None:
-        """This session belongs to the call of client leg ``leg`` (and ``handler``)."""
+        """This session belongs to the call of client leg ``leg`` (a ``ClientLeg``) and
+        ``handler``; the leg routes its media commands here from now on."""
         self.leg = leg
         self.handler = handler
-        self.conn = getattr(leg, "conn", None)
-        if hasattr(leg, "media"):
-            leg.media = self
+        self.conn = leg.conn
+        leg.use_media(self)
 
     def client_connected(self, leg) -> None:
         """``leg`` is about to send ``connected`` with its new key: route frames with it and
@@ -152,7 +157,7 @@ class CallMediaSession:
         self.leg = leg
         self.conn = leg.conn
         self.key = bytes(leg.key)
-        codec = getattr(leg, "codec", None)
+        codec = leg.codec
         if codec in PAYLOAD_TYPES:
             self.codec = codec
         self.payload_type = PAYLOAD_TYPES[self.codec]
@@ -194,17 +199,17 @@ class CallMediaSession:
             self.inactive = f"media inactive: nothing from the {side} for {idle:.1f} s"
             self.log.info("call {call_id} peer {peer}: {reason}", call_id=self.call_id,
                           peer=self._peer(), reason=self.inactive)
-            logger = getattr(self.handler, "logger", None)
-            if logger is not None:
-                logger.event(self.call_id, "media-inactive", side=side, idle=round(idle, 1))
+            if self.handler is not None:
+                self.handler.logger.event(self.call_id, "media-inactive", side=side,
+                                          idle=round(idle, 1))
 
     def gateway_answered(self, media, moved: bool = False) -> None:
         """The gateway answered a re-INVITE: hold, resume, or (``moved``) the one that moved a
         direct call to the relay."""
         self.relay_session.connect("gateway", media)
-        logger = getattr(self.handler, "logger", None)
-        if moved and logger is not None:
-            logger.event(self.call_id, "media-relayed", gateway=f"{media.address}:{media.port}")
+        if moved and self.handler is not None:
+            self.handler.logger.event(self.call_id, "media-relayed",
+                                      gateway=f"{media.address}:{media.port}")
 
     def hold(self, on: bool, by: str = "client") -> None:
         """``by`` (the client or the gateway) put the call on hold, or resumed it: silence is
@@ -226,12 +231,12 @@ class CallMediaSession:
             del self.owner.keys[self.key]
 
     def _peer(self):
-        return getattr(self.conn, "peer", None)
+        return self.conn.peer if self.conn is not None else None
 
 
 def standby(leg, handler, factory) -> None:
-    """Direct mode: let ``leg`` move its call's media to the relay (``leg.relay(leg)``)."""
-    leg.relay = lambda leg: _move_to_relay(leg, handler, factory)
+    """Direct mode: let ``leg`` move its call's media to the relay when its client asks."""
+    leg.use_relay(lambda leg: _move_to_relay(leg, handler, factory))
 
 
 def _move_to_relay(leg, handler, factory) -> None:
@@ -252,4 +257,4 @@ def _move_to_relay(leg, handler, factory) -> None:
     def failed(failure):
         CallMediaSession.log.failure("call {call_id} peer {peer}: moving media to the relay",
                                      failure, call_id=handler.ctx.call_id, peer=handler.ctx.peer)
-    session.allocate("gateway").addCallback(allocated).addErrback(failed)
+    session.allocate("b").addCallback(allocated).addErrback(failed)

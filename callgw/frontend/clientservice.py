@@ -7,48 +7,21 @@ Owned by the front-end listeners. ``ClientService(config, store, frontend, react
 (``tls.py``) is prepared first. ``stopService`` ends every session (``session_closed`` with
 reason ``shutdown``) before closing the sockets.
 
-``make_frontend(gateway)`` builds the call path's front end with
-``callgw.frontend.server.FrontEnd.from_gateway(gateway)`` when that exists, else
-``MinimalFrontEnd`` (every call: ``disconnected``, cause ``unreachable``). The front end can
-also be set later, before start: ``gateway.client.frontend = front_end``.
+The front end (an ``IFrontEnd``: the call path's ``callgw.frontend.server.FrontEnd``) is
+handed in by the composition root (callgw/compose.py).
 
 Tests: tests/frontend/test_framings.py.
 """
 from __future__ import annotations
 
-import importlib
-
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import DeferredList, maybeDeferred
-from twisted.logger import Logger
 
-from callgw.frontend.connection import MinimalFrontEnd, SessionManager
+from callgw.frontend.connection import SessionManager
 from callgw.frontend.stream import ClientStreamFactory
 from callgw.frontend.tls import CertificateService
 from callgw.frontend.udp import ClientDatagramProtocol
 from callgw.listeners import DatagramListener, StreamListener
-
-log = Logger()
-
-
-def make_frontend(gateway):
-    """The call path's FrontEnd if it exists, else the minimal built-in one."""
-    try:
-        server = importlib.import_module("callgw.frontend.server")
-    except ModuleNotFoundError as e:
-        if e.name != "callgw.frontend.server":
-            raise
-        server = None
-    frontend_class = getattr(server, "FrontEnd", None)
-    if frontend_class is None:
-        log.info("front end: minimal built-in (no call path yet)")
-        return MinimalFrontEnd(gateway.store)
-    if hasattr(frontend_class, "from_gateway"):
-        return frontend_class.from_gateway(gateway)
-    log.info("front end: minimal built-in (callgw.frontend.server.FrontEnd has no "
-             "from_gateway(gateway); the call path sets gateway.client.frontend itself)")
-    return MinimalFrontEnd(gateway.store)
-
 
 class ClientService(MultiService):
     """Every client listener; ``manager`` is shared, ``web`` is the site (or None when off)."""
@@ -89,10 +62,6 @@ class ClientService(MultiService):
     @property
     def frontend(self):
         return self.manager.frontend
-
-    @frontend.setter
-    def frontend(self, frontend) -> None:
-        self.manager.frontend = frontend
 
     def address(self, framing: str) -> tuple[str, int]:
         """(host, port) bound for ``framing`` (``udp``, ``tcp``, ``tls``, ``https``)."""

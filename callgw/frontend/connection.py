@@ -201,6 +201,11 @@ class ClientConnection:
     def state(self) -> State:
         return _STATES[self.session.state]
 
+    @property
+    def closed(self) -> bool:
+        """True once the session ended (its calls' client legs report it as vanished)."""
+        return self.session.state is CoreState.CLOSED
+
     def _now(self) -> float:
         return self.manager.clock.seconds()
 
@@ -512,33 +517,3 @@ def _ip_or_unspecified(host: str) -> str:
     return host
 
 
-class MinimalFrontEnd:
-    """The front end used until the call path exists: branding in ``welcome``, and every
-    ``call`` answered with ``disconnected`` (cause ``unreachable``: no call path yet)."""
-
-    log = Logger()
-
-    def __init__(self, store):
-        self.store = store
-
-    def session_opened(self, conn: ClientConnection):
-        """Fires with ``{"branding": ...}`` from the user's tenant (empty without one)."""
-        d = self.store.run("get_tenant", conn.tenant) if conn.tenant else None
-        if d is None:
-            return {}
-        d.addCallback(lambda t: {"branding": t["branding"]} if t else {})
-        return d
-
-    def client_message(self, conn: ClientConnection, message: m.Message) -> None:
-        if isinstance(message, m.Call):
-            conn.send(m.Disconnected(call=message.call, cause="unreachable",
-                                     text="no call path yet"))
-        else:
-            conn.send(m.Error(code=ErrorCode.UNKNOWN_CALL, text="no such call",
-                              call=message.call, re=message.command))
-
-    def client_media(self, conn: ClientConnection, frame) -> None:
-        """Dropped: no call can be up."""
-
-    def session_closed(self, conn: ClientConnection, reason: str) -> None:
-        """Nothing to release."""

@@ -29,16 +29,18 @@ import os
 from twisted.application.service import Service
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from callgw.callserver import events as ev
 from callgw.callserver.legs.client import ClientLeg
-from callgw.callserver.server import CallRequest
+from callgw.interfaces import CallRequest, IFrontEnd
 from protocols.client import messages as m
 from protocols.client.errors import ErrorCode
 
 SHUTDOWN_CAUSE = 41
 
 
+@implementer(IFrontEnd)
 class FrontEnd(Service):
     """Turns client sessions and their commands into call requests and leg input."""
 
@@ -46,7 +48,8 @@ class FrontEnd(Service):
     name = "frontend"
 
     def __init__(self, balancer, clock, logger, registrar=None, branding=None, store=None,
-                 node: str = "callgw-1", registration_ttl: float = 180.0, metrics=None):
+                 node: str = "callgw-1", registration_ttl: float = 180.0, metrics=None,
+                 media=None):
         self.balancer = balancer
         self.clock = clock
         self.logger = logger
@@ -61,20 +64,7 @@ class FrontEnd(Service):
         self._id_prefix = f"{node}-{os.urandom(3).hex()}-"
         self._loop: LoopingCall | None = None
         self.media_frames_dropped = 0
-        self.media = None       # callgw.callserver.media.CallMedia: routes frames by call key
-
-    @classmethod
-    def from_gateway(cls, gateway) -> "FrontEnd":
-        """Build the whole call path for ``gateway`` (a ``GatewayService``), attach it as the
-        child service ``callpath`` and return its front end (the listeners' hook)."""
-        from callgw.callserver.server import CallPathService
-        callpath = CallPathService(gateway)
-        callpath.setServiceParent(gateway)
-        gateway.callpath = callpath
-        namespace = getattr(gateway, "namespace", None)
-        if isinstance(namespace, dict):
-            namespace["callpath"] = callpath
-        return callpath.frontend
+        self.media = media      # callgw.callserver.media.CallMedia: routes frames by call key
 
     # -- lifecycle ----------------------------------------------------------------------------
     def startService(self) -> None:

@@ -14,7 +14,8 @@ try for an E.164 target, by the seed's three criteria and then priority and weig
 4. then lower ``priority`` first, then a weighted random order among equal priorities
    (Efraimidis-Spirakis keys from an injected ``random``).
 
-Disabled gateways and those marked ``down`` are never selected; ``unknown`` ones are.
+Disabled gateways, those marked ``down`` and those of a protocol that has no leg provider in
+this callgw (``protocols``) are never selected; ``unknown`` ones are.
 
 Tests: tests/callpath/test_gateways.py.
 """
@@ -36,8 +37,9 @@ class GatewayDirectory:
 
     log = Logger()
 
-    def __init__(self, store=None, rng: _random.Random | None = None):
+    def __init__(self, store=None, rng: _random.Random | None = None, protocols=None):
         self.store = store
+        self.protocols = protocols      # names with a leg provider (None: every protocol)
         self.rng = rng or _random.Random()
         self.gateways: dict[str, dict] = {}
         self.active: dict[str, int] = defaultdict(int)
@@ -97,6 +99,8 @@ class GatewayDirectory:
             if name in seen or not target.startswith(prefix):
                 continue
             if protocol is not None and gw["protocol"] != protocol:
+                continue
+            if self.protocols is not None and gw["protocol"] not in self.protocols:
                 continue
             if self.status.get(name) == "down":
                 continue

@@ -18,7 +18,7 @@ from typing import Any, Iterable
 
 import sqlite_utils
 
-from callgw.store.schema import MIGRATIONS
+from callgw.store.schema import MIGRATIONS, DataStep
 
 E164 = re.compile(r"^\+[1-9][0-9]{0,14}$")
 PREFIX = re.compile(r"^\+[0-9]{0,14}$")
@@ -26,7 +26,6 @@ RULE_KINDS = ("allow", "block", "max_concurrent", "max_per_minute", "hours", "ma
               "tenant_max_concurrent", "tenant_max_per_minute")
 #: Limits on a tenant's total across its users: tenant rules only.
 TENANT_WIDE_KINDS = ("tenant_max_concurrent", "tenant_max_per_minute")
-PROTOCOLS = ("sip", "h323", "mgcp")
 
 #: A tenant's shipped rules: ordinary E.164 destinations allowed; premium-rate and high-risk
 #: ranges blocked (international premium rate +979, satellite and international networks
@@ -122,9 +121,24 @@ class Database:
         for number, statements in enumerate(MIGRATIONS[version:], start=version + 1):
             with self._tx():
                 for sql in statements:
-                    self.conn.execute(sql)
+                    if isinstance(sql, DataStep):
+                        getattr(self, "migrate_" + sql)()
+                    else:
+                        self.conn.execute(sql)
                 self.conn.execute(f"PRAGMA user_version = {number}")
         return self.schema_version()
+
+    def migrate_gateway_options(self) -> None:
+        """Migration 2: SIP's transport, outbound proxy and credentials into ``options``."""
+        for row in self._rows("SELECT name, transport, outbound_proxy, auth_user, "
+                              "auth_password FROM gateways"):
+            options = {"transport": row["transport"] or "udp"}
+            for column, key in (("outbound_proxy", "proxy"), ("auth_user", "auth_user"),
+                                ("auth_password", "auth_password")):
+                if row[column]:
+                    options[key] = row[column]
+            self.conn.execute("UPDATE gateways SET options = ? WHERE name = ?",
+                              (json.dumps(options, sort_keys=True), row["name"]))
 
     def _tx(self):
         return _Transaction(self.conn)
@@ -314,16 +328,17 @@ class Database:
 
     # -- gateways -----------------------------------------------------------------------------
     def add_gateway(self, name: str, protocol: str, host: str, port: int, prefixes: list[str],
-                    now: float, transport: str = "udp", capacity: int = 100,
-                    priority: int = 10, weight: int = 100, outbound_proxy: str | None = None,
-                    auth_user: str | None = None, auth_password: str | None = None,
+                    now: float, capacity: int = 100, priority: int = 10, weight: int = 100,
                     strip_digits: int = 0, prepend: str = "", keep_plus: bool = True,
-                    caller_id: str = "pass") -> dict:
-        """Add a PSTN gateway. Raises StoreError naming the field that is wrong."""
-        if protocol not in PROTOCOLS:
-            raise StoreError(f"protocol {protocol!r}: expected one of {', '.join(PROTOCOLS)}")
-        if transport not in ("udp", "tcp", "tls"):
-            raise StoreError(f"transport {transport!r}: expected udp, tcp or tls")
+                    caller_id: str = "pass", options: dict | None = None) -> dict:
+        """Add a PSTN gateway. Raises StoreError naming the field that is wrong.
+
+        ``options`` are the protocol's own (checked by its registry entry in
+        callgw/callserver/legs/ before they get here: the store does not know protocols)."""
+        if not re.match(r"^[a-z][a-z0-9]{1,15}$", protocol or ""):
+            raise StoreError(f"protocol {protocol!r}: expected a protocol name such as sip")
+        if options is not None and not isinstance(options, dict):
+            raise StoreError("gateway options must be a mapping")
         if not prefixes:
             raise StoreError("a gateway needs at least one prefix (e.g. +1, or + for all)")
         for p in prefixes:
@@ -338,10 +353,10 @@ class Database:
                 caller_id.startswith("fixed:") and E164.match(caller_id[6:])):
             raise StoreError(f"caller id {caller_id!r}: expected pass, withhold or fixed:+E164")
         row = {"name": name, "protocol": protocol, "host": host, "port": int(port),
-               "transport": transport, "prefixes": json.dumps(sorted(set(prefixes))),
+               "prefixes": json.dumps(sorted(set(prefixes))),
                "capacity": capacity, "priority": priority, "weight": weight,
-               "status": "unknown", "rtt_ms": None, "outbound_proxy": outbound_proxy,
-               "auth_user": auth_user, "auth_password": auth_password,
+               "status": "unknown", "rtt_ms": None,
+               "options": json.dumps(options or {}, sort_keys=True),
                "strip_digits": strip_digits, "prepend": prepend,
                "keep_plus": 1 if keep_plus else 0, "caller_id": caller_id, "enabled": 1,
                "created": now}
@@ -550,6 +565,7 @@ class _Transaction:
 
 def _gateway(row: dict) -> dict:
     row["prefixes"] = json.loads(row["prefixes"])
+    row["options"] = json.loads(row["options"])
     row["keep_plus"] = bool(row["keep_plus"])
     row["enabled"] = bool(row["enabled"])
     return row

@@ -2,11 +2,17 @@
 
 Owned by the store. Each migration is a list of statements in the SQL that SQLite and PostgreSQL
 share (TEXT, INTEGER, REAL; ids as INTEGER primary keys that the store fills in itself), so a
-PostgreSQL store can apply the same list. ``meta`` holds the schema version and the change serial
+PostgreSQL store can apply the same list; a ``DataStep`` names a store method that moves data
+where one statement cannot portably. ``meta`` holds the schema version and the change serial
 that tells running nodes to reload what the admin CLI changed.
 
 Tests: tests/store/test_db.py.
 """
+
+class DataStep(str):
+    """A migration step that moves data rather than running one statement: the store calls
+    its method ``migrate_<name>`` (written once, with the portable queries of the store)."""
+
 
 MIGRATIONS: list[list[str]] = [
     # 1: the first schema
@@ -61,6 +67,16 @@ MIGRATIONS: list[list[str]] = [
             media_mode TEXT NOT NULL, stats TEXT NOT NULL)""",
         "CREATE INDEX cdrs_ended ON cdrs (ended)",
         "INSERT INTO meta (key, value) VALUES ('change_serial', 0)",
+    ],
+    # 2: per-protocol gateway options (SIP's transport, outbound proxy and digest credentials
+    # move into them; number rewriting stays in protocol-neutral columns)
+    [
+        "ALTER TABLE gateways ADD COLUMN options TEXT NOT NULL DEFAULT '{}'",
+        DataStep("gateway_options"),
+        "ALTER TABLE gateways DROP COLUMN transport",
+        "ALTER TABLE gateways DROP COLUMN outbound_proxy",
+        "ALTER TABLE gateways DROP COLUMN auth_user",
+        "ALTER TABLE gateways DROP COLUMN auth_password",
     ],
 ]
 

@@ -173,6 +173,11 @@ class SipEndpoint:
             self._tcp_port = self.reactor.listenTCP(self.port, factory, interface=self.host)
         return self.port
 
+    def udp_socket(self):
+        """The bound UDP socket (for buffer sizes), or None before ``start``."""
+        port = self._udp_port
+        return port.socket if port is not None else None
+
     def attach_datagram_transport(self, transport):
         """Use ``transport`` (tests: a fake with ``write(data, addr)``) instead of a real port."""
         self._udp = _Datagram(self)

@@ -32,11 +32,10 @@ def prepare_db(tmp_path, users=("alice",), gateways=()):
 def start(tmp_path, servers=1, health=None, **overrides):
     """A started GatewayService; ``servers`` in-process call servers; ``health`` the status
     polling interval (None: off, since sipp's call scenarios do not expect OPTIONS)."""
-    calls = {"setup_timeout": 2.0, "no_answer_timeout": 3.0}
+    calls = {"setup_timeout": 2.0, "no_answer_timeout": 3.0, "health_interval": health or 0}
     calls.update(overrides.pop("calls", {}))
     gw = GatewayService(make_config(tmp_path, calls=calls, web={"https": "off"}, **overrides),
                         reactor)
-    gw.callpath.health_interval = health
     for i in range(1, servers):
         gw.callpath.add_call_server(f"{gw.config['general']['node']}/cs{i + 1}")
     gw.startService()

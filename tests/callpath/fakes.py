@@ -5,7 +5,7 @@ from twisted.internet.defer import fail, succeed
 from zope.interface import implementer
 
 from callgw.callserver import events as ev
-from callgw.interfaces import ICallLeg, IMediaSession
+from callgw.interfaces import ICallLeg, ILegProvider, IMediaSession, LegUnavailable
 from callgw.store.db import Database
 
 
@@ -64,17 +64,40 @@ class FakeLeg:
         return [type(e).__name__ for e in self.sent]
 
 
+@implementer(ILegProvider)
 class SlaveFactory:
-    """Makes FakeLegs per gateway; ``scripts[gateway name]`` scripts each one."""
+    """A leg provider (for ``protocol``) making FakeLegs per gateway; ``scripts[gateway
+    name]`` scripts each one; a gateway named in ``unavailable`` gets ``LegUnavailable``.
+    Called directly it is the handler's ``slave_factory``."""
 
-    def __init__(self, scripts=None):
+    shutdown_grace = 0.0
+
+    def __init__(self, scripts=None, protocol="sip", unavailable=()):
+        self.name = protocol
         self.legs: list[FakeLeg] = []
         self.scripts = scripts or {}
+        self.unavailable = set(unavailable)
 
-    def __call__(self, gateway, call_id):
-        leg = FakeLeg("sip", gateway, call_id, self.scripts.get(gateway["name"]))
+    def make_leg(self, gateway, call_id):
+        if gateway["name"] in self.unavailable:
+            raise LegUnavailable("no leg for this gateway now")
+        leg = FakeLeg(self.name, gateway, call_id, self.scripts.get(gateway["name"]))
         self.legs.append(leg)
         return leg
+
+    __call__ = make_leg
+
+    def start(self):
+        return succeed(None)
+
+    def stop(self):
+        return succeed(None)
+
+    def ping(self, gateway):
+        return succeed(0.001)
+
+    def capacity(self, gateway):
+        return None
 
 
 class FakeConn:
@@ -107,7 +130,7 @@ class FakeConn:
 def gateway(name, prefixes=("+",), protocol="sip", capacity=10, priority=10, weight=100,
             status="unknown"):
     return {"name": name, "protocol": protocol, "host": "127.0.0.1", "port": 5060,
-            "transport": "udp", "prefixes": list(prefixes), "capacity": capacity,
+            "options": {"transport": "udp"}, "prefixes": list(prefixes), "capacity": capacity,
             "priority": priority, "weight": weight, "status": status, "enabled": True}
 
 
@@ -138,6 +161,12 @@ class AddressOnlyMediaSession:
             self.pool.give(port)
         self.ports = []
         return succeed({})
+
+    def liveness(self):
+        return None
+
+    def bind(self, leg, handler):
+        """No audio to route: the client leg keeps no media session."""
 
 
 class PortPool:

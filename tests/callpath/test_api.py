@@ -24,8 +24,7 @@ def fetch(url):
 @pytest_twisted.inlineCallbacks
 def test_api_and_metrics(tmp_path):
     prepare_db(tmp_path, gateways=[("gw1", 25999, ["+49"], {})])
-    gw = GatewayService(make_config(tmp_path), reactor)
-    gw.callpath.health_interval = None
+    gw = GatewayService(make_config(tmp_path, calls={"health_interval": 0}), reactor)
     gw.startService()
     yield gw.ready
     try:

@@ -7,6 +7,7 @@ from callgw.callserver import events as ev
 from callgw.callserver.handler import TRANSITIONS, CallContext, CallHandler, State, Timers
 from callgw.callserver.logger import CallLogger
 from callgw.proxy.gateways import GatewayDirectory
+from protocols.client import messages as m
 from tests.callpath.fakes import FakeLeg, SlaveFactory, SyncStore, gateway
 
 
@@ -95,7 +96,8 @@ def test_setup_timeout_fails_over_then_gives_up():
     h, a, slaves, clock, *_ = make()
     start(h)
     clock.advance(2.1)
-    assert slaves.legs[0].kinds() == ["Setup", "Release"] and slaves.legs[0].closed
+    assert slaves.legs[0].kinds() == ["Setup", "Release"]
+    assert not slaves.legs[0].closed      # released, left to finish its own signalling
     assert len(slaves.legs) == 2
     clock.advance(2.1)
     assert a.sent[-1].cause == 102
@@ -160,14 +162,6 @@ def test_stop_releases_both_legs():
     assert slaves.legs[0].sent[-1].text == "callgw shutting down"
 
 
-def test_symmetric_roles_client_leg_as_slave():
-    """Nothing assumes a direction: a native leg as a, a client-like leg as b."""
-    h, a, slaves, clock, *_ = make(scripts={"gw1": {"Setup": (ev.Alerting(), ev.Connect())}})
-    a.name = "sip"
-    start(h)
-    assert h.state is State.ACTIVE
-
-
 def test_relay_media_allocates_offer():
     from tests.callpath.fakes import AddressOnlyMediaSession, PortPool
     media = AddressOnlyMediaSession(PortPool("127.0.0.1", 30000, 30010))
@@ -184,3 +178,41 @@ def test_relay_media_allocates_offer():
 def test_table_names_only_known_actions():
     for (state, name), (action, _) in TRANSITIONS.items():
         assert hasattr(CallHandler, "_do_" + action), action
+
+
+def test_inbound_roles_swapped_client_leg_is_b():
+    """A gateway's call to a user (leg a: the native side) rings the user's client (leg b: a
+    real ClientLeg on a fake session): the handler runs the same table with the roles swapped,
+    and each side sees its own protocol's view of the call."""
+    from callgw.callserver.legs.client import ClientLeg
+    from tests.callpath.fakes import FakeConn
+    clock = Clock()
+    clock.advance(1000)
+    logger = CallLogger(SyncStore(), clock, "node-1")
+    gw_side = FakeLeg("sip")
+    conn = FakeConn("alice")
+    client_legs = []
+
+    def ring_client(gateway_row, call_id):
+        leg = ClientLeg(conn, "in-1", mode="direct")
+        client_legs.append(leg)
+        return leg
+    ctx = CallContext("call-in", "alice", "default", "+4930100000", "+15557654321",
+                      media_mode="direct", requested=clock.seconds(), call_server="cs1")
+    h = CallHandler(ctx, gw_side, ring_client, [gateway("alice-devices")], clock, logger,
+                    Timers(2, 10, 3))
+    offer = ev.MediaDescription("192.0.2.10", 40000, ("PCMA",))
+    h.start(ev.Setup("call-in", "+4930100000", "+15557654321", False, offer))
+    assert conn.sent == [m.Incoming(call="in-1", caller="+15557654321", number="+4930100000",
+                                    codecs=("PCMA",))]
+    client = client_legs[0]
+    client.from_client(m.Answer(call="in-1", mode="direct", address="198.51.100.7",
+                                port=5004, codecs=("PCMA",)))
+    assert h.state.value == "active"
+    assert gw_side.kinds() == ["Proceeding", "Connect"]
+    assert gw_side.sent[1].media == ev.MediaDescription("198.51.100.7", 5004, ("PCMA",))
+    client.from_client(m.Hangup(call="in-1"))
+    assert gw_side.sent[-1] == ev.Release(16, "client hung up")
+    assert conn.commands() == ["incoming", "disconnected"]
+    assert h.state.value == "released" and h.released_by == "b" and h.cause == 16
+    assert h.outcome == "answered"

@@ -196,7 +196,7 @@ def test_refused_tcp_connection_fails_over(tmp_path):
     closed = free_port()            # a TCP gateway whose port refuses connections
     good = Sipp("uas_answer.xml", tmp_path).start()
     prepare_db(tmp_path, gateways=[("tcp-gw", closed, ["+49"], {"priority": 1,
-                                                                "transport": "tcp"}),
+                                                                "options": {"transport": "tcp"}}),
                                    ("gw2", good.port, ["+49"], {"priority": 2})])
     gw = yield start(tmp_path, calls={"setup_timeout": 5.0})
     try:

@@ -9,9 +9,9 @@ import os
 from twisted.internet import defer, reactor
 
 from callgw import passwords
-from callgw.frontend.connection import MinimalFrontEnd
 from callgw.service import GatewayService
 from protocols.client import messages as m
+from protocols.client.errors import ErrorCode
 from tests.helpers import make_config
 
 PASSWORD = "correct horse"
@@ -53,16 +53,46 @@ class FakeFrontEnd:
         self.closed.append((conn, reason))
 
 
+class MinimalFrontEnd:
+    """A fixture front end: branding in ``welcome`` from the store, and every ``call``
+    answered with ``disconnected`` (cause ``unreachable``)."""
+
+    def __init__(self, store):
+        self.store = store
+
+    def session_opened(self, conn):
+        """Fires with ``{"branding": ...}`` from the user's tenant (empty without one)."""
+        d = self.store.run("get_tenant", conn.tenant) if conn.tenant else None
+        if d is None:
+            return {}
+        d.addCallback(lambda t: {"branding": t["branding"]} if t else {})
+        return d
+
+    def client_message(self, conn, message) -> None:
+        if isinstance(message, m.Call):
+            conn.send(m.Disconnected(call=message.call, cause="unreachable",
+                                     text="no call path yet"))
+        else:
+            conn.send(m.Error(code=ErrorCode.UNKNOWN_CALL, text="no such call",
+                              call=message.call, re=message.command))
+
+    def client_media(self, conn, frame) -> None:
+        """Dropped: no call can be up."""
+
+    def session_closed(self, conn, reason: str) -> None:
+        """Nothing to release."""
+
+
 @defer.inlineCallbacks
 def start_gateway(tmp_path, frontend=None, users=("alice",), **overrides):
     """A started GatewayService on OS-picked loopback ports with ``users`` (password
     ``PASSWORD``); the front end replaced by ``frontend`` when given (``"minimal"``: the
     built-in one used before the call path existed)."""
-    gw = GatewayService(make_config(tmp_path, **overrides), reactor)
     if frontend == "minimal":
-        gw.client.frontend = MinimalFrontEnd(gw.store)
-    elif frontend is not None:
-        gw.client.frontend = frontend
+        frontend = MinimalFrontEnd(None)
+    gw = GatewayService(make_config(tmp_path, **overrides), reactor, frontend=frontend)
+    if isinstance(frontend, MinimalFrontEnd):
+        frontend.store = gw.store
     gw.startService()
     yield gw.ready
     yield gw.store.run("ensure_default_tenant", 1.0)

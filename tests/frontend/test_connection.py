@@ -6,7 +6,7 @@ import pytest
 from twisted.internet import defer, task
 
 from callgw import passwords
-from callgw.frontend.connection import (MAX_ERRORS, MAX_LOGIN_FAILURES, MinimalFrontEnd,
+from callgw.frontend.connection import (MAX_ERRORS, MAX_LOGIN_FAILURES,
                                         SessionManager, State, auth_message)
 from protocols.client import framing as fr
 from protocols.client import messages as m
@@ -259,16 +259,6 @@ def test_connection_lost_while_front_end_is_busy(env):
     pending.callback({})
     assert frontend.closed == [(conn, "connection lost")]
     assert not any(isinstance(x, m.Welcome) for x in writer.sent)
-
-
-def test_minimal_front_end_answers_unreachable(env):
-    manager, conn, writer, clock, frontend = env
-    manager.frontend = MinimalFrontEnd(manager.store)
-    login(conn, writer)
-    assert writer.sent[-1].branding == {"display_name": "T"}
-    send(conn, m.Call(call="c1", number="+4930123", mode="relay"))
-    assert writer.sent[-1] == m.Disconnected(call="c1", cause="unreachable",
-                                             text="no call path yet")
 
 
 def test_configured_token_keys_sign_with_the_first_and_accept_all(tmp_path):

@@ -31,6 +31,9 @@ class Leg:
     def send(self, event):
         self.sent.append(event)
 
+    def use_media(self, session):
+        self.media = session
+
 
 class Handler:
     class logger:
@@ -55,8 +58,8 @@ def test_frames_are_routed_by_key_session_and_codec():
     leg = Leg(conn)
     session.bind(leg, Handler())
     assert leg.media is session
-    yield session.allocate("gateway")
-    session.connect("gateway", ev.MediaDescription("127.0.0.1", 9, ("PCMA",)))
+    yield session.allocate("b")
+    session.connect("b", ev.MediaDescription("127.0.0.1", 9, ("PCMA",)))
     session.client_connected(leg)
     got = []
     session.relay_session.client_frame = lambda *a: got.append(a)

@@ -66,15 +66,16 @@ def test_bad_rules_are_refused(db, kind, value, message):
 
 def test_gateway_round_trip(db):
     db.add_gateway("gw1", "sip", "127.0.0.1", 25060, ["+1", "+4930"], NOW, capacity=30,
-                   auth_user="u", auth_password="p", strip_digits=1, prepend="00",
-                   keep_plus=False, caller_id="withhold")
+                   strip_digits=1, prepend="00", keep_plus=False, caller_id="withhold",
+                   options={"transport": "tcp", "auth_user": "u", "auth_password": "p"})
     gw = db.get_gateway("gw1")
     assert gw["prefixes"] == ["+1", "+4930"] and gw["capacity"] == 30
+    assert gw["options"] == {"transport": "tcp", "auth_user": "u", "auth_password": "p"}
     assert gw["keep_plus"] is False and gw["status"] == "unknown"
     db.set_gateway_status("gw1", "up", 1.5)
     assert db.get_gateway("gw1")["rtt_ms"] == 1.5
-    with pytest.raises(StoreError, match="protocol 'iax'"):
-        db.add_gateway("gw2", "iax", "127.0.0.1", 1, ["+1"], NOW)
+    with pytest.raises(StoreError, match="protocol 'i a x'"):
+        db.add_gateway("gw2", "i a x", "127.0.0.1", 1, ["+1"], NOW)
     with pytest.raises(StoreError, match="prefix '1'"):
         db.add_gateway("gw2", "sip", "127.0.0.1", 1, ["1"], NOW)
     db.remove_gateway("gw1")

@@ -6,7 +6,9 @@ implements ``ICallLeg`` (name ``"client"``) and is direction-free: for an outbou
 reports the client's request as ``Setup`` (built by the front end) and turns the other leg's
 ``Proceeding``/``Alerting``/``Connect``/``Release`` into ``trying``/``ringing``/``connected``/
 ``disconnected``; client commands (``hangup``, ``dtmf``, ``hold``, ``resume``) become
-``Release``/``Dtmf``/``Hold``. Every message sent or received is reported as a ``Trace``.
+``Release``/``Dtmf``/``Hold``. As the called side (leg b of an inbound call) it turns ``Setup``
+into ``incoming``, the client's ``answer`` into ``Connect`` (its RTP address in direct mode)
+and ``reject`` into ``Release``. Every message sent or received is reported as a ``Trace``.
 
 Relay mode: ``connected`` carries a fresh 16-byte per-call media key (the media issue checks it
 on media frames); direct mode: the gateway's RTP address from ``Connect.media``.
@@ -40,7 +42,7 @@ class ClientLeg:
     log = Logger()
     name = "client"
     __slots__ = ("conn", "call", "mode", "codec", "sink", "key", "released", "gone", "_trying",
-                 "media", "relay")
+                 "media", "relay", "_incoming")
 
     def __init__(self, conn, call: str, mode: str = "relay", codecs=None):
         self.conn = conn
@@ -55,6 +57,7 @@ class ClientLeg:
         self._trying = False
         self.media = None       # relay mode: the call's CallMediaSession (callgw.callserver.media)
         self.relay = None       # direct mode: relay(leg) moves the call's media to the relay
+        self._incoming = False  # this leg was sent a Setup (it is the called side)
 
     # -- ICallLeg -----------------------------------------------------------------------------
     def attach(self, sink) -> None:
@@ -91,12 +94,24 @@ class ClientLeg:
                 self.mode = "relay"
                 self._connected(ev.Connect(None))
         elif kind is ev.Setup:
+            self._incoming = True
+            codecs = event.media.codecs if event.media is not None else None
             self._out(m.Incoming(call=self.call, caller=None if event.privacy else event.caller,
-                                 number=event.target))
+                                 number=event.target, codecs=codecs))
 
     def close(self) -> None:
         self.released = True
         self.sink = None
+
+    def use_media(self, session) -> None:
+        """Relay mode: ``session`` (the call's ``CallMediaSession``) carries this call's media
+        frames, DTMF and hold from now on."""
+        self.media = session
+
+    def use_relay(self, move) -> None:
+        """Direct mode: ``move(leg)`` moves the call's media to the relay when the client says
+        no media reached it."""
+        self.relay = move
 
     # -- what the front end hands over --------------------------------------------------------
     def from_client(self, message) -> None:
@@ -115,6 +130,16 @@ class ClientLeg:
                     self.media.dtmf(digit, message.duration or 100)     # RFC 4733 in the relay
                 else:
                     self.sink(self, ev.Dtmf(digit, message.duration or 100))
+        elif kind is m.Answer and self._incoming:
+            self._incoming = False          # the called client answers: Connect, its media
+            self.mode = message.mode
+            media = None
+            if message.mode == "direct" and message.address and message.port:
+                media = ev.MediaDescription(message.address, message.port,
+                                            tuple(message.codecs or ("PCMU", "PCMA")))
+            self.sink(self, ev.Connect(media))
+            if media is None:
+                self._connected(ev.Connect(None))   # relay: the key for its media frames
         elif kind is m.Answer and message.mode == "relay" and self.mode == "direct":
             if self.relay is not None and self.key is None:
                 self.relay(self)        # no media reached the client: re-INVITE via the relay
@@ -143,8 +168,7 @@ class ClientLeg:
         """None while the client session lives; the reason once it is gone."""
         if self.gone:
             return "client vanished: " + self.gone
-        state = getattr(self.conn, "state", None)
-        if getattr(self.conn, "closed", False) or getattr(state, "value", None) == "closed":
+        if self.conn.closed:
             return "client vanished: session closed"
         return None
 

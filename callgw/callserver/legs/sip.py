@@ -115,6 +115,7 @@ class SipLeg:
         self._proceeding = False
         self._held_by_remote = False
         self._delayed_offer = None
+        self._vanished = None
 
     # ---- ICallLeg ----
     def attach(self, sink):
@@ -147,11 +148,17 @@ class SipLeg:
             self._fail(causes.TEMPORARY_FAILURE, "local failure")
 
     def close(self):
-        """Drop timers and the session without signalling the gateway."""
+        """Drop what would outlive the call, without signalling the gateway: the no-answer
+        timer; the session only when it was never released (a released session finishes its
+        CANCEL or BYE, and ACKs and BYEs a 2xx that crosses a CANCEL, before it closes)."""
         self._stop_no_answer()
-        if self.session is not None:
+        if self.session is not None and self.state != "released":
             self.endpoint.forget(self.session, transactions=True)
         self.state = "released"
+
+    def liveness(self):
+        """None while the gateway is alive; the reason once its keepalive failed."""
+        return self._vanished
 
     # ---- outgoing ----
     def _setup(self, setup):

@@ -1,0 +1,100 @@
+"""The composition root: the one place that builds callgw's service graph from its configuration.
+
+Owned by operations (docs/architecture.md, "The composition root"). ``build(root, config,
+reactor)`` makes every part, hands each the parts it uses through its constructor, and adds the
+services to ``root`` (the ``GatewayService``) in start order:
+
+    json-log -> store -> manhole -> callpath (logger, registrar, front end, health) -> client
+    (UDP/TCP/TLS listeners and the HTTPS site, with /api and /metrics mounted on it)
+
+The native protocols come from the static registry (``callgw.callserver.legs.registry``): one
+``ILegProvider`` per entry, built by the entry from the configuration. Nothing else in callgw
+builds a part of another owner, imports a part to see whether it exists, or writes into another
+part's namespace. Tests that need a different front end pass it as ``frontend``.
+
+Tests: tests/test_service.py, tests/test_plugin.py.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from callgw.callserver.branding import BrandingUnit
+from callgw.callserver.director import CallDirector
+from callgw.callserver.handler import Timers
+from callgw.callserver.legs.registry import PROTOCOLS
+from callgw.callserver.logger import CallLogger
+from callgw.callserver.media import CallMedia
+from callgw.callserver.metrics import CallMetrics
+from callgw.callserver.server import CallPathService
+from callgw.config import Config
+from callgw.frontend.balancer import Balancer
+from callgw.frontend.clientservice import ClientService
+from callgw.frontend.server import FrontEnd
+from callgw.logservice import JsonLogService
+from callgw.manhole import make_manhole
+from callgw.proxy.gateways import GatewayDirectory
+from callgw.proxy.health import HealthPoller
+from callgw.proxy.registrar import Registrar
+from callgw.store.threaded import ThreadedStore
+from callgw.web.api import make_api
+
+
+@dataclass
+class Parts:
+    """What ``build`` made, for the ``GatewayService`` that holds it (and the manhole)."""
+    store: ThreadedStore
+    callpath: CallPathService
+    client: ClientService
+    providers: dict = field(default_factory=dict)
+
+    @property
+    def web(self):
+        return self.client.web
+
+
+def build(root, config: Config, reactor, frontend=None) -> Parts:
+    """Build every part for ``config`` and add the services to ``root`` in start order.
+
+    ``frontend`` (an ``IFrontEnd``) replaces the call path's front end for the client
+    listeners (tests of the listeners alone)."""
+    general, calls = config["general"], config["calls"]
+    node = general["node"]
+    if general["log_json"]:
+        JsonLogService(general["log_json"]).setServiceParent(root)
+    store = ThreadedStore(general["database"], reactor, reload_interval=general["reload_interval"])
+    store.setServiceParent(root)
+    namespace = {"gateway": root, "config": config, "store": store}
+    manhole = make_manhole(config, namespace, reactor)
+    if manhole is not None:
+        manhole.setServiceParent(root)
+
+    metrics = CallMetrics()
+    logger = CallLogger(store, reactor, node, metrics=metrics)
+    providers = {name: entry.build(config, reactor) for name, entry in PROTOCOLS.items()}
+    directory = GatewayDirectory(store, protocols=frozenset(providers))
+    registrar = Registrar(store, reactor, node)
+    branding = BrandingUnit()
+    director = CallDirector(store, reactor, calls["max_duration"])
+    media = CallMedia(reactor, config["media"])     # the relay; opens nothing until a call
+    balancer = Balancer([], calls["balancer"])
+    front = FrontEnd(balancer, reactor, logger, registrar, branding, store, node,
+                     registration_ttl=2 * config["client"]["idle_timeout"], metrics=metrics,
+                     media=media)
+    health = None
+    if calls["health_interval"] > 0:
+        health = HealthPoller(directory, {n: p.ping for n, p in providers.items()}, reactor,
+                              store, interval=calls["health_interval"])
+    timers = Timers(calls["setup_timeout"], calls["no_answer_timeout"], calls["max_attempts"])
+    callpath = CallPathService(store, reactor, node, timers, logger=logger, directory=directory,
+                               director=director, branding=branding, registrar=registrar,
+                               media=media, balancer=balancer, frontend=front,
+                               providers=providers, metrics=metrics, health=health)
+    callpath.setServiceParent(root)
+
+    client = ClientService(config, store, frontend if frontend is not None else front, reactor)
+    client.setServiceParent(root)
+    if client.web is not None:
+        client.web.add_resource("api", make_api(callpath))
+        client.web.add_resource("metrics", metrics.resource())
+    namespace.update(callpath=callpath, client=client)
+    return Parts(store, callpath, client, providers)

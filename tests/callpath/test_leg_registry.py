@@ -1,0 +1,93 @@
+"""The leg-provider registry: what the CLI validates and what the composition root builds.
+
+The SIP provider against a real sipp lives in tests/callpath/test_sipp_calls.py; here: its
+options, a gateway of a protocol with no provider never selected, and a leg that cannot be made
+failing over instead of ending the call with a protocol error.
+"""
+from __future__ import annotations
+
+import pytest
+from twisted.internet.task import Clock
+from zope.interface.verify import verifyObject
+
+from callgw.callserver import events as ev
+from callgw.callserver.handler import CallContext, CallHandler, Timers
+from callgw.callserver.legs.registry import PROTOCOLS, protocol
+from callgw.callserver.legs.sip_provider import SipLegProvider, build, sip_gateway
+from callgw.callserver.logger import CallLogger
+from callgw.interfaces import ILegProvider, LegUnavailable
+from callgw.proxy.gateways import GatewayDirectory
+from tests.callpath.fakes import FakeLeg, SlaveFactory, SyncStore, gateway
+from tests.helpers import make_config
+
+
+def test_registry_lists_sip_and_refuses_the_rest_in_one_line():
+    assert "sip" in PROTOCOLS and protocol("sip").default_port == 5060
+    with pytest.raises(ValueError, match=r"^protocol 'pots' is not available in this callgw"):
+        protocol("pots")
+
+
+def test_sip_options_defaults_checks_and_unknown_keys():
+    sip = protocol("sip")
+    assert sip.check_options({}) == {"transport": "udp", "keepalive": "off"}
+    assert sip.check_options({"transport": "TLS", "proxy": "p.example:5061"}) == {
+        "transport": "tls", "proxy": "p.example:5061", "keepalive": "off"}
+    with pytest.raises(ValueError, match="--proxy: 'p.example': expected HOST:PORT"):
+        sip.check_options({"proxy": "p.example"})
+    with pytest.raises(ValueError, match="sip gateways have no option 'endpoint'"):
+        sip.check_options({"endpoint": "aaln/1@gw"})
+
+
+def test_sip_gateway_record_reads_the_options_column():
+    row = dict(gateway("gw1"), options={"transport": "tcp", "proxy": "127.0.0.1:5080",
+                                        "auth_user": "u", "auth_password": "p",
+                                        "keepalive": "options"},
+               strip_digits=1, prepend="00", keep_plus=False, caller_id="withhold")
+    record = sip_gateway(row, 65.0)
+    assert record["transport"] == "tcp" and record["outbound_proxy"] == "127.0.0.1:5080"
+    assert (record["username"], record["password"]) == ("u", "p")
+    assert record["keepalive"] == "options" and record["presentation"] == "restricted"
+    assert record["strip_digits"] == 1 and record["keep_plus"] is False
+
+
+def test_sip_provider_is_an_ileg_provider_and_off_means_unavailable(tmp_path):
+    provider = build(make_config(tmp_path, sip={"udp": "off"}), Clock())
+    assert isinstance(provider, SipLegProvider)
+    verifyObject(ILegProvider, provider)
+    provider.start()
+    with pytest.raises(LegUnavailable, match="SIP is off"):
+        provider.make_leg(gateway("gw1"), "c1")
+
+
+def test_selection_skips_gateways_whose_protocol_has_no_provider():
+    directory = GatewayDirectory(protocols=frozenset({"sip"}))
+    directory.load([gateway("m1", protocol="mgcp", priority=1), gateway("s1", priority=2)])
+    assert [g["name"] for g in directory.select("+15551234")] == ["s1"]
+
+
+def _handler(slaves, names):
+    clock = Clock()
+    logger = CallLogger(SyncStore(), clock, "n1")
+    a = FakeLeg("client")
+    gws = [gateway(n) for n in names]
+    ctx = CallContext("call-1", "alice", "default", "+15551234", requested=clock.seconds())
+    handler = CallHandler(ctx, a, slaves, gws, clock, logger, Timers(2, 10, 3))
+    handler.start(ev.Setup("call-1", "+15551234"))
+    return handler, a, logger
+
+
+def test_a_leg_that_cannot_be_made_fails_over_to_the_next_gateway():
+    slaves = SlaveFactory({"gw2": {"Setup": [ev.Proceeding(), ev.Connect()]}},
+                          unavailable={"gw1"})
+    handler, a, logger = _handler(slaves, ["gw1", "gw2"])
+    assert [leg.gateway["name"] for leg in slaves.legs] == ["gw2"]
+    assert handler.state.value == "active" and a.kinds() == ["Proceeding", "Connect"]
+    failover = [e for e in logger._events if e["kind"] == "failover"]
+    assert failover[0]["data"]["cause"] == 47 and "no leg" in failover[0]["data"]["text"]
+
+
+def test_no_leg_for_any_gateway_is_cause_47_not_a_protocol_error():
+    slaves = SlaveFactory(unavailable={"gw1"})
+    handler, a, logger = _handler(slaves, ["gw1"])
+    assert handler.state.value == "released" and handler.cause == 47
+    assert a.sent[-1] == ev.Release(47, "gateway gw1: no leg for this gateway now")
