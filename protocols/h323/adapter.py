@@ -170,6 +170,9 @@ class CallRunner:
             else:
                 if kind is callcore.Released:
                     self.finished = True
+                    if e.protocol_error:
+                        self.log.warn("H.323 protocol error from gateway {peer}: {reason}",
+                                      peer=self.gateway, reason=e.reason)
                     for name in list(self._timers):
                         self._stop(name)
                 self.listener.callEvent(e)

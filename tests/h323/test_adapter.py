@@ -99,3 +99,16 @@ def test_dtmf_and_release_from_the_caller():
     runner.release(16)
     (rc,) = written(transport)
     assert rc.body_name == "releaseComplete"
+
+
+def test_a_protocol_error_is_one_log_line_naming_the_gateway():
+    from twisted.logger import capturedLogs
+    runner, reactor, transport, proto, listener = connected_runner()
+    written(transport)
+    bad = q931.Message(q931.MessageType.ALERTING, runner.core.crv, True,
+                       ((q931.IE.USER_USER, b"\x05\xff\xff\xff"),)).encode()
+    with capturedLogs() as logs:
+        proto.dataReceived(tpkt.frame(bad))
+    lines = [e for e in logs if "protocol error" in e.get("log_format", "")]
+    assert len(lines) == 1 and lines[0]["peer"] == ("127.0.0.1", 1720)
+    assert "does not decode" in lines[0]["reason"]
