@@ -24,7 +24,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from callgw.callserver.rules import Refused, RuleSet, normalize
+from callgw import numbers
+from callgw.callserver.rules import Refused, RuleSet
 from callgw.interfaces import IDirector
 from protocols.client.errors import AuthCode
 
@@ -38,6 +39,11 @@ class Authorization:
     privacy: bool
     max_duration: float
     contact: str | None = None
+    screen: object = None       # screen(e164) -> Refused or None: the destination rules
+
+    def refusal(self, number: str):
+        """Why the rules refuse ``number`` (E.164) for this caller, or None."""
+        return self.screen(number) if self.screen is not None else None
 
 
 @dataclass
@@ -135,19 +141,10 @@ class CallDirector:
     def _decide(self, user: dict, entry: _UserCache, target, contact) -> Authorization:
         tenant = entry.tenant
         country = user.get("country") or tenant.get("country") or "1"
-        number = target
-        if contact is not None:
-            number = entry.book.get(contact)
-            if number is None:
-                number = normalize(contact, country)
-                if number is None:
-                    raise Refused(AuthCode.CALL_REFUSED, "unknown-contact",
-                                  f"no address-book entry {contact!r}")
-        else:
-            number = normalize(target or "", country)
-            if number is None:
-                raise Refused(AuthCode.CALL_REFUSED, "bad-number",
-                              f"{target!r} is not a dialable number")
+        try:
+            number = self._number(entry, country, target, contact)
+        except numbers.NumberError as e:
+            raise Refused(AuthCode.CALL_REFUSED, e.reason, e.text) from None
         now = self.clock.seconds()
         rules = entry.rules
         rules.check_destination(number)
@@ -163,7 +160,25 @@ class CallDirector:
         duration = self.max_duration
         if rules.max_duration is not None:
             duration = min(duration, rules.max_duration)
-        return Authorization(number, caller, caller is None, duration, contact)
+        return Authorization(number, caller, caller is None, duration, contact,
+                             rules.refusal)
+
+    @staticmethod
+    def _number(entry: _UserCache, country: str, target, contact) -> str:
+        """The E.164 number to check against the rules, through the one normalizer: the
+        protocol's strict ``number``, an address-book entry, or a free-form ``contact``
+        dialled as in the user's country."""
+        if contact is not None:
+            booked = entry.book.get(contact)
+            if booked is not None:
+                return numbers.check(booked)
+            if not any(c.isdigit() for c in contact):
+                raise numbers.NumberError("unknown-contact",
+                                          f"no address-book entry {contact!r}")
+            return numbers.normalize(contact, numbers.DialPlan.for_country(country))
+        if not target or not target.startswith("+"):
+            return numbers.normalize(target or "", numbers.DialPlan.for_country(country))
+        return numbers.check(target)
 
     # -- counts -------------------------------------------------------------------------------
     def call_began(self, username: str, tenant: str) -> None:

@@ -1,4 +1,5 @@
-"""Authorization rules compiled for fast checks, E.164 normalization and time windows.
+"""Authorization rules compiled for fast checks, and time windows (numbers are normalized to
+E.164 before they get here: ``callgw.numbers``).
 
 Owned by the call path. ``RuleSet.compile(rows)`` turns the store's rule rows (kinds ``allow``,
 ``block``, ``max_concurrent``, ``max_per_minute``, ``tenant_max_concurrent``,
@@ -30,7 +31,6 @@ from protocols.client.errors import AuthCode
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _HOURS = re.compile(r"^(?:([a-z]{3})(?:-([a-z]{3}))? )?(\d\d):(\d\d)-(\d\d):(\d\d)$")
-_E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
 
 
 class Refused(Exception):
@@ -42,26 +42,6 @@ class Refused(Exception):
         self.code = int(code)
         self.reason = reason
         self.text = text
-
-
-def normalize(number: str, country: str) -> str | None:
-    """``number`` as E.164 with ``country``'s code for national forms, or None.
-
-    Accepts ``+CC...``, ``00CC...`` (international prefix), ``0N...`` (national trunk
-    prefix) and bare national digits; spaces, dashes, dots and brackets are ignored.
-    """
-    digits = re.sub(r"[\s\-.()/]", "", number or "")
-    if digits.startswith("+"):
-        candidate = digits
-    elif digits.startswith("00"):
-        candidate = "+" + digits[2:]
-    elif digits.startswith("0"):
-        candidate = "+" + country + digits[1:]
-    elif digits.isdigit():
-        candidate = "+" + country + digits
-    else:
-        return None
-    return candidate if _E164.match(candidate) else None
 
 
 @dataclass(frozen=True)
@@ -140,6 +120,14 @@ class RuleSet:
         rs.block = tuple(sorted(block, key=len, reverse=True))
         rs.windows = tuple(windows)
         return rs
+
+    def refusal(self, target: str) -> "Refused | None":
+        """The ``Refused`` that ``check_destination`` would raise for ``target``, or None."""
+        try:
+            self.check_destination(target)
+        except Refused as refused:
+            return refused
+        return None
 
     def check_destination(self, target: str) -> None:
         """Raise ``Refused`` unless ``target`` (E.164) is an allowed destination."""

@@ -26,6 +26,7 @@ from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succee
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from callgw import numbers
 from callgw.callserver import events as ev
 from callgw.callserver.handler import CallContext, CallHandler, Timers
 from callgw.callserver.media import standby
@@ -81,9 +82,34 @@ class CallServer:
                             refusal.code, refusal.text, request.peer)
         return None
 
-    def _authorized(self, auth, request: CallRequest, leg) -> CallHandler:
+    def _screened(self, auth, request: CallRequest) -> tuple[list, object]:
+        """The gateways to try for ``auth.target``, without those whose number rewriting makes
+        a number the caller's rules refuse (each skipped one logged); with the first refusal."""
+        gateways, refusal = [], None
+        for gw in self.directory.select(auth.target):
+            dialled = numbers.dialled_for(auth.target, gw)
+            refused = next((r for r in map(auth.refusal, sorted(numbers.interpretations(
+                dialled, gw))) if r is not None), None)
+            if refused is None:
+                gateways.append(gw)
+                continue
+            refusal = refusal or refused
+            self.log.warn("call {call_id} peer {peer}: gateway {gateway} skipped: {target} "
+                          "rewritten as {dialled} reaches a refused range ({why})",
+                          call_id=request.call_id, peer=request.peer, gateway=gw["name"],
+                          target=auth.target, dialled=dialled, why=refused.text)
+            self.logger.event(request.call_id, "gateway-skipped", gateway=gw["name"],
+                              dialled=dialled, reason=refused.text)
+        return gateways, refusal
+
+    def _authorized(self, auth, request: CallRequest, leg) -> CallHandler | None:
         username = request.user["username"]
-        gateways = self.directory.select(auth.target)
+        gateways, refusal = self._screened(auth, request)
+        if not gateways and refusal is not None:
+            leg.refuse(refusal.code, refusal.text)
+            self.logger.refused(request.call_id, username, auth.target, refusal.reason,
+                                refusal.code, refusal.text, request.peer)
+            return None
         ctx = CallContext(request.call_id, username, request.tenant, auth.target,
                           auth.caller, auth.privacy, request.media_mode, self.name,
                           request.requested or self.clock.seconds(), auth.max_duration,

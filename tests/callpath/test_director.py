@@ -114,13 +114,13 @@ def test_concurrent_first_requests_share_one_read():
     clock = Clock()
     director = CallDirector(SlowStore(), clock)
     alice = store.db.get_user("alice")
-    first = director.authorize(alice, "+15551234")
+    first = director.authorize(alice, "+12125551234")
     first.addCallback(lambda auth: "handler")          # what the call server chains on
-    second = director.authorize(alice, "+15551235")
+    second = director.authorize(alice, "+12125551235")
     assert len(pending) == 1
     pending[0][0].callback(pending[0][1])
     assert result(first) == "handler"
-    assert result(second).target == "+15551235"
+    assert result(second).target == "+12125551235"
 
 
 def test_provides_the_interfaces():

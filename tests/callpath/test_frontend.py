@@ -49,7 +49,7 @@ def conn_for(store, name):
     return FakeConn(name, store.db.get_user(name), store.db.get_tenant("default"))
 
 
-def call(number="+15551234", cid="c1", **kw):
+def call(number="+12125551234", cid="c1", **kw):
     return m.Call(call=cid, number=number, mode="relay", **kw)
 
 
@@ -98,12 +98,12 @@ def test_refused_destination_never_reaches_gateway():
 def test_address_book_target():
     fe, servers, slaves, store, clock, logger = build(
         scripts={"gw1": {"Setup": (ev.Alerting(),)}})
-    store.db.book_add("alice", "mum", "+15559876")
+    store.db.book_add("alice", "mum", "+12125559876")
     fe.director = servers[0].director
     servers[0].director.invalidate()
     conn = conn_for(store, "alice")
     fe.client_message(conn, m.Call(call="c1", contact="mum", mode="relay"))
-    assert slaves.legs[0].sent[0].target == "+15559876"
+    assert slaves.legs[0].sent[0].target == "+12125559876"
 
 
 def test_full_pool_gets_congestion():

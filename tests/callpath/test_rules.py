@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from callgw.callserver.rules import Refused, RuleSet, Window, normalize
+from callgw.callserver.rules import Refused, RuleSet, Window
 from callgw.store.db import DEFAULT_RULES
 
 
@@ -17,15 +17,6 @@ def rules(*rows, tenant_rows=()):
 
 def ts(text, zone):
     return datetime.fromisoformat(text).replace(tzinfo=ZoneInfo(zone)).timestamp()
-
-
-def test_normalize():
-    assert normalize("+49 30 1234-567", "49") == "+49301234567"
-    assert normalize("0049301234", "1") == "+49301234"
-    assert normalize("030 1234567", "49") == "+49301234567"
-    assert normalize("5551234", "1") == "+15551234"
-    assert normalize("abc", "1") is None
-    assert normalize("+0123", "1") is None
 
 
 def test_default_rules_allow_ordinary_block_premium():

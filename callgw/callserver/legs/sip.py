@@ -29,7 +29,7 @@ from __future__ import annotations
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from callgw import causes
+from callgw import causes, numbers
 from callgw.callserver.events import (Alerting, Connect, Dtmf, Hold, MediaAnswer,
                                       MediaDescription, MediaOffer, Proceeding, Release,
                                       Setup, Trace)
@@ -165,8 +165,8 @@ class SipLeg:
         if self.state != "idle":
             raise ValueError("Setup on a leg that is not idle")
         gw = self.gateway
-        target = sess.rewrite_number(setup.target, int(gw.get("strip_digits") or 0),
-                                     gw.get("prepend") or "", bool(gw.get("keep_plus", True)))
+        target = numbers.rewrite(setup.target, int(gw.get("strip_digits") or 0),
+                                 gw.get("prepend") or "", bool(gw.get("keep_plus", True)))
         privacy = setup.privacy or gw.get("presentation") == "restricted"
         self.session = sess.InviteSession(_profile(self.endpoint, gw), target, setup.caller,
                                           privacy)
