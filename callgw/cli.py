@@ -157,6 +157,7 @@ def cmd_gateway_add(db, args, out):
             raise CliError(f"{flag} is not an option of {entry.name} gateways")
         given[key] = value
     options = entry.check_options(given)
+    probe = entry.check_probe(args.probe)
     row = {"name": args.name, "protocol": entry.name, "host": host, "port": port,
            "options": options}
     entry.check_gateway(row)
@@ -164,17 +165,20 @@ def cmd_gateway_add(db, args, out):
     db.add_gateway(args.name, entry.name, host, port, args.prefix, time.time(),
                    capacity=args.capacity, priority=args.priority, weight=args.weight,
                    strip_digits=args.strip, prepend=args.prepend, keep_plus=not args.no_plus,
-                   caller_id=args.caller_id, options=options)
+                   caller_id=args.caller_id, options=options, probe=probe,
+                   probe_interval=args.probe_interval, down_after=args.down_after,
+                   up_after=args.up_after)
     print(f"gateway {args.name} added", file=out)
 
 
 def cmd_gateway_list(db, args, out):
     rows = [dict(g, address=f"{g['host']}:{g['port']}", prefixes=",".join(g["prefixes"]),
+                 probe=g["probe"] or "default",
                  options=" ".join(f"{k}={v}" for k, v in sorted(g["options"].items())
                                   if "password" not in k))
             for g in db.list_gateways()]
     print(_table(rows, ["name", "protocol", "address", "prefixes", "capacity", "priority",
-                        "weight", "status", "options"]), file=out)
+                        "weight", "probe", "status", "options"]), file=out)
 
 
 def cmd_gateway_remove(db, args, out):
@@ -295,6 +299,13 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--capacity", type=int, default=100, help="simultaneous calls")
     a.add_argument("--priority", type=int, default=10, help="lower is tried first")
     a.add_argument("--weight", type=int, default=100, help="share among equal priorities")
+    a.add_argument("--probe", help="health probing in the protocol's own way: " + "; ".join(
+        f"{n}: {' or '.join(e.probe_modes)}" for n, e in sorted(PROTOCOLS.items())) +
+        " (the first is the default; off: the gateway is never probed, only calls tell)")
+    a.add_argument("--probe-interval", type=float, help="seconds between probes (default: "
+                   "[calls] health_interval)")
+    a.add_argument("--down-after", type=int, default=3, help="failed probes before down")
+    a.add_argument("--up-after", type=int, default=2, help="answered probes before up again")
     for key, (flag, help_text, action) in _protocol_options().items():
         a.add_argument(flag, dest="opt_" + key, default=None, help=help_text,
                        **({"action": action} if action else {}))

@@ -282,11 +282,17 @@ class CallHandler:
             setup = replace(setup, privacy=True)
         self.b.send(setup)
 
+    def _gateway_answered(self) -> None:
+        if self.directory is not None and self.gateway is not None:
+            self.directory.answered(self.gateway["name"], self.clock.seconds())
+
     def _do_proceeding(self, event) -> None:
+        self._gateway_answered()
         self._cancel_setup_timer()
         self.logger.event(self.ctx.call_id, "proceeding", gateway=self.gateway["name"])
 
     def _do_alerting(self, event) -> None:
+        self._gateway_answered()
         self._cancel_setup_timer()
         self.ringing = self.clock.seconds()
         self.logger.event(self.ctx.call_id, "ringing", gateway=self.gateway["name"])
@@ -298,6 +304,7 @@ class CallHandler:
             self.a.send(event)
 
     def _do_connect(self, event) -> None:
+        self._gateway_answered()
         self._cancel_setup_timer()
         self._cancel(("_timer_no_answer",))
         self.answered = self.clock.seconds()

@@ -45,6 +45,7 @@ class GatewayDirectory:
         self.active: dict[str, int] = defaultdict(int)
         self.status: dict[str, str] = {}
         self.rtt_ms: dict[str, float | None] = {}
+        self.answered_at: dict[str, float] = {}     # when each last answered a call
         self._by_prefix: list[tuple[str, dict]] = []
         self.listeners: list = []
 
@@ -79,6 +80,12 @@ class GatewayDirectory:
             self.active[name] = n
         else:
             self.active.pop(name, None)
+
+    def answered(self, name: str, now: float) -> None:
+        """Gateway ``name`` just answered a call attempt (any response): it is up."""
+        self.answered_at[name] = now
+        if self.status.get(name) != "up" and name in self.gateways:
+            self.set_status(name, "up")
 
     def set_status(self, name: str, status: str, rtt_ms: float | None = None) -> None:
         old = self.status.get(name)

@@ -1,18 +1,25 @@
-"""Periodic gateway status polling, each gateway in its own protocol.
+"""Gateway health: each gateway probed in its own protocol's way, on its own schedule.
 
-Owned by the call path (ARCHITECTURE.md, "Proxy server"). ``HealthPoller`` is a service: every
-``interval`` seconds (injected clock) it asks the pinger registered for each gateway's protocol
-(``pingers["sip"]`` sends SIP OPTIONS; H.323 and MGCP add theirs later) and counts results:
-a gateway is marked ``down`` after ``down_after`` consecutive failures and ``up`` after
-``up_after`` consecutive successes (from ``unknown`` a single success or ``down_after`` failures
-decide). The round-trip time of each success is recorded. Status changes go to the
-``GatewayDirectory`` (which selection reads) and to the store (``set_gateway_status``).
+Owned by the call path (ARCHITECTURE.md, "Proxy server"). ``HealthPoller`` is a service that
+wakes every ``tick`` seconds (injected clock) and probes each gateway that is due, through the
+pinger of the gateway's protocol (``pingers[protocol]``: the leg provider's ``ping``, SIP
+OPTIONS). Per gateway row (``callgw gateway add``):
 
-A pinger is ``pinger(gateway_record) -> Deferred`` firing with the RTT in seconds, or failing.
-A gateway whose protocol has no pinger keeps its status. One poll per gateway is in flight at a
-time.
+- ``probe``: the mode, ``off`` never probes (only calls tell); '' or the protocol's own mode
+  (SIP ``options``) probes;
+- ``probe_interval``: seconds between probes (NULL: the poller's ``interval``,
+  ``[calls] health_interval``);
+- ``down_after`` consecutive failed probes mark it ``down``; ``up_after`` consecutive answered
+  ones mark a down gateway ``up`` (from ``unknown`` one answer decides).
 
-Tests: tests/callpath/test_health.py.
+Any answer counts as alive (RFC 3261 section 11: a gateway that answers OPTIONS with 404 or 503
+is there); only no answer or a failed transport is a failure. A gateway that answered a call
+since a probe was sent is alive too (``GatewayDirectory.answered``), so traffic keeps a gateway
+up whatever its probes say. The round trip of each answered probe is recorded. Status changes go
+to the ``GatewayDirectory`` (which selection reads) and to the store (``set_gateway_status``).
+One probe per gateway is in flight at a time.
+
+Tests: tests/callpath/test_gateway_health.py.
 """
 from __future__ import annotations
 
@@ -23,22 +30,22 @@ from twisted.logger import Logger
 
 
 class HealthPoller(Service):
-    """Polls every gateway of ``directory`` with ``pingers[protocol]``."""
+    """Probes every gateway of ``directory`` with ``pingers[protocol]`` when it is due."""
 
     log = Logger()
     name = "gateway-health"
 
     def __init__(self, directory, pingers: dict, clock, store=None, interval: float = 10.0,
-                 down_after: int = 3, up_after: int = 2):
+                 tick: float = 1.0):
         self.directory = directory
         self.pingers = dict(pingers)
         self.clock = clock
         self.store = store
         self.interval = interval
-        self.down_after = down_after
-        self.up_after = up_after
+        self.tick = min(tick, interval)
         self.failures: dict[str, int] = {}
         self.successes: dict[str, int] = {}
+        self.due: dict[str, float] = {}
         self._in_flight: set[str] = set()
         self._loop: LoopingCall | None = None
 
@@ -46,7 +53,7 @@ class HealthPoller(Service):
         super().startService()
         self._loop = LoopingCall(self.poll)
         self._loop.clock = self.clock
-        self._loop.start(self.interval, now=True).addErrback(
+        self._loop.start(self.tick, now=True).addErrback(
             lambda f: self.log.failure("gateway health polling stopped", f))
 
     def stopService(self) -> None:
@@ -55,42 +62,49 @@ class HealthPoller(Service):
             self._loop.stop()
 
     def poll(self) -> None:
-        """Ping every gateway that has a pinger and no poll in flight."""
+        """Probe every gateway that is due, probed, has a pinger and no probe in flight."""
+        now = self.clock.seconds()
         for name, gw in list(self.directory.gateways.items()):
             pinger = self.pingers.get(gw["protocol"])
-            if pinger is None or name in self._in_flight or not gw.get("enabled", True):
+            if pinger is None or name in self._in_flight or not gw.get("enabled", True) \
+                    or (gw.get("probe") or "") == "off" or self.due.get(name, 0.0) > now:
                 continue
+            self.due[name] = now + (gw.get("probe_interval") or self.interval)
             self._in_flight.add(name)
-            started = self.clock.seconds()
             d = maybeDeferred(pinger, gw)
-            d.addCallbacks(self._success, self._failure, callbackArgs=(name, started),
-                           errbackArgs=(name,))
+            d.addCallbacks(self._success, self._failure, callbackArgs=(gw, now),
+                           errbackArgs=(gw, now))
             d.addErrback(lambda f, n=name: self.log.failure(
                 "health result for gateway {gateway}", f, gateway=n))
             d.addBoth(lambda _, n=name: self._in_flight.discard(n))
 
-    def _success(self, rtt, name: str, started: float) -> None:
+    def _success(self, rtt, gw: dict, started: float) -> None:
+        name = gw["name"]
         if rtt is None:
             rtt = self.clock.seconds() - started
         self.failures[name] = 0
         self.successes[name] = self.successes.get(name, 0) + 1
         current = self.directory.status.get(name, "unknown")
         status = current
-        if current != "up" and (current == "unknown" or self.successes[name] >= self.up_after):
+        if current != "up" and (current == "unknown" or
+                                self.successes[name] >= int(gw.get("up_after") or 2)):
             status = "up"
         self._record(name, status, round(rtt * 1000.0, 3), current)
 
-    def _failure(self, failure, name: str) -> None:
+    def _failure(self, failure, gw: dict, started: float) -> None:
+        name = gw["name"]
+        if self.directory.answered_at.get(name, -1.0) >= started:
+            self._success(None, gw, started)        # it answered a call meanwhile: alive
+            return
         self.successes[name] = 0
         self.failures[name] = self.failures.get(name, 0) + 1
         current = self.directory.status.get(name, "unknown")
         status = current
-        if current != "down" and self.failures[name] >= self.down_after:
+        if current != "down" and self.failures[name] >= int(gw.get("down_after") or 3):
             status = "down"
         if status != current:
-            self.log.warn("gateway {gateway} down after {n} failed polls: {why}",
-                          gateway=name, n=self.failures[name],
-                          why=failure.getErrorMessage())
+            self.log.warn("gateway {gateway} down after {n} unanswered probes: {why}",
+                          gateway=name, n=self.failures[name], why=failure.getErrorMessage())
         self._record(name, status, None, current)
 
     def _record(self, name: str, status: str, rtt_ms: float | None, previous: str) -> None:

@@ -330,7 +330,9 @@ class Database:
     def add_gateway(self, name: str, protocol: str, host: str, port: int, prefixes: list[str],
                     now: float, capacity: int = 100, priority: int = 10, weight: int = 100,
                     strip_digits: int = 0, prepend: str = "", keep_plus: bool = True,
-                    caller_id: str = "pass", options: dict | None = None) -> dict:
+                    caller_id: str = "pass", options: dict | None = None, probe: str = "",
+                    probe_interval: float | None = None, down_after: int = 3,
+                    up_after: int = 2) -> dict:
         """Add a PSTN gateway. Raises StoreError naming the field that is wrong.
 
         ``options`` are the protocol's own (checked by its registry entry in
@@ -339,6 +341,10 @@ class Database:
             raise StoreError(f"protocol {protocol!r}: expected a protocol name such as sip")
         if options is not None and not isinstance(options, dict):
             raise StoreError("gateway options must be a mapping")
+        if probe_interval is not None and not 1.0 <= float(probe_interval) <= 3600.0:
+            raise StoreError(f"probe interval {probe_interval}: expected 1-3600 seconds")
+        if not (1 <= int(down_after) <= 100 and 1 <= int(up_after) <= 100):
+            raise StoreError("down-after and up-after: expected 1-100 probes")
         if not prefixes:
             raise StoreError("a gateway needs at least one prefix (e.g. +1, or + for all)")
         for p in prefixes:
@@ -356,7 +362,9 @@ class Database:
                "prefixes": json.dumps(sorted(set(prefixes))),
                "capacity": capacity, "priority": priority, "weight": weight,
                "status": "unknown", "rtt_ms": None,
-               "options": json.dumps(options or {}, sort_keys=True),
+               "options": json.dumps(options or {}, sort_keys=True), "probe": probe,
+               "probe_interval": probe_interval, "down_after": int(down_after),
+               "up_after": int(up_after),
                "strip_digits": strip_digits, "prepend": prepend,
                "keep_plus": 1 if keep_plus else 0, "caller_id": caller_id, "enabled": 1,
                "created": now}

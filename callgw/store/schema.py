@@ -78,6 +78,14 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE gateways DROP COLUMN auth_user",
         "ALTER TABLE gateways DROP COLUMN auth_password",
     ],
+    # 3: per-gateway health probing: the mode ('' the protocol's own, 'off'), the interval
+    # (NULL: [calls] health_interval) and the thresholds
+    [
+        "ALTER TABLE gateways ADD COLUMN probe TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE gateways ADD COLUMN probe_interval REAL",
+        "ALTER TABLE gateways ADD COLUMN down_after INTEGER NOT NULL DEFAULT 3",
+        "ALTER TABLE gateways ADD COLUMN up_after INTEGER NOT NULL DEFAULT 2",
+    ],
 ]
 
 #: Tables whose rows the admin CLI edits; a write to any of them bumps the change serial.

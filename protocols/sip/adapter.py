@@ -35,8 +35,7 @@ log = Logger(namespace="callgw.sip")
 
 
 class PingError(Exception):
-    """An OPTIONS ping failed: ``status`` is the SIP status (408 timeout, 503 transport
-    failure, or the peer's 5xx/6xx)."""
+    """An OPTIONS ping got no answer: ``status`` 408 (timeout) or 503 (transport failure)."""
 
     def __init__(self, status, reason):
         super().__init__(f"{status} {reason}")
@@ -68,9 +67,7 @@ class _Ping:
     def receive_response(self, response):
         if response.status < 200:
             return []
-        if response.status < 500 or response.status == 501:
-            return self._settle(self.clock.seconds() - self.started)
-        return self._settle(PingError(response.status, response.reason))
+        return self._settle(self.clock.seconds() - self.started)   # any answer: alive
 
     def request_timeout(self, request):
         return self._settle(PingError(408, "Request Timeout"))
@@ -256,9 +253,10 @@ class SipEndpoint:
     def ping(self, hop, request_uri=None, timeout=None):
         """Send OPTIONS to ``hop`` (a ``session.Hop``).
 
-        Returns a Deferred firing with the round-trip in seconds for any final response below
-        500 (and 501), failing with ``PingError`` (408 on timeout, 503 when the transport
-        failed, the status of a 5xx/6xx). ``timeout`` (seconds) ends the wait before Timer F.
+        Returns a Deferred firing with the round-trip in seconds for any final response (RFC
+        3261 section 11: a peer that answers, even 404 or 503, is there), failing with
+        ``PingError`` (408 on timeout, 503 when the transport failed). ``timeout`` (seconds)
+        ends the wait before Timer F.
         """
         owner = _Ping(self.clock)
         token = sess._token()

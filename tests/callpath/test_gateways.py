@@ -69,7 +69,7 @@ def test_down_and_disabled_are_skipped():
 def test_health_down_after_k_up_after_m():
     clock = Clock()
     store = SyncStore()
-    store.db.add_gateway("gw", "sip", "127.0.0.1", 5060, ["+"], 0)
+    store.db.add_gateway("gw", "sip", "127.0.0.1", 5060, ["+"], 0, down_after=3, up_after=2)
     d = GatewayDirectory(store)
     d.reload()
     results = []
@@ -78,8 +78,7 @@ def test_health_down_after_k_up_after_m():
 
     def pinger(gw):
         return results.pop(0)
-    poller = HealthPoller(d, {"sip": pinger}, clock, store, interval=10, down_after=3,
-                          up_after=2)
+    poller = HealthPoller(d, {"sip": pinger}, clock, store, interval=10, tick=10)
     results.extend([succeed(0.004)])
     poller.startService()
     assert d.status["gw"] == "up" and d.rtt_ms["gw"] == 4.0

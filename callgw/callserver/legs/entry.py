@@ -31,6 +31,15 @@ class LegProtocol:
     options: tuple[Option, ...]
     build: Callable[..., Any]                      # (config, reactor) -> ILegProvider
     check_gateway: Callable[[dict], None] = field(default=lambda row: None)
+    probe_modes: tuple[str, ...] = ("off",)        # the first is the default; "off": none
+
+    def check_probe(self, mode: str | None) -> str:
+        """The gateway's probing mode (``--probe``): one of ``probe_modes``."""
+        mode = (mode or self.probe_modes[0]).lower()
+        if mode not in self.probe_modes:
+            raise ValueError(f"--probe: {mode!r}: {self.name} gateways take "
+                             f"{' or '.join(self.probe_modes)}")
+        return mode
 
     def check_options(self, given: dict) -> dict:
         """The gateway's options, defaults filled in and each checked; ``ValueError`` names

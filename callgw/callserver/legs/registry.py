@@ -15,7 +15,9 @@ without starting anything:
   and a check that returns the normalized value or raises ``ValueError`` with one line);
 - ``check_gateway(row)``: checks across options and the address (e.g. a TLS gateway needs a
   host name or a CA file), raising ``ValueError``;
-- ``build(config, reactor)``: the provider for a running gateway.
+- ``build(config, reactor)``: the provider for a running gateway;
+- ``probe_modes``: the gateway's health probing modes (``--probe``; SIP ``options`` or
+  ``off``), the first the default.
 
 Tests: tests/callpath/test_leg_registry.py.
 """

@@ -70,9 +70,9 @@ def gateway_hop(gateway):
 def options_ping(endpoint, gateway, timeout=None):
     """Send OPTIONS to ``gateway`` (a gateway record dict) through ``endpoint``.
 
-    Returns a Deferred firing with the round-trip in seconds (any final response below 500, or
-    501), failing with ``protocols.sip.adapter.PingError`` (status 408 on timeout, 503 when the
-    transport failed, else the gateway's 5xx/6xx).
+    Returns a Deferred firing with the round-trip in seconds (any final response: a gateway
+    that answers is alive), failing with ``protocols.sip.adapter.PingError`` (status 408 on
+    timeout, 503 when the transport failed).
     """
     host = gateway["address"]
     if ":" in host:

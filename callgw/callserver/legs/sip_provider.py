@@ -163,4 +163,4 @@ def build(config, reactor) -> SipLegProvider:
                           ping_timeout=calls["setup_timeout"])
 
 
-PROTOCOL = LegProtocol("sip", 5060, OPTIONS, build)
+PROTOCOL = LegProtocol("sip", 5060, OPTIONS, build, probe_modes=("options", "off"))
