@@ -148,6 +148,43 @@ SCHEMA: dict[str, dict[str, tuple[Any, Callable[[Any], Any], bool, str]]] = {
         "t_max": (20.0, _number(1, 600), False,
                   "RFC 3435 3.5 T-MAX: longest a command is retransmitted, seconds"),
     },
+    "limits": {
+        "tls_handshake_timeout": (10.0, _number(1, 300), False,
+                                  "seconds a TLS connection may take to handshake"),
+        "connections_per_source": (256, _number(0, 1 << 20, int), False,
+                                   "open TCP/TLS connections per source address and "
+                                   "listener (0: no cap)"),
+        "http_request_timeout": (15.0, _number(1, 600), False,
+                                 "seconds for an HTTP request's line, headers and body "
+                                 "(or a WebSocket handshake) to arrive"),
+        "http_idle_timeout": (60.0, _number(5, 86400), False,
+                              "seconds an idle HTTP connection stays open"),
+        "http_max_uri": (4096, _number(256, 65536, int), False, "longest request target, bytes"),
+        "http_max_headers": (16384, _number(1024, 1 << 20, int), False,
+                             "request line and headers together, bytes"),
+        "http_max_header_count": (100, _number(10, 10000, int), False,
+                                  "header fields per request"),
+        "http_max_body": (65536, _number(1024, 16 << 20, int), False,
+                          "largest request body, bytes (held in memory, never spooled)"),
+        "websocket_debug": (False, _bool, False,
+                            "log the WebSocket library's debug messages (verbose)"),
+    },
+    "admin": {
+        "metrics_token": ("", _string, True,
+                          "bearer token Prometheus may send for /metrics (empty: off; "
+                          "at least 16 characters)"),
+        "session_lifetime": (28800.0, _number(60, 30 * 86400), False,
+                             "seconds an admin sign-in lasts at most"),
+        "session_idle": (1800.0, _number(60, 30 * 86400), False,
+                         "seconds an unused admin session lasts"),
+        "credential_cache": (60.0, _number(0, 3600), False,
+                             "seconds a verified admin password is remembered (0: never)"),
+        "max_failures": (5, _number(1, 1000, int), False,
+                         "failed admin sign-ins from one source before it is throttled"),
+        "failure_window": (300.0, _number(1, 86400), False,
+                           "seconds failures are counted over; a throttled source waits "
+                           "this long"),
+    },
     "manhole": {
         "telnet": ("127.0.0.1:6023", _listener, False,
                    "telnet manhole; stays off until password_hash is set"),
@@ -224,6 +261,11 @@ def from_dict(data: dict[str, Any], path: str | None = None) -> Config:
         if not sep or not kid or len(secret) < 16:
             raise ConfigError("[security] token_keys: each entry is \"KEYID:SECRET\" "
                               "with a secret of at least 16 characters")
+    token = values["admin"]["metrics_token"]
+    if token and (len(token) < 16 or not token.isascii() or not token.isprintable()
+                  or " " in token):
+        raise ConfigError("[admin] metrics_token: at least 16 printable ASCII characters, "
+                          "no spaces")
     if values["manhole"]["password_hash"]:
         from callgw.passwords import parse
         try:

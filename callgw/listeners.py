@@ -4,7 +4,9 @@ Owned by operations. ``StreamListener`` (TCP, or TLS with a context factory) and
 ``DatagramListener`` (UDP) open their socket in ``startService``, log the address actually bound
 (port 0 lets the OS pick, which tests use), expose it as ``address`` and close it in
 ``stopService``. Every callgw listener (client, web, SIP, manhole) goes through these, so the
-log line ``listening: NAME PROTO HOST:PORT`` is the same everywhere.
+log line ``listening: NAME PROTO HOST:PORT`` is the same everywhere, and every stream listener
+is bounded the same way (``callgw.connlimits``: a per-source connection cap, and a TLS handshake
+deadline on TLS listeners; the built-in defaults unless ``limits`` is given).
 
 Tests: tests/test_service.py.
 """
@@ -16,6 +18,7 @@ from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.logger import Logger
 
 from callgw.config import Listener
+from callgw.connlimits import ConnectionLimits, guarded_factory
 
 
 class _ListenerBase(Service):
@@ -49,29 +52,27 @@ class _ListenerBase(Service):
 
 
 class StreamListener(_ListenerBase):
-    """A TCP listener (TLS when ``tls_context`` is given) for ``factory``."""
+    """A TCP listener (TLS when ``tls_context`` is given) for ``factory``, within ``limits``
+    (``ConnectionLimits``; None: the defaults)."""
 
-    def __init__(self, name, listener, factory, reactor, tls_context=None):
+    def __init__(self, name, listener, factory, reactor, tls_context=None,
+                 limits: ConnectionLimits | None = None):
         super().__init__(name, listener, reactor)
         self.factory = factory
         self.tls_context = tls_context
+        self.limits = limits if limits is not None else ConnectionLimits()
 
     def startService(self) -> Deferred:
         """Fires with the listening port; fails if the address cannot be bound."""
         super().startService()
-        if self.tls_context is not None:
-            endpoint = endpoints.SSL4ServerEndpoint(
-                self.reactor, self.listener.port, self.tls_context,
-                interface=self.listener.host)
-            proto = "tls"
-        else:
-            endpoint = endpoints.TCP4ServerEndpoint(
+        proto = "tls" if self.tls_context is not None else "tcp"
+        endpoint = endpoints.TCP4ServerEndpoint(
+            self.reactor, self.listener.port, interface=self.listener.host)
+        if ":" in self.listener.host:
+            endpoint = endpoints.TCP6ServerEndpoint(
                 self.reactor, self.listener.port, interface=self.listener.host)
-            if ":" in self.listener.host:
-                endpoint = endpoints.TCP6ServerEndpoint(
-                    self.reactor, self.listener.port, interface=self.listener.host)
-            proto = "tcp"
-        d = endpoint.listen(self.factory)
+        d = endpoint.listen(guarded_factory(self.factory, self.limits, self.reactor, self.name,
+                                            self.tls_context))
         d.addCallback(self._listening, proto)
         d.addErrback(self._failed)
         return d

@@ -20,6 +20,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from callgw import passwords
+from callgw.connlimits import ConnectionLimits
 from callgw.listeners import StreamListener
 
 log = Logger()
@@ -65,4 +66,5 @@ def make_manhole(config, namespace: dict, reactor):
     checker = ScryptChecker(config["manhole"]["user"], credential, reactor)
     factory = protocol.ServerFactory()
     factory.protocol = makeTelnetProtocol(portal.Portal(realm, [checker]))
-    return StreamListener("manhole", listener, factory, reactor)
+    return StreamListener("manhole", listener, factory, reactor,
+                          limits=ConnectionLimits.from_config(config))

@@ -17,6 +17,7 @@ from __future__ import annotations
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import DeferredList, maybeDeferred
 
+from callgw.connlimits import ConnectionLimits
 from callgw.frontend.connection import SessionManager
 from callgw.frontend.stream import ClientStreamFactory
 from callgw.frontend.tls import CertificateService
@@ -42,17 +43,19 @@ class ClientService(MultiService):
         tcp = config.listener("client", "tcp")
         if tcp is not None:
             self._add("tcp", StreamListener("client-tcp", tcp,
-                                            ClientStreamFactory(self.manager, "tcp"), reactor))
+                                            ClientStreamFactory(self.manager, "tcp"), reactor,
+                                            limits=ConnectionLimits.from_config(config)))
         tls = config.listener("client", "tls")
         if tls is not None:
             self._add("tls", StreamListener("client-tls", tls,
                                             ClientStreamFactory(self.manager, "tls"), reactor,
-                                            tls_context=self.cert.context()))
+                                            tls_context=self.cert.context(),
+                                            limits=ConnectionLimits.from_config(config)))
         self.web = None
         https = config.listener("web", "https")
         if https is not None:
             from callgw.web.site import WebSite
-            self.web = WebSite(self.manager, https, self.cert, reactor)
+            self.web = WebSite(self.manager, https, self.cert, reactor, config)
             self._add("https", self.web)
 
     def _add(self, framing: str, service: Service) -> None:

@@ -19,6 +19,8 @@ import json
 
 from twisted.web.resource import Resource
 
+from callgw.web.limits import bounded_int
+
 
 class _Json(Resource):
     isLeaf = True
@@ -28,10 +30,7 @@ class _Json(Resource):
         self.produce = produce
 
     def render_GET(self, request):
-        limit = 50
-        raw = request.args.get(b"limit")
-        if raw and raw[0].isdigit():
-            limit = max(1, min(500, int(raw[0])))
+        limit = bounded_int((request.args.get(b"limit") or [b""])[0], 50, 1, 500)
         request.setHeader(b"content-type", b"application/json")
         request.setHeader(b"cache-control", b"no-store")
         return json.dumps(self.produce(limit), default=str).encode("utf-8")

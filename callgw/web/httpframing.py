@@ -28,6 +28,7 @@ from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
+from callgw.web.limits import bounded_int
 from protocols.client import framing as fr
 from protocols.client import messages as m
 from protocols.client.errors import ErrorCode, RemoteProtocolError
@@ -146,8 +147,8 @@ class EventsResource(Resource):
             session.conn = self.sessions.manager.open("https", (client.host, client.port),
                                                       session)
         else:
-            last = (request.getHeader(b"last-event-id") or b"").decode("ascii", "replace").strip()
-            session.attach(request, int(last) if last.isdigit() else 0)
+            last = bounded_int(request.getHeader(b"last-event-id"), 0, 0, 1 << 62)
+            session.attach(request, last)
         return NOT_DONE_YET
 
 

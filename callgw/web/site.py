@@ -1,7 +1,8 @@
 """callgw's HTTPS site: twisted.web over TLS, HTTP/2 by ALPN with HTTP/1.1 fallback.
 
-Owned by the web site. ``WebSite(manager, listener, cert, reactor)`` is a service holding the
-``twisted.web.server.Site`` and its ``StreamListener``. Its root serves:
+Owned by the web site. ``WebSite(manager, listener, cert, reactor, config)`` is a service holding
+the site (``callgw.web.limits.LimitedSite``: the ``[limits]`` on sizes and time) and its
+``StreamListener`` (per-source cap, TLS handshake deadline). Its root serves:
 
 - ``/``: a small landing page (branding-neutral; the browser client comes later);
 - ``/client/v1/ws``: the client protocol over WebSocket (``callgw.web.websocket``, HTTP/1.1);
@@ -20,10 +21,12 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.web import http
 from twisted.web.resource import Resource
-from twisted.web.server import Site
 
+from callgw.config import defaults
+from callgw.connlimits import ConnectionLimits
 from callgw.listeners import StreamListener
 from callgw.web import httpframing, websocket
+from callgw.web.limits import HttpLimits, LimitedSite
 
 ALPN = (b"h2", b"http/1.1")
 
@@ -61,21 +64,23 @@ class WebSite(MultiService):
     log = Logger()
     name = "web"
 
-    def __init__(self, manager, listener, cert, reactor):
+    def __init__(self, manager, listener, cert, reactor, config=None):
         super().__init__()
+        config = config if config is not None else defaults()
         self.root = Resource()
         self.root.putChild(b"", Page(LANDING, b"text/html; charset=utf-8"))
         client, v1 = Resource(), Resource()
         self.root.putChild(b"client", client)
         client.putChild(b"v1", v1)
-        v1.putChild(b"ws", websocket.make_resource(manager))
+        v1.putChild(b"ws", websocket.make_resource(
+            manager, debug=config["limits"]["websocket_debug"]))
         self.http_sessions = httpframing.add_resources(v1, manager)
         self.clock = reactor
         self._keepalive = None
-        self.site = Site(self.root)
-        self.site.displayTracebacks = False
+        self.site = LimitedSite(self.root, HttpLimits.from_config(config), reactor)
         self.listener = StreamListener("web-https", listener, self.site, reactor,
-                                       tls_context=cert.context(ALPN))
+                                       tls_context=cert.context(ALPN),
+                                       limits=ConnectionLimits.from_config(config))
         self.listener.setServiceParent(self)
 
     def add_resource(self, path: str | bytes, resource: Resource) -> None:

@@ -5,15 +5,21 @@ frames and media frames in binary frames (``protocols.client.framing.websocket_p
 each connection is a ``ClientConnection`` with framing ``"wss"``. ``make_factory(manager)``
 sets what autobahn leaves unlimited or off (PLATFORM-NOTES): ``maxMessagePayloadSize`` and
 ``maxFramePayloadSize`` (the largest payload, 4096 bytes: a larger message closes the connection
-with 1009), ``autoPingInterval``/``autoPingTimeout``.
+with 1009), ``autoPingInterval``/``autoPingTimeout``, and the opening/closing handshake timeouts;
+its ``Server`` header names no version. autobahn's own debug logging stays off unless
+``[limits] websocket_debug`` asks for it (``make_resource(manager, debug=True)``). An HTTP/2
+request for the endpoint gets ``400`` (WebSocket rides HTTP/1.1 here; autobahn would answer 500).
+The upgrade request itself is an HTTP request bounded by the site's limits
+(callgw/web/limits.py).
 
 Tests: tests/web/test_websocket.py.
 """
 from __future__ import annotations
 
+import txaio
 from autobahn.twisted.resource import WebSocketResource
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
-from twisted.logger import Logger
+from twisted.web.resource import Resource
 
 from protocols.client import framing as fr
 from protocols.client import messages as m
@@ -23,9 +29,9 @@ PATH = "/client/v1/ws"
 
 
 class ClientWebSocketProtocol(WebSocketServerProtocol):
-    """One WebSocket client; the writer of its ``ClientConnection``."""
+    """One WebSocket client; the writer of its ``ClientConnection``. (``log`` stays autobahn's
+    own leveled logger: a plain twisted Logger here would print all its debug messages.)"""
 
-    log = Logger()
     conn = None
 
     def onOpen(self) -> None:
@@ -60,7 +66,7 @@ class ClientWebSocketProtocol(WebSocketServerProtocol):
 
 def make_factory(manager) -> WebSocketServerFactory:
     """An autobahn factory for ``manager``'s connections with the limits set."""
-    factory = WebSocketServerFactory()
+    factory = WebSocketServerFactory(server="callgw")
     factory.protocol = ClientWebSocketProtocol
     factory.manager = manager
     interval = manager.ping_interval
@@ -72,6 +78,26 @@ def make_factory(manager) -> WebSocketServerFactory:
     return factory
 
 
-def make_resource(manager) -> WebSocketResource:
-    """The twisted.web resource for the WebSocket endpoint (``PATH``)."""
-    return WebSocketResource(make_factory(manager))
+class _Http11Only(Resource):
+    """autobahn's resource for HTTP/1.1 requests; a clear ``400`` for HTTP/2 ones."""
+
+    isLeaf = True
+
+    def __init__(self, websocket: WebSocketResource):
+        super().__init__()
+        self.websocket = websocket
+
+    def render(self, request):
+        if request.clientproto != b"HTTP/1.1":
+            request.setResponseCode(400)
+            request.setHeader(b"content-type", b"application/json")
+            return b'{"error": "WebSocket needs HTTP/1.1 (no WebSocket over HTTP/2 here)"}'
+        return self.websocket.render(request)
+
+
+def make_resource(manager, debug: bool = False) -> Resource:
+    """The twisted.web resource for the WebSocket endpoint (``PATH``); ``debug`` turns on
+    autobahn's debug logging (process-wide)."""
+    if debug:
+        txaio.set_global_log_level("debug")
+    return _Http11Only(WebSocketResource(make_factory(manager)))
