@@ -16,7 +16,7 @@ import os
 import sys
 import time
 
-from callgw import passwords
+from callgw import cli_admin, passwords
 from callgw.config import ConfigError, defaults, dump, load
 from callgw.callserver.legs.registry import PROTOCOLS, protocol
 from callgw.store.db import RULE_KINDS, Database, StoreError
@@ -328,6 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--user")
     a.add_argument("--tenant")
     cmd(r, "remove", cmd_rule_remove, "remove a rule").add_argument("id", type=int)
+
+    cli_admin.add_commands(sub)
 
     b = group("book", "address books")
     a = cmd(b, "add", cmd_book_add, "add an address-book entry")

@@ -18,6 +18,8 @@ from typing import Any, Iterable
 
 import sqlite_utils
 
+from callgw.store.admins import AdminAccounts
+from callgw.store.errors import StoreError
 from callgw.store.schema import MIGRATIONS, DataStep
 
 E164 = re.compile(r"^\+[1-9][0-9]{0,14}$")
@@ -54,10 +56,6 @@ DEFAULT_BRANDING = {"display_name": "callgw", "logo": "", "primary_color": "#1d4
                     "accent_color": "#f59e0b", "greeting": "Welcome to callgw"}
 
 
-class StoreError(ValueError):
-    """A request the data refuses: a duplicate, a missing row, a bad value. The text says which."""
-
-
 class NoEntry(StoreError):
     """The address book has no entry of that name."""
 
@@ -91,7 +89,7 @@ def check_prefix(prefix: str) -> str:
     return prefix
 
 
-class Database:
+class Database(AdminAccounts):
     """One connection to the callgw database. Not thread-safe: one owner thread at a time."""
 
     def __init__(self, path: str, busy_timeout: float = 10.0):

@@ -5,7 +5,7 @@ Owned by the store. ``ThreadedStore`` (and any other ``IStore``) fails a call wi
 ``StoreUnavailable`` when the database cannot do the work right now -- locked by another
 process, a read-only file, a full disk, an I/O error -- so callers can tell a passing fault
 (keep the records and retry; serve from memory; answer with the cause) from a request the data
-refuses (``callgw.store.db.StoreError``) or a bug. ``describe`` names the fault in a few words
+refuses (``StoreError``, also importable from ``callgw.store.db``) or a bug. ``describe`` names the fault in a few words
 for logs, metrics and answers to clients.
 
 Tests: tests/store/test_threaded.py.
@@ -13,6 +13,10 @@ Tests: tests/store/test_threaded.py.
 from __future__ import annotations
 
 import sqlite3
+
+class StoreError(ValueError):
+    """A request the data refuses: a duplicate, a missing row, a bad value. The text says which."""
+
 
 #: Short names of database faults, for metric labels and log lines.
 FAULTS = ("locked", "read-only", "disk-full", "io-error", "cannot-open", "corrupt", "slow",

@@ -86,7 +86,14 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE gateways ADD COLUMN down_after INTEGER NOT NULL DEFAULT 3",
         "ALTER TABLE gateways ADD COLUMN up_after INTEGER NOT NULL DEFAULT 2",
     ],
+    # 4: admin accounts (callgw/store/admins.py): who may use /api, /metrics and /admin/
+    [
+        """CREATE TABLE admins (
+            name TEXT PRIMARY KEY, password TEXT NOT NULL, created REAL NOT NULL,
+            changed REAL NOT NULL)""",
+    ],
 ]
 
 #: Tables whose rows the admin CLI edits; a write to any of them bumps the change serial.
-CONFIG_TABLES = ("tenants", "users", "rules", "address_book", "call_servers", "gateways")
+CONFIG_TABLES = ("tenants", "users", "rules", "address_book", "call_servers", "gateways",
+                 "admins")

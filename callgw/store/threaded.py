@@ -43,7 +43,7 @@ READS = frozenset({
     "schema_version", "change_serial", "get_tenant", "list_tenants", "get_user", "list_users",
     "list_rules", "rules_for", "book_list", "get_gateway", "list_gateways",
     "list_call_servers", "registrations", "active_calls", "call_events", "call_trace", "cdrs",
-    "cdrs_before", "get_cdr", "director_snapshot"})
+    "cdrs_before", "get_cdr", "director_snapshot", "list_admins", "admin_credentials"})
 
 
 @implementer(IStore)
