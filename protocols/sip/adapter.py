@@ -2,11 +2,15 @@
 
 ``SipEndpoint`` is the only SIP code that touches sockets or a clock. It owns one UDP port and a
 TCP listener on the same port number, the client and server transaction table
-(``protocols.sip.transaction``), the dialogs of the ``InviteSession`` cores
-(``protocols.sip.session``) and the out-of-dialog UAS core (``protocols.sip.uas``). It carries out
-the effects those cores return: ``Transmit``/``SendRequest``/``SendAck``/``Respond`` become
-datagrams or stream writes, ``StartTimer``/``StopTimer`` become ``clock.callLater`` calls on the
-injected ``IReactorTime``, session events go to the session's listener after the batch's I/O.
+(``protocols.sip.transaction``), the dialogs of the INVITE sessions (``UacSession`` and
+``UasSession``, ``protocols.sip.uac_session`` / ``uas_session``) and the out-of-dialog UAS core
+(``protocols.sip.uas``). It carries out the effects those cores return:
+``Transmit``/``SendRequest``/``SendAck``/``Respond`` become datagrams or stream writes,
+``StartTimer``/``StopTimer`` become ``clock.callLater`` calls on the injected ``IReactorTime``,
+``Abandon`` drops a client transaction, session events go to the session's listener after the
+batch's I/O. A closed session keeps its dialog entry until its transactions have ended (Timer
+B/D/L/M), so a retransmitted 2xx is still ACKed. An INVITE outside any dialog becomes a
+``UasSession`` when the ``inbound`` hook takes it; its CANCEL is answered 200 here and passed on.
 
 Transports: UDP (one datagram per message), TCP with Content-Length framing
 (``StreamFramer``), one connection per peer reused both ways, connecting on first use.
@@ -30,6 +34,7 @@ from protocols.sip import transaction as txn
 from protocols.sip.message import Request, SipParseError, StreamFramer, is_keepalive, \
     make_response, parse_message
 from protocols.sip.uas import UasCore, bad_request_response
+from protocols.sip.uas_session import UasSession
 
 log = Logger(namespace="callgw.sip")
 
@@ -140,7 +145,7 @@ class SipEndpoint:
     """
 
     def __init__(self, reactor, host="127.0.0.1", port=0, clock=None,
-                 timers=txn.TimerConfig(), uas=None, tcp=True, advertise=None):
+                 timers=txn.TimerConfig(), uas=None, tcp=True, advertise=None, inbound=None):
         self.reactor = reactor
         self.clock = clock if clock is not None else reactor
         self.host = host
@@ -149,9 +154,12 @@ class SipEndpoint:
         self.timers = timers
         self.uas = uas if uas is not None else UasCore()
         self.tcp = tcp
+        self.inbound = inbound
         self.table = txn.TransactionTable()
         self.dialogs = {}              # (call_id, local tag) -> session
         self.listeners = {}            # session -> listener
+        self._owned = {}               # session -> number of its live transactions
+        self._lingering = set()        # closed sessions waiting for their transactions
         self.streams = {}              # (host, port) -> _Stream
         self.pending = {}              # (host, port) -> [(bytes, tx)] while connecting
         self._timers = {}              # owner -> {name: IDelayedCall}
@@ -203,6 +211,12 @@ class SipEndpoint:
         self.listeners[session] = listener
         self.dialogs[(session.call_id, session.local_tag)] = session
 
+    def detach(self, session):
+        """Stop reporting ``session``'s events and messages; it runs on by itself until it is
+        closed and its transactions have ended (a released call whose CANCEL or BYE is still
+        in flight, or whose late 2xx must be ACKed and ended with a BYE)."""
+        self.listeners.pop(session, None)
+
     def execute(self, session, effects):
         """Carry out ``effects`` returned by ``session``; events go to its listener last."""
         listener = self.listeners.get(session)
@@ -220,8 +234,10 @@ class SipEndpoint:
                 self._start_timer(session, effect.name, effect.delay, self._session_timer)
             elif kind is txn.StopTimer:
                 self._stop_timer(session, effect.name)
+            elif kind is sess.Abandon:
+                self._abandon(session, effect.request)
             elif kind is sess.Closed:
-                self.forget(session)
+                self._closed(session)
                 events.append(effect)
             else:
                 events.append(effect)
@@ -235,11 +251,52 @@ class SipEndpoint:
         with ``transactions`` also its client transactions (no more retransmissions)."""
         if transactions:
             for tx in [tx for tx in self.table.clients.values() if tx.owner is session]:
-                self.table.remove(tx)
+                self._remove_tx(tx)
                 self._stop_all(tx)
         self.listeners.pop(session, None)
         self.dialogs.pop((session.call_id, session.local_tag), None)
+        self._lingering.discard(session)
         self._stop_all(session)
+
+    def _closed(self, session):
+        """The session said Closed: its timers stop, the listener goes; its dialog entry stays
+        while a transaction of it lives (Timer B/D/L/M), so a retransmitted 2xx or a late
+        request still finds it (RFC 3261 13.2.2.4, 17.1.1.2; RFC 6026)."""
+        self._stop_all(session)
+        self.listeners.pop(session, None)
+        if self._owned.get(session):
+            self._lingering.add(session)
+        else:
+            self.dialogs.pop((session.call_id, session.local_tag), None)
+
+    def _abandon(self, session, request):
+        tx = self.table.clients.get(txn.client_key(request))
+        if tx is not None and tx.owner is session:
+            self._remove_tx(tx)
+            self._stop_all(tx)
+
+    def _add_tx(self, tx):
+        self.table.add(tx)
+        owner = tx.owner
+        if owner is not None:
+            self._owned[owner] = self._owned.get(owner, 0) + 1
+
+    def _remove_tx(self, tx):
+        before = len(self.table.clients) + len(self.table.servers)
+        self.table.remove(tx)
+        if len(self.table.clients) + len(self.table.servers) == before:
+            return                                       # it was not (or no longer) there
+        owner = tx.owner
+        if owner is None:
+            return
+        left = self._owned.get(owner, 1) - 1
+        if left > 0:
+            self._owned[owner] = left
+            return
+        self._owned.pop(owner, None)
+        if owner in self._lingering:
+            self._lingering.discard(owner)
+            self.dialogs.pop((owner.call_id, owner.local_tag), None)
 
     def _session_timer(self, session, name):
         self.execute(session, session.timer_fired(name))
@@ -279,8 +336,8 @@ class SipEndpoint:
 
     # ---- transactions ----
     def _start_client(self, request, hop, owner):
-        tx = txn.new_client(request, hop.transport == "tcp", self.timers, owner, hop)
-        self.table.add(tx)
+        tx = txn.new_client(request, hop.transport != "udp", self.timers, owner, hop)
+        self._add_tx(tx)
         self._run(tx, tx.start())
 
     def _run(self, tx, effects):
@@ -304,11 +361,11 @@ class SipEndpoint:
                 if owner is not None:
                     self._owner_effects(owner, owner.transport_failed(tx.request))
             elif kind is txn.Terminated:
-                self.table.remove(tx)
+                self._remove_tx(tx)
                 self._stop_all(tx)
 
     def _owner_effects(self, owner, effects):
-        # server transactions have no owner; a ping's owner returns no effects
+        # a ping's owner returns no effects
         if effects:
             self.execute(owner, effects)
 
@@ -402,8 +459,8 @@ class SipEndpoint:
     def _respond(self, session, request, response):
         tx = self.table.match_request(request)
         if tx is not None:
-            if session is not None:
-                self._trace(session, "out", response)
+            if session is not None and tx.owner is not session:
+                self._trace(session, "out", response)      # else traced as the tx sends it
             self._run(tx, tx.respond(response))
             return
         hop = self._response_hop(request)
@@ -499,21 +556,25 @@ class SipEndpoint:
                 self._trace(target, "in", request)
                 self.execute(target, target.receive_request(request))
             return
-        reliable = transport == "tcp"
+        reliable = transport != "udp"
         if method == "CANCEL":
             invite_tx = self.table.invite_for_cancel(request)
             if invite_tx is not None:
                 server = txn.new_server(request, reliable, self.timers,
                                         destination=self._response_hop(request))
-                self.table.add(server)
+                self._add_tx(server)
                 self._run(server, server.respond(make_response(request, 200,
                                                                to_tag=sess._token())))
+                owner = invite_tx.owner
+                if isinstance(owner, UasSession):
+                    self._trace(owner, "in", request)
+                    self.execute(owner, owner.receive_cancel(request))
                 return
         server = txn.new_server(request, reliable, self.timers,
                                 destination=self._response_hop(request))
         if stream is not None:
-            server.destination = sess.Hop("tcp", host, port)
-        self.table.add(server)
+            server.destination = sess.Hop(transport, host, port)
+        self._add_tx(server)
         if target is not None:
             self._trace(target, "in", request)
             try:
@@ -523,8 +584,34 @@ class SipEndpoint:
                     request, exc.status, exc.reason, headers=[("Retry-After", "1")]))]
             self.execute(target, effects)
             return
+        if method == "INVITE" and to_tag is None and self.inbound is not None and \
+                self._inbound_call(request, server, transport, host):
+            return
         response = self.uas.handle(request, host, self.clock.seconds())
         if response is None:
-            self.table.remove(server)
+            self._remove_tx(server)
             return
         self._run(server, server.respond(response))
+
+    def _inbound_call(self, request, server, transport, host):
+        """An INVITE outside any dialog: a ``UasSession`` when the 8.2 checks pass and the
+        ``inbound`` hook takes it (returns a listener); False leaves it to the UAS core."""
+        verdict, response = self.uas.screen(request, host, self.clock.seconds())
+        if verdict != "pass":
+            if response is None:
+                self._remove_tx(server)
+            else:
+                self._run(server, server.respond(response))
+            return True
+        profile = sess.Profile(self.advertised_host, self.port, transport=transport,
+                               timers=self.timers)
+        session = UasSession(profile, request)
+        listener = self.inbound(session)
+        if listener is None:
+            return False
+        server.owner = session
+        self._owned[session] = self._owned.get(session, 0) + 1
+        self.register(session, listener)
+        self._trace(session, "in", request)
+        self.execute(session, session.start())
+        return True

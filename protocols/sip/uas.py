@@ -10,6 +10,8 @@ BYE and CANCEL for nothing we know get 481. Malformed requests get the parser's 
 with a reason phrase naming the fault, 505 for a bad version): ``bad_request_response`` builds
 that answer from the raw bytes when the parser gave up. Responses are never answered (8.1.3.5
 drops them at the adapter). Every source address is rate-limited by a token bucket.
+``screen`` runs the same checks (8.2.1-8.2.3) alone, for an INVITE the adapter offers to its
+inbound-call hook (a ``protocols.sip.uas_session.UasSession`` answers it then).
 
 Not done: merged-request detection (8.2.2.2, 482), Request-URI ownership (404).
 
@@ -87,13 +89,17 @@ class UasCore:
         self.token = token
         self.user_agent = user_agent
 
-    def handle(self, request, source, now):
-        """The response to an out-of-dialog ``request`` from ``source`` (host), or None."""
+    def screen(self, request, source, now):
+        """The checks of 8.2.1-8.2.3 (and the rate limit) for a request some other core may
+        serve (an inbound INVITE): ``("drop", None)``, ``("answer", response)`` when a check
+        failed, or ``("pass", None)``."""
         if not self.limiter.allow(source, now):
-            return None
+            return "drop", None
+        failure = self._check(request)
+        return ("answer", failure) if failure is not None else ("pass", None)
+
+    def _check(self, request):
         method = request.method
-        if method == "ACK":
-            return None
         if method not in self.allow:                                     # 8.2.1
             return self._answer(request, 405, [("Allow", self.allow_header)])
         if isinstance(request.request_uri, AbsoluteURI):                  # 8.2.2.1
@@ -103,7 +109,16 @@ class UasCore:
                            if o.strip().lower() not in self.supported]
             if unsupported:
                 return self._answer(request, 420, [("Unsupported", ", ".join(unsupported))])
-        failure = self._content(request)                                  # 8.2.3
+        return self._content(request)                                     # 8.2.3
+
+    def handle(self, request, source, now):
+        """The response to an out-of-dialog ``request`` from ``source`` (host), or None."""
+        if not self.limiter.allow(source, now):
+            return None
+        method = request.method
+        if method == "ACK":
+            return None
+        failure = self._check(request)
         if failure is not None:
             return failure
         if request.to_tag is not None:                                    # 12.2.2

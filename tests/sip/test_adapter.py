@@ -10,6 +10,7 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 
 from protocols.sip import session as s
+from protocols.sip.uac_session import UacSession
 from protocols.sip.adapter import PingError, SipEndpoint
 from protocols.sip.message import StreamFramer, make_response, parse_message
 from tests.sip import builders
@@ -59,7 +60,7 @@ def call(ep, transport="udp"):
     listener = Listener()
     profile = s.Profile("127.0.0.1", 5070, GW[0], GW[1], transport=transport,
                         timers=ep.timers)
-    session = s.InviteSession(profile, "+4930123", "+4940555")
+    session = UacSession(profile, "+4930123", "+4940555")
     ep.register(session, listener)
     ep.execute(session, session.start(SDP))
     return session, listener
@@ -293,3 +294,89 @@ def test_tcp_framing_at_any_split(sizes):
         proto.dataReceived(data[pos:pos + step])
         pos, i = pos + step, i + 1
     assert [m.status for m in written(transport)] == [200, 200, 200]
+
+
+def inbound_endpoint():
+    ep, clock, udp = endpoint()
+    taken = []
+
+    def inbound(session):
+        taken.append(session)
+        return Listener()
+    ep.inbound = inbound
+    return ep, clock, udp, taken
+
+
+def test_inbound_invite_rings_answers_and_is_acked():
+    ep, clock, udp, taken = inbound_endpoint()
+    ep.data_received(builders.invite(), "udp", "192.0.2.10", 5060, None)
+    session = taken[0]
+    listener = ep.listeners[session]
+    assert udp.messages()[-1].status == 100
+    ep.execute(session, session.ring())
+    ep.execute(session, session.answer(SDP))
+    ok, addr = udp.sent[-1]
+    assert ok.status == 200 and ok.body == SDP and addr == ("192.0.2.10", 5060)
+    clock.advance(0.5)
+    assert udp.messages()[-1].status == 200 and len(udp.sent) == 4     # retransmitted
+    ep.data_received(builders.invite(), "udp", "192.0.2.10", 5060, None)   # absorbed
+    assert len(udp.sent) == 4
+    ack = builders.request("ACK", to_tag=session.local_tag, branch="z9hG4bKack1")
+    ep.data_received(ack, "udp", "192.0.2.10", 5060, None)
+    clock.advance(40)
+    assert len(udp.sent) == 4 and listener.kinds() == ["Confirmed"]
+    bye = builders.request("BYE", to_tag=session.local_tag, branch="z9hG4bKbye1", cseq=2)
+    ep.data_received(bye, "udp", "192.0.2.10", 5060, None)
+    assert udp.messages()[-1].status == 200
+    assert listener.kinds() == ["Confirmed", "Ended", "Closed"]
+    assert [d for d, m in listener.traces][:2] == ["in", "out"]
+
+
+def test_inbound_cancel_gets_200_and_the_invite_487():
+    ep, clock, udp, taken = inbound_endpoint()
+    ep.data_received(builders.invite(), "udp", "192.0.2.10", 5060, None)
+    session = taken[0]
+    listener = ep.listeners[session]
+    ep.execute(session, session.ring())
+    ep.data_received(builders.request("CANCEL"), "udp", "192.0.2.10", 5060, None)
+    statuses = [(m.status, m.cseq[1]) for m in udp.messages()[-2:]]
+    assert statuses == [(200, "CANCEL"), (487, "INVITE")]
+    assert listener.kinds() == ["Cancelled", "Closed"]
+    ack = builders.request("ACK", to_tag=udp.messages()[-1].to_tag)   # same branch: the tx's
+    ep.data_received(ack, "udp", "192.0.2.10", 5060, None)
+    clock.advance(40)
+    assert udp.messages()[-1].status == 487 and len(udp.sent) == 4
+    assert not ep.dialogs and not ep.table.servers
+
+
+def test_inbound_invite_failing_8_2_checks_never_reaches_the_hook():
+    ep, clock, udp, taken = inbound_endpoint()
+    data = builders.invite(extra=[("Require", "100rel")])
+    ep.data_received(data, "udp", "192.0.2.10", 5060, None)
+    assert udp.messages()[-1].status == 420 and taken == []
+
+
+def test_inbound_hook_declining_leaves_the_403():
+    ep, clock, udp = endpoint()
+    ep.inbound = lambda session: None
+    ep.data_received(builders.invite(), "udp", "192.0.2.10", 5060, None)
+    assert udp.messages()[-1].status == 403 and not ep.dialogs
+
+
+def test_closed_session_lingers_until_its_invite_transaction_ends():
+    ep, clock, udp = endpoint()
+    session, listener = call(ep)
+    invite = udp.messages()[0]
+    reply(ep, invite, 180)
+    ep.execute(session, session.hangup(16))
+    assert udp.messages()[-1].method == "CANCEL"
+    ep.detach(session)                                 # the leg is gone; the session is not
+    reply(ep, invite, 200, SDP)                        # the 2xx crossed our CANCEL
+    assert [m.method for m in udp.messages()[-2:]] == ["ACK", "BYE"]
+    reply(ep, udp.messages()[-1], 200)                 # the BYE's 200: the session closes
+    assert ep.dialogs                                  # but Timer M still runs
+    reply(ep, invite, 200, SDP)                        # a retransmitted 2xx: ACKed again
+    assert udp.messages()[-1].method == "ACK"
+    clock.advance(33)
+    assert not ep.dialogs and not ep.table.clients and not ep._owned and not ep._timers
+    assert listener.kinds() == ["Progress"]           # nothing after the detach

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocols.sip import session as s
+from protocols.sip.uac_session import UacSession
 from protocols.sip.message import make_response, parse_message
 from protocols.sip.transaction import RemoteProtocolError, StartTimer, TimerConfig
 
@@ -31,7 +32,7 @@ def new_session(**kw):
     target = kw.pop("target", "+4930123")
     caller = kw.pop("caller", "+4940555")
     privacy = kw.pop("privacy", False)
-    return s.InviteSession(profile(**kw), target, caller, privacy, token=tokens())
+    return UacSession(profile(**kw), target, caller, privacy, token=tokens())
 
 
 def wire(message):
@@ -108,7 +109,7 @@ def test_answer_acks_and_uses_contact_and_route_set():
     assert ack.request.headers.get_all("Route") == ["<sip:p1.example;lr>", "<sip:p2.example;lr>"]
     assert ack.hop == s.Hop("udp", "p1.example", 5060)
     assert of(out, s.Answered) == [s.Answered(SDP)]
-    assert session.state is s.SessionState.CONFIRMED
+    assert session.state is s.State.CONFIRMED
     # a retransmitted 2xx (RFC 6026: passed up by the Accepted transaction) gets the same ACK
     again = session.receive_response(ok)
     assert len(again) == 1 and again[0].request is ack.request
@@ -269,10 +270,10 @@ def test_remote_reinvite_answered_and_2xx_retransmitted_until_ack():
     out = session.answer_modify(reinvite, SDP)
     assert of(out, s.Respond)[0].response.status == 200
     assert [e.delay for e in of(out, StartTimer)] == [32.0, 0.5]
-    assert of(session.timer_fired("2xx"), StartTimer)[0].delay == 1.0
+    assert of(session.timer_fired("re-2xx"), StartTimer)[0].delay == 1.0
     ack = gateway_request(session, "ACK", 5)
     assert [type(e).__name__ for e in session.receive_request(ack)] == ["StopTimer", "StopTimer"]
-    assert session.timer_fired("2xx") == []
+    assert session.timer_fired("re-2xx") == []
 
 
 def test_crossing_reinvite_gets_491():
@@ -362,7 +363,7 @@ def test_2xx_from_another_fork_is_acked_and_byed():
     assert not of(out, s.Answered)
     assert of(session.receive_response(answer(invite, 200, SDP, to_tag="fork2")), s.SendAck)
     assert session.receive_response(answer(bye, 200, to_tag="fork2")) == []
-    assert session.state is s.SessionState.CONFIRMED
+    assert session.state is s.State.CONFIRMED
 
 
 _STEPS = ["100", "180", "183sdp", "200", "200b", "486", "401", "hangup", "modify", "bye_in",
@@ -406,7 +407,7 @@ def test_session_survives_any_sequence(steps, delayed):
             elif step == "transport":
                 last_out = session.transport_failed(session.invite)
             elif step.startswith("t_"):
-                last_out = session.timer_fired({"t_cancel": "cancel", "t_2xx": "2xx",
+                last_out = session.timer_fired({"t_cancel": "cancel", "t_2xx": "re-2xx",
                                                 "t_491": "491", "t_answer": "answer"}[step])
             elif step == "bye_ok" and session.bye is not None:
                 last_out = session.receive_response(answer(session.bye, 200))

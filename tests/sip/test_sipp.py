@@ -13,6 +13,7 @@ from twisted.internet import defer, reactor, task
 from callgw.callserver.events import (Alerting, Connect, Hold, MediaAnswer, MediaDescription,
                                       Release, Setup, Trace)
 from protocols.sip.adapter import SipEndpoint
+from protocols.sip.session import State
 from tests.sip.sipp import SIPP, Sipp
 
 pytestmark = pytest.mark.skipif(SIPP is None, reason="sipp (Debian sip-tester) is not installed")
@@ -271,7 +272,9 @@ def test_fifty_concurrent_calls(endpoint, tmp_path):
             leg.send(Setup(f"call-{i}", "+4930123456", media=MEDIA))
         yield finish(sipp)
         assert len(connected) == 50 and released == []
-        assert not endpoint.dialogs
+        # every session is over; their entries wait for Timer M of their INVITE transactions
+        assert not endpoint.listeners
+        assert all(sess.state is State.TERMINATED for sess in endpoint.dialogs.values())
     finally:
         sipp.stop()
 
@@ -280,12 +283,13 @@ def test_fifty_concurrent_calls(endpoint, tmp_path):
 def test_uas_core_answers_a_real_peer(endpoint, tmp_path):
     # sipp as a UAC probing our port: OPTIONS gets 200 with Allow, an INVITE gets 403 whose
     # ACK (same branch) confirms our INVITE server transaction
-    from protocols.sip.transaction import ServerInvite, State
+    from protocols.sip.transaction import ServerInvite
+    from protocols.sip.transaction import State as TxState
     sipp = run("uac_probe.xml", tmp_path, remote=endpoint.port)
     try:
         yield finish(sipp)
         invites = [tx for tx in endpoint.table.servers.values() if isinstance(tx, ServerInvite)]
-        assert [tx.state for tx in invites] == [State.CONFIRMED]
+        assert [tx.state for tx in invites] == [TxState.CONFIRMED]
         assert invites[0].last_response.status == 403
     finally:
         sipp.stop()

@@ -1,7 +1,7 @@
 """The SIP call slave: one call toward a PSTN gateway, as an ``ICallLeg``.
 
 Translates between the neutral events of ``callgw.callserver.events`` and one
-``protocols.sip.session.InviteSession`` run by a ``protocols.sip.adapter.SipEndpoint``:
+``protocols.sip.uac_session.UacSession`` run by a ``protocols.sip.adapter.SipEndpoint``:
 
 - ``send(Setup)`` places the INVITE (the gateway's number rewriting applied to Request-URI and
   To, caller identity in From and P-Asserted-Identity, ``Privacy: id`` when withheld) with an
@@ -37,6 +37,7 @@ from callgw.interfaces import ICallLeg
 from protocols.sip import sdp as sdplib
 from protocols.sip import session as sess
 from protocols.sip.message import Request
+from protocols.sip.uac_session import UacSession
 
 log = Logger(namespace="callgw.sip.leg")
 
@@ -168,8 +169,7 @@ class SipLeg:
         target = numbers.rewrite(setup.target, int(gw.get("strip_digits") or 0),
                                  gw.get("prepend") or "", bool(gw.get("keep_plus", True)))
         privacy = setup.privacy or gw.get("presentation") == "restricted"
-        self.session = sess.InviteSession(_profile(self.endpoint, gw), target, setup.caller,
-                                          privacy)
+        self.session = UacSession(_profile(self.endpoint, gw), target, setup.caller, privacy)
         self.call_id = setup.call_id
         self.sdp_session_id = int.from_bytes(self.session.local_tag[:8].encode(), "big") \
             % 10 ** 12
