@@ -46,6 +46,12 @@ class ICallLeg(Interface):
         vanished, the gateway stopped answering in-dialog keepalives). The call logger's reaper
         asks every leg of every live call."""
 
+    def recovery():
+        """What this leg's provider needs to release the far end should this process die with
+        the call up (SIP: the dialog's Call-ID, tags, remote target, route set, CSeq), as a
+        JSON-able dict with ``protocol`` and ``gateway`` (name) keys; None when nothing
+        outlives the process (a client session). Asked once the call is answered."""
+
 
 class ILegProvider(Interface):
     """One native protocol (SIP, MGCP, H.323) as the call path sees it.
@@ -79,6 +85,12 @@ class ILegProvider(Interface):
     def capacity(gateway):
         """Calls ``gateway`` can take at once as the protocol knows it (MGCP: its endpoints),
         or None when the gateway row's ``capacity`` is all there is."""
+
+    def release_orphan(gateway, recovery):
+        """Release a call a previous run of this process left up: ``recovery`` is what one of
+        this protocol's legs returned from ``recovery()``, ``gateway`` the gateway row (None
+        when it was removed since). Fires when the far end answered the release (or it timed
+        out: the failure says so)."""
 
 
 class LegUnavailable(Exception):
@@ -210,6 +222,10 @@ class ICallLogSink(Interface):
 
     def call_state(call_id, state, gateway):
         """The call entered ``state`` (a handler state name) on ``gateway`` (or None)."""
+
+    def call_answered(call_id, answered, recovery):
+        """The call was answered at ``answered``; ``recovery`` (a list of the legs'
+        ``recovery()`` dicts) is kept with its active-call row for the next start."""
 
     def setup_latency(seconds):
         """Seconds from the client's request to ringing (or answer without ringing)."""

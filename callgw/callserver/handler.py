@@ -314,6 +314,8 @@ class CallHandler:
             self.media.connect("b", event.media)
             event = ev.Connect(None)
         self.logger.event(self.ctx.call_id, "established", gateway=self.gateway["name"])
+        self.logger.call_answered(self.ctx.call_id, self.answered,
+                                  [r for r in (self.a.recovery(), self.b.recovery()) if r])
         self._timer_max = self.clock.callLater(self.ctx.max_duration, self.handle,
                                                "timer.max_duration", None)
         self.a.send(event)

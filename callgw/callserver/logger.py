@@ -145,7 +145,8 @@ class CallLogger(Service):
             "call_id": ctx.call_id, "username": ctx.username, "target": ctx.target,
             "gateway": None, "call_server": ctx.call_server, "node": self.node,
             "state": "null", "media_mode": ctx.media_mode, "started": ctx.requested,
-            "updated": ctx.requested}
+            "updated": ctx.requested, "tenant": ctx.tenant, "answered": None,
+            "recovery": []}
         self._dirty.add(ctx.call_id)
         self.event(ctx.call_id, "launched", user=ctx.username, target=ctx.target,
                    server=ctx.call_server, peer=ctx.peer)
@@ -162,6 +163,16 @@ class CallLogger(Service):
             row["state"] = state
             row["gateway"] = gateway
             row["updated"] = self.clock.seconds()
+            self._dirty.add(call_id)
+
+    def call_answered(self, call_id: str, answered: float, recovery: list) -> None:
+        """The call was answered at ``answered``; ``recovery`` is what the native legs need to
+        release it if this process dies (written with the active-call row at the next flush,
+        so the next start can close it: ``CallPathService`` at start-up)."""
+        row = self.rows.get(call_id)
+        if row is not None:
+            row["answered"] = answered
+            row["recovery"] = recovery
             self._dirty.add(call_id)
 
     def event(self, call_id: str, kind: str, **data) -> None:
@@ -222,6 +233,7 @@ class CallLogger(Service):
         rows = []
         for call_id, row in self.rows.items():
             row = dict(row)
+            row.pop("recovery", None)           # dialog state: the next start's, not a display's
             handler = self.calls.get(call_id)
             media = handler.media if handler is not None else None
             if media is not None:

@@ -218,11 +218,65 @@ class CallPathService(MultiService):
         started = [maybeDeferred(p.start) for p in self.providers.values()]
         d = DeferredList(started, fireOnOneErrback=True, consumeErrors=True)
         d.addErrback(lambda f: getattr(f.value, "subFailure", f))
-        d.addCallback(lambda _: self.store.run("clear_active_calls", self.node))
         d.addCallback(lambda _: self.directory.reload())
+        d.addCallback(lambda _: self.store.run("orphaned_calls", self.node))
+        d.addCallback(self._recover)
         d.addCallback(self._loaded)
         d.addErrback(lambda f: self.log.failure("call path start", f) or f)
         return d
+
+    def _recover(self, rows: list[dict]):
+        """Close the calls a previous run of this node left open (it crashed): one CDR each
+        (cause 41, the restart named), the active-call rows dropped, and each native leg's far
+        end released by its provider (SIP: a BYE built from the stored dialog). Fires once the
+        records are written; the releases go on in the background, each logged."""
+        if not rows:
+            return None
+        now = self.clock.seconds()
+        text = "callgw restarted: released the call its previous run left open"
+        cdrs, events = [], []
+        for row in rows:
+            answered = row.get("answered")
+            cdrs.append({
+                "call_id": row["call_id"], "username": row["username"],
+                "tenant": row.get("tenant") or "default", "target": row["target"],
+                "gateway": row.get("gateway"), "call_server": row["call_server"],
+                "requested": row["started"], "ringing": None, "answered": answered,
+                "ended": now, "duration": round(now - answered, 3) if answered else 0.0,
+                "cause": 41, "cause_text": text, "media_mode": row["media_mode"],
+                "stats": {"outcome": "answered" if answered else "failed",
+                          "released_by": "callgw", "recovered": True,
+                          "last_state": row["state"], "last_update": row["updated"]}})
+            events.append({"call_id": row["call_id"], "kind": "recovered", "at": now,
+                           "data": {"state": row["state"], "legs": [r.get("protocol") for r in
+                                                                    row["recovery"]]}})
+        d = self.store.run("close_orphans", self.node, cdrs, events)
+        d.addCallback(self._release_orphans, rows)
+        return d
+
+    def _release_orphans(self, closed: int, rows: list[dict]) -> None:
+        released = 0
+        for row in rows:
+            for recovery in row["recovery"]:
+                provider = self.providers.get(recovery.get("protocol"))
+                if provider is None:
+                    self.log.warn("call {call_id}: no {protocol} provider to release it",
+                                  call_id=row["call_id"], protocol=recovery.get("protocol"))
+                    continue
+                gateway = self.directory.gateways.get(recovery.get("gateway"))
+                d = maybeDeferred(provider.release_orphan, gateway, recovery)
+                d.addCallbacks(
+                    lambda _, c=row["call_id"], g=recovery.get("gateway"): self.log.info(
+                        "call {call_id} left open by the previous run: released at {gateway}",
+                        call_id=c, gateway=g),
+                    lambda f, c=row["call_id"], g=recovery.get("gateway"): self.log.warn(
+                        "call {call_id} left open by the previous run: releasing it at "
+                        "{gateway} failed: {why}", call_id=c, gateway=g,
+                        why=f.getErrorMessage()))
+                released += 1
+        self.log.warn("start-up: {n} call(s) left open by the previous run of {node} closed "
+                      "with a CDR (cause 41); {r} far end(s) being released", n=closed,
+                      node=self.node, r=released)
 
     def _loaded(self, _) -> None:
         from twisted.internet.task import LoopingCall

@@ -528,7 +528,9 @@ class Database(AdminAccounts):
                     f"INSERT INTO active_calls ({', '.join(_ACTIVE_COLUMNS)}) VALUES "
                     f"({', '.join('?' * len(_ACTIVE_COLUMNS))}) ON CONFLICT (call_id) DO UPDATE "
                     f"SET {', '.join(f'{c} = excluded.{c}' for c in _ACTIVE_COLUMNS[1:])}",
-                    [tuple(row.get(c) for c in _ACTIVE_COLUMNS) for row in active])
+                    [tuple(json.dumps(row.get("recovery") or []) if c == "recovery" else
+                           row.get(c, _ACTIVE_DEFAULTS.get(c)) for c in _ACTIVE_COLUMNS)
+                     for row in active])
             if cdrs:
                 self.conn.executemany(
                     f"INSERT INTO cdrs ({', '.join(_CDR_COLUMNS)}) VALUES "
@@ -538,13 +540,25 @@ class Database(AdminAccounts):
                            for c in _CDR_COLUMNS) for cdr in cdrs])
             self.write_call_log(events, traces, [], ended)
 
-    def clear_active_calls(self, node: str) -> int:
-        """Drop ``node``'s active-call rows (left by a crash) at start-up; returns how many."""
-        return self.conn.execute("DELETE FROM active_calls WHERE node = ?", (node,)).rowcount
+    def orphaned_calls(self, node: str) -> list[dict]:
+        """``node``'s active-call rows at start-up: calls a previous run left open."""
+        rows = self._rows("SELECT * FROM active_calls WHERE node = ? ORDER BY started", [node])
+        for row in rows:
+            row["recovery"] = json.loads(row.get("recovery") or "[]")
+        return rows
+
+    def close_orphans(self, node: str, cdrs: list[dict], events: list[dict]) -> int:
+        """Write the CDRs and events of the calls a previous run of ``node`` left open and drop
+        their active-call rows, in one transaction; returns how many rows were dropped."""
+        with self._tx():
+            self.call_log_batch([], events, [], cdrs, [])
+            return self.conn.execute("DELETE FROM active_calls WHERE node = ?",
+                                     (node,)).rowcount
 
 
 _ACTIVE_COLUMNS = ("call_id", "username", "target", "gateway", "call_server", "node", "state",
-                   "media_mode", "started", "updated")
+                   "media_mode", "started", "updated", "tenant", "answered", "recovery")
+_ACTIVE_DEFAULTS = {"tenant": "default"}
 _CDR_COLUMNS = ("call_id", "username", "tenant", "target", "gateway", "call_server",
                 "requested", "ringing", "answered", "ended", "duration", "cause", "cause_text",
                 "media_mode", "stats")

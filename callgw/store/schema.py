@@ -92,6 +92,13 @@ MIGRATIONS: list[list[str]] = [
             name TEXT PRIMARY KEY, password TEXT NOT NULL, created REAL NOT NULL,
             changed REAL NOT NULL)""",
     ],
+    # 5: what the next start needs to close a call a crashed process left up: the tenant and
+    # answer time for its CDR, and each native leg's recovery state (SIP: the dialog)
+    [
+        "ALTER TABLE active_calls ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default'",
+        "ALTER TABLE active_calls ADD COLUMN answered REAL",
+        "ALTER TABLE active_calls ADD COLUMN recovery TEXT NOT NULL DEFAULT '[]'",
+    ],
 ]
 
 #: Tables whose rows the admin CLI edits; a write to any of them bumps the change serial.

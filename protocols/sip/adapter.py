@@ -81,6 +81,17 @@ class _Ping:
         return self._settle(PingError(503, "Transport failed"))
 
 
+class _Standalone(_Ping):
+    """The transaction user of one standalone request: fires with its final response."""
+
+    __slots__ = ()
+
+    def receive_response(self, response):
+        if response.status < 200:
+            return []
+        return self._settle(response)
+
+
 class _Datagram(protocol.DatagramProtocol):
     def __init__(self, endpoint):
         self.endpoint = endpoint
@@ -328,6 +339,26 @@ class SipEndpoint:
                    ("CSeq", "1 OPTIONS"), ("Accept", "application/sdp"),
                    ("User-Agent", sess.USER_AGENT), ("Content-Length", "0")]
         request = Request("OPTIONS", uri, headers)
+        if timeout is not None:
+            owner.timeout_call = self.clock.callLater(
+                timeout, owner._settle, PingError(408, "Request Timeout"))
+        self._start_client(request, hop, owner)
+        return owner.deferred
+
+    def send_request(self, method, uri, headers, hop, timeout=None):
+        """Send one request outside any session (e.g. a BYE for a dialog a previous process
+        left up), with this endpoint's Via and a client transaction toward ``hop``.
+
+        ``headers`` are (name, value) pairs without Via and Content-Length. Returns a Deferred
+        firing with the final response, failing with ``PingError`` (408 on timeout, 503 when
+        the transport failed); ``timeout`` (seconds) ends the wait before Timer F.
+        """
+        owner = _Standalone(self.clock)
+        t = "TCP" if hop.transport == "tcp" else "UDP"
+        adv = self.advertised_host
+        local = f"[{adv}]:{self.port}" if ":" in adv else f"{adv}:{self.port}"
+        via = ("Via", f"SIP/2.0/{t} {local};branch=z9hG4bK{sess._token()};rport")
+        request = Request(method, uri, [via, *headers, ("Content-Length", "0")])
         if timeout is not None:
             owner.timeout_call = self.clock.callLater(
                 timeout, owner._settle, PingError(408, "Request Timeout"))

@@ -42,6 +42,7 @@ class FakeLeg:
         self.closed = False
         self.script = script or {}
         self.dead = None
+        self.recover = None         # what recovery() returns once answered
 
     def attach(self, sink):
         self.sink = sink
@@ -60,6 +61,9 @@ class FakeLeg:
     def liveness(self):
         return self.dead
 
+    def recovery(self):
+        return self.recover
+
     def kinds(self):
         return [type(e).__name__ for e in self.sent]
 
@@ -77,6 +81,7 @@ class SlaveFactory:
         self.legs: list[FakeLeg] = []
         self.scripts = scripts or {}
         self.unavailable = set(unavailable)
+        self.released_orphans: list = []
 
     def make_leg(self, gateway, call_id):
         if gateway["name"] in self.unavailable:
@@ -98,6 +103,10 @@ class SlaveFactory:
 
     def capacity(self, gateway):
         return None
+
+    def release_orphan(self, gateway, recovery):
+        self.released_orphans.append((gateway, recovery))
+        return succeed(None)
 
 
 class FakeConn:

@@ -103,6 +103,10 @@ class ClientLeg:
         self.released = True
         self.sink = None
 
+    def recovery(self) -> None:
+        """Nothing: a client session does not outlive callgw's process."""
+        return None
+
     def use_media(self, session) -> None:
         """Relay mode: ``session`` (the call's ``CallMediaSession``) carries this call's media
         frames, DTMF and hold from now on."""

@@ -161,6 +161,18 @@ class SipLeg:
         """None while the gateway is alive; the reason once its keepalive failed."""
         return self._vanished
 
+    def recovery(self):
+        """The dialog, for a BYE from the next start should this process die (see
+        ``callgw.callserver.legs.sip_provider.release_orphan``); None before answer."""
+        s = self.session
+        if s is None or self.state != "connected" or not s.remote_tag:
+            return None
+        p = s.profile
+        return {"protocol": "sip", "gateway": self.gateway["name"], "call_id": s.call_id,
+                "from": s.from_header, "to": f"{s.to_header};tag={s.remote_tag}",
+                "remote_target": s.remote_target, "route_set": list(s.route_set),
+                "cseq": s.local_cseq, "transport": p.transport, "proxy": p.proxy}
+
     # ---- outgoing ----
     def _setup(self, setup):
         if self.state != "idle":

@@ -28,6 +28,8 @@ from callgw.callserver.legs.entry import LegProtocol, Option
 from callgw.interfaces import ILegProvider, LegUnavailable
 
 TRANSPORTS = ("udp", "tcp", "tls")
+#: A BYE from the next start skips this far past the CSeq stored at answer (re-INVITEs after it).
+ORPHAN_CSEQ_GAP = 1000
 KEEPALIVES = ("off", "options", "session-timer")
 
 
@@ -138,6 +140,31 @@ class SipLegProvider:
 
     def capacity(self, gateway: dict):
         return None
+
+    def release_orphan(self, gateway, recovery: dict):
+        """A BYE in the dialog a previous run left up (``SipLeg.recovery()``), with a CSeq
+        above any that run can have used; fires with the gateway's final response."""
+        if self.endpoint is None:
+            raise LegUnavailable("SIP is off in this callgw ([sip] udp)")
+        from protocols.sip import session as sess
+        from protocols.sip.headers import parse_name_addr
+        transport = recovery.get("transport") or "udp"
+        routes = list(recovery.get("route_set") or ())
+        if routes:
+            route = parse_name_addr(routes[0]).uri
+            hop = sess.Hop(transport, route.host.strip("[]"), route.port or 5060)
+        elif recovery.get("proxy"):
+            host, _, port = recovery["proxy"].rpartition(":")
+            hop = sess.Hop(transport, host.strip("[]"), int(port))
+        else:
+            hop = sess.hop_for(recovery["remote_target"], transport)
+        headers = [("Max-Forwards", "70"), *(("Route", r) for r in routes),
+                   ("From", recovery["from"]), ("To", recovery["to"]),
+                   ("Call-ID", recovery["call_id"]),
+                   ("CSeq", f"{int(recovery['cseq']) + ORPHAN_CSEQ_GAP} BYE"),
+                   ("Reason", 'Q.850;cause=41;text="callgw restarted"')]
+        return self.endpoint.send_request("BYE", recovery["remote_target"], headers, hop,
+                                          self.ping_timeout)
 
 
 def _grow_buffers(sock, size: int = 4 << 20) -> None:

@@ -1,0 +1,137 @@
+"""Nothing lost on a crash: ``kill -9`` of a real ``twistd -n callgw`` with calls up to sipp.
+
+The next start of the same node closes every call the dead process left open: one CDR each
+(cause 41, the restart named in its text), no active-call row left, and the gateway released:
+sipp, which answered the calls and waits for a BYE for each, gets them (built from the dialog
+stored with the active-call row at answer) and ends its scenario with success.
+"""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from callgw.store.db import Database
+from tests.callpath.callgw_env import HAVE_SIPP, PASSWORD, Sipp, prepare_db
+from tests.ports import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+CALLS = 3
+pytestmark = pytest.mark.skipif(not HAVE_SIPP, reason="sipp (sip-tester) is not installed")
+
+
+def _twistd(tmp_path, config):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    log = open(tmp_path / f"twistd-{time.monotonic_ns()}.log", "w+b")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from twisted.scripts.twistd import run; run()", "-n",
+         "--pidfile=", "callgw", "--config", str(config)],
+        cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+    return proc, log
+
+
+def _wait_for(log, pattern, proc, limit=60.0):
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        log.seek(0)
+        text = log.read().decode("utf-8", "replace")
+        found = re.search(pattern, text)
+        if found:
+            return found, text
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    log.seek(0)
+    raise AssertionError(f"no {pattern!r} in callgw's output:\n"
+                         + log.read().decode("utf-8", "replace")[-4000:])
+
+
+def _stop(proc):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_kill_9_with_calls_up_then_restart_closes_and_releases_them(tmp_path):
+    sipp = Sipp("uas_answer.xml", tmp_path, calls=CALLS, timeout=60).start()
+    prepare_db(tmp_path, gateways=[("paid", sipp.port, ["+49"], {"probe": "off"})])
+    config = tmp_path / "callgw.toml"
+    sip_port = free_port()          # a provider's SIP port is configured: the same after restart
+    config.write_text(
+        f'[general]\ndatabase = "{tmp_path / "callgw.sqlite3"}"\nnode = "crashy"\n'
+        '[client]\nudp = "off"\ntcp = "127.0.0.1:0"\ntls = "off"\n[web]\nhttps = "off"\n'
+        '[manhole]\ntelnet = "off"\n'
+        f'[sip]\nudp = "127.0.0.1:{sip_port}"\ntcp = "off"\n'
+        '[mgcp]\nudp = "off"\n[calls]\nhealth_interval = 0\n')
+    dials, first, second = [], None, None
+    try:
+        first, log = _twistd(tmp_path, config)
+        found, _ = _wait_for(log, r"listening: client-tcp tcp 127\.0\.0\.1:(\d+)", first)
+        _wait_for(log, "callgw ready", first)
+        env = dict(os.environ, PYTHONPATH=str(ROOT), CALLGW_PASSWORD=PASSWORD)
+        for i in range(CALLS):
+            dials.append(subprocess.Popen(
+                [sys.executable, "-m", "callgw.client.dial", "--server",
+                 f"tcp://127.0.0.1:{found.group(1)}", "--user", "alice", "--duration", "60",
+                 "--no-media-after", "0", f"+49301234{i:03d}"],
+                cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        deadline = time.monotonic() + 30
+        db = Database(str(tmp_path / "callgw.sqlite3"))
+        try:
+            while True:         # answered and flushed with its dialog: what a crash may lose
+                rows = db.active_calls("crashy")
+                if sum(1 for r in rows if r["answered"] and r["recovery"] != "[]") == CALLS:
+                    break
+                assert time.monotonic() < deadline, rows
+                time.sleep(0.1)
+        finally:
+            db.close()
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        for dial in dials:                  # the clients lose their server with it
+            dial.kill()
+            dial.wait()
+
+        second, log2 = _twistd(tmp_path, config)
+        _wait_for(log2, "callgw ready", second)
+        _, text = _wait_for(log2, r"start-up: 3 call\(s\) left open by the previous run of "
+                                  r"crashy closed", second)
+        code = None
+        deadline = time.monotonic() + 20
+        while code is None and time.monotonic() < deadline:
+            code = sipp.process.poll()
+            time.sleep(0.1)
+        assert code == 0, sipp.log()         # every call got its BYE: sipp's scenario passed
+        assert len(re.findall(r"released at paid", _wait_for(
+            log2, r"(?s)(released at paid.*){3}", second)[1])) == 3
+
+        db = Database(str(tmp_path / "callgw.sqlite3"))
+        try:
+            assert db.active_calls() == []
+            cdrs = db.cdrs(10, "alice")
+            assert len(cdrs) == CALLS
+            for cdr in cdrs:
+                assert cdr["cause"] == 41 and "restarted" in cdr["cause_text"]
+                assert cdr["answered"] and cdr["duration"] > 0 and cdr["gateway"] == "paid"
+                assert cdr["stats"]["recovered"] is True
+        finally:
+            db.close()
+    finally:
+        for dial in dials:
+            if dial.poll() is None:
+                dial.kill()
+                dial.wait()
+        for proc in (first, second):
+            if proc is not None:
+                _stop(proc)
+        sipp.stop()
