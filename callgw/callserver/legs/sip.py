@@ -167,11 +167,12 @@ class SipLeg:
         s = self.session
         if s is None or self.state != "connected" or not s.remote_tag:
             return None
-        p = s.profile
-        return {"protocol": "sip", "gateway": self.gateway["name"], "call_id": s.call_id,
-                "from": s.from_header, "to": f"{s.to_header};tag={s.remote_tag}",
-                "remote_target": s.remote_target, "route_set": list(s.route_set),
-                "cseq": s.local_cseq, "transport": p.transport, "proxy": p.proxy}
+        d = s.dialog
+        p = d.profile
+        return {"protocol": "sip", "gateway": self.gateway["name"], "call_id": d.call_id,
+                "from": d.local_header, "to": d.to(), "remote_target": d.remote_target,
+                "route_set": list(d.route_set), "cseq": d.local_cseq,
+                "transport": p.transport, "proxy": p.proxy}
 
     # ---- outgoing ----
     def _setup(self, setup):
