@@ -86,6 +86,15 @@ class Dtmf:
 
 
 @dataclass(frozen=True)
+class DtmfResult:
+    """What became of a ``Dtmf`` a leg could not carry as asked: ``delivered`` False with the
+    reason in ``text`` (e.g. the gateway refused SIP INFO); goes back to the leg that sent it."""
+    digit: str
+    delivered: bool
+    text: str = ""
+
+
+@dataclass(frozen=True)
 class Hold:
     """Put the call on hold (``on=True``) or resume it (``on=False``)."""
     on: bool = True

@@ -85,9 +85,12 @@ _t((S.PROCEEDING, S.DELIVERED), "timer.no_answer", "no_answer", S.RELEASED)
 _t(S.ACTIVE, "timer.max_duration", "max_duration", S.RELEASED)
 _t(_LIVE, "stop", "stop", S.RELEASED)
 _t(S.NULL, "stop", "stop", S.RELEASED)
-_t(S.ACTIVE, ("a.Dtmf", "a.Hold", "a.MediaOffer", "a.MediaAnswer"), "to_b", None)
-_t(S.ACTIVE, ("b.Dtmf", "b.Hold", "b.MediaOffer", "b.MediaAnswer"), "to_a", None)
+_t(S.ACTIVE, ("a.Dtmf", "a.Hold", "a.MediaOffer", "a.MediaAnswer", "a.DtmfResult"), "to_b",
+   None)
+_t(S.ACTIVE, ("b.Dtmf", "b.Hold", "b.MediaOffer", "b.MediaAnswer", "b.DtmfResult"), "to_a",
+   None)
 _t(_EARLY, ("a.Dtmf", "a.Hold", "b.Dtmf", "b.Hold"), "ignore", None)
+_t(S.RELEASED, ("a.DtmfResult", "b.DtmfResult"), "ignore", None)
 _t(S.RELEASED, ("media.ready", "a.Release", "b.Release", "stop", "timer.setup", "timer.no_answer",
                 "timer.max_duration", "b.Proceeding", "b.Alerting", "b.Connect",
                 "a.Dtmf", "b.Dtmf", "a.Hold", "b.Hold", "a.MediaOffer", "b.MediaOffer",

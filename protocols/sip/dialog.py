@@ -29,7 +29,7 @@ import os
 
 from protocols.sip import digest
 from protocols.sip.message import Headers, Request, make_response, parse_name_addr
-from protocols.sip.session import (ALLOW, CLOSED, Ended, Input, ModifyAnswered,
+from protocols.sip.session import (ALLOW, CLOSED, Ended, InfoAnswered, Input, ModifyAnswered,
                                    ModifyFailed, RemoteModify, Respond, SendAck, SendRequest,
                                    State, TableMachine, build_table, hop_for, reason_cause)
 from protocols.sip.transaction import RemoteProtocolError, StartTimer, StopTimer
@@ -179,6 +179,7 @@ class DialogSession(TableMachine):
         self._retry_sdp = None
         self._auth_tries = {}
         self._closed = False
+        self._infos: set[int] = set()     # CSeq numbers of our INFOs awaiting an answer
 
     # ---- the dialog's names ----
     @property
@@ -210,6 +211,23 @@ class DialogSession(TableMachine):
             return [ModifyFailed(491)]
         return self._offer_step(I.MODIFY, sdp)
 
+    def info(self, body: bytes, content_type: str):
+        """Send an INFO (RFC 6086) in the confirmed dialog, e.g. a DTMF digit as
+        ``application/dtmf-relay``; its answer comes back as ``InfoAnswered`` (a 481 or 408 also
+        ends the dialog, RFC 3261 12.2.1.2). Nothing outside a confirmed dialog."""
+        if self.state is not S.CONFIRMED:
+            return []
+        request = self.dialog.request("INFO", body=body, content_type=content_type)
+        self._infos.add(request.cseq[0])
+        return [SendRequest(request, self.dialog.hop())]
+
+    def _info_answered(self, number, status, reason):
+        self._infos.discard(number)
+        out = [InfoAnswered(status, reason)]
+        if status in (481, 408) and self.state is S.CONFIRMED:
+            out += self._dialog_failed(status, f"{status} to our INFO")
+        return out
+
     def answer_modify(self, request, sdp):
         """Answer the far end's re-INVITE with our ``sdp`` (None refuses it with 488)."""
         if request is not self.remote_reinvite:
@@ -234,6 +252,8 @@ class DialogSession(TableMachine):
             return []
         if status < 200:
             return []
+        if method == "INFO" and number in self._infos:
+            return self._info_answered(number, status, response.reason)
         if method == "BYE" and self.bye is not None and number == self.bye.cseq[0]:
             if status in (401, 407):
                 retry = self._auth_retry(self.bye, response)
@@ -274,6 +294,8 @@ class DialogSession(TableMachine):
             return self._offer_step(I.RE_FATAL, status)
         if request.method == "BYE" and request is self.bye:
             return self._step(I.BYE_FAILED, status)
+        if request.method == "INFO" and request.cseq[0] in self._infos:
+            return self._info_answered(request.cseq[0], status, reason)
         return self._other_failure(request, status, reason)
 
     def _other_failure(self, request, status, reason):

@@ -139,6 +139,13 @@ class ModifyFailed:
 
 
 @dataclass(frozen=True, slots=True)
+class InfoAnswered:
+    """Our INFO (RFC 6086) got its final answer: ``status`` (408/503 when none came)."""
+    status: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class RemoteModify:
     """The far end sent a re-INVITE with ``sdp``: call ``answer_modify(request, sdp)``."""
     request: object

@@ -92,3 +92,31 @@ def test_no_media_in_direct_mode_moves_the_call_to_the_relay(tmp_path):
     finally:
         yield gw.stopService()
         sipp.stop()
+
+
+@pytest_twisted.inlineCallbacks
+@pytest.mark.parametrize("scenario, delivered", [("uas_info_dtmf.xml", True),
+                                                 ("uas_info_refused.xml", False)])
+def test_dtmf_in_direct_mode_goes_as_sip_info_or_the_client_is_told(tmp_path, scenario,
+                                                                    delivered):
+    """The media does not pass callgw in direct mode, so a digit the client sends with
+    ``dtmf`` reaches the gateway as SIP INFO (application/dtmf-relay, RFC 6086); a gateway
+    that refuses INFO (415) gets the client a ``status dtmf-failed`` naming why, instead of a
+    digit silently dropped."""
+    sipp = sipp_gateway(tmp_path, scenario, echo=False)
+    prepare_db(tmp_path, gateways=[("gw1", sipp.port, ["+49"], {})])
+    gw = yield start(tmp_path)
+    try:
+        code, out = yield dial("--server", url(gw, "udp"), "--user", "alice",
+                               "--media", "direct", "--no-media-after", "0", "--duration", "3",
+                               "--dtmf", "5", "+4930123456")
+        assert code == 0, out
+        assert (yield within(sipp.wait(reactor), 30)) == 0, sipp.log()
+        log = (tmp_path / "sipp_messages.log").read_text()
+        info = log[log.index("INFO sip:"):]
+        assert "Content-Type: application/dtmf-relay" in info and "Signal=5" in info
+        failed = re.search(r"status: dtmf-failed 5: the gateway refused SIP INFO \(415", out)
+        assert (failed is None) == delivered, out
+    finally:
+        yield gw.stopService()
+        sipp.stop()

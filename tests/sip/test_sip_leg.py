@@ -4,7 +4,7 @@ from __future__ import annotations
 from twisted.internet.testing import MemoryReactorClock
 from zope.interface.verify import verifyObject
 
-from callgw.callserver.events import (Alerting, Connect, Dtmf, Hold, MediaAnswer,
+from callgw.callserver.events import (Alerting, Connect, Dtmf, DtmfResult, Hold, MediaAnswer,
                                       MediaDescription, Proceeding, Release, Setup, Trace)
 from callgw.callserver.legs.sip import SipLeg, gateway_hop, options_ping
 from callgw.interfaces import ICallLeg
@@ -180,11 +180,22 @@ def make_reinvite(leg, cseq, body, ack=False):
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
-def test_dtmf_is_a_no_op():
+def test_dtmf_goes_as_sip_info_and_a_refusal_comes_back():
     leg, sink, udp, reactor, ep, invite = placed()
-    before = len(udp.sent)
-    leg.send(Dtmf("5"))
-    assert len(udp.sent) == before and sink.events == []
+    leg.send(Dtmf("5"))                         # before answer: not carried, and said so
+    assert sink.events[-1] == DtmfResult("5", False, "the call is not connected")
+    respond(ep, invite, 200, ANSWER)
+    leg.send(Dtmf("9", 160))
+    info = udp.messages()[-1]
+    assert info.method == "INFO" and info.headers.get("Content-Type") == "application/dtmf-relay"
+    assert info.body == b"Signal=9\r\nDuration=160\r\n"
+    events = len(sink.events)
+    respond(ep, info, 200)
+    assert len(sink.events) == events            # delivered: nothing to report
+    leg.send(Dtmf("#"))
+    respond(ep, udp.messages()[-1], 415)
+    assert sink.events[-1] == DtmfResult(
+        "#", False, "the gateway refused SIP INFO (415 Unsupported Media Type)")
 
 
 def test_close_drops_everything_silently():

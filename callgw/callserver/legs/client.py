@@ -87,6 +87,9 @@ class ClientLeg:
                                call=self.call))
         elif kind is ev.Dtmf:
             self._out(m.Status(info="dtmf", call=self.call, text=event.digit))
+        elif kind is ev.DtmfResult and not event.delivered:
+            self._out(m.Status(info="dtmf-failed", call=self.call,
+                               text=_text(f"{event.digit}: {event.text}")))
         elif kind is ev.MediaAnswer and self.media is not None:
             moved = self.mode == "direct"   # the gateway took the relay: media frames now
             self.media.gateway_answered(event.media, moved)

@@ -16,7 +16,9 @@ Translates between the neutral events of ``callgw.callserver.events`` and one
   ``MediaAnswer``. A re-INVITE from the gateway is answered here and reported as ``Hold``.
 - ``Setup.media`` None makes a delayed offer: the INVITE goes without SDP, ``Connect`` carries
   the gateway's offer from the 2xx, and the master's ``MediaAnswer`` goes out in the ACK.
-- ``send(Dtmf)`` is a no-op: RFC 4733 events travel in the media path (protocols/rtp).
+- ``send(Dtmf)`` (a digit the media path does not carry: direct mode) sends SIP INFO with
+  ``application/dtmf-relay`` (RFC 6086); a refusal comes back as ``DtmfResult``. In relay mode
+  digits travel as RFC 4733 events in the media path (protocols/rtp) and never reach the leg.
 - Every SIP message sent or received for the call is reported to the sink as a ``Trace``.
 
 ``options_ping(endpoint, gateway)`` is the proxy's health poll: a Deferred firing with the
@@ -30,7 +32,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from callgw import causes, numbers
-from callgw.callserver.events import (Alerting, Connect, Dtmf, Hold, MediaAnswer,
+from callgw.callserver.events import (Alerting, Connect, Dtmf, DtmfResult, Hold, MediaAnswer,
                                       MediaDescription, MediaOffer, Proceeding, Release,
                                       Setup, Trace)
 from callgw.interfaces import ICallLeg
@@ -117,6 +119,7 @@ class SipLeg:
         self._held_by_remote = False
         self._delayed_offer = None
         self._vanished = None
+        self._dtmf_pending: list[str] = []
 
     # ---- ICallLeg ----
     def attach(self, sink):
@@ -139,8 +142,7 @@ class SipLeg:
                 self.local_media = event.media
                 self._modify(self._offer())
             elif kind is Dtmf:
-                log.debug("DTMF {digit} for {call_id}: carried by RFC 4733 in the media path",
-                          digit=event.digit, call_id=self.call_id)
+                self._dtmf(event)
             else:
                 log.debug("SIP leg ignores {event!r}", event=event)
         except Exception:  # noqa: BLE001 - ICallLeg.send never raises for a protocol reason
@@ -203,6 +205,25 @@ class SipLeg:
                                  media.telephone_event, media.ptime,
                                  direction or media.direction, self.sdp_session_id,
                                  self.sdp_version)
+
+    def _dtmf(self, dtmf):
+        """A digit the media path does not carry (direct mode): SIP INFO with
+        ``application/dtmf-relay`` (the form gateways accept most widely); a refusal goes back
+        as ``DtmfResult(delivered=False)``."""
+        if self.state != "connected":
+            self._emit(DtmfResult(dtmf.digit, False, "the call is not connected"))
+            return
+        body = f"Signal={dtmf.digit}\r\nDuration={int(dtmf.duration_ms)}\r\n".encode()
+        self._dtmf_pending.append(dtmf.digit)
+        self.endpoint.execute(self.session, self.session.info(body, "application/dtmf-relay"))
+
+    def _on_InfoAnswered(self, event):
+        digit = self._dtmf_pending.pop(0) if self._dtmf_pending else "?"
+        if event.status >= 300:
+            log.info("DTMF {digit} for {call_id}: the gateway answered INFO with {status}",
+                     digit=digit, call_id=self.call_id, status=event.status)
+            self._emit(DtmfResult(digit, False,
+                                  f"the gateway refused SIP INFO ({event.status} {event.reason})"))
 
     def _modify(self, offer):
         if self.state != "connected" or offer is None:
