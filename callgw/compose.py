@@ -91,7 +91,8 @@ def build(root, config: Config, reactor, frontend=None) -> Parts:
                                providers=providers, metrics=metrics, health=health)
     callpath.setServiceParent(root)
 
-    client = ClientService(config, store, frontend if frontend is not None else front, reactor)
+    client = ClientService(config, store, frontend if frontend is not None else front, reactor,
+                           metrics=metrics)
     client.setServiceParent(root)
     if client.web is not None:
         client.web.add_resource("api", make_api(callpath))

@@ -13,7 +13,9 @@ collide):
 - the call logger's writes: ``callgw_call_log_database_ok`` (1 writable, 0 a fault holds its
   records), ``callgw_call_log_held_records`` (records kept in memory until the database takes
   them), ``callgw_call_log_write_failures_total{fault}`` (locked, read-only, disk-full,
-  io-error, ...).
+  io-error, ...);
+- ``callgw_login_failures_total{reason}``: refused client logins (``bad-credentials``,
+  ``throttled``, ``stale-nonce``, ``token-expired``, ``token-invalid``, ``account-disabled``).
 
 ``resource()`` returns a twisted.web resource rendering the text exposition format.
 
@@ -25,6 +27,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.twisted import MetricsResource
 
 _STATUS = {"up": 1, "down": 0}
+LOGIN_REASONS = ("bad-credentials", "throttled", "stale-nonce", "token-expired", "token-invalid",
+                 "account-disabled")
 OUTCOMES = ("answered", "busy", "no-answer", "cancelled", "failed", "refused", "rejected")
 
 
@@ -60,12 +64,20 @@ class CallMetrics:
         self.call_log_failures = Counter("callgw_call_log_write_failures",
                                          "Call-log writes that failed, by database fault",
                                          ["fault"], registry=self.registry)
+        self.login_failures = Counter("callgw_login_failures", "Refused client logins by reason",
+                                      ["reason"], registry=self.registry)
+        for reason in LOGIN_REASONS:
+            self.login_failures.labels(reason)
 
     def outcome(self, outcome: str) -> None:
         child = self._outcome_children.get(outcome)
         if child is None:
             child = self._outcome_children[outcome] = self.calls.labels(outcome)
         child.inc()
+
+    def login_failed(self, reason: str) -> None:
+        """One refused client login (``reason`` as in ``LOGIN_REASONS``)."""
+        self.login_failures.labels(reason).inc()
 
     def active(self, n: int) -> None:
         self.active_calls.set(n)

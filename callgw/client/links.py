@@ -381,16 +381,18 @@ class HttpLink(_BaseLink):
 
 
 def connect(url: str, reactor=None, cacert: str | None = None, insecure: bool = False,
-            timeout: float = 10.0) -> Deferred:
+            timeout: float = 10.0, local_address: str | None = None) -> Deferred:
     """Open a session to ``url``. Fires with a ``ClientSession``; fails with ``ConnectError``
-    (or ValueError for a bad URL)."""
+    (or ValueError for a bad URL). ``local_address``: the address to send from (a host with
+    several)."""
     if reactor is None:
         from twisted.internet import reactor as global_reactor
         reactor = global_reactor
     scheme, host, port, path = parse_url(url)
     ready: Deferred = Deferred()
     creator = tls_creator(host, cacert, insecure) if scheme in ("tls", "wss", "https") else None
-    tcp = endpoints.HostnameEndpoint(reactor, host, port, timeout=timeout)
+    tcp = endpoints.HostnameEndpoint(reactor, host, port, timeout=timeout,
+                                     bindAddress=(local_address, 0) if local_address else None)
     if scheme in ("tcp", "tls"):
         link = StreamLink(ready, tls=scheme == "tls")
         endpoint = endpoints.wrapClientTLS(creator, tcp) if creator else tcp
@@ -398,7 +400,7 @@ def connect(url: str, reactor=None, cacert: str | None = None, insecure: bool = 
             lambda f: ready.called or ready.errback(
                 ConnectError(f"connection failed: {f.getErrorMessage()}")))
     elif scheme == "udp":
-        _open_udp(reactor, host, port, ready)
+        _open_udp(reactor, host, port, ready, local_address)
     elif scheme == "wss":
         link = WsLink()
         ws_url = f"wss://{_netloc(host, port)}{path if path not in ('', '/') else WS_PATH}"
@@ -420,11 +422,13 @@ def connect(url: str, reactor=None, cacert: str | None = None, insecure: bool = 
     return ready
 
 
-def _open_udp(reactor, host: str, port: int, ready: Deferred) -> None:
+def _open_udp(reactor, host: str, port: int, ready: Deferred,
+              local_address: str | None = None) -> None:
     """A UDP link on a new socket (a new source port per session) toward ``host``."""
     def opened(address: str) -> None:
         link = UdpLink(reactor, address, port)
-        reactor.listenUDP(0, link, interface="::" if ":" in address else "0.0.0.0")
+        reactor.listenUDP(0, link, interface=local_address or (
+            "::" if ":" in address else "0.0.0.0"))
         ready.callback(link)
 
     try:

@@ -29,9 +29,10 @@ class ClientService(MultiService):
 
     name = "client"
 
-    def __init__(self, config, store, frontend, reactor):
+    def __init__(self, config, store, frontend, reactor, metrics=None):
+        """``metrics``: the ``CallMetrics`` that count refused logins and dropped datagrams."""
         super().__init__()
-        self.manager = SessionManager(store, frontend, config, reactor)
+        self.manager = SessionManager(store, frontend, config, reactor, metrics=metrics)
         self.cert = CertificateService(config, reactor)
         if config.listener("client", "tls") or config.listener("web", "https"):
             self.cert.setServiceParent(self)            # made/loaded only when TLS is used

@@ -104,8 +104,10 @@ class SessionManager:
 
     log = Logger()
 
-    def __init__(self, store, frontend, config, clock, token_secret: bytes | None = None):
+    def __init__(self, store, frontend, config, clock, token_secret: bytes | None = None,
+                 metrics=None):
         self.store = store
+        self.metrics = metrics          # CallMetrics (callgw/callserver/metrics.py) or None
         self.frontend = frontend
         self.clock = clock
         client = config["client"]
@@ -160,6 +162,9 @@ _STATES = {CoreState.CONNECTED: State.START, CoreState.LOOKUP: State.LOOKUP,
            CoreState.CHALLENGED: State.CHALLENGED, CoreState.VERIFIED: State.OPENING,
            CoreState.AUTHENTICATED: State.OPEN, CoreState.CLOSED: State.CLOSED}
 
+# A refused login's reason, as the log and the metrics name it.
+_AUTH_REASONS = {int(c): c.name.lower().replace("_", "-") for c in AuthCode}
+
 # Why the core closed a session, as ``session_closed`` reports it.
 _CLOSE_REASONS = {ErrorCode.IDLE_TIMEOUT: "idle timeout", ErrorCode.LOGIN_TIMEOUT: "login timeout",
                   ErrorCode.TOO_MANY_ERRORS: "too many errors",
@@ -184,7 +189,8 @@ class ClientConnection:
         self.session = ServerSession(peer=(_ip_or_unspecified(self.peer[0]), self.peer[1]),
                                      signer=manager.tokens, throttle=manager.throttle,
                                      config=manager.session_config(),
-                                     now=manager.clock.seconds())
+                                     now=manager.clock.seconds(),
+                                     proven_source=framing != "udp")
         self._row: dict | None = None           # the store row of the user logging in
         self._inbound: m.Message | None = None  # the client message being handled
         self._welcomed = False                  # session_closed is owed at the end
@@ -347,6 +353,8 @@ class ClientConnection:
             self._authenticated(action)
         elif kind is ev.LoggedIn:
             self._logged_in()
+        elif kind is ev.LoginRefused:
+            self._login_refused(action)
         elif kind is ev.MediaReceived:
             self.receive_media(action.frame)
         elif kind is ev.UserRequest:
@@ -446,6 +454,16 @@ class ClientConnection:
         self.log.info("session open: {user} over {framing} from {host}:{port}",
                       user=self.username, framing=self.framing, host=self.peer[0],
                       port=self.peer[1])
+
+    def _login_refused(self, event: ev.LoginRefused) -> None:
+        """Every refused login: one log line with the user name and the source, and the
+        ``callgw_login_failures_total`` metric by reason."""
+        reason = _AUTH_REASONS.get(event.code, str(event.code))
+        self.log.info("login refused: user {user} from {host}:{port} over {framing}: {reason}",
+                      user=event.user or "(token)", host=self.peer[0], port=self.peer[1],
+                      framing=self.framing, reason=reason, counted=event.counted)
+        if self.manager.metrics is not None:
+            self.manager.metrics.login_failed(reason)
 
     def _login_failed(self, failure, what: str) -> None:
         """The store or the front end failed during a login: the client is told and the

@@ -65,6 +65,17 @@ class Authenticated:
 
 
 @dataclass(frozen=True)
+class LoginRefused:
+    """A login was refused with ``code`` (an AuthCode) and ``text``: ``user`` is the name it
+    claimed (None for a token login), ``counted`` whether it counted toward throttling. callgw
+    logs it with the source and counts it in its metrics."""
+    user: str | None
+    code: int
+    text: str
+    counted: bool
+
+
+@dataclass(frozen=True)
 class LoggedIn:
     """The welcome was sent: the session is authenticated (UDP adapters validate the address)."""
     user: str

@@ -97,8 +97,12 @@ class ServerSession:
 
     def __init__(self, *, peer: tuple[str, int], signer: TokenSigner, throttle: LoginThrottle,
                  config: ServerConfig, now: float,
-                 random: Callable[[int], bytes] = os.urandom) -> None:
+                 random: Callable[[int], bytes] = os.urandom,
+                 proven_source: bool = True) -> None:
+        """``proven_source``: the transport proved the peer's address (a TCP handshake); False
+        for UDP, where the address counts as proven once a proof answers our challenge."""
         self.peer = (_canonical_host(peer[0]), peer[1])
+        self._proven = proven_source
         self.state = State.CONNECTED
         self.user: str | None = None
         self.calls = CallTable(random)
@@ -219,10 +223,12 @@ class ServerSession:
         user = msg.user
         wait = self._throttle.retry_after(user, self.peer[0], now)
         if wait > 0:
+            self.user = user
             self._refuse_login(key, AuthCode.THROTTLED, "too many failed logins", now,
                                retry=math.ceil(wait), count=False)
             return
         if msg.proof is not None:
+            self.user = user
             self._refuse_login(key, AuthCode.STALE_NONCE, "no challenge to answer", now)
             return
         if msg.token is not None:
@@ -278,6 +284,8 @@ class ServerSession:
             self._dispatch("login", msg, now)
             return
         p, self._pending = self._pending, {}
+        if msg.nonce == p["nonce"]:
+            self._proven = True          # it received our challenge at its address
         if msg.proof is None or msg.user != p["user"] or msg.nonce != p["nonce"] \
                 or now > p["expires"]:
             self._refuse_login(key, AuthCode.STALE_NONCE, "proof does not answer the challenge"
@@ -295,11 +303,16 @@ class ServerSession:
 
     def _refuse_login(self, key: tuple[State, str], code: AuthCode, text: str, now: float,
                       retry: int | None = None, count: bool = True) -> None:
-        if count:
+        # A failure counts toward throttling only from a proven address (docs/protocol.md 7):
+        # over UDP a spoofed first datagram (a stale proof, a bad token) tests no password,
+        # and counting it would let anybody block a victim's address.
+        counted = count and (self._proven or code == AuthCode.BAD_CREDENTIALS)
+        if counted:
             self._throttle.failed(self.user, self.peer[0], now)
         self._login_attempts += 1
-        self.user, self._pending = None, {}
         self._send(m.Unauthorized(code=code, text=text, retry=retry))
+        self._actions.append(ev.LoginRefused(self.user, int(code), text, counted))
+        self.user, self._pending = None, {}
         if self._login_attempts >= self._config.max_login_attempts:
             self._go(key, State.CLOSED)
             self._close(code, "too many login attempts")

@@ -45,11 +45,11 @@ def seeded(seed: int = 1):
 
 def server_session(now: float = 0.0, *, signer: TokenSigner | None = None,
                    throttle: LoginThrottle | None = None, peer=("192.0.2.7", 40000),
-                   seed: int = 2, **config) -> ServerSession:
+                   seed: int = 2, proven_source: bool = True, **config) -> ServerSession:
     return ServerSession(peer=peer, signer=signer if signer is not None else TokenSigner(KEY_A),
                          throttle=throttle if throttle is not None else LoginThrottle(),
                          config=ServerConfig(fake_salt_key=b"F" * 16, **config),
-                         now=now, random=seeded(seed))
+                         now=now, random=seeded(seed), proven_source=proven_source)
 
 
 def client_session(now: float = 0.0, seed: int = 3) -> ClientSession:

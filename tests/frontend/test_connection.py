@@ -135,13 +135,17 @@ def test_throttled_after_repeated_failures(env):
         guesser = manager.open("tcp", ("192.0.2.9", 40000 + i), Writer())
         login(guesser, guesser.writer, password="guess")
     w = Writer()
-    late = manager.open("tcp", ("192.0.2.10", 1), w)
+    late = manager.open("tcp", ("192.0.2.9", 1), w)
     send(late, m.Login(user="alice", nonce="D" * 20))
     refusal = w.sent[-1]
     assert refusal.code == AuthCode.THROTTLED and refusal.retry >= 1
     clock.advance(refusal.retry)
     login(late, w)
     assert isinstance(w.sent[-1], m.Welcome)
+    # the guesses never blocked alice at another address
+    w2 = Writer()
+    login(manager.open("tcp", ("192.0.2.10", 1), w2), w2)
+    assert isinstance(w2.sent[-1], m.Welcome)
 
 
 def test_token_resume_and_expiry(env):
