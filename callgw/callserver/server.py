@@ -280,6 +280,8 @@ class CallPathService(MultiService):
 
     def _loaded(self, _) -> None:
         from twisted.internet.task import LoopingCall
+        if not self.running:        # stopped while starting (another part failed): no loops
+            return
         if self.health is not None:
             self.health.startService()
         self._publish = LoopingCall(self._publish_servers)

@@ -78,6 +78,8 @@ class ThreadedStore(Service):
         d = self._call(self._open)
         if self.read_pool is not None:
             def open_reader(serial):
+                if not self.running:        # stopped while opening: start no thread now
+                    return serial
                 self.read_pool.start()
                 r = self._call(self._open_reader, self.read_pool)
                 return r.addCallback(lambda _: serial)
@@ -96,6 +98,8 @@ class ThreadedStore(Service):
 
     def _opened(self, serial: int) -> None:
         self._serial = serial
+        if not self.running:                # stopped while opening (a failed start)
+            return
         self.log.info("store open: {path} (schema {version})", path=self.path,
                       version=len(MIGRATIONS))
         self._poll = LoopingCall(self._check_changes)
