@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from callgw.callserver.branding import BrandingUnit
 from callgw.callserver.director import CallDirector
 from callgw.callserver.handler import Timers
+from callgw.callserver.legs.echo import EchoLegProvider
 from callgw.callserver.legs.registry import PROTOCOLS
 from callgw.callserver.logger import CallLogger
 from callgw.callserver.media import CallMedia
@@ -71,6 +72,9 @@ def build(root, config: Config, reactor, frontend=None) -> Parts:
     metrics = CallMetrics()
     logger = CallLogger(store, reactor, node, metrics=metrics)
     providers = {name: entry.build(config, reactor) for name, entry in PROTOCOLS.items()}
+    echo_number = calls["echo_number"] or None
+    if echo_number:                 # callgw answers this number itself (legs/echo.py)
+        providers["echo"] = EchoLegProvider(reactor, echo_number, config["media"]["address"])
     directory = GatewayDirectory(store, protocols=frozenset(providers))
     registrar = Registrar(store, reactor, node)
     branding = BrandingUnit()
@@ -88,7 +92,8 @@ def build(root, config: Config, reactor, frontend=None) -> Parts:
     callpath = CallPathService(store, reactor, node, timers, logger=logger, directory=directory,
                                director=director, branding=branding, registrar=registrar,
                                media=media, balancer=balancer, frontend=front,
-                               providers=providers, metrics=metrics, health=health)
+                               providers=providers, metrics=metrics, health=health,
+                               echo_number=echo_number)
     callpath.setServiceParent(root)
 
     client = ClientService(config, store, frontend if frontend is not None else front, reactor,

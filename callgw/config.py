@@ -106,6 +106,16 @@ def _port_range(value: Any) -> Any:
     return value
 
 
+def _echo_number(value: Any) -> Any:
+    if _string(value):
+        from callgw.numbers import NumberError, check
+        try:
+            check(value)
+        except NumberError as e:
+            raise ValueError(str(e)) from None
+    return value
+
+
 def _bool(value: Any) -> Any:
     if not isinstance(value, bool):
         raise ValueError(f"expected true or false, got {value!r}")
@@ -206,6 +216,9 @@ SCHEMA: dict[str, dict[str, tuple[Any, Callable[[Any], Any], bool, str]]] = {
                      "call-server load-balancing policy"),
         "health_interval": (10.0, _number(0, 3600), False,
                             "seconds between gateway health probes (0: off)"),
+        "echo_number": ("", _echo_number, False,
+                        "E.164 number callgw answers itself: a prompt tone, then your own "
+                        "audio back (empty: off)"),
     },
     "media": {
         "address": ("127.0.0.1", _string, False, "local address for RTP"),

@@ -29,6 +29,7 @@ from zope.interface import implementer
 from callgw import numbers
 from callgw.callserver import events as ev
 from callgw.callserver.handler import CallContext, CallHandler, Timers
+from callgw.callserver.legs.echo import ECHO_GATEWAY
 from callgw.callserver.media import standby
 from callgw.callserver.rules import Refused
 from callgw.interfaces import CallRequest, ICallServer, LegUnavailable
@@ -44,13 +45,14 @@ class CallServer:
 
     def __init__(self, name: str, director, directory, logger, clock, providers: dict,
                  timers: Timers = Timers(), media_factory=None, capacity: int = 1000,
-                 weight: int = 100, address: str = "in-process"):
+                 weight: int = 100, address: str = "in-process", echo_number=None):
         self.name = name
         self.director = director
         self.directory = directory
         self.logger = logger
         self.clock = clock
         self.providers = providers              # protocol name -> ILegProvider
+        self.echo_number = echo_number          # answered by callgw itself (legs/echo.py)
         self.timers = timers
         self.media_factory = media_factory
         self.capacity = capacity
@@ -86,6 +88,8 @@ class CallServer:
         """The gateways to try for ``auth.target``, without those whose number rewriting makes
         a number the caller's rules refuse (each skipped one logged); with the first refusal."""
         gateways, refusal = [], None
+        if self.echo_number is not None and auth.target == self.echo_number:
+            return [ECHO_GATEWAY], None
         for gw in self.directory.select(auth.target):
             dialled = numbers.dialled_for(auth.target, gw)
             refused = next((r for r in map(auth.refusal, sorted(numbers.interpretations(
@@ -171,7 +175,8 @@ class CallPathService(MultiService):
 
     def __init__(self, store, clock, node: str, timers: Timers, *, logger, directory, director,
                  branding, registrar, media, balancer, frontend, providers: dict, metrics,
-                 health=None, n_servers: int = 1, publish_interval: float = 5.0):
+                 health=None, n_servers: int = 1, publish_interval: float = 5.0,
+                 echo_number: str | None = None):
         super().__init__()
         self.store = store
         self.clock = clock
@@ -189,6 +194,7 @@ class CallPathService(MultiService):
         self.metrics = metrics
         self.health = health
         self.publish_interval = publish_interval
+        self.echo_number = echo_number
         self.servers: list[CallServer] = []
         self._publish = None
         self.logger.setServiceParent(self)
@@ -205,7 +211,7 @@ class CallPathService(MultiService):
         """One more in-process call server behind the balancer (before or after start)."""
         server = CallServer(name, self.director, self.directory, self.logger, self.clock,
                             self.providers, self.timers, self.media.session,
-                            capacity=capacity, weight=weight)
+                            capacity=capacity, weight=weight, echo_number=self.echo_number)
         self.servers.append(server)
         self.balancer.add(server)
         return server

@@ -107,6 +107,7 @@ def start(tmp_path, web=False, **overrides):
     media = {"rtp_ports": rtp_range()}
     media.update(overrides.pop("media", {}))
     calls = {"setup_timeout": 2.0, "no_answer_timeout": 3.0, "health_interval": 0}
+    calls.update(overrides.pop("calls", {}))
     config = make_config(tmp_path, calls=calls, media=media,
                          web={"https": "127.0.0.1:0" if web else "off"}, **overrides)
     gw = GatewayService(config, reactor)
