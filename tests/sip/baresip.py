@@ -70,10 +70,13 @@ class Baresip(ProcessProtocol):
     errReceived = outReceived
 
     def processEnded(self, reason):
-        if not self.ready.called:
+        # this process's own Deferreds: failing ``ready`` with PortTaken starts the next try at
+        # once, which gives the protocol new ones (and a new process) before this call returns
+        ready, ended = self.ready, self.ended
+        ended.callback(None)
+        if not ready.called:
             text = self.output.decode(errors="replace")
-            self.ready.errback(PortTaken(text) if port_taken(text) else RuntimeError(text))
-        self.ended.callback(None)
+            ready.errback(PortTaken(text) if port_taken(text) else RuntimeError(text))
 
     def stop(self):
         if not self.ended.called:
