@@ -1,7 +1,13 @@
-"""Test-wide settings: a Hypothesis profile without deadlines (two busy cores flake on them)."""
+"""Test-wide settings and checks.
+
+- A Hypothesis profile without deadlines (two busy cores flake on them).
+- tests/logcheck.py: a test fails when anything logs a failure it did not expect.
+"""
 import os
 
 from hypothesis import HealthCheck, settings
+
+pytest_plugins = ["tests.logcheck", "pytester"]
 
 settings.register_profile(
     "ci", deadline=None, max_examples=200,

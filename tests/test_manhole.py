@@ -2,13 +2,15 @@
 import re
 
 import pytest_twisted
-from twisted.conch.telnet import ECHO, SGA, LINEMODE, TelnetProtocol, TelnetTransport
+from twisted.conch.telnet import (ECHO, LINEMODE, SGA, OptionRefused, TelnetProtocol,
+                                  TelnetTransport)
 from twisted.internet import defer, reactor
 from twisted.internet.protocol import ClientFactory
 
 from callgw import passwords
 from callgw.service import GatewayService
 from tests.helpers import make_config
+from tests.logcheck import logs_failure
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]|\r")
 
@@ -52,6 +54,9 @@ def _login(port, user, password, line, wait=1.0):
     return client.done.addTimeout(15, reactor)
 
 
+# This small client refuses the server's DO NAWS and DO LINEMODE (it has no window and no line
+# editing); Twisted's telnet bootstrap logs each refusal as a failure.
+@logs_failure(OptionRefused)
 @pytest_twisted.inlineCallbacks
 def test_manhole_login_evaluates_and_refuses_a_wrong_password(tmp_path):
     cfg = make_config(tmp_path, manhole={"password_hash": passwords.hash_password("pw!", n=1024),

@@ -55,7 +55,9 @@ def test_configured_certificate_is_used(tmp_path):
 
 @pytest_twisted.inlineCallbacks
 @pytest.mark.parametrize("scheme", ["tls", "wss", "https"])
-def test_client_verifies_refuses_or_is_told_not_to(tmp_path, scheme):
+def test_client_verifies_refuses_or_is_told_not_to(tmp_path, scheme, expect_logged_failure):
+    if scheme == "wss":     # autobahn logs the refused handshake itself, besides ConnectError
+        expect_logged_failure(match="SSL error: certificate verify failed")
     gw = yield start_gateway(tmp_path, FakeFrontEnd())
     try:
         with pytest.raises(ConnectError):
