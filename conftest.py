@@ -2,12 +2,13 @@
 
 - A Hypothesis profile without deadlines (two busy cores flake on them).
 - tests/logcheck.py: a test fails when anything logs a failure it did not expect.
+- tests/peers.py: the ``peers`` marker; a missing real peer skips, or fails with ``CI=true``.
 """
 import os
 
 from hypothesis import HealthCheck, settings
 
-pytest_plugins = ["tests.logcheck", "pytester"]
+pytest_plugins = ["tests.logcheck", "tests.peers", "pytester"]
 
 settings.register_profile(
     "ci", deadline=None, max_examples=200,

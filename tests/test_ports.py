@@ -3,24 +3,15 @@
 SIP port is held, are started again on other ports, and the test goes on."""
 from __future__ import annotations
 
-import os
 import socket
 
 import pytest
 import pytest_twisted
 
+from tests.peers import require_peer
 from tests.ports import PortTaken, bound_by, free_port, port_taken, retry_ports
-from tests.sip.baresip import BARESIP, Baresip
-from tests.sip.sipp import SIPP, Sipp
-
-CI = os.environ.get("CI") == "true"
-
-
-def need(binary, name):
-    if binary is None:
-        if CI:
-            pytest.fail(f"{name} is not installed (CI: a missing peer is a failure)")
-        pytest.skip(f"{name} is not installed")
+from tests.sip.baresip import Baresip
+from tests.sip.sipp import Sipp
 
 
 def test_free_port_gives_even_runs_free_for_both_kinds():
@@ -56,7 +47,7 @@ def test_retry_ports_tries_again_then_gives_up():
 
 @pytest.mark.parametrize("which", ["port", "control_port", "media_port"])
 def test_sipp_starts_on_other_ports_when_its_own_are_taken(tmp_path, which):
-    need(SIPP, "sipp")
+    require_peer("sipp")
     sipp = Sipp("uas_answer.xml", tmp_path, timeout=5)
     taken = getattr(sipp, which)
     squatter = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -75,7 +66,7 @@ def test_sipp_starts_on_other_ports_when_its_own_are_taken(tmp_path, which):
 
 @pytest_twisted.inlineCallbacks
 def test_baresip_starts_on_another_port_when_its_own_is_taken(tmp_path):
-    need(BARESIP, "baresip")
+    require_peer("baresip")
     tone = tmp_path / "tone.wav"
     from tests.media.test_media_calls import write_tone
     write_tone(tone, seconds=1.0)

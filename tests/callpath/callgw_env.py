@@ -1,8 +1,6 @@
 """A running callgw (GatewayService with the call path) and sipp gateways, for the sipp tests."""
 from __future__ import annotations
 
-import shutil
-
 from twisted.internet import defer, reactor, task
 
 from callgw import passwords
@@ -12,7 +10,6 @@ from tests.helpers import make_config
 from tests.sip.sipp import Sipp, free_port
 
 PASSWORD = "correct horse"
-HAVE_SIPP = shutil.which("sipp") is not None
 
 
 def prepare_db(tmp_path, users=("alice",), gateways=()):
@@ -70,7 +67,7 @@ def events_of(gw, call_id):
     return [r["kind"] for r in rows]
 
 
-__all__ = ["within", "Sipp", "free_port", "PASSWORD", "HAVE_SIPP", "prepare_db", "start", "client_url",
+__all__ = ["within", "Sipp", "free_port", "PASSWORD", "prepare_db", "start", "client_url",
            "sleep", "settled_cdr", "events_of"]
 
 

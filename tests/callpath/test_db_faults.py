@@ -22,10 +22,10 @@ from twisted.internet import defer, reactor
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.logger import formatEvent, globalLogPublisher
 
-from tests.callpath.callgw_env import (HAVE_SIPP, PASSWORD, Sipp, client_url, prepare_db, sleep,
+from tests.callpath.callgw_env import (PASSWORD, Sipp, client_url, prepare_db, sleep,
                                        start)
 
-pytestmark = pytest.mark.skipif(not HAVE_SIPP, reason="sipp (sip-tester) is not installed")
+pytestmark = pytest.mark.peers("sipp")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CI = os.environ.get("CI") == "true"
 #: How SQLite names each fault: a file made immutable under an open connection fails its

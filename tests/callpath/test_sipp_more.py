@@ -13,10 +13,10 @@ from twisted.internet import defer
 
 from callgw.client.links import connect
 from protocols.client import messages as m
-from tests.callpath.callgw_env import (within, HAVE_SIPP, PASSWORD, Sipp, client_url, events_of,
+from tests.callpath.callgw_env import (within, PASSWORD, Sipp, client_url, events_of,
                                        prepare_db, settled_cdr, sleep, start)
 
-pytestmark = pytest.mark.skipif(not HAVE_SIPP, reason="sipp (sip-tester) is not installed")
+pytestmark = pytest.mark.peers("sipp")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 

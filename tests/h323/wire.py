@@ -7,29 +7,25 @@ H.225.0 over TPKT on any port by its heuristics and follows H.245 to the address
 call signalling (we never force ``-d tcp.port==P,tpkt``, which picks the wrong dissector in 4.0); RAS
 is dissected by decode-as on the gatekeeper's UDP port, which is what the ``ras_ports`` argument says.
 
-With ``CI=true`` a missing dumpcap/tshark is a failure, elsewhere a skip (``require_tshark``).
+With ``CI=true`` a missing dumpcap/tshark is a failure, elsewhere a skip (``require_tshark``, through
+``tests.peers.require_peer``).
 """
 from __future__ import annotations
 
 import contextlib
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import tempfile
 import time
 
-import pytest
+from tests.peers import require_peer
 
 
 def require_tshark():
-    if shutil.which("dumpcap") and shutil.which("tshark"):
-        return
-    if os.environ.get("CI"):
-        pytest.fail("dumpcap and tshark are required (Debian package tshark)")
-    pytest.skip("needs dumpcap and tshark (Debian package tshark)")
+    require_peer("dumpcap", "tshark")
 
 
 class Capture:

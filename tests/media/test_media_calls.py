@@ -20,11 +20,11 @@ import pytest_twisted
 from twisted.internet import defer, reactor
 from twisted.internet.utils import getProcessOutputAndValue
 
-from tests.callpath.callgw_env import (HAVE_SIPP, Sipp, free_port, prepare_db, settled_cdr,
+from tests.callpath.callgw_env import (Sipp, free_port, prepare_db, settled_cdr,
                                        sleep, within)
 from tests.helpers import make_config
 
-pytestmark = pytest.mark.skipif(not HAVE_SIPP, reason="sipp (sip-tester) is not installed")
+pytestmark = pytest.mark.peers("sipp")
 
 ROOT = str(Path(__file__).resolve().parent.parent.parent)
 SCENARIOS = Path(__file__).parent / "scenarios"

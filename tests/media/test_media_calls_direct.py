@@ -17,11 +17,10 @@ from twisted.internet import reactor
 
 from test_media_calls import (dial, read_samples, settled_cdr, sipp_gateway, start,
                               tone_frames, url, within, write_tone)
-from test_media_calls_wire import HAVE_TSHARK, Capture, port_filter, rtp_packets
-from tests.callpath.callgw_env import HAVE_SIPP, events_of, prepare_db
+from test_media_calls_wire import Capture, port_filter, rtp_packets
+from tests.callpath.callgw_env import events_of, prepare_db
 
-pytestmark = pytest.mark.skipif(not (HAVE_SIPP and HAVE_TSHARK),
-                                reason="needs sipp, dumpcap and tshark")
+pytestmark = pytest.mark.peers("sipp", "dumpcap", "tshark")
 
 
 @pytest_twisted.inlineCallbacks

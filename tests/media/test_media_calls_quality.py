@@ -14,11 +14,11 @@ import pytest_twisted
 from twisted.internet import defer, reactor, task
 from twisted.internet.threads import deferToThread
 
-from test_media_calls import (HAVE_SIPP, dial, prepare_db, settled_cdr, sipp_gateway, start,
+from test_media_calls import (dial, prepare_db, settled_cdr, sipp_gateway, start,
                               url, within, write_tone)
 from tests.web.h2get import h2_get
 
-pytestmark = pytest.mark.skipif(not HAVE_SIPP, reason="sipp (sip-tester) is not installed")
+pytestmark = pytest.mark.peers("sipp")
 DIRECTIONS = ("client_to_gateway", "gateway_to_client")
 
 

@@ -11,9 +11,9 @@ import pytest_twisted
 
 from test_media_calls import (dial, prepare_db, read_samples, settled_cdr, start, tone_frames,
                               url, write_tone)
-from tests.sip.baresip import BARESIP, Baresip
+from tests.sip.baresip import Baresip
 
-pytestmark = pytest.mark.skipif(BARESIP is None, reason="baresip is not installed")
+pytestmark = pytest.mark.peers("baresip")
 
 
 @pytest_twisted.inlineCallbacks

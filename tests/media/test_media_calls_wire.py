@@ -8,7 +8,6 @@ test's ports) while ``callgw-dial`` calls through callgw to sipp; tshark decodes
 """
 from __future__ import annotations
 
-import shutil
 
 import pytest
 import pytest_twisted
@@ -19,11 +18,10 @@ from twisted.internet.utils import getProcessOutputAndValue
 from protocols.rtp import g711
 from test_media_calls import (TONE_SECONDS, dial, read_samples, settled_cdr, sipp_gateway,
                               start, tone_frames, url, within, write_tone)
-from tests.callpath.callgw_env import HAVE_SIPP, prepare_db
+from tests.callpath.callgw_env import prepare_db
+from tests.peers import require_peer
 
-HAVE_TSHARK = shutil.which("dumpcap") is not None and shutil.which("tshark") is not None
-pytestmark = pytest.mark.skipif(not (HAVE_SIPP and HAVE_TSHARK),
-                                reason="needs sipp, dumpcap and tshark")
+pytestmark = pytest.mark.peers("sipp", "dumpcap", "tshark")
 
 
 class Capture(ProcessProtocol):
@@ -39,7 +37,7 @@ class Capture(ProcessProtocol):
                      "-w", self.path]
 
     def start(self):
-        reactor.spawnProcess(self, shutil.which("dumpcap"), self.argv, env=None)
+        reactor.spawnProcess(self, require_peer("dumpcap"), self.argv, env=None)
         return within(self.capturing, 15)
 
     def errReceived(self, data):
@@ -68,7 +66,7 @@ def rtp_packets(path, *fields):
             "-e", "udp.srcport", "-e", "udp.dstport", "-e", "rtp.p_type"]
     for f in fields:
         argv += ["-e", f]
-    out, err, code = yield getProcessOutputAndValue(shutil.which("tshark"), argv,
+    out, err, code = yield getProcessOutputAndValue(require_peer("tshark"), argv,
                                                     reactor=reactor)
     assert code == 0, err
     rows = []

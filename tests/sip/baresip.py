@@ -14,6 +14,7 @@ import socket
 from twisted.internet import defer, reactor
 from twisted.internet.protocol import ProcessProtocol
 
+from tests.peers import require_peer
 from tests.ports import PortTaken, free_port, port_taken, retry_ports_deferred
 
 BARESIP = shutil.which("baresip")
@@ -50,6 +51,7 @@ class Baresip(ProcessProtocol):
             "<sip:+4930123456@127.0.0.1>;regint=0;answermode=auto;audio_codecs=PCMU\n")
 
     def start(self):
+        require_peer("baresip")
         first = [True]
 
         def once():

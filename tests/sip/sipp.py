@@ -20,6 +20,7 @@ from pathlib import Path
 
 from twisted.internet import defer, task
 
+from tests.peers import require_peer
 from tests.ports import PortTaken, bound_by, free_port, port_taken, retry_ports
 
 SCENARIOS = Path(__file__).parent / "scenarios"
@@ -73,6 +74,7 @@ class Sipp:
     def start(self):
         """Spawn sipp and return once it holds its SIP, media and control ports (at most 5 s
         a try); a port taken meanwhile means new ports and another try (5 at most)."""
+        require_peer("sipp")
         first = [True]
 
         def once():

@@ -14,9 +14,9 @@ from callgw.callserver.events import (Alerting, Connect, Hold, MediaAnswer, Medi
                                       Release, Setup, Trace)
 from protocols.sip.adapter import SipEndpoint
 from protocols.sip.session import State
-from tests.sip.sipp import SIPP, Sipp
+from tests.sip.sipp import Sipp
 
-pytestmark = pytest.mark.skipif(SIPP is None, reason="sipp (Debian sip-tester) is not installed")
+pytestmark = pytest.mark.peers("sipp")
 
 MEDIA = MediaDescription("127.0.0.1", 26998, ("PCMU", "PCMA"), 101, 20, "sendrecv")
 
@@ -162,7 +162,6 @@ def test_ringing_no_answer_we_cancel(endpoint, tmp_path):
 
 @pytest_twisted.inlineCallbacks
 def test_401_challenge_then_authenticated_invite(endpoint, tmp_path):
-    pytest.importorskip("protocols.sip.digest")
     sipp = run("uas_auth.xml", tmp_path)
     try:
         leg, sink = yield place_call(endpoint, sipp, tmp_path, username="alice",
