@@ -2,13 +2,15 @@
 
 - A Hypothesis profile without deadlines (two busy cores flake on them).
 - tests/logcheck.py: a test fails when anything logs a failure it did not expect.
+- tests/leakcheck.py: a test fails when it leaves a thread, process or listener running, and
+  the session always ends.
 - tests/peers.py: the ``peers`` marker; a missing real peer skips, or fails with ``CI=true``.
 """
 import os
 
 from hypothesis import HealthCheck, settings
 
-pytest_plugins = ["tests.logcheck", "tests.peers", "pytester"]
+pytest_plugins = ["tests.logcheck", "tests.leakcheck", "tests.peers", "pytester"]
 
 settings.register_profile(
     "ci", deadline=None, max_examples=200,

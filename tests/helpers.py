@@ -1,7 +1,9 @@
-"""Shared test helpers: free loopback ports and a config on them."""
+"""Shared test helpers: free loopback ports, a config on them, a gateway started safely."""
 from __future__ import annotations
 
 import socket
+
+from twisted.internet import defer
 
 from callgw import config
 
@@ -28,3 +30,19 @@ def make_config(tmp_path, **overrides) -> config.Config:
     for section, keys in overrides.items():
         values.setdefault(section, {}).update(keys)
     return config.from_dict(values)
+
+
+@defer.inlineCallbacks
+def started(gw, timeout: float = 30.0):
+    """``gw.startService()``; fires with ``gw`` once ``gw.ready`` fired. When the start fails
+    (a listener could not bind, ...) whatever did start is stopped before the failure is
+    raised: a half-started gateway left by a failed test keeps its store's thread, which held
+    whole runs at interpreter exit."""
+    from twisted.internet import reactor
+    gw.startService()
+    try:
+        yield gw.ready
+    except BaseException:
+        yield defer.maybeDeferred(gw.stopService).addTimeout(timeout, reactor)
+        raise
+    return gw

@@ -9,7 +9,7 @@ from twisted.internet.protocol import ClientFactory
 
 from callgw import passwords
 from callgw.service import GatewayService
-from tests.helpers import make_config
+from tests.helpers import make_config, started
 from tests.logcheck import logs_failure
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]|\r")
@@ -62,8 +62,7 @@ def test_manhole_login_evaluates_and_refuses_a_wrong_password(tmp_path):
     cfg = make_config(tmp_path, manhole={"password_hash": passwords.hash_password("pw!", n=1024),
                                          "user": "ops"})
     gw = GatewayService(cfg, reactor)
-    gw.startService()
-    yield gw.ready
+    yield started(gw)
     try:
         manhole = gw.child("manhole")
         host, port = manhole.address

@@ -11,7 +11,7 @@ import pytest_twisted
 from twisted.internet import reactor
 
 from callgw.service import GatewayService
-from tests.helpers import make_config
+from tests.helpers import make_config, started
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,8 +35,7 @@ def test_embedded_service_starts_uses_its_store_and_stops(tmp_path):
 def test_json_log_file(tmp_path):
     log_path = tmp_path / "log.jsonl"
     gw = GatewayService(make_config(tmp_path, general={"log_json": str(log_path)}), reactor)
-    gw.startService()
-    yield gw.ready
+    yield started(gw)
     yield gw.stopService()
     text = log_path.read_text()
     assert '"log_format": "callgw ready: node {node}"' in text

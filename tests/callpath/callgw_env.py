@@ -6,7 +6,7 @@ from twisted.internet import defer, reactor, task
 from callgw import passwords
 from callgw.service import GatewayService
 from callgw.store.db import Database
-from tests.helpers import make_config
+from tests.helpers import make_config, started
 from tests.sip.sipp import Sipp, free_port
 
 PASSWORD = "correct horse"
@@ -35,8 +35,7 @@ def start(tmp_path, servers=1, health=None, **overrides):
                         reactor)
     for i in range(1, servers):
         gw.callpath.add_call_server(f"{gw.config['general']['node']}/cs{i + 1}")
-    gw.startService()
-    yield gw.ready
+    yield started(gw)
     return gw
 
 

@@ -10,7 +10,7 @@ from twisted.internet import reactor, threads
 
 from callgw.service import GatewayService
 from tests.callpath.callgw_env import prepare_db
-from tests.helpers import make_config
+from tests.helpers import make_config, started
 
 
 def fetch(url):
@@ -25,8 +25,7 @@ def fetch(url):
 def test_api_and_metrics(tmp_path):
     prepare_db(tmp_path, gateways=[("gw1", 25999, ["+49"], {})])
     gw = GatewayService(make_config(tmp_path, calls={"health_interval": 0}), reactor)
-    gw.startService()
-    yield gw.ready
+    yield started(gw)
     try:
         host, port = gw.client.address("https")
         base = f"https://{host}:{port}"

@@ -14,7 +14,7 @@ from callgw.client.session import RequestRefused
 from callgw.service import GatewayService
 from callgw.store.db import Database
 from protocols.client.errors import ErrorCode
-from tests.helpers import make_config
+from tests.helpers import make_config, started
 
 PASSWORD = "correct horse"
 
@@ -38,8 +38,7 @@ def prepare(tmp_path):
 def test_book_history_and_refresh(tmp_path, scheme):
     prepare(tmp_path)
     gw = GatewayService(make_config(tmp_path, security={"token_lifetime": 600}), reactor)
-    gw.startService()
-    yield gw.ready
+    yield started(gw)
     sessions = []
     try:
         host, port = gw.client.address("https" if scheme == "wss" else scheme)

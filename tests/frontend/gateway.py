@@ -12,7 +12,7 @@ from callgw import passwords
 from callgw.service import GatewayService
 from protocols.client import messages as m
 from protocols.client.errors import ErrorCode
-from tests.helpers import make_config
+from tests.helpers import make_config, started
 
 PASSWORD = "correct horse"
 BUSY = "+15550000486"
@@ -93,8 +93,7 @@ def start_gateway(tmp_path, frontend=None, users=("alice",), **overrides):
     gw = GatewayService(make_config(tmp_path, **overrides), reactor, frontend=frontend)
     if isinstance(frontend, MinimalFrontEnd):
         frontend.store = gw.store
-    gw.startService()
-    yield gw.ready
+    yield started(gw)
     yield gw.store.run("ensure_default_tenant", 1.0)
     for i, name in enumerate(users):
         cred = passwords.hash_password(PASSWORD, n=1024)

@@ -22,7 +22,7 @@ from twisted.internet.utils import getProcessOutputAndValue
 
 from tests.callpath.callgw_env import (Sipp, free_port, prepare_db, settled_cdr,
                                        sleep, within)
-from tests.helpers import make_config
+from tests.helpers import make_config, started
 
 pytestmark = pytest.mark.peers("sipp")
 
@@ -111,8 +111,7 @@ def start(tmp_path, web=False, **overrides):
     config = make_config(tmp_path, calls=calls, media=media,
                          web={"https": "127.0.0.1:0" if web else "off"}, **overrides)
     gw = GatewayService(config, reactor)
-    gw.startService()
-    yield gw.ready
+    yield started(gw)
     return gw
 
 
