@@ -160,7 +160,9 @@ def until(predicate, limit=20.0):
 
 @pytest_twisted.inlineCallbacks
 @pytest.mark.parametrize("kind", ["locked", "read-only", "disk-full"])
-def test_calls_and_logins_go_on_during_a_database_fault_and_no_cdr_is_lost(tmp_path, kind):
+def test_calls_and_logins_go_on_during_a_database_fault_and_no_cdr_is_lost(tmp_path, kind,
+                                                                            expect_logged_failure):
+    expect_logged_failure(match="call logger: cannot write to the database")
     home = capability(kind, tmp_path)
     sipp = Sipp("uas_answer.xml", tmp_path, calls=4, timeout=60).start()
     prepare_db(home, users=("alice", "bob"), gateways=[("gw1", sipp.port, ["+49"], {})])

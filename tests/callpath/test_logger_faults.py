@@ -14,6 +14,7 @@ from callgw.callserver import events as ev
 from callgw.callserver.metrics import CallMetrics
 from callgw.store.errors import StoreUnavailable, fault_of, unavailable
 from tests.callpath.test_handler import make, start
+from tests.logcheck import logs_failure
 
 
 class FaultyStore:
@@ -77,6 +78,7 @@ def test_sqlite_errors_are_named_faults():
     assert isinstance(e, StoreUnavailable) and "locked" in str(e)
 
 
+@logs_failure(match="call logger: cannot write to the database")
 def test_a_fault_holds_the_records_and_the_retry_writes_them_once():
     h, a, clock, logger, store, faulty = answered_call()
     start(h)
@@ -113,6 +115,7 @@ def test_a_fault_holds_the_records_and_the_retry_writes_them_once():
     logger.stopService()
 
 
+@logs_failure(match="call logger: cannot write to the database")
 def test_a_call_that_starts_and_ends_during_the_fault_never_shows_as_active():
     h, a, clock, logger, store, faulty = answered_call()
     faulty.fault = sqlite3.OperationalError("database is locked")
@@ -127,6 +130,8 @@ def test_a_call_that_starts_and_ends_during_the_fault_never_shows_as_active():
     assert store.db.active_calls() == [] and store.db.get_cdr("call-1") is not None
 
 
+@logs_failure(sqlite3.IntegrityError, match="the database refused a batch")
+@logs_failure(match="call log record not written")
 def test_a_record_the_database_refuses_does_not_take_the_others_with_it():
     h, a, clock, logger, store, faulty = answered_call()
     start(h)
@@ -139,6 +144,7 @@ def test_a_record_the_database_refuses_does_not_take_the_others_with_it():
     assert any("call log record not written" in t and '"bad"' in t for t in logged.texts())
 
 
+@logs_failure(match="call logger: cannot write to the database")
 def test_held_events_and_traces_are_capped_but_cdrs_are_not():
     h, a, clock, logger, store, faulty = answered_call()
     logger.hold_limit = 100
@@ -155,6 +161,8 @@ def test_held_events_and_traces_are_capped_but_cdrs_are_not():
     assert store.db.get_cdr("call-1") is not None
 
 
+@logs_failure(match="call logger: cannot write to the database")
+@logs_failure(match="call log records not written at shutdown")
 def test_stopping_during_the_fault_logs_the_unwritten_cdrs_in_full():
     h, a, clock, logger, store, faulty = answered_call()
     faulty.fault = sqlite3.OperationalError("database is locked")

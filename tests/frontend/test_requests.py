@@ -15,6 +15,7 @@ from protocols.client.errors import ErrorCode
 from tests.frontend.gateway import FakeFrontEnd
 from tests.frontend.test_connection import PASSWORD, Writer, login, send
 from tests.helpers import make_config
+from tests.logcheck import logs_failure
 
 
 class DbStore:
@@ -167,6 +168,7 @@ def test_history_is_the_users_own_cdrs_newest_first_in_pages(env):
     assert busy["cause"] == "busy" and "answered" not in busy and busy["duration"] == 0
 
 
+@logs_failure(RuntimeError, match="book-list request of alice failed")
 def test_refresh_and_a_failing_store(env):
     db, store, conn, writer, clock = env
     clock.advance(60)
