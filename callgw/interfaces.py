@@ -4,7 +4,8 @@ composition root (``callgw/compose.py``).
 Owned by the foundation. Every Deferred-returning method says what it fires with. The plain data
 that crosses a part boundary (``CallRequest``) lives here too.
 
-Tests: tests/callpath/test_interfaces.py (each provider verifies its interface).
+Tests: tests/callpath/test_director.py, tests/callpath/test_leg_registry.py and
+tests/sip/test_sip_leg.py (``verifyObject`` on the providers).
 """
 from __future__ import annotations
 

@@ -6,6 +6,8 @@ never calls this; ``callgw.tap`` does once callgw is ready.
 Measured with bench/cps.py at 400 calls/s: freezing start-up objects and raising the collector's
 thresholds took p99 set-up latency from about 100 ms to under 10 ms, CPU per call unchanged;
 the relay benchmark freezes its long-lived sessions for the same reason.
+
+Tests: tests/test_runtime.py.
 """
 from __future__ import annotations
 

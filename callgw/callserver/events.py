@@ -5,7 +5,7 @@ own protocol and these frozen dataclasses, and the call handler relays them betw
 master and the call slave. Nothing here knows a protocol. Direction-free: either leg may send
 ``Setup``. Release causes are Q.850 cause values (see ``callgw.causes``).
 
-Tests: tests/callserver/test_events.py.
+Tests: tests/callpath/test_handler.py (the events through the handler) and tests/callpath/test_frontend.py.
 """
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ session closes. Lookups are answered from memory; every change is written throug
 ``Registrar`` is a service: a sweep every ``sweep_interval`` seconds drops expired entries from
 memory and the store.
 
-Tests: tests/callpath/test_registrar.py.
+Tests: tests/callpath/test_gateways.py.
 """
 from __future__ import annotations
 

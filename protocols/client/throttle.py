@@ -17,7 +17,7 @@ success clears its pair and makes its source trusted for that user; it clears ne
 source's count (a valid account must not reset the count of an address that guesses others)
 nor the user's. Memory is bounded (least recently used keys go first).
 
-Time is passed in (``now``). Tests: tests/client_proto/test_throttle.py.
+Time is passed in (``now``). Tests: tests/client_proto/test_session.py.
 """
 from __future__ import annotations
 

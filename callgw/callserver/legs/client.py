@@ -16,7 +16,8 @@ on media frames); direct mode: the gateway's RTP address from ``Connect.media``.
 Causes: the client protocol's block of ``callgw.causes`` maps Q.850 cause values to the
 ``disconnected`` causes (protocols/client/messages.py ``CAUSES``) and back for ``reject``.
 
-Tests: tests/callpath/test_client_leg.py.
+Tests: tests/callpath/test_frontend.py (fake connections: what the client is sent) and
+tests/callpath/test_sipp_calls.py (real calls through sipp).
 """
 from __future__ import annotations
 
