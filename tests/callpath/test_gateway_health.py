@@ -3,7 +3,6 @@ task.Clock with a scripted pinger; and against sipp's built-in UAS, which answer
 never OPTIONS (README's example gateway)."""
 from __future__ import annotations
 
-import pytest
 import pytest_twisted
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
@@ -12,6 +11,7 @@ from callgw.proxy.gateways import GatewayDirectory
 from callgw.proxy.health import HealthPoller
 from protocols.sip.adapter import PingError
 from tests.callpath.fakes import gateway
+from tests.peers import require_peer
 
 
 class Pinger:
@@ -93,10 +93,9 @@ def test_a_gateway_that_answers_calls_stays_up_whatever_its_probes_say():
 def test_sipp_answering_calls_but_not_options_stays_selectable(tmp_path):
     """sipp's built-in UAS ignores OPTIONS: with ``--probe off`` (README's example) it is never
     probed, never marked down, and the calls it answers mark it up."""
-    from tests.callpath.callgw_env import HAVE_SIPP, Sipp, prepare_db, sleep, start, within
+    from tests.callpath.callgw_env import Sipp, prepare_db, sleep, start, within
     from tests.callpath.test_sipp_calls import finish, login
-    if not HAVE_SIPP:
-        pytest.skip("sipp (sip-tester) is not installed")
+    require_peer("sipp")
     sipp = Sipp("uas_answer.xml", tmp_path, calls=2).start()
     prepare_db(tmp_path, gateways=[("quiet", sipp.port, ["+"],
                                     {"probe": "off", "down_after": 1})])

@@ -12,11 +12,11 @@ import pytest
 import pytest_twisted
 
 from protocols.client import messages as m
-from tests.callpath.callgw_env import (HAVE_SIPP, Sipp, events_of, prepare_db, settled_cdr,
+from tests.callpath.callgw_env import (Sipp, events_of, prepare_db, settled_cdr,
                                        sleep, start, within)
 from tests.callpath.test_sipp_calls import finish, login
 
-pytestmark = pytest.mark.skipif(not HAVE_SIPP, reason="sipp (sip-tester) is not installed")
+pytestmark = pytest.mark.peers("sipp")
 
 PREMIUM_FORMS = [
     "1 900 555 1234",           # national, with the NANP trunk prefix (once +119005551234)

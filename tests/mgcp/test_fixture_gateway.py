@@ -8,7 +8,6 @@ back-off, then failed), and a slow gateway's provisional 100 then final with K: 
 with 000). What the call agent sends in the line flow is judged by tshark too."""
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
@@ -25,10 +24,10 @@ from protocols.mgcp.restart import ServiceState
 from protocols.mgcp.transaction import Timers
 from tests.mgcp import builders as b
 from tests.mgcp.fixture_gateway import FixtureGateway
-from tests.mgcp.wire import HAVE_TSHARK, Capture, mgcp_verdict
+from tests.mgcp.wire import Capture, mgcp_verdict
+from tests.peers import require_peer
 
 FAST = Timers(initial=0.05, maximum=0.2, max1=2, max2=3, t_max=5.0, longtran=1.0)
-CI = os.environ.get("CI") == "true"
 
 
 def within(d, seconds=10.0):
@@ -87,10 +86,7 @@ class Setup:
 
 @pytest_twisted.inlineCallbacks
 def test_line_flow_ring_offhook_onhook(tmp_path):
-    if not HAVE_TSHARK:
-        if CI:
-            pytest.fail("dumpcap/tshark not installed (CI: a missing peer is a failure)")
-        pytest.skip("dumpcap/tshark not installed")
+    require_peer("dumpcap", "tshark")
     s = Setup()
     ca_port, gw_port = s.start()
     capture = Capture(tmp_path / "line.pcapng", [ca_port, gw_port])

@@ -11,7 +11,6 @@ retransmitted on the back-off schedule and fails cleanly; ``$`` is refused by os
 and by its dialect before sending. tshark reads every datagram as MGCP, none malformed."""
 from __future__ import annotations
 
-import os
 import re
 import struct
 
@@ -28,21 +27,16 @@ from protocols.mgcp.message import Command
 from protocols.mgcp.params import parse_connection_parameters
 from protocols.mgcp.transaction import Timers
 from protocols.sip.sdp import make_offer, parse_sdp
-from tests.mgcp.osmo_mgw import OSMO_MGW, OsmoMgw
-from tests.mgcp.wire import HAVE_TSHARK, Capture, mgcp_verdict
+from tests.mgcp.osmo_mgw import OsmoMgw
+from tests.mgcp.wire import Capture, mgcp_verdict
+from tests.peers import require_peer
 
-CI = os.environ.get("CI") == "true"
 FAST = Timers(initial=0.05, maximum=0.2, max1=2, max2=3, t_max=5.0, t_hist=30.0)
 
 
 @pytest.fixture
 def peers():
-    missing = [name for name, ok in (("osmo-mgw", OSMO_MGW), ("dumpcap/tshark", HAVE_TSHARK))
-               if not ok]
-    if missing:
-        if CI:
-            pytest.fail(f"{', '.join(missing)} not installed (CI: a missing peer is a failure)")
-        pytest.skip(f"{', '.join(missing)} not installed")
+    require_peer("osmo-mgw", "dumpcap", "tshark")
 
 
 def within(d, seconds=10.0):

@@ -5,16 +5,14 @@ tests/mgcp/test_fixture_gateway.py."""
 from __future__ import annotations
 
 import secrets
-import shutil
 import socket
 
 from twisted.internet import defer, reactor, task
 from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.utils import getProcessOutputAndValue
 
+from tests.peers import require_peer
 from tests.ports import free_port
-
-HAVE_TSHARK = shutil.which("dumpcap") is not None and shutil.which("tshark") is not None
 
 
 def _within(d, seconds):
@@ -41,7 +39,7 @@ class Capture(ProcessProtocol):
 
     @defer.inlineCallbacks
     def start(self):
-        reactor.spawnProcess(self, shutil.which("dumpcap"), self.argv, env=None)
+        reactor.spawnProcess(self, require_peer("dumpcap"), self.argv, env=None)
         yield _within(self.capturing, 15)
         yield self._canary()
 
@@ -93,7 +91,7 @@ def mgcp_verdict(path, ports):
     verb or return code, transaction id), the verb/code empty when tshark did not read the
     datagram as MGCP; and the lines of tshark's verbose output that speak of a malformed packet
     or an expert error (empty when all is well)."""
-    tshark = shutil.which("tshark")
+    tshark = require_peer("tshark")
     decode = []
     for p in ports:
         decode += ["-d", f"udp.port=={p},mgcp"]

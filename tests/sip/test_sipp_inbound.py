@@ -14,9 +14,9 @@ from twisted.internet import defer, reactor
 from protocols.sip import sdp as sdplib
 from protocols.sip import session as s
 from protocols.sip.adapter import SipEndpoint
-from tests.sip.sipp import SIPP, Sipp
+from tests.sip.sipp import Sipp
 
-pytestmark = pytest.mark.skipif(SIPP is None, reason="sipp (Debian sip-tester) is not installed")
+pytestmark = pytest.mark.peers("sipp")
 
 
 class Callee:
