@@ -12,6 +12,7 @@ from protocols.mgcp import events as ev
 from protocols.mgcp.adapter import CallAgentEndpoint, IMgcpListener, MgcpCommandError
 from protocols.mgcp.endpoint import EndpointName
 from protocols.mgcp.message import Command, parse_datagram
+from tests.logcheck import logs_failure
 from tests.mgcp import builders as b
 
 PEER = ("192.0.2.7", 2427)
@@ -99,6 +100,7 @@ def test_ntfy_reaches_the_listener_which_answers():
     assert transport.messages()[0].code == 200 and transport.sent[0][1] == PEER
 
 
+@logs_failure(RuntimeError, match="MGCP listener failed on Notified")
 def test_a_failing_listener_is_logged_and_the_gateway_answered():
     ep, clock, transport = make(Listener(fail=True))
     ep.datagram_received(b.ntfy(), PEER)
