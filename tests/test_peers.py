@@ -2,7 +2,9 @@
 (tests/peers.py)."""
 from __future__ import annotations
 
+import re
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -49,3 +51,23 @@ def test_needs_it():
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(errors=1)
     assert "with CI=true a missing peer fails the test" in result.stdout.str()
+
+
+#: tests that skip for a reason other than a missing peer (a machine capability), CI-aware
+OWN_SKIPS = {"tests/callpath/test_db_faults.py"}
+SKIPPING = re.compile(r"\bpytest\.skip\(|\bskipif\(|\bimportorskip\(|\bHAVE_[A-Z]+\b")
+
+
+def test_no_test_decides_about_peers_on_its_own():
+    """Every test that needs a peer asks tests/peers.py (a skipif of its own skipped in CI)."""
+    root = Path(__file__).resolve().parent.parent
+    offenders = []
+    for path in sorted((root / "tests").rglob("*.py")):
+        name = str(path.relative_to(root))
+        if name in OWN_SKIPS or name in ("tests/peers.py", "tests/test_peers.py"):
+            continue
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if SKIPPING.search(line):
+                offenders.append(f"{name}:{n}: {line.strip()}")
+    assert not offenders, ("use tests.peers (pytest.mark.peers / require_peer) instead:\n"
+                           + "\n".join(offenders))

@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 
 from callgw.store.db import Database
-from tests.callpath.callgw_env import HAVE_SIPP, PASSWORD, Sipp, prepare_db
+from tests.callpath.callgw_env import PASSWORD, Sipp, prepare_db
 from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CALLS = 3
-pytestmark = pytest.mark.skipif(not HAVE_SIPP, reason="sipp (sip-tester) is not installed")
+pytestmark = pytest.mark.peers("sipp")
 
 
 def _twistd(tmp_path, config):
