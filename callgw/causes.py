@@ -7,9 +7,11 @@ translates them to and from each protocol's own codes. The SIP half follows RFC 
 
 Room for the other stacks: ``register(protocol, to_q850, from_q850, default_code, default_cause)``
 adds a protocol's table (MGCP return codes, the client protocol's causes) next to SIP's, and
-``to_protocol`` / ``from_protocol`` work for any registered protocol.
+``to_protocol`` / ``from_protocol`` work for any registered protocol. MGCP has two: its return
+codes (RFC 3435 2.4, ``"mgcp"``) and the reason codes of a gateway's DLCX and RSIP (2.5,
+``"mgcp-reason"``).
 
-Tests: tests/sip/test_causes.py.
+Tests: tests/sip/test_causes.py, tests/mgcp/test_leg.py.
 """
 from __future__ import annotations
 
@@ -222,3 +224,51 @@ def client_cause(cause: int) -> str:
     if word is None:
         return "normal" if cause < 32 else "server-error"
     return word
+
+
+# -- MGCP (RFC 3435 2.4 return codes, 2.5 reason codes; the MGCP leg, issue 14) ------------------
+# A command the gateway refused ends the call with the Q.850 cause of its return code: a busy
+# line (401) is "user busy"; no free or known endpoint (410, 500, 503, 540) and missing resources
+# (403, 502, 526) are causes the call handler fails over on; an unreadable or unsupported
+# exchange is a protocol error or "incompatible destination". A code not listed maps by class
+# (4xx -> 41, 5xx/8xx -> 127, see ``_mgcp_class``).
+MGCP_TO_Q850: dict[int, int] = {
+    400: 41, 401: 17, 402: 18, 403: 47, 404: 47, 405: 41, 406: 102, 407: 31, 409: 42,
+    410: 34, 500: 3, 501: 27, 502: 47, 503: 34, 504: 79, 505: 88, 506: 88, 507: 79,
+    508: 111, 509: 88, 510: 111, 511: 111, 512: 79, 513: 79, 514: 79, 515: 41, 516: 41,
+    517: 88, 518: 79, 519: 111, 520: 41, 521: 41, 522: 79, 523: 111, 524: 88, 525: 88,
+    526: 47, 527: 111, 528: 111, 529: 38, 530: 111, 531: 38, 532: 88, 533: 127, 534: 88,
+    535: 88, 536: 111, 537: 111, 538: 111, 539: 111, 540: 34, 541: 88,
+}
+# What callgw answers a gateway's command with when a call's cause must be said in MGCP.
+Q850_TO_MGCP: dict[int, int] = {
+    16: 200, 17: 401, 18: 402, 34: 410, 38: 529, 41: 400, 42: 409, 47: 403, 102: 406,
+    111: 510, 127: 510,
+}
+#: RFC 3435 2.5: the gateway's reason code (``E:`` of its DLCX, of RSIP) -> Q.850.
+MGCP_REASON_TO_Q850: dict[int, int] = {
+    0: 16, 900: 38, 901: 27, 902: 38, 903: 47, 904: 16, 905: 38,
+}
+Q850_TO_MGCP_REASON: dict[int, int] = {16: 0, 27: 901, 38: 902, 47: 903}
+
+
+def _mgcp_class(code):
+    if 400 <= code < 500:
+        return 400
+    return 533 if code >= 500 else code
+
+
+register("mgcp", MGCP_TO_Q850, Q850_TO_MGCP, default_code=400, default_cause=INTERWORKING,
+         classify=_mgcp_class)
+register("mgcp-reason", MGCP_REASON_TO_Q850, Q850_TO_MGCP_REASON, default_code=900,
+         default_cause=TEMPORARY_FAILURE)
+
+
+def mgcp_to_q850(code: int) -> int:
+    """Q.850 cause for an MGCP return code (RFC 3435 2.4; unknown: by class)."""
+    return from_protocol("mgcp", code)
+
+
+def mgcp_reason_to_q850(code: int | None) -> int:
+    """Q.850 cause for an MGCP reason code (RFC 3435 2.5; None or unknown: 41)."""
+    return TEMPORARY_FAILURE if code is None else from_protocol("mgcp-reason", code)

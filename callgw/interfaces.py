@@ -53,6 +53,11 @@ class ICallLeg(Interface):
         JSON-able dict with ``protocol`` and ``gateway`` (name) keys; None when nothing
         outlives the process (a client session). Asked once the call is answered."""
 
+    def statistics():
+        """The leg's own statistics of the call for its CDR, asked once the call is released:
+        a dict, None (nothing to say), or a Deferred firing with one of those (MGCP: the
+        connection statistics of the DLCX answer). The leg bounds the wait."""
+
 
 class ILegProvider(Interface):
     """One native protocol (SIP, MGCP, H.323) as the call path sees it.

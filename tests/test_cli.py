@@ -58,7 +58,7 @@ def test_users_gateways_rules_and_book(cli):
 
 @pytest.mark.parametrize("args, message", [
     (("gateway", "add", "g", "--protocol", "iax", "--address", "h:1", "--prefix", "+1"),
-     "protocol 'iax' is not available in this callgw (available: sip)"),
+     "protocol 'iax' is not available in this callgw (available: mgcp, sip)"),
     (("gateway", "add", "g", "--protocol", "h323", "--address", "127.0.0.1", "--prefix", "+1"),
      "protocol 'h323' is not available"),
     (("gateway", "add", "g", "--protocol", "sip", "--address", "no-such-host.invalid",
@@ -75,6 +75,19 @@ def test_users_gateways_rules_and_book(cli):
       "--probe", "auep"), "--probe: 'auep': sip gateways take options or off"),
     (("gateway", "add", "g", "--protocol", "sip", "--address", "127.0.0.1", "--prefix", "+1",
       "--probe-interval", "0.1"), "probe interval 0.1: expected 1-3600 seconds"),
+    (("gateway", "add", "g", "--protocol", "mgcp", "--address", "127.0.0.1", "--prefix", "+1"),
+     "mgcp gateways need at least one --endpoint LOCAL@DOMAIN"),
+    (("gateway", "add", "g", "--protocol", "mgcp", "--address", "127.0.0.1", "--prefix", "+1",
+      "--endpoint", "ds/ds1-1/$@tgw"), "--endpoint ds/ds1-1/$@tgw: ds/ trunk endpoints need "
+                                       "CAS signalling (RFC 3064)"),
+    (("gateway", "add", "g", "--protocol", "mgcp", "--address", "127.0.0.1", "--prefix", "+1",
+      "--endpoint", "aaln/1"), "--endpoint: 'aaln/1' is not local@domain"),
+    (("gateway", "add", "g", "--protocol", "mgcp", "--address", "127.0.0.1", "--prefix", "+1",
+      "--endpoint", "rtpbridge/$@mgw"), "osmo-mgw refuses '$' in rtpbridge/$@mgw"),
+    (("gateway", "add", "g", "--protocol", "mgcp", "--address", "127.0.0.1", "--prefix", "+1",
+      "--endpoint", "aaln/*@gw"), "'*' means every endpoint"),
+    (("gateway", "add", "g", "--protocol", "sip", "--address", "127.0.0.1", "--prefix", "+1",
+      "--endpoint", "aaln/1@gw"), "--endpoint is not an option of sip gateways"),
     (("user", "add", "bob", "--password", "x", "--number", "12345"), "not E.164"),
     (("user", "passwd", "nobody", "--password", "x"), "no user 'nobody'"),
     (("rule", "add", "max-concurrent", "lots"), "whole number"),
@@ -153,3 +166,29 @@ def test_migration_moves_sip_settings_into_options(tmp_path):
     assert row["options"] == {"transport": "tcp", "proxy": "127.0.0.1:5080",
                               "auth_user": "u", "auth_password": "p"}
     assert "transport" not in row and row["strip_digits"] == 1
+
+
+def test_mgcp_gateways_take_endpoints_and_refuse_trunks(cli):
+    """``--endpoint`` is repeatable; the port defaults to MGCP's 2427; the dialect follows the
+    endpoints unless given; trunks (ds/) are refused until CAS signalling exists."""
+    assert cli("init").returncode == 0
+    r = cli("gateway", "add", "lines", "--protocol", "mgcp", "--address", "127.0.0.1",
+            "--prefix", "+4930", "--endpoint", "aaln/1@rgw.example", "--endpoint",
+            "aaln/2@rgw.example")
+    assert r.returncode == 0, r.stderr
+    r = cli("gateway", "add", "mgw", "--protocol", "mgcp", "--address", "127.0.0.1:2428",
+            "--prefix", "+4940", "--endpoint", "rtpbridge/*@mgw", "--dtmf", "signal")
+    assert r.returncode == 0, r.stderr
+    db = Database(cli.db_path)
+    lines, mgw = db.get_gateway("lines"), db.get_gateway("mgw")
+    db.close()
+    assert (lines["protocol"], lines["port"]) == ("mgcp", 2427)
+    assert lines["options"] == {"endpoints": ["aaln/1@rgw.example", "aaln/2@rgw.example"]}
+    assert mgw["port"] == 2428 and mgw["options"] == {"endpoints": ["rtpbridge/*@mgw"],
+                                                      "dtmf": "signal"}
+    assert lines["probe"] == "auep"                         # MGCP's health probe by default
+    listing = cli("gateway", "list").stdout
+    assert "mgw" in listing and "rtpbridge/*@mgw" in listing
+    r = cli("gateway", "add", "trunk", "--protocol", "mgcp", "--address", "127.0.0.1",
+            "--prefix", "+1", "--endpoint", "aaln/1@gw", "--endpoint", "ds/ds1-1/1@gw")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "RFC 3064" in r.stderr

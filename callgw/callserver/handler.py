@@ -31,7 +31,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, replace
 
-from twisted.internet.defer import maybeDeferred
+from twisted.internet.defer import gatherResults, maybeDeferred, succeed
 from twisted.logger import Logger
 
 from callgw.callserver import events as ev
@@ -128,7 +128,8 @@ class CallHandler:
     __slots__ = ("ctx", "a", "b", "clock", "timers", "slave_factory", "gateways", "logger",
                  "media", "on_finished", "state", "attempt", "gateway", "setup", "ringing",
                  "answered", "ended", "cause", "cause_text", "released_by", "_timer_setup",
-                 "_timer_no_answer", "_timer_max", "_busy", "_queue", "offer", "directory")
+                 "_timer_no_answer", "_timer_max", "_busy", "_queue", "offer", "directory",
+                 "leg_stats")
 
     def __init__(self, ctx: CallContext, a_leg, slave_factory, gateways: list, clock,
                  logger, timers: Timers = Timers(), media=None, on_finished=None,
@@ -154,6 +155,7 @@ class CallHandler:
         self._timer_setup = self._timer_no_answer = self._timer_max = None
         self._busy = False
         self._queue: list = []
+        self.leg_stats: dict = {}       # leg name -> its statistics() for the CDR
 
     # -- entry points -------------------------------------------------------------------------
     def start(self, setup: ev.Setup) -> None:
@@ -415,18 +417,29 @@ class CallHandler:
         self._finish(cause, text, by)
 
     def _finish(self, cause: int, text: str, by: str) -> None:
+        legs = [leg for leg in (self.a, self.b) if leg is not None]
         self.state = State.RELEASED
         self._cancel()
         self._drop_b()
         self.ended = self.clock.seconds()
         self.cause, self.cause_text, self.released_by = cause, text, by
         self.logger.event(self.ctx.call_id, "disconnected", cause=cause, text=text, by=by)
-        if self.media is None:
-            self._finished({})
-            return
-        d = maybeDeferred(self.media.close)
-        d.addErrback(self._media_close_failed)
-        d.addCallback(self._finished)
+        media = (maybeDeferred(self.media.close).addErrback(self._media_close_failed)
+                 if self.media is not None else succeed({}))
+        asked = [maybeDeferred(leg.statistics).addErrback(self._leg_stats_failed, leg)
+                 .addCallback(self._leg_stats, leg) for leg in legs]
+        d = gatherResults([media] + asked)
+        d.addCallback(lambda results: self._finished(results[0]))
+        d.addErrback(lambda f: self.log.failure("call {call_id}: finishing", f,
+                                                call_id=self.ctx.call_id))
+
+    def _leg_stats(self, stats, leg) -> None:
+        if stats:
+            self.leg_stats[leg.name] = stats
+
+    def _leg_stats_failed(self, failure, leg) -> None:
+        self.log.failure("call {call_id} peer {peer}: statistics of the {leg} leg", failure,
+                         call_id=self.ctx.call_id, peer=self.ctx.peer, leg=leg.name)
 
     def _media_close_failed(self, failure) -> dict:
         self.log.failure("call {call_id} peer {peer}: closing media", failure,

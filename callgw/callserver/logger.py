@@ -221,7 +221,7 @@ class CallLogger(Service):
             "cause": handler.cause, "cause_text": handler.cause_text,
             "media_mode": ctx.media_mode,
             "stats": {"outcome": handler.outcome, "released_by": handler.released_by,
-                      "attempts": handler.attempt, "media": stats}})
+                      "attempts": handler.attempt, "media": stats, "legs": handler.leg_stats}})
         if self.metrics is not None:
             self.metrics.outcome(handler.outcome)
             self.metrics.active(len(self.rows))

@@ -14,7 +14,8 @@ SDP through it) and it joins the relay to the call's client leg:
 - ``CallMedia.client_frame(conn, frame)``: the front end's ``client_media`` hook; a frame
   whose key belongs to no call of that session, or whose payload type is not the call's codec,
   is dropped and counted (``frames_dropped``), the rest go to ``RelaySession.client_frame``;
-- ``dtmf(digit, duration)``: the client's ``dtmf`` as RFC 4733 events toward the gateway;
+- ``dtmf(digit, duration)``: the client's ``dtmf`` as RFC 4733 events toward the gateway
+  (when it negotiated telephone-event, ``carries_dtmf()``; else the native leg signals it);
   digits the gateway sends as RFC 4733 come to the client leg as ``Dtmf`` events;
 - ``standby(leg, handler, factory)``: a direct-mode call keeps no media session, but when the
   client reports that no media reached it (``answer`` with ``mode: relay`` on its active call)
@@ -170,6 +171,12 @@ class CallMediaSession:
             return
         self.frames_out += 1
         conn.send_media(MediaFrame(self.key, self.payload_type, sequence, timestamp, payload))
+
+    def carries_dtmf(self) -> bool:
+        """Whether the gateway took RFC 4733 telephone-event: otherwise the client leg hands
+        its digits to the native leg to signal (an MGCP line's D package)."""
+        gateway = self.relay_session.endpoints.get("gateway")
+        return gateway is not None and gateway.event_type is not None
 
     def dtmf(self, digit: str, duration_ms: int = 100) -> None:
         """Send ``digit`` toward the gateway as RFC 4733 events, after the digits before it

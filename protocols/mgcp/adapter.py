@@ -175,6 +175,8 @@ class CallAgentEndpoint:
                 self._cancel(e.key, e.name)
             elif isinstance(e, ev.CancelTimers):
                 self._cancel(e.key)
+            elif isinstance(e, ev.Received):
+                self._trace("in", e.peer, e.message)    # in order with the answers it causes
             else:
                 events.append(e)
         for event in events:
@@ -203,9 +205,6 @@ class CallAgentEndpoint:
             log.failure("MGCP listener failed on a {direction} message", direction=direction)
 
     def _deliver(self, event) -> None:
-        if isinstance(event, ev.Received):
-            self._trace("in", event.peer, event.message)
-            return
         if isinstance(event, ev.Rejected):
             log.info("MGCP: answered {what} from {peer} with {code}: {reason}",
                      what=event.summary, peer=event.peer, code=event.code, reason=event.reason)

@@ -43,6 +43,7 @@ class FakeLeg:
         self.script = script or {}
         self.dead = None
         self.recover = None         # what recovery() returns once answered
+        self.stats = None
 
     def attach(self, sink):
         self.sink = sink
@@ -63,6 +64,9 @@ class FakeLeg:
 
     def recovery(self):
         return self.recover
+
+    def statistics(self):
+        return self.stats
 
     def kinds(self):
         return [type(e).__name__ for e in self.sent]

@@ -91,3 +91,49 @@ def test_no_leg_for_any_gateway_is_cause_47_not_a_protocol_error():
     handler, a, logger = _handler(slaves, ["gw1"])
     assert handler.state.value == "released" and handler.cause == 47
     assert a.sent[-1] == ev.Release(47, "gateway gw1: no leg for this gateway now")
+
+
+def test_mgcp_entry_options_dialect_and_the_one_line_refusals():
+    from callgw.callserver.legs.mgcp_provider import dialect_name
+    mgcp = protocol("mgcp")
+    assert mgcp.default_port == 2427
+    assert mgcp.check_options({"endpoints": ["aaln/1@GW", "aaln/$@gw"]}) == {
+        "endpoints": ["aaln/1@GW", "aaln/$@gw"]}
+    with pytest.raises(ValueError, match=r"--endpoint: 'aaln' is not local@domain"):
+        mgcp.check_options({"endpoints": ["aaln"]})
+    with pytest.raises(ValueError, match="--dialect: 'h248'"):
+        mgcp.check_options({"endpoints": ["aaln/1@gw"], "dialect": "h248"})
+    assert dialect_name({"endpoints": ["rtpbridge/*@mgw"]}) == "osmo-mgw"
+    assert dialect_name({"endpoints": ["aaln/1@gw", "rtpbridge/1@gw"]}) == "rfc"
+    assert dialect_name({"endpoints": ["rtpbridge/1@mgw"], "dialect": "rfc"}) == "rfc"
+    row = {"name": "g", "host": "127.0.0.1", "port": 2427}
+    mgcp.check_gateway(dict(row, options={"endpoints": ["aaln/$@gw", "rtpbridge/1@gw"]}))
+    for endpoints, message in ((["ds/ds1-1/1@gw"], "CAS signalling"),
+                               (["ann/1@gw"], "drives aaln/ lines and rtpbridge/ bridges"),
+                               (["rtpbridge/$@mgw"], "osmo-mgw refuses '\\$'"),
+                               ([], "at least one --endpoint")):
+        with pytest.raises(ValueError, match=message):
+            mgcp.check_gateway(dict(row, options={"endpoints": endpoints}))
+
+
+def test_mgcp_provider_capacity_is_its_specific_endpoints_and_off_means_unavailable(tmp_path):
+    from callgw.callserver.legs.mgcp_provider import MgcpLegProvider
+    provider = protocol("mgcp").build(make_config(tmp_path, mgcp={"udp": "off"}), Clock())
+    assert isinstance(provider, MgcpLegProvider)
+    verifyObject(ILegProvider, provider)
+    row = dict(gateway("m1", protocol="mgcp"),
+               options={"endpoints": ["aaln/1@gw", "aaln/2@gw"]})
+    assert provider.capacity(row) == 2
+    assert provider.capacity(dict(row, options={"endpoints": ["aaln/$@gw"]})) is None
+    provider.start()
+    with pytest.raises(LegUnavailable, match="MGCP is off"):
+        provider.make_leg(row, "c1")
+
+
+def test_mgcp_codes_and_reasons_map_into_the_shared_cause_table():
+    from callgw import causes
+    assert causes.mgcp_to_q850(401) == 17                 # phone off hook: busy
+    assert causes.mgcp_to_q850(410) == 34 and causes.mgcp_to_q850(500) == 3   # fail over
+    assert causes.mgcp_to_q850(499) == 41 and causes.mgcp_to_q850(599) == 127
+    assert causes.mgcp_reason_to_q850(902) == 38 and causes.mgcp_reason_to_q850(None) == 41
+    assert causes.to_protocol("mgcp", 17) == 401

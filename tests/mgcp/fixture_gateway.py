@@ -8,10 +8,11 @@ the example statistics, AUEP and AUCX with 200; it sends NTFY, RSIP and its own 
 test says so. It reads what the call agent sends with a regex of its own (not with
 protocols.mgcp), keeps every datagram in ``received``, and can be told to stay silent for a verb
 (``silent``), to answer a verb with a provisional 100 first and the final (carrying ``K:``) later
-(``slow``), or to answer AUCX for given connection ids with 515 (``lost``). Real UDP on
-127.0.0.1, port 0.
+(``slow``), to answer AUCX for given connection ids with 515 (``lost``), to answer a verb
+with an error code (``codes``), and to put another session description in its CRCX answers
+(``sdp``). Real UDP on 127.0.0.1, port 0.
 
-Used by tests/mgcp/test_fixture_gateway.py.
+Used by tests/mgcp/test_fixture_gateway.py and tests/mgcp/test_leg.py.
 """
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ from tests.mgcp import builders as b
 _FIRST = re.compile(r"([A-Za-z]{4}) (\d+) (\S+) MGCP 1\.0|(\d{3}) (\d+)")
 
 
-def _param(text: str, name: str):
+def param(text: str, name: str):
+    """The value of parameter line ``name`` in message ``text`` (None when absent)."""
     m = re.search(rf"^{name}:[ \t]*(.*?)\r?$", text, re.M | re.I)
     return m.group(1) if m else None
 
@@ -40,6 +42,8 @@ class FixtureGateway(DatagramProtocol):
         self.slow: dict[str, float] = {}
         self.lost: set[str] = set()
         self.next_line = 1
+        self.sdp = b.SDP_GATEWAY        # what CRCX answers carry (tests with media: loopback)
+        self.codes: dict[str, int] = {}  # verb -> an error code to answer it with
         self.port = None
         self._waiting: dict[int, defer.Deferred] = {}
         self._answers: dict[int, list[str]] = {}
@@ -95,15 +99,17 @@ class FixtureGateway(DatagramProtocol):
         self.transport.write(reply, addr)
 
     def _reply(self, verb, tid, endpoint, text) -> bytes:
+        if verb in self.codes:
+            return b.ok(tid, self.codes[verb], "refused by the test")
         if verb == "CRCX":
             z = None
             if "$" in endpoint:
                 z = endpoint.replace("$", str(self.next_line))
                 self.next_line += 1
-            return b.crcx_ok(tid, connection_id=f"FDE234C{tid % 10}", z=z)
+            return b.crcx_ok(tid, connection_id=f"FDE234C{tid % 10}", z=z, sdp=self.sdp)
         if verb == "DLCX":
             return b.dlcx_ok(tid)
-        if verb == "AUCX" and _param(text, "I") in self.lost:
+        if verb == "AUCX" and param(text, "I") in self.lost:
             return b.ok(tid, 515, "Incorrect connection-id")
         if verb in ("RQNT", "MDCX", "AUEP", "AUCX", "EPCF"):
             return b.ok(tid)

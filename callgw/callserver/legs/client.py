@@ -134,7 +134,8 @@ class ClientLeg:
             self.sink(self, ev.Release(16, "client hung up"))
         elif kind is m.Dtmf:
             for digit in message.digits:
-                if self.media is not None and self.key is not None:
+                if self.media is not None and self.key is not None and \
+                        self.media.carries_dtmf():
                     self.media.dtmf(digit, message.duration or 100)     # RFC 4733 in the relay
                 else:
                     self.sink(self, ev.Dtmf(digit, message.duration or 100))
@@ -171,6 +172,10 @@ class ClientLeg:
         """The director refused the call: ``unauthorized`` with its reason."""
         self.released = True
         self._out(m.Unauthorized(code=code, text=_text(text), call=self.call))
+
+    def statistics(self):
+        """Nothing of its own for the CDR (the media statistics come from the relay)."""
+        return None
 
     def liveness(self) -> str | None:
         """None while the client session lives; the reason once it is gone."""

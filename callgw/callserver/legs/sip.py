@@ -159,6 +159,10 @@ class SipLeg:
             self.endpoint.forget(self.session, transactions=True)
         self.state = "released"
 
+    def statistics(self):
+        """Nothing of its own for the CDR (the media statistics come from the relay)."""
+        return None
+
     def liveness(self):
         """None while the gateway is alive; the reason once its keepalive failed."""
         return self._vanished
