@@ -114,7 +114,19 @@ def cmd_tenant_add(db, args, out):
 
 
 def cmd_tenant_list(db, args, out):
-    print(_table(db.list_tenants(), ["name", "timezone", "country"]), file=out)
+    rows = [dict(r, enabled="yes" if r["enabled"] else "no") for r in db.list_tenants()]
+    print(_table(rows, ["name", "timezone", "country", "enabled"]), file=out)
+
+
+def cmd_tenant_disable(db, args, out):
+    db.set_tenant_enabled(args.name, False)
+    print(f"tenant {args.name} disabled: its users' sessions end within the reload interval",
+          file=out)
+
+
+def cmd_tenant_enable(db, args, out):
+    db.set_tenant_enabled(args.name, True)
+    print(f"tenant {args.name} enabled", file=out)
 
 
 def cmd_user_add(db, args, out):
@@ -136,7 +148,8 @@ def cmd_user_passwd(db, args, out):
 
 def cmd_user_disable(db, args, out):
     db.set_enabled(args.name, False)
-    print(f"user {args.name} disabled", file=out)
+    print(f"user {args.name} disabled: their sessions and calls end within the reload interval",
+          file=out)
 
 
 def cmd_user_enable(db, args, out):
@@ -268,6 +281,10 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--timezone", default="UTC")
     a.add_argument("--country", default="1", help="default country code, e.g. 49")
     cmd(t, "list", cmd_tenant_list, "list tenants")
+    cmd(t, "disable", cmd_tenant_disable,
+        "disable a tenant: its users can no longer log in, their sessions and calls end"
+        ).add_argument("name")
+    cmd(t, "enable", cmd_tenant_enable, "enable a tenant again").add_argument("name")
 
     u = group("user", "users")
     a = cmd(u, "add", cmd_user_add, "add a user")

@@ -175,6 +175,10 @@ class IStore(Interface):
         Fires with its result; fails with its exception.
         """
 
+    def watch(callback):
+        """Call ``callback()`` (it may return a Deferred) whenever the admin CLI changed a
+        configuration table, within the reload interval."""
+
 
 class IDirector(Interface):
     """The call director: authentication and authorization of call requests."""

@@ -56,6 +56,28 @@ def test_users_gateways_rules_and_book(cli):
     assert "(none)" in cli("cdr").stdout
 
 
+def test_tenant_disable_and_enable(cli):
+    assert cli("init").returncode == 0
+    r = cli("user", "add", "bob", "--password", "-", stdin="pw\n")
+    assert r.returncode == 0, r.stderr
+    db = Database(cli.db_path)
+    serial = db.change_serial()
+    r = cli("tenant", "disable", "default")
+    assert r.returncode == 0 and "disabled" in r.stdout, r.stderr
+    assert db.change_serial() > serial                   # running gateways notice
+    assert db.get_user("bob")["tenant_enabled"] == 0
+    assert db.disabled_accounts(["bob", "ghost"]) == {"bob": "tenant disabled",
+                                                      "ghost": "user removed"}
+    assert "no" in cli("tenant", "list").stdout
+    assert cli("tenant", "enable", "default").returncode == 0
+    assert db.disabled_accounts(["bob"]) == {}
+    db.set_enabled("bob", False)
+    assert db.disabled_accounts(["bob"]) == {"bob": "user disabled"}
+    db.close()
+    r = cli("tenant", "disable", "nosuch")
+    assert r.returncode != 0 and "nosuch" in r.stderr
+
+
 @pytest.mark.parametrize("args, message", [
     (("gateway", "add", "g", "--protocol", "iax", "--address", "h:1", "--prefix", "+1"),
      "protocol 'iax' is not available in this callgw (available: mgcp, sip)"),

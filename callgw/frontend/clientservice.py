@@ -5,7 +5,8 @@ Owned by the front-end listeners. ``ClientService(config, store, frontend, react
 ``[client] udp`` (``udp.py``), ``tcp`` and ``tls`` (``stream.py``), ``[web] https`` (the site in
 ``callgw.web.site``: WebSocket, HTTP framing, landing page). The TLS certificate
 (``tls.py``) is prepared first. ``stopService`` ends every session (``session_closed`` with
-reason ``shutdown``) before closing the sockets.
+reason ``shutdown``) before closing the sockets. When the admin CLI changes the configuration
+(``store.watch``), the sessions of disabled users and tenants end (``recheck_accounts``).
 
 The front end (an ``IFrontEnd``: the call path's ``callgw.frontend.server.FrontEnd``) is
 handed in by the composition root (callgw/compose.py).
@@ -33,6 +34,7 @@ class ClientService(MultiService):
         """``metrics``: the ``CallMetrics`` that count refused logins and dropped datagrams."""
         super().__init__()
         self.manager = SessionManager(store, frontend, config, reactor, metrics=metrics)
+        store.watch(self.manager.recheck_accounts)   # a disabled account's sessions end
         self.cert = CertificateService(config, reactor)
         if config.listener("client", "tls") or config.listener("web", "https"):
             self.cert.setServiceParent(self)            # made/loaded only when TLS is used

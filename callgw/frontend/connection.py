@@ -39,7 +39,7 @@ import os
 import re
 from typing import Any
 
-from twisted.internet.defer import maybeDeferred
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.logger import Logger
 
 from callgw import passwords
@@ -145,6 +145,25 @@ class SessionManager:
         """Close every connection (service stop); each reports ``session_closed``."""
         for conn in list(self.connections):
             conn.close(reason)
+
+    def recheck_accounts(self) -> Deferred | None:
+        """The configuration changed (``store.watch``): end the sessions of users who were
+        disabled or removed, or whose tenant was disabled. Fires when done (None: no session
+        to check)."""
+        names = sorted({c.username for c in self.connections if c.username is not None})
+        if not names:
+            return None
+        d = self.store.run("disabled_accounts", names)
+        d.addCallback(self._revoke)
+        d.addErrback(lambda f: self.log.failure("checking {n} logged-in accounts", f,
+                                                n=len(names)))
+        return d
+
+    def _revoke(self, disabled: dict[str, str]) -> None:
+        for conn in list(self.connections):
+            reason = disabled.get(conn.username) if conn.username is not None else None
+            if reason is not None:
+                conn.revoke(reason)
 
 
 class State(enum.Enum):
@@ -257,6 +276,19 @@ class ClientConnection:
     def close(self, reason: str = "closed") -> None:
         """End the session and its transport; reports ``session_closed`` if it was open."""
         self._end(reason)
+
+    def revoke(self, reason: str) -> None:
+        """The account may no longer be logged in (``reason``: user disabled, user removed,
+        tenant disabled): the client is told (``disconnected`` for each call, then
+        ``unauthorized`` 405), the session ends and the front end releases its calls."""
+        if self.session.state is CoreState.CLOSED:
+            return
+        self.log.info("session revoked: {user} over {framing} from {host}:{port} ({reason})",
+                      user=self.username, framing=self.framing, host=self.peer[0],
+                      port=self.peer[1], reason=reason)
+        self._reason = reason
+        self.session.revoke(AuthCode.ACCOUNT_DISABLED, reason, self._now())
+        self._drive()
 
     # -- the framing's side -------------------------------------------------------------------
     def start(self) -> None:
@@ -424,6 +456,8 @@ class ClientConnection:
             self.session.refuse(AuthCode.TOKEN_INVALID, "no such user", self._now())
         elif not row.get("enabled"):
             self.session.refuse(AuthCode.ACCOUNT_DISABLED, "account disabled", self._now())
+        elif not row.get("tenant_enabled", 1):
+            self.session.refuse(AuthCode.ACCOUNT_DISABLED, "tenant disabled", self._now())
         else:
             self.username, self.user, self.tenant = row["username"], row, row.get("tenant")
             d = maybeDeferred(self.manager.frontend.session_opened, self)

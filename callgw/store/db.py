@@ -180,6 +180,16 @@ class Database(AdminAccounts):
         rows[0]["branding"] = json.loads(rows[0]["branding"])
         return rows[0]
 
+    def set_tenant_enabled(self, name: str, enabled: bool) -> None:
+        """Enable or disable a tenant (a disabled tenant's users cannot log in, and running
+        gateways end their sessions). Raises StoreError for an unknown tenant."""
+        with self._tx():
+            cur = self.conn.execute("UPDATE tenants SET enabled = ? WHERE name = ?",
+                                    (1 if enabled else 0, name))
+            if cur.rowcount == 0:
+                raise StoreError(f"no tenant {name!r}")
+            self._changed()
+
     def list_tenants(self) -> list[dict]:
         return [self.get_tenant(r["name"]) for r in self._rows("SELECT name FROM tenants")]
 
@@ -207,8 +217,31 @@ class Database(AdminAccounts):
         return self.get_user(username)
 
     def get_user(self, username: str) -> dict | None:
-        rows = self._rows("SELECT * FROM users WHERE username = ?", [username])
+        """The user's row, with ``tenant_enabled`` (0 when the user's tenant is disabled)."""
+        rows = self._rows("SELECT users.*, COALESCE(tenants.enabled, 1) AS tenant_enabled "
+                          "FROM users LEFT JOIN tenants ON tenants.name = users.tenant "
+                          "WHERE username = ?", [username])
         return rows[0] if rows else None
+
+    def disabled_accounts(self, usernames: list[str]) -> dict[str, str]:
+        """Of ``usernames``, those that may no longer be logged in, each with why: ``user
+        removed``, ``user disabled`` or ``tenant disabled``."""
+        out = {name: "user removed" for name in usernames}
+        names = list(usernames)
+        for i in range(0, len(names), 500):
+            chunk = names[i:i + 500]
+            rows = self._rows(
+                "SELECT users.username, users.enabled, COALESCE(tenants.enabled, 1) AS tenant "
+                "FROM users LEFT JOIN tenants ON tenants.name = users.tenant WHERE "
+                f"users.username IN ({', '.join('?' * len(chunk))})", chunk)
+            for row in rows:
+                if not row["enabled"]:
+                    out[row["username"]] = "user disabled"
+                elif not row["tenant"]:
+                    out[row["username"]] = "tenant disabled"
+                else:
+                    del out[row["username"]]
+        return out
 
     def list_users(self) -> list[dict]:
         return self._rows("SELECT * FROM users ORDER BY username")

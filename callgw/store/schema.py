@@ -99,6 +99,11 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE active_calls ADD COLUMN answered REAL",
         "ALTER TABLE active_calls ADD COLUMN recovery TEXT NOT NULL DEFAULT '[]'",
     ],
+    # 6: a tenant can be disabled (callgw tenant disable): its users can neither log in nor
+    # keep their sessions
+    [
+        "ALTER TABLE tenants ADD COLUMN enabled INTEGER NOT NULL DEFAULT 1",
+    ],
 ]
 
 #: Tables whose rows the admin CLI edits; a write to any of them bumps the change serial.

@@ -41,6 +41,7 @@ from callgw.store.schema import MIGRATIONS
 #: ``Database`` methods that only read: they run on the reader thread.
 READS = frozenset({
     "schema_version", "change_serial", "get_tenant", "list_tenants", "get_user", "list_users",
+    "disabled_accounts",
     "list_rules", "rules_for", "book_list", "get_gateway", "list_gateways",
     "list_call_servers", "registrations", "active_calls", "call_events", "call_trace", "cdrs",
     "cdrs_before", "get_cdr", "director_snapshot", "list_admins", "admin_credentials"})

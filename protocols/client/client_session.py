@@ -197,6 +197,11 @@ class ClientSession:
             if self.calls.pop(msg.call, None) is not None:
                 self._actions.append(ev.CallEvent(msg.call, msg))
             return
+        if self.state is ClientState.AUTHENTICATED:
+            # the server withdrew the login (the account was disabled): the session ends
+            self._actions.append(ev.SessionEvent(msg))
+            self._close(msg.code, msg.text or "unauthorized")
+            return
         if self.state not in (ClientState.AWAIT_CHALLENGE, ClientState.DERIVING,
                               ClientState.AWAIT_WELCOME):
             self._unexpected(msg)

@@ -55,7 +55,7 @@ class AuthCode(IntEnum):
     TOKEN_EXPIRED = 402
     TOKEN_INVALID = 403        # bad signature, unknown key id, malformed token
     STALE_NONCE = 404          # the challenge expired, or the proof is for another challenge
-    ACCOUNT_DISABLED = 405
+    ACCOUNT_DISABLED = 405     # the user or the tenant is disabled (also after welcome: the end)
     CALL_REFUSED = 410         # the director's rules refused this call (carries "call")
     DESTINATION_BLOCKED = 411
     CALL_LIMIT = 412           # concurrent-call or rate limit

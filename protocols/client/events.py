@@ -114,7 +114,8 @@ class RejectRequested:
 @dataclass(frozen=True)
 class HangupRequested:
     """``call`` must be released: the client hung up (``normal``), logged out, or the session
-    expired (``timeout``) or became unreachable (``network-error``)."""
+    expired (``timeout``), became unreachable (``network-error``) or was revoked
+    (``unauthorized``: the account was disabled)."""
     call: str
     cause: str
 

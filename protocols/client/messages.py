@@ -256,7 +256,9 @@ class Welcome(Message):
 
 @dataclass(frozen=True, kw_only=True)
 class Unauthorized(Message):
-    """A login or (with ``call``) a call was refused; ``code`` is an AuthCode."""
+    """A login or (with ``call``) a call was refused; ``code`` is an AuthCode. After
+    ``welcome`` and without ``call``: the login was withdrawn (the account or its tenant was
+    disabled) and the session ends."""
     command: ClassVar[str] = "unauthorized"
     sender: ClassVar[str] = SERVER
     code: int = f(CODE, True)

@@ -89,6 +89,8 @@ TRANSITIONS: dict[tuple[State, str], tuple[str, tuple[State, ...]]] = {
        for c in _USER_REQUESTS},
     (State.AUTHENTICATED, "refresh"): ("_on_refresh", (State.AUTHENTICATED,)),
     **{(s, "timeout"): ("_on_timeout", (State.CLOSED,)) for s in State if s is not State.CLOSED},
+    **{(s, "revoke"): ("_on_revoke", (State.CLOSED,))
+       for s in (State.VERIFIED, State.AUTHENTICATED)},
 }
 
 
@@ -346,6 +348,26 @@ class ServerSession:
 
     def _on_refuse(self, key: tuple[State, str], arg: tuple[AuthCode, str], now: float) -> None:
         self._refuse_login(key, arg[0], arg[1], now, count=False)
+
+    def revoke(self, code: AuthCode, text: str, now: float) -> None:
+        """callgw withdraws the user's authorization (the account or its tenant was disabled):
+        every call gets ``disconnected`` (cause ``unauthorized``) and is released, the client
+        gets ``unauthorized`` with ``code``, and the session ends. A no-op before a user
+        proved who they are."""
+        if self.state not in (State.VERIFIED, State.AUTHENTICATED):
+            return
+        self._dispatch("revoke", (code, text), now)
+
+    def _on_revoke(self, key: tuple[State, str], arg: tuple[AuthCode, str], now: float) -> None:
+        code, text = arg
+        for call in sorted(self.calls.ids()):
+            message = self.calls.disconnected(call, "unauthorized", None, _safe_text(text))
+            if message is not None:
+                self._send(message)
+            self._actions.append(ev.HangupRequested(call, "unauthorized"))
+        self._send(m.Unauthorized(code=code, text=_safe_text(text)))
+        self._go(key, State.CLOSED)
+        self._close(int(code), text, cause="unauthorized")
 
     # ------------------------------------------------------------ session commands
     def _on_ping(self, key: tuple[State, str], msg: m.Ping, now: float) -> None:

@@ -235,6 +235,19 @@ def test_unproven_udp_failures_do_not_count():
     assert throttle.retry_after("alice", "192.0.2.7", 0.0) > 0
 
 
+def test_revoke_ends_calls_and_session():
+    h = logged_in()
+    c = h.client.call(0, number="+4930123456")
+    h.pump()
+    h.server.revoke(AuthCode.ACCOUNT_DISABLED, "user disabled", 1.0)
+    h.pump()
+    assert [x.command for x in h.sent("<")[-2:]] == ["disconnected", "unauthorized"]
+    assert h.sent("<")[-2].cause == "unauthorized" and h.sent("<")[-2].call == c
+    assert h.server.state is State.CLOSED
+    assert ev.HangupRequested(c, "unauthorized") in h.server_events
+    assert h.client.state.value == "closed"          # the client ends its side too
+
+
 # ---------------------------------------------------------------- calls
 
 def test_outgoing_call_flow_with_relay_media():

@@ -31,6 +31,9 @@ class Store:
             return defer.succeed(self.users.get(args[0]))
         if name == "get_tenant":
             return defer.succeed({"name": args[0], "branding": {"display_name": "T"}})
+        if name == "disabled_accounts":
+            return defer.succeed({u: "user disabled" for u in args[0]
+                                  if not self.users.get(u, {}).get("enabled")})
         raise AssertionError(name)
 
 
@@ -170,6 +173,34 @@ def test_disabled_account(env):
     manager.store.users["alice"]["enabled"] = 0
     login(conn, writer)
     assert writer.sent[-1].code == AuthCode.ACCOUNT_DISABLED
+
+
+def test_disabled_tenant(env):
+    manager, conn, writer, clock, frontend = env
+    manager.store.users["alice"]["tenant_enabled"] = 0
+    login(conn, writer)
+    assert writer.sent[-1].code == AuthCode.ACCOUNT_DISABLED
+    assert writer.sent[-1].text == "tenant disabled"
+
+
+def test_disabling_an_account_ends_its_open_sessions_and_calls(env):
+    manager, conn, writer, clock, frontend = env
+    login(conn, writer)
+    send(conn, m.Call(call="c1", number="+4930123456", mode="relay"))
+    other_writer = Writer()
+    manager.store.users["bob"] = dict(manager.store.users["alice"], username="bob")
+    other = manager.open("tcp", ("127.0.0.1", 40001), other_writer)
+    login(other, other_writer, user="bob")
+    manager.recheck_accounts()                       # nothing changed: both stay
+    assert conn.state is State.OPEN and other.state is State.OPEN
+    manager.store.users["alice"]["enabled"] = 0
+    manager.recheck_accounts()
+    assert [type(x).__name__ for x in writer.sent[-2:]] == ["Disconnected", "Unauthorized"]
+    assert writer.sent[-2].cause == "unauthorized" and writer.sent[-2].call == "c1"
+    assert writer.sent[-1].code == AuthCode.ACCOUNT_DISABLED
+    assert conn.state is State.CLOSED and writer.lost
+    assert frontend.closed == [(conn, "user disabled")]   # the front end releases its calls
+    assert other.state is State.OPEN and not other_writer.lost
 
 
 def test_ping_logout_and_session_closed(env):
