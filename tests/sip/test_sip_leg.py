@@ -198,13 +198,56 @@ def test_dtmf_goes_as_sip_info_and_a_refusal_comes_back():
         "#", False, "the gateway refused SIP INFO (415 Unsupported Media Type)")
 
 
-def test_close_drops_everything_silently():
+def test_close_of_a_leg_never_released_drops_everything_silently():
     leg, sink, udp, reactor, ep, invite = placed()
     sent = len(udp.sent)
     leg.close()
     reactor.advance(100)
     assert sink.events == [] and not ep.dialogs
     assert len(udp.sent) == sent and not ep.table.clients     # no INVITE retransmissions
+
+
+def test_late_2xx_after_setup_timeout_is_acked_and_byed():
+    # the handler gave up before any 1xx (setup timeout, failover): Release, then close.
+    # RFC 3261 9.1 holds the CANCEL until a 1xx; the 2xx that comes instead is ACKed and BYEd
+    leg, sink, udp, reactor, ep, invite = placed(no_answer_timeout=100)
+    leg.send(Release(102))
+    leg.close()
+    reactor.advance(10)
+    assert {m.method for m in udp.messages()} == {"INVITE"}   # retransmitted, no CANCEL yet
+    traces = len(sink.traces)
+    respond(ep, invite, 200, ANSWER)
+    ack, bye = udp.messages()[-2:]
+    assert ack.method == "ACK" and ack.cseq == (1, "ACK") and ack.to_tag == "gw1"
+    assert bye.method == "BYE" and bye.headers.get("Reason") == "Q.850;cause=102"
+    respond(ep, invite, 200, ANSWER)                   # retransmitted 2xx: ACKed again
+    assert udp.messages()[-1].method == "ACK"
+    respond(ep, bye, 200)
+    reactor.advance(40)                                # Timer M: nothing is left
+    assert not ep.dialogs and not ep.table.clients and not ep._timers
+    assert sink.events == [] and len(sink.traces) == traces   # the closed leg hears nothing
+
+
+def test_2xx_crossing_our_cancel_is_acked_and_byed_even_after_close():
+    leg, sink, udp, reactor, ep, invite = placed()
+    respond(ep, invite, 180)
+    leg.send(Release(16))                              # the caller hung up: CANCEL
+    leg.close()
+    assert udp.messages()[-1].method == "CANCEL"
+    respond(ep, udp.messages()[-1], 200)               # the CANCEL's own 200 ...
+    respond(ep, invite, 200, ANSWER)                   # ... but the callee answered anyway
+    assert [m.method for m in udp.messages()[-2:]] == ["ACK", "BYE"]
+    assert sink.events == [Alerting(None)]
+
+
+def test_no_answer_timeout_then_a_late_2xx_is_acked_and_byed():
+    leg, sink, udp, reactor, ep, invite = placed()
+    respond(ep, invite, 180)
+    reactor.advance(30)                                # CANCEL with cause 19
+    respond(ep, invite, 200, ANSWER)
+    bye = udp.messages()[-1]
+    assert bye.method == "BYE" and bye.headers.get("Reason") == "Q.850;cause=19"
+    assert sink.events == [Alerting(None), Release(19, "no answer")]
 
 
 def test_options_ping_and_outbound_proxy_hop():

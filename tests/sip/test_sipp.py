@@ -161,6 +161,24 @@ def test_ringing_no_answer_we_cancel(endpoint, tmp_path):
 
 
 @pytest_twisted.inlineCallbacks
+def test_answer_crossing_our_cancel_is_acked_and_byed(endpoint, tmp_path):
+    # the caller hangs up while ringing; the callee answers anyway (RFC 3261 9.1): sipp's
+    # scenario ends only once it got the ACK for its 200 and a BYE
+    sipp = run("uas_ignore_cancel.xml", tmp_path)
+    try:
+        leg, sink = yield place_call(endpoint, sipp, tmp_path)
+        yield sink.wait_for(Alerting)
+        leg.send(Release(16))
+        leg.close()                               # as the handler does: the leg is done
+        yield finish(sipp)
+        assert sink.kinds() == ["Proceeding", "Alerting"]
+        log = (tmp_path / "sipp_messages.log").read_text(errors="replace")
+        assert "Reason: Q.850;cause=16" in log
+    finally:
+        sipp.stop()
+
+
+@pytest_twisted.inlineCallbacks
 def test_401_challenge_then_authenticated_invite(endpoint, tmp_path):
     sipp = run("uas_auth.xml", tmp_path)
     try:

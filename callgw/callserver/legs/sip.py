@@ -155,8 +155,11 @@ class SipLeg:
         timer; the session only when it was never released (a released session finishes its
         CANCEL or BYE, and ACKs and BYEs a 2xx that crosses a CANCEL, before it closes)."""
         self._stop_no_answer()
-        if self.session is not None and self.state != "released":
-            self.endpoint.forget(self.session, transactions=True)
+        if self.session is not None:
+            if self.state == "released":
+                self.endpoint.detach(self.session)     # it finishes alone; we hear no more
+            else:
+                self.endpoint.forget(self.session, transactions=True)
         self.state = "released"
 
     def statistics(self):
