@@ -75,7 +75,9 @@ def build(root, config: Config, reactor, frontend=None) -> Parts:
     echo_number = calls["echo_number"] or None
     if echo_number:                 # callgw answers this number itself (legs/echo.py)
         providers["echo"] = EchoLegProvider(reactor, echo_number, config["media"]["address"])
-    directory = GatewayDirectory(store, protocols=frozenset(providers))
+    directory = GatewayDirectory(store, protocols=frozenset(providers),
+                                 capacity=lambda row: providers[row["protocol"]].capacity(row)
+                                 if row["protocol"] in providers else None)
     registrar = Registrar(store, reactor, node)
     branding = BrandingUnit()
     director = CallDirector(store, reactor, calls["max_duration"])

@@ -10,7 +10,9 @@ try for an E.164 target, by the seed's three criteria and then priority and weig
    gateways with that prefix length are candidates (a ``+4930`` gateway beats a ``+49`` one);
    the shorter matches follow as later failover candidates, in the same order;
 2. **protocol type**: when ``protocol`` is given, only gateways speaking it;
-3. **number of calls**: least used relative to capacity first; full gateways are left out;
+3. **number of calls**: least used relative to capacity first; full gateways are left out (a
+   gateway's capacity is its row's, or less when its protocol knows better: ``capacity(row)``,
+   the leg provider's, e.g. an MGCP gateway's specific endpoints, one call each);
 4. then lower ``priority`` first, then a weighted random order among equal priorities
    (Efraimidis-Spirakis keys from an injected ``random``).
 
@@ -37,9 +39,12 @@ class GatewayDirectory:
 
     log = Logger()
 
-    def __init__(self, store=None, rng: _random.Random | None = None, protocols=None):
+    def __init__(self, store=None, rng: _random.Random | None = None, protocols=None,
+                 capacity=None):
         self.store = store
         self.protocols = protocols      # names with a leg provider (None: every protocol)
+        self.capacity = capacity        # row -> calls its protocol allows, or None
+        self.limits: dict[str, int] = {}
         self.rng = rng or _random.Random()
         self.gateways: dict[str, dict] = {}
         self.active: dict[str, int] = defaultdict(int)
@@ -53,6 +58,7 @@ class GatewayDirectory:
     def load(self, rows: list[dict]) -> None:
         """Replace the gateway set with ``rows`` (``Database.list_gateways`` records)."""
         self.gateways = {r["name"]: r for r in rows}
+        self.limits = {name: self._limit(row) for name, row in self.gateways.items()}
         for name, row in self.gateways.items():
             self.status.setdefault(name, row.get("status") or "unknown")
             self.rtt_ms.setdefault(name, row.get("rtt_ms"))
@@ -69,6 +75,18 @@ class GatewayDirectory:
         d = self.store.run("list_gateways")
         d.addCallback(self.load)
         return d
+
+    def _limit(self, row: dict) -> int:
+        limit = row["capacity"]
+        if self.capacity is not None:
+            try:
+                known = self.capacity(row)
+            except Exception:  # noqa: BLE001 - a provider's fault must not empty the directory
+                self.log.failure("capacity of gateway {gateway}", gateway=row.get("name"))
+                known = None
+            if known is not None:
+                limit = min(limit, known)
+        return limit
 
     # -- usage and status ---------------------------------------------------------------------
     def acquire(self, name: str) -> None:
@@ -111,7 +129,7 @@ class GatewayDirectory:
                 continue
             if self.status.get(name) == "down":
                 continue
-            if self.active.get(name, 0) >= gw["capacity"]:
+            if self.active.get(name, 0) >= self.limits.get(name, gw["capacity"]):
                 continue
             seen.add(name)
             groups.setdefault(len(prefix), []).append(gw)
@@ -121,7 +139,7 @@ class GatewayDirectory:
         return ordered
 
     def _rank(self, gw: dict):
-        load = self.active.get(gw["name"], 0) / gw["capacity"]
+        load = self.active.get(gw["name"], 0) / self.limits.get(gw["name"], gw["capacity"])
         weight = gw.get("weight") or 0
         # Efraimidis-Spirakis: a larger weight gets a larger key more often; 0 goes last
         key = self.rng.random() ** (1.0 / weight) if weight > 0 else 0.0
@@ -131,5 +149,6 @@ class GatewayDirectory:
         """Each gateway with its live status, RTT and calls (for the API and metrics)."""
         return [{"name": n, "protocol": g["protocol"], "host": g["host"], "port": g["port"],
                  "status": self.status.get(n, "unknown"), "rtt_ms": self.rtt_ms.get(n),
-                 "active": self.active.get(n, 0), "capacity": g["capacity"]}
+                 "active": self.active.get(n, 0),
+                 "capacity": self.limits.get(n, g["capacity"])}
                 for n, g in sorted(self.gateways.items())]

@@ -50,6 +50,20 @@ def test_least_used_relative_to_capacity_then_priority():
     assert d.active == {}
 
 
+def test_a_protocol_that_knows_the_capacity_lowers_the_rows():
+    """An MGCP gateway with two specific endpoints takes two calls, whatever its row says;
+    a protocol that knows nothing (None) leaves the row's capacity."""
+    known = {"lines": 2, "sip": None}
+    d = GatewayDirectory(rng=random.Random(1), capacity=lambda row: known[row["name"]])
+    d.load([gateway("lines", ["+1"], capacity=100, protocol="mgcp"),
+            gateway("sip", ["+1"], capacity=5, priority=20)])
+    assert d.limits == {"lines": 2, "sip": 5}
+    d.acquire("lines")
+    d.acquire("lines")
+    assert names(d.select("+1555")) == ["sip"]
+    assert [g["capacity"] for g in d.snapshot()] == [2, 5]
+
+
 def test_weight_shares_equal_priority():
     d = directory(gateway("a", ["+1"], weight=300), gateway("b", ["+1"], weight=100))
     firsts = [d.select("+1555")[0]["name"] for _ in range(2000)]

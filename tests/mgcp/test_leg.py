@@ -8,14 +8,15 @@ an answered one; DTMF as the D package signal and hold as MDCX; an unanswered CR
 to the next gateway; a refused CRCX maps its return code to the client's cause; one call per
 specific endpoint; the gateway's own DLCX with its reason code; every RSIP method (forced
 releases the call, graceful refuses new ones until cancel-graceful, restart for its delay,
-disconnected audits and keeps the call); AUEP as the health ping; every MGCP message of a
-call in its trace. Real sockets on 127.0.0.1 and the real clock, short RFC timers."""
+disconnected audits and keeps the call, or releases it when the AUCX finds the connection
+gone); AUEP as the health ping, and the health poller marking a silent gateway down and back
+up; direct mode (the client's own address in the CRCX) and the move to the relay (MDCX); the
+restart clean-up DLCX; every MGCP message of a call in its trace. Real sockets on 127.0.0.1
+and the real clock, short RFC timers."""
 from __future__ import annotations
 
-import os
 import re
 
-import pytest
 import pytest_twisted
 from twisted.internet import defer, reactor
 from twisted.internet.protocol import DatagramProtocol
@@ -26,10 +27,10 @@ from tests.callpath.callgw_env import PASSWORD, settled_cdr, sleep, within
 from tests.helpers import make_config
 from tests.mgcp import builders as b
 from tests.mgcp.fixture_gateway import FixtureGateway, param
-from tests.mgcp.wire import HAVE_TSHARK, Capture, mgcp_verdict
+from tests.mgcp.wire import Capture, mgcp_verdict
+from tests.peers import require_peer
 
 NUMBER = "+4930123456"
-CI = os.environ.get("CI") == "true"
 
 
 class Sink(DatagramProtocol):
@@ -141,10 +142,7 @@ def ring(env, fixture):
 @pytest_twisted.inlineCallbacks
 def test_line_rings_answers_on_offhook_and_the_line_hangs_up(tmp_path):
     """The line flow through callgw; tshark reads every datagram as MGCP, none malformed."""
-    if not HAVE_TSHARK:
-        if CI:
-            pytest.fail("dumpcap/tshark not installed (CI: a missing peer is a failure)")
-        pytest.skip("dumpcap/tshark not installed")
+    require_peer("dumpcap", "tshark")
     env = Env(tmp_path)
     line = env.fixture("line")
     capture = None
@@ -272,10 +270,12 @@ def test_one_call_per_specific_endpoint_and_the_gateways_own_dlcx(tmp_path):
     try:
         yield env.start([("line", line, [b.LINE], {})])
         assert env.provider.capacity(env.row("line")) == 1
+        assert env.gw.callpath.directory.limits["line"] == 1      # not the row's 100
         first = yield ring(env, line)
-        second = env.client.call(NUMBER)
+        second = env.client.call(NUMBER)                  # the one endpoint is in a call
         ended = yield within(second.disconnected, 5)
-        assert ended.q850 == 47 and "in a call" in ended.text
+        assert ended.q850 == 34 and "no gateway available" in ended.text
+        assert len(line.commands("CRCX")) == 1
         yield notify(line, 2020, "L/hd")
         yield within(first.connected, 5)
         [mdcx] = yield commands(line, "MDCX", 1)
@@ -356,5 +356,92 @@ def test_rsip_methods_and_auep_health(tmp_path):
         call = yield ring(env, line)
         call.hangup()
         yield within(call.disconnected, 5)
+    finally:
+        yield env.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_direct_mode_sends_the_clients_address_and_the_move_to_the_relay_is_an_mdcx(tmp_path):
+    """Direct mode: the CRCX carries the client's own RTP address; when the client reports no
+    media, the call moves to the relay: an MDCX with the relay's port, and the client gets a
+    second ``connected`` (with a media key)."""
+    env = Env(tmp_path)
+    line = env.fixture("line")
+    try:
+        yield env.start([("line", line, [f"aaln/$@{b.GW}"], {})])
+        call = env.client.call(NUMBER, mode="direct", address="127.0.0.1", port=24680)
+        yield within(call.ringing, 5)
+        [crcx] = line.commands("CRCX")
+        assert "c=IN IP4 127.0.0.1" in crcx and "m=audio 24680 RTP/AVP" in crcx
+        yield notify(line, 2040, "L/hd")
+        first = yield within(call.connected, 5)
+        assert first.key is None
+        yield commands(line, "MDCX", 1)
+        call.relay()
+        mdcx = yield commands(line, "MDCX", 2)
+        port = int(re.search(r"^m=audio (\d+) ", mdcx[1], re.M).group(1))
+        assert 27000 <= port <= 27099 and param(mdcx[1], "M") == "sendrecv"
+        for _ in range(100):
+            if sum(isinstance(e, m.Connected) for e in call.events) == 2:
+                break
+            yield sleep(0.02)
+        second = [e for e in call.events if isinstance(e, m.Connected)][-1]
+        assert second is not first and second.key
+        call.hangup()
+        yield within(call.disconnected, 5)
+    finally:
+        yield env.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_an_audit_that_finds_the_connection_gone_and_a_graceful_drain_release_the_call(
+        tmp_path):
+    env = Env(tmp_path)
+    line = env.fixture("line")
+    try:
+        yield env.start([("line", line, [f"aaln/$@{b.GW}"], {})])
+        call = yield ring(env, line)
+        yield notify(line, 2050, "L/hd")
+        yield within(call.connected, 5)
+        [mdcx] = yield commands(line, "MDCX", 1)
+        line.lost.add(param(mdcx, "I"))                  # the AUCX will say 515
+        yield within(line.send(b.rsip(tid=2051, method="disconnected"), 2051), 5)
+        ended = yield within(call.disconnected, 5)
+        assert ended.q850 == 41 and "lost the connection (AUCX 515)" in ended.text
+
+        call = yield ring(env, line)                     # the AUEP brought it back in service
+        yield notify(line, 2052, "L/hd")
+        yield within(call.connected, 5)
+        yield within(line.send(b.rsip(tid=2053, method="graceful", delay=1), 2053), 5)
+        yield sleep(0.3)
+        assert not call.ended                            # draining: the call goes on
+        ended = yield within(call.disconnected, 5)       # RestartDelay: out of service
+        assert ended.q850 == 41 and "graceful" in ended.text
+    finally:
+        yield env.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_auep_health_marks_a_silent_gateway_down_and_an_answering_one_up(tmp_path):
+    env = Env(tmp_path)
+    line = env.fixture("line")
+    line.silent.add("AUEP")
+    try:
+        yield env.start([("line", line, [f"aaln/$@{b.GW}"],
+                          {"probe_interval": 1.0, "down_after": 1, "up_after": 1})],
+                        calls={"health_interval": 1.0})
+        directory = env.gw.callpath.directory
+        for _ in range(100):
+            if directory.status.get("line") == "down":
+                break
+            yield sleep(0.05)
+        assert directory.status["line"] == "down"        # T-MAX (1.5 s) without an answer
+        assert len(line.commands("AUEP")) > 1            # retransmitted first
+        line.silent.discard("AUEP")
+        for _ in range(100):
+            if directory.status.get("line") == "up":
+                break
+            yield sleep(0.05)
+        assert directory.status["line"] == "up" and directory.rtt_ms["line"] is not None
     finally:
         yield env.stop()

@@ -33,23 +33,14 @@ from protocols.mgcp.message import Command
 from protocols.mgcp.params import parse_connection_parameters
 from protocols.mgcp.transaction import Timers
 from protocols.sip.sdp import make_offer
-from tests.callpath.callgw_env import HAVE_SIPP, settled_cdr, within
+from tests.callpath.callgw_env import settled_cdr, within
 from tests.media.test_media_calls import (PASSWORD, ROOT, TONE_SECONDS, dial, read_samples,
                                           sipp_gateway, start, tone_frames, url, write_tone)
-from tests.mgcp.osmo_mgw import OSMO_MGW, OsmoMgw
+from tests.mgcp.osmo_mgw import OsmoMgw
 
-CI = os.environ.get("CI") == "true"
+pytestmark = pytest.mark.peers("osmo-mgw", "sipp")
 ENDPOINT = "rtpbridge/1@mgw"
 FAST = Timers(initial=0.05, maximum=0.2, max1=2, max2=3, t_max=5.0)
-
-
-@pytest.fixture
-def peers():
-    missing = [name for name, ok in (("osmo-mgw", OSMO_MGW), ("sipp", HAVE_SIPP)) if not ok]
-    if missing:
-        if CI:
-            pytest.fail(f"{', '.join(missing)} not installed (CI: a missing peer is a failure)")
-        pytest.skip(f"{', '.join(missing)} not installed")
 
 
 def cli(tmp_path, *args):
@@ -89,7 +80,7 @@ class FarSide:
 
 @pytest_twisted.inlineCallbacks
 def test_a_call_through_osmo_mgw_hears_its_tone_and_the_cdr_has_the_dlcx_statistics(
-        tmp_path, peers):
+        tmp_path):
     source, heard = tmp_path / "tone.wav", tmp_path / "heard.wav"
     played = write_tone(source)
     osmo = OsmoMgw(tmp_path)
