@@ -272,3 +272,28 @@ def mgcp_to_q850(code: int) -> int:
 def mgcp_reason_to_q850(code: int | None) -> int:
     """Q.850 cause for an MGCP reason code (RFC 3435 2.5; None or unknown: 41)."""
     return TEMPORARY_FAILURE if code is None else from_protocol("mgcp-reason", code)
+
+
+# -- H.323 (issue 15) ------------------------------------------------------------------------------
+# H.323 gateways speak Q.850 causes natively (the Q.931 Cause IE); what needs a table is
+# H.225.0's ReleaseCompleteReason (table 5, for a ReleaseComplete without a Cause IE, and the
+# reason we add to ours) and RAS AdmissionRejectReason (why a gatekeeper refused a call). The
+# tables are H.225.0 facts kept by the stack (protocols/h323); they are registered here so that
+# ``from_protocol("h323", reason)`` / ``to_protocol("h323", cause)`` work like SIP's.
+def _register_h323():
+    from protocols.h323 import causes as h323
+    register("h323", h323.REASON_TO_CAUSE, h323.CAUSE_TO_REASON,
+             default_code="undefinedReason", default_cause=31)
+    register("h323-ras", h323.ARJ_CAUSE, {}, default_code="undefinedReason", default_cause=31)
+
+
+_register_h323()
+
+Q850_NAMES.update({
+    30: "Response to STATUS ENQUIRY",
+    49: "Quality of service not available",
+    81: "Invalid call reference value",
+    97: "Message type non-existent or not implemented",
+    100: "Invalid information element contents",
+    101: "Message not compatible with call state",
+})

@@ -195,6 +195,14 @@ SCHEMA: dict[str, dict[str, tuple[Any, Callable[[Any], Any], bool, str]]] = {
                            "seconds failures are counted over; a throttled source waits "
                            "this long"),
     },
+    "h323": {
+        "address": ("127.0.0.1", _string, False,
+                    "local address for H.323: RAS sockets toward gatekeepers, and the address "
+                    "named in Setup and RRQ"),
+        "alias": ("callgw", _string, False, "our h323-ID toward gateways and gatekeepers"),
+        "ttl": (60, _number(10, 86400, int), False,
+                "registration timeToLive asked of gatekeepers, seconds (keep-alive RRQ before)"),
+    },
     "manhole": {
         "telnet": ("127.0.0.1:6023", _listener, False,
                    "telnet manhole; stays off until password_hash is set"),

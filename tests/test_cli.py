@@ -80,9 +80,13 @@ def test_tenant_disable_and_enable(cli):
 
 @pytest.mark.parametrize("args, message", [
     (("gateway", "add", "g", "--protocol", "iax", "--address", "h:1", "--prefix", "+1"),
-     "protocol 'iax' is not available in this callgw (available: mgcp, sip)"),
-    (("gateway", "add", "g", "--protocol", "h323", "--address", "127.0.0.1", "--prefix", "+1"),
-     "protocol 'h323' is not available"),
+     "protocol 'iax' is not available in this callgw (available: h323, mgcp, sip)"),
+    (("gateway", "add", "g", "--protocol", "h323", "--address", "127.0.0.1", "--prefix", "+1",
+      "--gatekeeper", "gk:rasport"), "--gatekeeper: 'gk:rasport': expected HOST[:PORT]"),
+    (("gateway", "add", "g", "--protocol", "h323", "--address", "127.0.0.1", "--prefix", "+1",
+      "--fast-start", "maybe"), "--fast-start: 'maybe': expected on or off"),
+    (("gateway", "add", "g", "--protocol", "h323", "--address", "127.0.0.1", "--prefix", "+1",
+      "--transport", "tcp"), "--transport is not an option of h323 gateways"),
     (("gateway", "add", "g", "--protocol", "sip", "--address", "no-such-host.invalid",
       "--prefix", "+1"), "host name 'no-such-host.invalid' does not resolve"),
     (("gateway", "add", "g", "--protocol", "sip", "--address", "127.0.0.1:99999",
@@ -166,6 +170,20 @@ def test_gateway_options_are_the_protocols_own(cli):
     listing = cli("gateway", "list").stdout
     assert "transport=tls" in listing and "keepalive=options" in listing
     assert "secret" not in listing                      # credentials stay out of listings
+
+
+def test_h323_gateway_with_a_gatekeeper(cli):
+    assert cli("init").returncode == 0
+    r = cli("gateway", "add", "h323-gw", "--protocol", "h323", "--address", "127.0.0.1",
+            "--prefix", "+49", "--gatekeeper", "127.0.0.1", "--tunnelling", "off")
+    assert r.returncode == 0, r.stderr
+    db = Database(cli.db_path)
+    row = db.get_gateway("h323-gw")
+    db.close()
+    assert row["protocol"] == "h323" and row["port"] == 1720      # H.225.0's default port
+    assert row["options"] == {"gatekeeper": "127.0.0.1:1719", "fast_start": "on",
+                              "tunnelling": "off"}
+    assert "gatekeeper=127.0.0.1:1719" in cli("gateway", "list").stdout
 
 
 def test_migration_moves_sip_settings_into_options(tmp_path):

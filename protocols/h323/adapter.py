@@ -12,7 +12,7 @@ sockets, tshark).
 """
 from __future__ import annotations
 
-from twisted.internet import protocol
+from twisted.internet import defer, protocol
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.logger import Logger
 
@@ -97,6 +97,15 @@ class CallRunner:
 
     def send_dtmf(self, digit):
         self._apply(self.core.send_dtmf(digit))
+
+    def abort(self):
+        """Drop the call without signalling: timers stopped, connections closed."""
+        self.finished = True
+        for name in list(self._timers):
+            self._stop(name)
+        for proto in (self.h245, self.signalling):
+            if proto is not None:
+                proto.close()
 
     # -- signalling connection ------------------------------------------------------------------
     def _signalling_up(self, proto):
@@ -197,6 +206,63 @@ def _summary(payload):
     if signal.h245_control:
         names += f" [{len(signal.h245_control)} H.245]"
     return names
+
+
+class ProbeFailed(Exception):
+    """A gateway health probe failed; the message says how."""
+
+
+def status_probe(reactor, gateway, *, timeout=5.0, call_reference=0x7F01):
+    """Health of a gateway without a gatekeeper: a TCP connection to its call-signalling port and
+    a Status Enquiry. Fires with the round trip in seconds (to the Status or ReleaseComplete that
+    answers it; to the TCP connection when the gateway stays silent for ``timeout``, since not
+    every gateway answers an enquiry outside a call); fails with ``ProbeFailed`` when the
+    connection cannot be made, or the gateway closes it or answers with something not Q.931."""
+    host, port = gateway
+    started = reactor.seconds()
+    result = defer.Deferred()
+    state = {"proto": None, "timer": None, "connected_at": None}
+
+    def finish(value):
+        if state["timer"] is not None and state["timer"].active():
+            state["timer"].cancel()
+        if state["proto"] is not None:
+            state["proto"].close()
+        if not result.called:
+            if isinstance(value, Exception):
+                result.errback(value)
+            else:
+                result.callback(value)
+
+    def connected(proto):
+        state["proto"] = proto
+        state["connected_at"] = reactor.seconds()
+        proto.send(h225.status_enquiry(call_reference))
+        state["timer"] = reactor.callLater(
+            timeout, lambda: finish(state["connected_at"] - started))
+
+    def payload(data):
+        if not data:
+            return
+        try:
+            h225.decode_message(data)
+        except h225.H225Error as e:
+            finish(ProbeFailed(f"answer to Status Enquiry from {host}:{port}: {e.reason}"))
+            return
+        finish(reactor.seconds() - started)
+
+    def broken(reason):
+        finish(ProbeFailed(f"{host}:{port} is not speaking TPKT: {reason}"))
+
+    def lost(reason):
+        finish(ProbeFailed(f"{host}:{port} closed the connection: {reason}"))
+
+    endpoint = TCP4ClientEndpoint(reactor, host, port, timeout=timeout)
+    factory = protocol.Factory.forProtocol(lambda: _TPKTProtocol(connected, payload, broken, lost))
+    d = endpoint.connect(factory)
+    d.addErrback(lambda f: finish(ProbeFailed(f"cannot connect to {host}:{port}: "
+                                              f"{f.getErrorMessage()}")))
+    return result
 
 
 class RasProtocol(protocol.DatagramProtocol):

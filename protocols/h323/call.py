@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from protocols.h323 import callstate, h225, h245, h245session, q931
+from protocols.h323.causes import CAUSE_TO_REASON, REASON_TO_CAUSE
 from protocols.h323.callstate import CallState, Event
 from protocols.h323.q931 import IE
 
@@ -54,6 +55,8 @@ class CloseH245:
 class CloseConnection:
     pass
 
+
+RELEASE_WAIT = 2.0   # after the gateway's EndSessionCommand, seconds to wait for its ReleaseComplete
 
 StartTimer = h245session.StartTimer
 StopTimer = h245session.StopTimer
@@ -109,12 +112,6 @@ class Released:
     protocol_error: bool = False
 
 
-#: Q.850 cause -> ReleaseCompleteReason we send with it (H.225.0 table 5, read backwards).
-CAUSE_TO_REASON = {
-    1: "unreachableDestination", 3: "unreachableDestination", 17: "inConf", 21: "destinationRejection",
-    28: "badFormatAddress", 34: "noBandwidth", 38: "unreachableGatekeeper", 41: "adaptiveBusy",
-    42: "gatewayResources", 47: "gatekeeperResources", 88: "invalidRevision", 111: "noPermission",
-}
 
 
 @dataclass
@@ -132,6 +129,8 @@ class CallOptions:
     dest_address: tuple | None = None
     alias: str = "callgw"
     timers: dict = field(default_factory=dict)
+    called_type: int = 0             # Q.931 type of number: 0 unknown, 1 international
+    calling_presentation: int = 0    # 0 allowed, 1 restricted
 
 
 class OutgoingCall:
@@ -182,11 +181,12 @@ class OutgoingCall:
             dest_number=o.dest_number, source_address=o.source_address, fast_start=fast,
             dest_call_signal_address=o.dest_address)
         ies = [(IE.SENDING_COMPLETE, b""), (IE.BEARER_CAPABILITY, q931.bearer_capability()),
-               (IE.CALLED_PARTY_NUMBER, q931.party_number(o.dest_number))]
+               (IE.CALLED_PARTY_NUMBER, q931.party_number(o.dest_number, o.called_type))]
         if o.display:
             ies.append((IE.DISPLAY, q931.display(o.display)))
         if o.calling_number:
-            ies.append((IE.CALLING_PARTY_NUMBER, q931.party_number(o.calling_number, presentation=0)))
+            ies.append((IE.CALLING_PARTY_NUMBER, q931.party_number(
+                o.calling_number, o.called_type, presentation=o.calling_presentation)))
         out = self._transition(Event.SEND_SETUP)
         return [self._message("setup", body, ies)] + out
 
@@ -214,6 +214,9 @@ class OutgoingCall:
         return self._h245(self.session.send_dtmf(digit))
 
     def timer_expired(self, name):
+        if name == "release-wait":
+            return self._clear(16, "gateway ended the H.245 session but sent no ReleaseComplete",
+                               by_peer=True)
         if name.startswith("h245."):
             return self._h245(self.session.timer_expired(name))
         event = {"T303": Event.T303_EXPIRY, "T310": Event.T310_EXPIRY,
@@ -265,8 +268,10 @@ class OutgoingCall:
             elif isinstance(e, h245session.DtmfReceived):
                 out.append(DtmfReceived(e.digits))
             elif isinstance(e, h245session.SessionEnded):
+                # H.323 8.5: the side that ended the session sends ReleaseComplete (with its
+                # cause); we wait for it a little before clearing ourselves
                 if self.state is not CallState.NULL:
-                    out += self._clear(16, "peer sent EndSessionCommand", by_peer=True)
+                    out.append(StartTimer("release-wait", RELEASE_WAIT))
             elif isinstance(e, h245session.H245Failed):
                 out += self._clear(47, f"H.245: {e.reason}")
         if self.tunnelling and self._tunnel_queue and self.state is not CallState.NULL:
@@ -287,7 +292,7 @@ class OutgoingCall:
         send = self._message("releaseComplete", body, [(IE.CAUSE, q931.cause(cause))])
         out += self._transition(Event.SEND_RELEASE_COMPLETE)
         self.released = Released(cause, reason, by_peer=by_peer, protocol_error=protocol_error)
-        return out + [send, CloseH245(), CloseConnection(), self.released]
+        return out + [StopTimer("release-wait"), send, CloseH245(), CloseConnection(), self.released]
 
     # -- input from the gateway --------------------------------------------------------------------
     _EVENTS = {
@@ -454,7 +459,7 @@ class OutgoingCall:
         if isinstance(signal.body, dict) and "reason" in signal.body:
             reason = signal.body["reason"][0]
             if cause is None:
-                cause = h225.REASON_TO_CAUSE.get(reason, 16)
+                cause = REASON_TO_CAUSE.get(reason, 16)
         if cause is None:
             cause = 16
         try:
@@ -464,4 +469,4 @@ class OutgoingCall:
         self.session.ended = True
         text = f"gateway released (cause {cause}" + (f", {reason})" if reason else ")")
         self.released = Released(cause, text, by_peer=True)
-        return out + [CloseH245(), CloseConnection(), self.released]
+        return out + [StopTimer("release-wait"), CloseH245(), CloseConnection(), self.released]

@@ -1,6 +1,6 @@
 """Generate the parts of docs/protocols/h323.md that must not drift from the code: the Q.931
 call-state table (``callstate.TABLE``), the msd table (``msd.MasterSlaveDetermination._TABLE``)
-and the cause mappings (``h225.REASON_TO_CAUSE``, ``call.CAUSE_TO_REASON``, ``ras.ARJ_CAUSE``).
+and the cause mappings of ``protocols.h323.causes``.
 Each lives between ``<!-- generated:NAME -->`` and ``<!-- /generated:NAME -->``;
 ``python -m protocols.h323.docgen docs/protocols/h323.md`` rewrites them, and
 tests/h323/test_docs.py fails when the file is stale.
@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 import sys
 
-from protocols.h323 import call, callstate, h225, msd, ras
+from protocols.h323 import callstate, msd
+from protocols.h323.causes import ARJ_CAUSE, CAUSE_TO_REASON, REASON_TO_CAUSE
 
 
 def _table(header, rows):
@@ -31,11 +32,11 @@ def section_msd():
 
 def section_causes():
     parts = ["ReleaseCompleteReason received -> Q.850 cause (used when no Cause IE came):", "",
-             _table(("reason", "cause"), sorted(h225.REASON_TO_CAUSE.items())), "",
+             _table(("reason", "cause"), sorted(REASON_TO_CAUSE.items())), "",
              "Q.850 cause we release with -> ReleaseCompleteReason we add (others: no reason):", "",
-             _table(("cause", "reason"), sorted(call.CAUSE_TO_REASON.items())), "",
+             _table(("cause", "reason"), sorted(CAUSE_TO_REASON.items())), "",
              "AdmissionRejectReason -> Q.850 cause of the call:", "",
-             _table(("ARJ reason", "cause"), sorted(ras.ARJ_CAUSE.items()))]
+             _table(("ARJ reason", "cause"), sorted(ARJ_CAUSE.items()))]
     return "\n".join(parts)
 
 

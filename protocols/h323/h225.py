@@ -17,6 +17,7 @@ import os
 from dataclasses import dataclass
 
 from protocols.h323 import per, q931
+from protocols.h323.causes import REASON_TO_CAUSE  # noqa: F401 (re-exported)
 from protocols.h323.q931 import IE, MessageType
 
 #: Our vendor identity: t35 country 0xB5 (USA) with a private manufacturer code; productId names us.
@@ -148,6 +149,13 @@ def facility_body(call_id, reason, *, h245_address=None, conference_id=None,
     return body
 
 
+def status_enquiry(call_reference, call_id=None):
+    """A Status Enquiry (Q.931 5.8.10, H.225.0 7.4.1) on ``call_reference``: the health probe of
+    a gateway without a gatekeeper. Any Status or ReleaseComplete answer shows it alive."""
+    return encode_message("statusInquiry", _common(call_id or new_guid(), per.H225_PROTOCOL_ID),
+                          call_reference, False)
+
+
 def information_body(call_id, protocol_id=per.H225_PROTOCOL_ID):
     return _common(call_id, protocol_id)
 
@@ -170,6 +178,7 @@ _BODY_TYPE = {
     "connect": MessageType.CONNECT, "releaseComplete": MessageType.RELEASE_COMPLETE,
     "facility": MessageType.FACILITY, "information": MessageType.INFORMATION,
     "status": MessageType.STATUS, "empty": MessageType.FACILITY,
+    "statusInquiry": MessageType.STATUS_ENQUIRY,
 }
 
 
@@ -205,14 +214,3 @@ def decode_message(data: bytes) -> Signal:
     pdu = info["h323-uu-pdu"]
     name, body = pdu["h323-message-body"]
     return Signal(message, name, body, pdu)
-
-
-#: H.225.0 table 5: ReleaseCompleteReason -> Q.850 cause (and the cause we send for each reason).
-REASON_TO_CAUSE = {
-    "noBandwidth": 34, "gatekeeperResources": 47, "unreachableDestination": 3,
-    "destinationRejection": 16, "invalidRevision": 88, "noPermission": 111,
-    "unreachableGatekeeper": 38, "gatewayResources": 42, "badFormatAddress": 28,
-    "adaptiveBusy": 41, "inConf": 17, "undefinedReason": 31, "facilityCallDeflection": 16,
-    "securityDenied": 31, "calledPartyNotRegistered": 20, "callerNotRegistered": 31,
-    "newConnectionNeeded": 47, "invalidCID": 31, "hopCountExceeded": 25,
-}

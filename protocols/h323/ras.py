@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from protocols.h323 import h225, per
+from protocols.h323.causes import ARJ_CAUSE
 
 RETRY = 3.0
 RETRIES = 2
@@ -103,15 +104,6 @@ class RasIgnored:
     reason: str
 
 
-#: AdmissionRejectReason -> Q.850 cause of the call (H.225.0 does not fix one: ours).
-ARJ_CAUSE = {
-    "calledPartyNotRegistered": 20, "invalidPermission": 21, "requestDenied": 34,
-    "undefinedReason": 31, "callerNotRegistered": 21, "routeCallToGatekeeper": 23,
-    "invalidEndpointIdentifier": 21, "resourceUnavailable": 47, "securityDenial": 21,
-    "qosControlNotSupported": 49, "incompleteAddress": 28, "aliasesInconsistent": 28,
-    "routeCallToSCN": 23, "exceedsCallCapacity": 34, "collectDestination": 28,
-    "collectPIN": 21, "noRouteToDestination": 3, "unallocatedNumber": 1,
-}
 
 _CONFIRMS = {"gatekeeperConfirm": "gatekeeperRequest", "gatekeeperReject": "gatekeeperRequest",
              "registrationConfirm": "registrationRequest",

@@ -15,6 +15,11 @@ the ``h245Address`` it gives in Connect. Modes (``Script``):
 - ``reject_cause``: answer the Setup with ReleaseComplete and this cause instead;
 - ``answer``: False to ring forever (timer tests).
 
+A Status Enquiry outside a call (a health probe) is answered with Status (cause 30, call state
+Null). With ``ScriptedGateway(echo=True)`` it also has an RTP socket (its ``rtp`` address in the
+script) and sends every packet it receives back to the address the call gave it for its own audio
+(the fastStart reverse channel or our OpenLogicalChannelAck), the way ``sipp -rtp_echo`` does.
+
 Its H.245 side is a script too: it answers TerminalCapabilitySet with an Ack and its own set,
 answers MasterSlaveDetermination by the H.245 8.2.2 rule (terminal type 60, a fixed number), acks
 our OpenLogicalChannel with its RTP address, records UserInputIndications, and answers
@@ -49,6 +54,7 @@ class Script:
     rtcp: tuple = ("127.0.0.1", 40001)
     codecs: tuple = ("PCMU", "PCMA")
     h245_port: int = 0
+    hangup_after: float | None = None    # the gateway hangs up this long after Connect
 
 
 @dataclass
@@ -134,7 +140,14 @@ class GatewayCall(protocol.Protocol):
                 continue
             signal = h225.decode_message(payload)
             self.record.messages.append(signal.body_name or signal.q931.name)
-            if signal.q931.type == q931.MessageType.SETUP:
+            if signal.q931.type == q931.MessageType.STATUS_ENQUIRY and self.crv is None:
+                self.factory.enquiries += 1
+                crv = signal.q931.call_reference
+                data = h225.encode_message("status", h225.status_body(h225.new_guid()), crv, True,
+                                           ies=[(IE.CAUSE, q931.cause(30)),
+                                                (IE.CALL_STATE, q931.call_state(0))])
+                self.transport.write(tpkt.frame(data))
+            elif signal.q931.type == q931.MessageType.SETUP:
                 self.on_setup(signal)
             elif signal.q931.type == q931.MessageType.RELEASE_COMPLETE:
                 self.finish(signal)
@@ -145,6 +158,7 @@ class GatewayCall(protocol.Protocol):
 
     def on_setup(self, signal):
         self.crv = signal.q931.call_reference
+        self.factory.call_started(self)
         self.record.setup = signal
         body = signal.body
         self.call_id = body["callIdentifier"]["guid"]
@@ -181,6 +195,9 @@ class GatewayCall(protocol.Protocol):
             kw["h245_address"] = ("127.0.0.1", self.h245_listener.getHost().port)
         self.send("connect", self._response("connect", **kw))
         self.record.connected.callback(None)
+        if self.script.hangup_after is not None:
+            self.factory.reactor.callLater(self.script.hangup_after,
+                                           lambda: None if self.closed else self.hangup(16))
         if self.tunnel:
             self.start_h245()
 
@@ -291,27 +308,59 @@ class ScriptedGateway(protocol.Factory):
     """The fixture's listener: ``start()`` listens on 127.0.0.1 (port 0), ``calls`` holds each
     call's ``GatewayCall``; ``stop()`` closes everything (a Deferred)."""
 
-    def __init__(self, reactor, script: Script | None = None):
+    def __init__(self, reactor, script: Script | None = None, echo=False):
         self.reactor = reactor
         self.script = script or Script()
         self.calls = []
+        self.connections = []
+        self.enquiries = 0
         self.port = None
         self.call_arrived = defer.Deferred()
+        self.echo = _Echo(self) if echo else None
+        self.rtp_port = None
 
     def buildProtocol(self, addr):
-        call = GatewayCall(self)
+        conn = GatewayCall(self)
+        self.connections.append(conn)
+        return conn
+
+    def call_started(self, call):
         self.calls.append(call)
         if not self.call_arrived.called:
             self.call_arrived.callback(call)
-        return call
 
     def start(self):
+        if self.echo is not None:
+            self.rtp_port = self.reactor.listenUDP(0, self.echo, interface="127.0.0.1")
+            port = self.rtp_port.getHost().port
+            self.script.rtp = ("127.0.0.1", port)
+            self.script.rtcp = ("127.0.0.1", port + 1)
         self.port = self.reactor.listenTCP(0, self, interface="127.0.0.1")
         return self.port.getHost().port
 
     def stop(self):
-        for call in self.calls:
-            if not call.closed and call.transport is not None:
-                call.close()
-            call.close_listener()
-        return defer.maybeDeferred(self.port.stopListening) if self.port else defer.succeed(None)
+        for conn in self.connections:
+            if not conn.closed and conn.transport is not None:
+                conn.close()
+            conn.close_listener()
+        ds = [defer.maybeDeferred(self.port.stopListening)] if self.port else []
+        if self.rtp_port is not None:
+            ds.append(defer.maybeDeferred(self.rtp_port.stopListening))
+        return defer.gatherResults(ds)
+
+
+class _Echo(protocol.DatagramProtocol):
+    """The fixture's RTP: every packet goes back to where the current call says to send."""
+
+    def __init__(self, factory):
+        self.factory = factory
+        self.received = 0
+        self.sent = 0
+
+    def datagramReceived(self, data, addr):
+        self.received += 1
+        calls = self.factory.calls
+        target = calls[-1].record.send_to if calls else None
+        if target is not None:
+            self.transport.write(data, target)
+            self.sent += 1

@@ -211,3 +211,22 @@ def test_any_order_of_gateway_messages_never_raises(names):
         else:
             body = None
         call.receive(gw(call, name, body))
+
+
+def test_gateway_end_session_waits_for_its_release_complete_and_its_cause():
+    call, _ = new_call()
+    call.receive(gw(call, "connect"))
+    control = [h245.encode(h245.end_session())]
+    out = call.receive(gw(call, "empty", None, control=control))
+    assert c.StartTimer("release-wait", c.RELEASE_WAIT) in out and not of(out, c.Released)
+    pdus = [h245.decode(p)[1][0] for s in sent(out) for p in s.h245_control]
+    assert pdus == ["endSessionCommand"]                    # answered
+    out = call.receive(gw(call, "releaseComplete", h225.release_complete_body(call.call_id),
+                          ies=[(IE.CAUSE, q931.cause(17))]))
+    assert of(out, c.Released)[0].cause == 17
+    # a gateway that never sends its ReleaseComplete: we clear with 16 after the wait
+    call, _ = new_call()
+    call.receive(gw(call, "connect"))
+    call.receive(gw(call, "empty", None, control=control))
+    out = call.timer_expired("release-wait")
+    assert of(out, c.Released)[0].cause == 16 and sent(out)[-1].body_name == "releaseComplete"

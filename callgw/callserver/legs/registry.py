@@ -23,12 +23,12 @@ Tests: tests/callpath/test_leg_registry.py.
 """
 from __future__ import annotations
 
-from callgw.callserver.legs import mgcp_provider, sip_provider
+from callgw.callserver.legs import h323_provider, mgcp_provider, sip_provider
 from callgw.callserver.legs.entry import LegProtocol
 
 #: name -> entry. Adding a protocol: one module with its ``PROTOCOL`` and one line here.
-PROTOCOLS: dict[str, LegProtocol] = {entry.name: entry for entry in (sip_provider.PROTOCOL,
-                                                                    mgcp_provider.PROTOCOL)}
+PROTOCOLS: dict[str, LegProtocol] = {entry.name: entry for entry in (
+    sip_provider.PROTOCOL, mgcp_provider.PROTOCOL, h323_provider.PROTOCOL)}
 
 
 def protocol(name: str) -> LegProtocol:
