@@ -86,7 +86,9 @@ PROBE_PORT = 9  # discard: dumpcap's filter includes it so a probe shows the cap
 
 def _wait_live(path, timeout=15.0):
     """dumpcap says "Capturing on" before its filter sees packets: send UDP probes to the discard
-    port until the capture file grows."""
+    port until the capture file grows. Used at the end too: once a probe sent after the test's
+    traffic is in the file, so is everything before it (a loaded machine otherwise loses the last
+    segments when dumpcap is stopped, and tshark then warns about ACKed segments not captured)."""
     start = os.path.getsize(path) if os.path.exists(path) else 0
     deadline = time.monotonic() + timeout
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
@@ -120,7 +122,8 @@ def capture(ports, ras_ports=(), seconds=60):
         _wait_live(path)
         cap = Capture(path, ras_ports)
         yield cap
-        time.sleep(0.5)  # let the last segments reach the capture
+        time.sleep(0.2)
+        _wait_live(path)
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(10)
