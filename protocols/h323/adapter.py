@@ -212,12 +212,10 @@ class ProbeFailed(Exception):
     """A gateway health probe failed; the message says how."""
 
 
-def status_probe(reactor, gateway, *, timeout=5.0, call_reference=0x7F01):
-    """Health of a gateway without a gatekeeper: a TCP connection to its call-signalling port and
-    a Status Enquiry. Fires with the round trip in seconds (to the Status or ReleaseComplete that
-    answers it; to the TCP connection when the gateway stays silent for ``timeout``, since not
-    every gateway answers an enquiry outside a call); fails with ``ProbeFailed`` when the
-    connection cannot be made, or the gateway closes it or answers with something not Q.931."""
+def _one_shot(reactor, gateway, payload, timeout, silence_ok, what):
+    """Connect to ``gateway``, send ``payload`` (a Q.931 message), and fire with the round trip
+    in seconds when the gateway answers with any Q.931 message (or, with ``silence_ok``, when
+    it says nothing for ``timeout``, or closes the connection); fail with ``ProbeFailed``."""
     host, port = gateway
     started = reactor.seconds()
     result = defer.Deferred()
@@ -234,20 +232,25 @@ def status_probe(reactor, gateway, *, timeout=5.0, call_reference=0x7F01):
             else:
                 result.callback(value)
 
+    def quiet():
+        if silence_ok:
+            finish(state["connected_at"] - started)
+        else:
+            finish(ProbeFailed(f"{host}:{port} did not answer the {what} in {timeout} s"))
+
     def connected(proto):
         state["proto"] = proto
         state["connected_at"] = reactor.seconds()
-        proto.send(h225.status_enquiry(call_reference))
-        state["timer"] = reactor.callLater(
-            timeout, lambda: finish(state["connected_at"] - started))
+        proto.send(payload)
+        state["timer"] = reactor.callLater(timeout, quiet)
 
-    def payload(data):
+    def answer(data):
         if not data:
             return
         try:
             h225.decode_message(data)
         except h225.H225Error as e:
-            finish(ProbeFailed(f"answer to Status Enquiry from {host}:{port}: {e.reason}"))
+            finish(ProbeFailed(f"answer to the {what} from {host}:{port}: {e.reason}"))
             return
         finish(reactor.seconds() - started)
 
@@ -255,14 +258,42 @@ def status_probe(reactor, gateway, *, timeout=5.0, call_reference=0x7F01):
         finish(ProbeFailed(f"{host}:{port} is not speaking TPKT: {reason}"))
 
     def lost(reason):
-        finish(ProbeFailed(f"{host}:{port} closed the connection: {reason}"))
+        if silence_ok and state["connected_at"] is not None:
+            finish(reactor.seconds() - started)
+        else:
+            finish(ProbeFailed(f"{host}:{port} closed the connection: {reason}"))
 
     endpoint = TCP4ClientEndpoint(reactor, host, port, timeout=timeout)
-    factory = protocol.Factory.forProtocol(lambda: _TPKTProtocol(connected, payload, broken, lost))
+    factory = protocol.Factory.forProtocol(lambda: _TPKTProtocol(connected, answer, broken, lost))
     d = endpoint.connect(factory)
     d.addErrback(lambda f: finish(ProbeFailed(f"cannot connect to {host}:{port}: "
                                               f"{f.getErrorMessage()}")))
     return result
+
+
+def status_probe(reactor, gateway, *, timeout=5.0, call_reference=0x7F01):
+    """Health of a gateway without a gatekeeper: a TCP connection to its call-signalling port and
+    a Status Enquiry. Fires with the round trip in seconds (to the Status or ReleaseComplete that
+    answers it; to the TCP connection when the gateway stays silent for ``timeout``, since not
+    every gateway answers an enquiry outside a call); fails with ``ProbeFailed`` when the
+    connection cannot be made, or the gateway closes it or answers with something not Q.931."""
+    payload = h225.status_enquiry(call_reference)
+    d = _one_shot(reactor, gateway, payload, timeout, silence_ok=True, what="Status Enquiry")
+    return d
+
+
+def release_orphan(reactor, gateway, *, call_reference, call_id, cause=41, timeout=5.0):
+    """Release a call a previous run of this process left up: a ReleaseComplete with its call
+    reference and callIdentifier (and ``cause``) on a new connection to ``gateway``. A gateway
+    that still knows the call clears it; most cleared it already when our TCP connection died.
+    Fires with the round trip once the gateway answered or closed the connection, or stayed
+    silent for ``timeout``; fails with ``ProbeFailed`` when it cannot be reached."""
+    from protocols.h323 import q931
+    body = h225.release_complete_body(call_id)
+    payload = h225.encode_message("releaseComplete", body, call_reference, False,
+                                  ies=[(q931.IE.CAUSE, q931.cause(cause))])
+    return _one_shot(reactor, gateway, payload, timeout, silence_ok=True,
+                     what="ReleaseComplete")
 
 
 class RasProtocol(protocol.DatagramProtocol):

@@ -227,3 +227,28 @@ def test_health_without_a_gatekeeper_is_tcp_and_status_enquiry(provider):
         yield gw.stop()
     assert rtt >= 0 and gw.enquiries == 1 and gw.calls == []
     assert layers["Q.931"] == layers["H.225.0 CS"] == 2      # Status Enquiry and its Status
+
+
+@pytest_twisted.inlineCallbacks
+def test_recovery_and_release_of_an_orphan_call(provider):
+    gw = ScriptedGateway(reactor, Script())
+    port = gw.start()
+    sink = Sink()
+    try:
+        leg = provider.make_leg(row(port), "c7")
+        leg.attach(sink)
+        assert leg.recovery() is None
+        leg.send(Setup("c7", "+4930123", media=MEDIA))
+        yield sink.wait(Connect)
+        recovery = leg.recovery()
+        import json
+        recovery = json.loads(json.dumps(recovery))          # it is stored as JSON
+        assert recovery["protocol"] == "h323" and recovery["port"] == port
+        with wire.capture([port]) as cap:
+            rtt = yield within(provider.release_orphan(row(port), recovery), 10)
+        assert cap.problems() == []
+    finally:
+        yield gw.stop()
+    orphan = gw.connections[-1]
+    assert orphan.record.messages == ["releaseComplete"] and rtt >= 0
+    assert recovery["call_reference"] == gw.calls[0].crv

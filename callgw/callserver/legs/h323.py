@@ -29,13 +29,12 @@ from __future__ import annotations
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from callgw import causes
+from callgw import causes, numbers
 from callgw.callserver.events import (Alerting, Connect, Dtmf, Hold, MediaDescription,
                                       MediaOffer, Proceeding, Release, Setup, Trace)
 from callgw.interfaces import ICallLeg
 from protocols.h323 import call as callcore
 from protocols.h323.adapter import CallRunner
-from protocols.sip.session import rewrite_number
 
 log = Logger(namespace="callgw.h323.leg")
 
@@ -101,6 +100,16 @@ class H323Leg:
     def liveness(self):
         return self._vanished
 
+    def recovery(self):
+        """What a ReleaseComplete from the next start needs should this process die with the
+        call up (``H323LegProvider.release_orphan``); None before answer."""
+        if self.state != "connected" or self.runner is None:
+            return None
+        host, port = self.runner.gateway
+        return {"protocol": "h323", "gateway": self.gateway.get("name"), "host": host,
+                "port": port, "call_reference": self.core.crv,
+                "call_id": self.core.call_id.hex(), "conference_id": self.core.conference_id.hex()}
+
     # ---- placing the call ----
     def _setup(self, setup):
         if self.state != "idle":
@@ -114,7 +123,7 @@ class H323Leg:
         options = gw.get("options") or {}
         plus = setup.target.startswith("+")
         strip, prepend = int(gw.get("strip_digits") or 0), gw.get("prepend") or ""
-        number = rewrite_number(setup.target, strip, prepend, keep_plus=False)
+        number = numbers.rewrite(setup.target, strip, prepend, keep_plus=False)
         if not number or any(c not in "0123456789*#" for c in number):
             self.state = "released"
             self._emit(Release(28, f"{number!r} cannot be dialled as H.225.0 dialledDigits"))

@@ -17,7 +17,9 @@ Owned by the call path (docs/architecture.md, "Adding a protocol"; docs/protocol
 pays it), keeps one ``GatekeeperLink`` (a RAS socket on ``[h323] address``, port chosen by the OS)
 per gatekeeper in use, makes ``callgw.callserver.legs.h323.H323Leg`` legs, and probes health:
 with a gatekeeper, a keep-alive RRQ answered by RCF (RRJ and timeouts fail with their reason);
-without, a TCP connection and a Q.931 Status Enquiry (``protocols.h323.adapter.status_probe``).
+without, a TCP connection and a Q.931 Status Enquiry (``protocols.h323.adapter.status_probe``)
+(``--probe status``, the default, or ``off``). ``release_orphan`` sends a ReleaseComplete for a
+call a crashed run left up.
 
 Tests: tests/h323/test_h323_leg.py, tests/h323/test_h323_calls.py.
 """
@@ -267,6 +269,17 @@ class H323LegProvider:
     def capacity(self, gateway: dict):
         return None
 
+    def release_orphan(self, gateway, recovery: dict):
+        """A ReleaseComplete (cause 41) for a call a previous run left up (``H323Leg.recovery``)
+        on a new connection to where that call went; fires once the gateway answered, closed the
+        connection or stayed silent (most gateways cleared the call when our connection died).
+        A gatekeeper's admission of it is not disengaged: it went with the old registration."""
+        from protocols.h323.adapter import release_orphan
+        return release_orphan(self.reactor, (recovery["host"], int(recovery["port"])),
+                              call_reference=int(recovery["call_reference"]),
+                              call_id=bytes.fromhex(recovery["call_id"]),
+                              timeout=self.ping_timeout)
+
 
 def build(config, reactor) -> H323LegProvider:
     """H.323's provider from ``[h323]`` and ``[calls]``."""
@@ -277,4 +290,5 @@ def build(config, reactor) -> H323LegProvider:
                            ping_timeout=calls["setup_timeout"])
 
 
-PROTOCOL = LegProtocol("h323", 1720, OPTIONS, build)
+#: ``--probe status`` (default): a keep-alive RRQ with a gatekeeper, else TCP + Status Enquiry.
+PROTOCOL = LegProtocol("h323", 1720, OPTIONS, build, probe_modes=("status", "off"))
