@@ -80,6 +80,9 @@ def test_relayed_call_audio_both_ways_dtmf_client_hangs_up(tmp_path, mode):
         cdr = (yield settled_cdr(gw, "alice"))[0]
         assert cdr["gateway"] == "h323gw" and cdr["cause"] == 16
         assert cdr["stats"]["media"]["mode"] == "relayed"
+        h323 = cdr["stats"]["legs"]["h323"]
+        assert h323["fast_start"] is (mode == "fast-start") and h323["codec"] == "PCMU"
+        assert h323["h245"] == ("tunnelled" if mode == "fast-start" else "separate")
         if mode == "separate-h245":
             assert layers["H.245"] >= 8 and "openLogicalChannel" in gw_call.record.h245
         else:

@@ -101,6 +101,10 @@ def test_call_answered_dtmf_and_release_by_us(provider, fast_start, tunnelling):
     calling = q931.parse_party_number(setup.q931.get(q931.IE.CALLING_PARTY_NUMBER))
     assert calling["digits"] == "4930100000" and calling["presentation"] == 0
     assert ("fastStart" in setup.body) is (fast_start == "on")
+    stats = leg.statistics()
+    assert stats == {"fast_start": fast_start == "on",
+                     "h245": "tunnelled" if tunnelling == "on" else "separate",
+                     "h225_version": 4, "codec": "PCMU", "gatekeeper": False}
     assert any(t.direction == "out" and t.summary.startswith("setup") for t in sink.of(Trace))
 
 

@@ -100,6 +100,20 @@ class H323Leg:
     def liveness(self):
         return self._vanished
 
+    def statistics(self):
+        """What the CDR keeps of the H.323 side: whether fastStart was accepted, how H.245 ran
+        (tunnelled, on the separate connection, or not at all), the gateway's H.225.0 version,
+        the codec and whether a gatekeeper admitted the call; None when no Setup went out."""
+        core = self.core
+        if core is None or self.runner is None:
+            return None
+        h245 = "tunnelled" if core.tunnelling else (
+            "separate" if core.h245_channel != "none" or self.runner.h245 is not None else "none")
+        return {"fast_start": bool(core.fast_start), "h245": h245,
+                "h225_version": core.remote_version,
+                "codec": self.transmit.codec if self.transmit else None,
+                "gatekeeper": self.link is not None}
+
     def recovery(self):
         """What a ReleaseComplete from the next start needs should this process die with the
         call up (``H323LegProvider.release_orphan``); None before answer."""
