@@ -17,7 +17,8 @@ interface. A call server
 made and handed in: the leg providers (one per native protocol; it names none), the logger,
 registrar, front end and health poller.
 
-Tests: tests/callpath/test_frontend.py, tests/callpath/test_sipp_calls.py.
+Tests: tests/callpath/test_frontend.py, tests/callpath/test_sipp_calls.py,
+tests/callpath/test_publish_faults.py.
 """
 from __future__ import annotations
 
@@ -197,6 +198,7 @@ class CallPathService(MultiService):
         self.echo_number = echo_number
         self.servers: list[CallServer] = []
         self._publish = None
+        self._publish_fault: str | None = None      # the database fault publishing met, if any
         self.logger.setServiceParent(self)
         self.registrar.setServiceParent(self)
         self.frontend.setServiceParent(self)
@@ -300,8 +302,28 @@ class CallPathService(MultiService):
                       protocols=", ".join(sorted(self.providers)))
 
     def _publish_servers(self) -> None:
-        self.balancer.publish(self.store, self.clock.seconds()).addErrback(
-            lambda f: self.log.failure("publishing call servers", f))
+        d = self.balancer.publish(self.store, self.clock.seconds())
+        d.addCallbacks(self._published, self._publish_failed)
+
+    def _published(self, _) -> None:
+        if self._publish_fault is not None:
+            self.log.info("call servers published again (database back from {fault})",
+                          fault=self._publish_fault)
+            self._publish_fault = None
+
+    def _publish_failed(self, failure) -> None:
+        """A passing database fault is one warning when it starts (the next publish after
+        it ends writes everything); anything else is a failure with its traceback."""
+        from twisted.internet.defer import FirstError
+        from callgw.store.errors import StoreUnavailable
+        if failure.check(FirstError):
+            failure = failure.value.subFailure
+        if not failure.check(StoreUnavailable):
+            self.log.failure("publishing call servers", failure)
+        elif self._publish_fault is None:
+            self._publish_fault = failure.value.fault
+            self.log.warn("call servers not published: {why}; trying again every {s} s",
+                          why=failure.getErrorMessage(), s=self.publish_interval)
 
     def reload(self) -> Deferred:
         """The admin CLI changed configuration: drop caches, reload gateways."""
