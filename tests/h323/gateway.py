@@ -346,6 +346,7 @@ class ScriptedGateway(protocol.Factory):
         ds = [defer.maybeDeferred(self.port.stopListening)] if self.port else []
         if self.rtp_port is not None:
             ds.append(defer.maybeDeferred(self.rtp_port.stopListening))
+        self.port = self.rtp_port = None
         return defer.gatherResults(ds)
 
 

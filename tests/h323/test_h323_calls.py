@@ -147,3 +147,79 @@ def test_direct_media_goes_between_client_and_gateway(tmp_path):
     finally:
         yield gw.stopService()
         yield fixture.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_call_admitted_by_a_gatekeeper_goes_to_the_acf_address(tmp_path):
+    """The gateway row names a gatekeeper and an address nothing listens on: callgw registers
+    (RRQ), asks admission (ARQ), places the call where the ACF says, and disengages (DRQ) after
+    the hang-up; the tone comes back, and tshark decodes the RAS and the call signalling."""
+    from tests.h323.gatekeeper import ScriptedGatekeeper
+    wire.require_tshark()
+    source, heard = tmp_path / "tone.wav", tmp_path / "heard.wav"
+    played = write_tone(source)
+    fixture = ScriptedGateway(reactor, Script(), echo=True)
+    port = fixture.start()
+    gk = ScriptedGatekeeper(route_to=("127.0.0.1", port))
+    gk_port = gk.start(reactor)
+    prepare_db(tmp_path)
+    db = Database(str(tmp_path / "callgw.sqlite3"))
+    db.add_gateway("h323gk", "h323", "127.0.0.1", free_port(), ["+49"], 1.0,
+                   options={"gatekeeper": f"127.0.0.1:{gk_port}", "fast_start": "on",
+                            "tunnelling": "on"})
+    db.close()
+    gw = yield start(tmp_path)
+    try:
+        with wire.capture([port, gk_port], ras_ports=[gk_port]) as cap:
+            code, out = yield dial("--server", url(gw, "udp"), "--user", "alice",
+                                   "--duration", str(TONE_SECONDS + 1.0), "--play", str(source),
+                                   "--record", str(heard), "+4930123456")
+            assert code == 0, out
+            yield within(gk.wait_for("disengageRequest"), 10)
+        assert cap.problems() == []
+        layers = cap.layers()
+        hits, _, _ = tone_frames(read_samples(heard))
+        assert (played - hits) / played < 0.01, out
+        cdr = (yield settled_cdr(gw, "alice"))[0]
+        assert cdr["gateway"] == "h323gk" and cdr["stats"]["legs"]["h323"]["gatekeeper"]
+    finally:
+        yield gw.stopService()
+        yield fixture.stop()
+        yield gk.stop()
+    kinds = [k for k, _ in gk.received]
+    assert kinds[:2] == ["registrationRequest", "admissionRequest"]
+    assert "disengageRequest" in kinds
+    assert layers["H.225.0 RAS"] >= 6 and layers["Q.931"] >= 4
+
+
+@pytest_twisted.inlineCallbacks
+def test_health_poller_marks_h323_gateways_up_and_down(tmp_path):
+    """callgw's health poller probes an H.323 gateway without a gatekeeper by TCP + Status
+    Enquiry: up while the fixture answers, down once nothing listens."""
+    from tests.callpath.callgw_env import sleep
+    fixture = ScriptedGateway(reactor, Script())
+    port = fixture.start()
+    prepare_db(tmp_path)
+    db = Database(str(tmp_path / "callgw.sqlite3"))
+    db.add_gateway("h323gw", "h323", "127.0.0.1", port, ["+49"], 1.0,
+                   options={"fast_start": "on", "tunnelling": "on"}, probe="status",
+                   probe_interval=1, down_after=1, up_after=1)
+    db.close()
+    gw = yield start(tmp_path, calls={"health_interval": 0.3})
+    try:
+        status = gw.callpath.directory.status
+        waited = 0.0
+        while status.get("h323gw") != "up" and waited < 15:
+            yield sleep(0.1)
+            waited += 0.1
+        assert status.get("h323gw") == "up"
+        assert fixture.enquiries >= 1
+        yield fixture.stop()
+        waited = 0.0
+        while status.get("h323gw") != "down" and waited < 15:
+            yield sleep(0.1)
+            waited += 0.1
+        assert status.get("h323gw") == "down"
+    finally:
+        yield gw.stopService()
+        yield fixture.stop()
