@@ -326,6 +326,8 @@ class RelaySession:
                 self.client.sent_packets += 1
                 self.client.sent_octets += len(data)
                 self.client.to_client(data)
+            else:
+                self.client.skipped += 1    # RFC 4733, comfort noise: not a gap for the client
             return
         other = self.endpoints.get(_OTHER[endpoint.side])
         if other is None or other.destination is None or not other.send_allowed:

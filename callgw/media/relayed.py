@@ -4,7 +4,9 @@
 client (``frame``) go through ``callgw.media.playout`` and leave toward the gateway as paced
 RTP out of the gateway socket; gateway RTP reaches ``to_client`` (the fast path of
 ``callgw.media.endpoint`` calls it directly, and counts into this object like an endpoint),
-which converts the codec if needed and calls the ``deliver`` callback; ``send_dtmf`` adds
+which converts the codec if needed and calls the ``deliver`` callback (with the gateway's
+sequence numbers less the packets not delivered, RFC 4733 events and comfort noise, so that
+the client sees a gap only where a packet was lost); ``send_dtmf`` adds
 RFC 4733 events to the stream toward the gateway, sharing its sequence numbers.
 
 Tests: tests/media/test_media_relayed.py, tests/media/test_media_timers.py.
@@ -37,6 +39,7 @@ class ClientMedia:
         self.stats = ReceiverStats(probation=0)
         self.last_rx = None
         self.frames_dropped = 0
+        self.skipped = 0            # gateway packets not for the client (events, CN)
         self.playout = None
         self.translate = None       # gateway codec -> client codec, or None
         self._pump_call = None
@@ -138,7 +141,7 @@ class ClientMedia:
         if self.translate is not None:
             payload = payload.translate(self.translate)
         try:
-            self.deliver(payload, sequence, timestamp)
+            self.deliver(payload, (sequence - self.skipped) & 0xFFFF, timestamp)
         except Exception:
             log.failure("media {call_id}: client delivery failed",
                         call_id=self.session.call_id)

@@ -77,6 +77,28 @@ async def test_conversion_in_relayed_mode_both_ways():
 
 
 @pytest_twisted.ensureDeferred
+async def test_packets_not_for_the_client_leave_no_gap_in_its_sequence():
+    """RFC 4733 events and comfort noise from the gateway are not delivered; the client's
+    sequence numbers close over them (a receiver must not count them as lost), while a
+    packet really lost still leaves its gap."""
+    r, s, gateway, gaddr, delivered = await relayed()
+    try:
+        frames = tone("PCMU", 8)
+        event = rfc4733.TelephoneEvent(1, False, 10, 800).to_bytes()
+        sent = [(0, 700, frames[0]), (0, 701, frames[1]), (101, 702, event),
+                (101, 703, event), (0, 704, frames[2]), (13, 705, b"\x40"),
+                (0, 706, frames[3]), (0, 708, frames[4])]            # 707 lost
+        for pt, seq, payload in sent:
+            gateway.send(rtp(pt, seq, 160 * seq, 42, payload), gaddr)
+            await sleep(0.01)
+        await wait_until(lambda: len(delivered) == 5)
+        assert [seq for _, seq, _ in delivered] == [700, 701, 702, 703, 705]
+    finally:
+        gateway.port.stopListening()
+        await s.close()
+
+
+@pytest_twisted.ensureDeferred
 async def test_frames_before_the_gateway_is_connected_are_dropped():
     r = relay()
     s = r.session("early")
