@@ -4,7 +4,8 @@ Owned by the web site. ``WebSite(manager, listener, cert, reactor, config)`` is 
 the site (``callgw.web.limits.LimitedSite``: the ``[limits]`` on sizes and time) and its
 ``StreamListener`` (per-source cap, TLS handshake deadline). Its root serves:
 
-- ``/``: a small landing page (branding-neutral; the browser client comes later);
+- ``/`` and ``/static/<version>/...``: the browser call page (``callgw.web.page``); its URL
+  is logged once the listener is bound ("open the call page at https://...");
 - ``/client/v1/ws``: the client protocol over WebSocket (``callgw.web.websocket``, HTTP/1.1);
 - ``/client/v1/events`` + ``/client/v1/messages``: the HTTP framing (``callgw.web.httpframing``).
 
@@ -25,37 +26,10 @@ from twisted.web.resource import Resource
 from callgw.config import defaults
 from callgw.connlimits import ConnectionLimits
 from callgw.listeners import StreamListener
-from callgw.web import httpframing, websocket
+from callgw.web import httpframing, page, websocket
 from callgw.web.limits import HttpLimits, LimitedSite
 
 ALPN = (b"h2", b"http/1.1")
-
-LANDING = b"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>callgw</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"></head>
-<body><h1>callgw</h1>
-<p>A telephony gateway. Clients connect with the callgw client protocol over
-<code>wss://</code> (path <code>/client/v1/ws</code>), HTTP (<code>/client/v1/events</code>
-and <code>/client/v1/messages</code>), TCP, TLS or UDP: see docs/protocol.md.</p>
-<p>Command line: <code>callgw-dial --server wss://HOST:PORT --user NAME +E164NUMBER</code></p>
-</body></html>
-"""
-
-
-class Page(Resource):
-    """A fixed page (``twisted.web.static.Data`` without importing ``static``'s deprecations)."""
-
-    isLeaf = True
-
-    def __init__(self, body: bytes, content_type: bytes):
-        super().__init__()
-        self.body, self.content_type = body, content_type
-
-    def render_GET(self, request):
-        request.setHeader(b"content-type", self.content_type)
-        return self.body
-
-    render_HEAD = render_GET
 
 
 class WebSite(MultiService):
@@ -67,8 +41,10 @@ class WebSite(MultiService):
     def __init__(self, manager, listener, cert, reactor, config=None):
         super().__init__()
         config = config if config is not None else defaults()
-        self.root = Resource()
-        self.root.putChild(b"", Page(LANDING, b"text/html; charset=utf-8"))
+        self.root = page.Root()
+        self.page_files = page.PageFiles()
+        self.root.putChild(b"", page.IndexPage(self.page_files))
+        self.root.putChild(b"static", page.StaticFiles(self.page_files))
         client, v1 = Resource(), Resource()
         self.root.putChild(b"client", client)
         client.putChild(b"v1", v1)
@@ -92,11 +68,23 @@ class WebSite(MultiService):
         self.log.info("web: HTTP/2 {state}", state="enabled (ALPN h2, http/1.1)"
                       if http.H2_ENABLED else "not available: HTTP/1.1 only")
         Service.startService(self)
+        self.page_files.load()
         self._keepalive = LoopingCall(self.http_sessions.keepalive)
         self._keepalive.clock = self.clock
         self._keepalive.start(self.http_sessions.KEEPALIVE, now=False).addErrback(
             lambda f: self.log.failure("web: SSE keep-alive stopped", f))
-        return self.listener.startService()
+        d = self.listener.startService()
+        d.addCallback(self._announce)
+        return d
+
+    def _announce(self, result):
+        host, port = self.address
+        shown = f"[{host}]" if ":" in host else host
+        if host in ("0.0.0.0", "::"):
+            shown = "localhost"
+        self.log.info("web: open the call page at https://{host}:{port}/ (page version "
+                      "{version})", host=shown, port=port, version=self.page_files.version)
+        return result
 
     def stopService(self):
         """Fires when the HTTPS listener is closed."""
