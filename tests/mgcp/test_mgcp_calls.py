@@ -2,7 +2,7 @@
 under test) -> callgw (relay mode) -> osmo-mgw 1.10 -> sipp echoing RTP (``-rtp_echo``).
 
 The gateway entry is made as an operator would (``callgw gateway add mgw --protocol mgcp
---endpoint rtpbridge/1@mgw``). The test plays the rest of the network: as another call agent it
+--endpoint rtpbridge/1@mgw``, or ``rtpbridge/*@mgw`` to let osmo-mgw pick). The test plays the rest of the network: as another call agent it
 makes the second connection on the same osmo-mgw endpoint, toward sipp's echoing RTP port, so
 osmo-mgw bridges callgw's connection to sipp. osmo-mgw keeps one call id per endpoint, so the
 test sends its CRCX with the call id of callgw's, right behind it (it reads callgw's CRCX from
@@ -29,7 +29,7 @@ from protocols.mgcp.adapter import CallAgentEndpoint, IMgcpListener
 from protocols.mgcp.endpoint import OSMO_MGW as DIALECT
 from protocols.mgcp.endpoint import EndpointName
 from protocols.mgcp.events import Gateway
-from protocols.mgcp.message import Command
+from protocols.mgcp.message import Command, Response
 from protocols.mgcp.params import parse_connection_parameters
 from protocols.mgcp.transaction import Timers
 from protocols.sip.sdp import make_offer
@@ -54,12 +54,13 @@ def cli(tmp_path, *args):
 
 @implementer(IMgcpListener)
 class FarSide:
-    """The rest of the network: sees callgw's CRCX go out and, right behind it, makes the
-    second connection on the same endpoint (same call id) toward sipp's RTP echo."""
+    """The rest of the network: makes the second connection on callgw's endpoint (same call
+    id) toward sipp's RTP echo, right behind callgw's CRCX (a specific endpoint) or as soon as
+    osmo-mgw's answer names the endpoint it picked (``Z:``, a wildcard)."""
 
     def __init__(self, provider, agent, rtp_port):
         self.provider, self.agent, self.rtp_port = provider, agent, rtp_port
-        self.call_id = None
+        self.call_id = self.tid = self.endpoint = None
         self.created = defer.Deferred()
         provider.endpoint.listener = self
 
@@ -70,17 +71,28 @@ class FarSide:
         self.provider.mgcp_message(direction, peer, message)
         if direction == "out" and isinstance(message, Command) and message.verb == "CRCX" \
                 and self.call_id is None:
-            self.call_id = message.param("C")
-            d = self.agent.send("mgw", Command(
-                "CRCX", 0, ENDPOINT, (("C", self.call_id), ("L", "p:20, a:PCMU"),
-                                      ("M", "sendrecv")),
-                make_offer("127.0.0.1", self.rtp_port, ["PCMU"], None)))
-            d.chainDeferred(self.created)
+            self.call_id, self.tid = message.param("C"), message.tid
+            if "*" not in message.endpoint:
+                self._connect(message.endpoint)
+        elif direction == "in" and isinstance(message, Response) and message.tid == self.tid \
+                and self.endpoint is None and message.param("Z"):
+            self._connect(message.param("Z"))
+
+    def _connect(self, endpoint):
+        self.endpoint = endpoint
+        d = self.agent.send("mgw", Command(
+            "CRCX", 0, endpoint, (("C", self.call_id), ("L", "p:20, a:PCMU"),
+                                  ("M", "sendrecv")),
+            make_offer("127.0.0.1", self.rtp_port, ["PCMU"], None)))
+        d.chainDeferred(self.created)
 
 
 @pytest_twisted.inlineCallbacks
+@pytest.mark.parametrize("configured", [ENDPOINT, "rtpbridge/*@mgw"])
 def test_a_call_through_osmo_mgw_hears_its_tone_and_the_cdr_has_the_dlcx_statistics(
-        tmp_path):
+        tmp_path, configured):
+    """``--endpoint rtpbridge/1@mgw`` (a specific endpoint) and ``rtpbridge/*@mgw`` (osmo-mgw's
+    "any free endpoint": its Z: names the one used from then on)."""
     source, heard = tmp_path / "tone.wav", tmp_path / "heard.wav"
     played = write_tone(source)
     osmo = OsmoMgw(tmp_path)
@@ -90,8 +102,8 @@ def test_a_call_through_osmo_mgw_hears_its_tone_and_the_cdr_has_the_dlcx_statist
         sipp = sipp_gateway(tmp_path)        # never called: only its RTP echo is used
         other = CallAgentEndpoint(reactor, "127.0.0.1", 0, timers=FAST)
         other.start()
-        other.add_gateway(Gateway("mgw", "127.0.0.1", osmo.port, (EndpointName.parse(ENDPOINT),),
-                                  DIALECT))
+        other.add_gateway(Gateway("mgw", "127.0.0.1", osmo.port,
+                                  (EndpointName.parse("rtpbridge/*@mgw"),), DIALECT))
 
         db = Database(str(tmp_path / "callgw.sqlite3"))
         db.migrate()
@@ -100,7 +112,7 @@ def test_a_call_through_osmo_mgw_hears_its_tone_and_the_cdr_has_the_dlcx_statist
                     number="+4930100000")
         db.close()
         r = cli(tmp_path, "gateway", "add", "mgw", "--protocol", "mgcp", "--address",
-                f"127.0.0.1:{osmo.port}", "--prefix", "+49", "--endpoint", ENDPOINT)
+                f"127.0.0.1:{osmo.port}", "--prefix", "+49", "--endpoint", configured)
         assert r.returncode == 0, r.stderr
         gw = yield start(tmp_path, mgcp={"udp": "127.0.0.1:0", "retransmit": 0.05})
         far = FarSide(gw.callpath.providers["mgcp"], other, sipp.media_port)
@@ -117,11 +129,12 @@ def test_a_call_through_osmo_mgw_hears_its_tone_and_the_cdr_has_the_dlcx_statist
 
         assert far.created.called
         created = yield far.created
-        assert created.response.code == 200 and created.endpoint == ENDPOINT
+        assert created.response.code == 200 and created.endpoint == far.endpoint
+        assert configured == ENDPOINT or far.endpoint.startswith("rtpbridge/")
         [cdr] = yield settled_cdr(gw, "alice")
         assert cdr["gateway"] == "mgw" and cdr["answered"] is not None and cdr["cause"] == 16
         stats = cdr["stats"]["legs"]["mgcp"]
-        assert stats["endpoint"] == ENDPOINT and stats["gateway"] == "mgw"
+        assert stats["endpoint"] == far.endpoint and stats["gateway"] == "mgw"
         # osmo-mgw counted the client's tone in and the echo out on callgw's connection
         assert stats["packets_received"] >= 0.99 * played
         assert stats["packets_sent"] >= 0.99 * played
@@ -133,7 +146,8 @@ def test_a_call_through_osmo_mgw_hears_its_tone_and_the_cdr_has_the_dlcx_statist
         assert media["mode"] == "relayed" and media["gateway_to_client"]["lost"] == 0
 
         gone = yield within(other.send("mgw", Command(
-            "DLCX", 0, ENDPOINT, (("C", far.call_id), ("I", created.response.param("I"))))), 10)
+            "DLCX", 0, far.endpoint, (("C", far.call_id),
+                                      ("I", created.response.param("I"))))), 10)
         assert gone.response.code == 250
         echoed = parse_connection_parameters(gone.response.param("P"))
         assert echoed.packets_received >= 0.99 * played      # sipp's echo crossed the bridge

@@ -335,7 +335,7 @@ class MgcpLegProvider:
         if self.endpoint is None:
             raise LegUnavailable("MGCP is off in this callgw ([mgcp] udp)")
         record = self.records.get(row["name"])
-        if record is None or record.row != row:
+        if record is None or _identity(record.row) != _identity(row):
             record = self.records[row["name"]] = GatewayRecord(row)
             self.endpoint.add_gateway(record.gateway)
         return record
@@ -379,6 +379,13 @@ class MgcpLegProvider:
             if leg is not None:
                 return leg
         return None
+
+
+def _identity(row: dict) -> tuple:
+    """What of a gateway row the call agent uses (status, RTT and counters change freely)."""
+    options = row.get("options") or {}
+    return (row["host"], int(row["port"]), tuple(options.get("endpoints") or ()),
+            options.get("dialect"), options.get("dtmf"))
 
 
 def build(config, reactor) -> MgcpLegProvider:
