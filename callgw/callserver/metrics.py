@@ -15,7 +15,9 @@ collide):
   them), ``callgw_call_log_write_failures_total{fault}`` (locked, read-only, disk-full,
   io-error, ...);
 - ``callgw_login_failures_total{reason}``: refused client logins (``bad-credentials``,
-  ``throttled``, ``stale-nonce``, ``token-expired``, ``token-invalid``, ``account-disabled``).
+  ``throttled``, ``stale-nonce``, ``token-expired``, ``token-invalid``, ``account-disabled``);
+- ``callgw_client_datagrams_dropped_total{reason}``: UDP datagrams claiming a logged-in
+  session that failed datagram authentication (``unsealed``, ``forged``, ``replayed``).
 
 ``resource()`` returns a twisted.web resource rendering the text exposition format.
 
@@ -68,6 +70,11 @@ class CallMetrics:
                                       ["reason"], registry=self.registry)
         for reason in LOGIN_REASONS:
             self.login_failures.labels(reason)
+        self.datagrams_dropped = Counter(
+            "callgw_client_datagrams_dropped", "UDP datagrams claiming a logged-in session "
+            "that failed its authentication, by reason", ["reason"], registry=self.registry)
+        for reason in ("unsealed", "forged", "replayed"):
+            self.datagrams_dropped.labels(reason)
 
     def outcome(self, outcome: str) -> None:
         child = self._outcome_children.get(outcome)
@@ -78,6 +85,11 @@ class CallMetrics:
     def login_failed(self, reason: str) -> None:
         """One refused client login (``reason`` as in ``LOGIN_REASONS``)."""
         self.login_failures.labels(reason).inc()
+
+    def datagram_dropped(self, reason: str) -> None:
+        """One UDP datagram dropped by datagram authentication (``unsealed``, ``forged``,
+        ``replayed``)."""
+        self.datagrams_dropped.labels(reason).inc()
 
     def active(self, n: int) -> None:
         self.active_calls.set(n)

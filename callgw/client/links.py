@@ -106,6 +106,9 @@ class _Policy:
 class _BaseLink:
     deliver = media = lost = None
 
+    def seal_datagrams(self, action) -> None:
+        """Datagram authentication: only UDP needs it (TLS and TCP streams ignore it)."""
+
     def _lost_once(self, reason: str) -> None:
         if not getattr(self, "_gone", False):
             self._gone = True
@@ -192,6 +195,10 @@ class UdpLink(DatagramProtocol, _BaseLink):
 
     def datagramReceived(self, data: bytes, addr) -> None:
         self.channel.receive(data)
+
+    def seal_datagrams(self, action) -> None:
+        """From the welcome on, datagrams are sealed both ways (docs/protocol.md)."""
+        self.channel.seal_datagrams(action)
 
     def send(self, message: m.Message) -> None:
         self.channel.send(message)

@@ -318,6 +318,10 @@ class ClientSession:
             self.log.warn("client: closing {url}: {text}", url=self.url, text=action.text)
         self.link.close()
 
+    def _on_SealDatagrams(self, action: ev.SealDatagrams) -> None:
+        """UDP datagram authentication keyed by the login (other links ignore it)."""
+        self.link.seal_datagrams(action)
+
     def _on_DeriveKey(self, action: ev.DeriveKey) -> None:
         d = deferToThread(scram.salted_password, self._password, action.salt, action.n,
                           action.r, action.p)

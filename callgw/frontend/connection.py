@@ -387,6 +387,9 @@ class ClientConnection:
             self._logged_in()
         elif kind is ev.LoginRefused:
             self._login_refused(action)
+        elif kind is ev.SealDatagrams:
+            if self.framing == "udp":           # the other framings' transports are sealed
+                self.writer.seal_datagrams(action)
         elif kind is ev.MediaReceived:
             self.receive_media(action.frame)
         elif kind is ev.UserRequest:

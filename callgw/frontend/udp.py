@@ -41,26 +41,28 @@ class ReliableChannel:
 
     def __init__(self, clock, send_datagram: Callable[[bytes], None],
                  deliver: Callable[[object], None], give_up: Callable[[], None],
-                 side: str = m.SERVER, validated: bool = False):
+                 side: str = m.SERVER, validated: bool = False,
+                 max_message: int = m.MAX_MESSAGE):
         self.clock = clock
         self.send_datagram = send_datagram
         self.deliver = deliver
         self.give_up = give_up
         self.on_idle: Callable[[], None] | None = None
-        self.endpoint = ReliableEndpoint(sender=side, validated=validated)
+        self.on_dropped: Callable[[str], None] | None = None   # a datagram failed its seal
+        self.endpoint = ReliableEndpoint(sender=side, validated=validated,
+                                         max_message=max_message)
         self._timer = None
         self.closed = False
 
-    def receive(self, data: bytes, too_large: int | None = None) -> None:
-        """One datagram. ``too_large``: the limit it broke (its id is acknowledged, but what
-        it carries is replaced by a TOO_LARGE error). Never raises."""
+    def receive(self, data: bytes) -> None:
+        """One datagram (a control message over ``max_message`` bytes is acknowledged, but
+        delivered as a TOO_LARGE error). Never raises."""
         items = self.endpoint.receive_datagram(data, self.clock.seconds())
+        if self.endpoint.dropped is not None and self.on_dropped is not None:
+            self.on_dropped(self.endpoint.dropped)
         for item in items:
             if self.closed:
                 break
-            if too_large is not None and not isinstance(item, bytes):
-                item = RemoteProtocolError(ErrorCode.TOO_LARGE,
-                                           f"message over {too_large} bytes")
             self.deliver(item)
         self.flush()
 
@@ -77,6 +79,10 @@ class ReliableChannel:
     def address_validated(self) -> None:
         self.endpoint.address_validated()
         self.flush()
+
+    def seal_datagrams(self, action) -> None:
+        """``events.SealDatagrams``: seal what is sent, require sealed datagrams in."""
+        self.endpoint.seal_datagrams(action.send_key, action.receive_key, action.required)
 
     def flush(self) -> None:
         """Send what the endpoint has queued and (re)arm its timer."""
@@ -127,9 +133,13 @@ class _UdpPeer:
         self.proto = proto
         self.addr = addr
         self.channel = ReliableChannel(proto.manager.clock, self._send, self._deliver,
-                                       self._give_up, side=m.SERVER)
+                                       self._give_up, side=m.SERVER,
+                                       max_message=proto.manager.max_message)
         self.conn = None
         self._linger = None
+        self.channel.on_dropped = self._dropped
+        self._drops: dict[str, int] = {}         # dropped since the last log line
+        self._drop_logged = None                 # when that line was written
 
     def _send(self, data: bytes) -> None:
         if self.proto.transport is not None:
@@ -149,8 +159,7 @@ class _UdpPeer:
         self.conn.close("unreachable")
 
     def receive(self, data: bytes) -> None:
-        limit = self.proto.manager.max_message
-        self.channel.receive(data, limit if len(data) > limit and data[:1] == b"{" else None)
+        self.channel.receive(data)
 
     # -- the writer interface of ClientConnection -------------------------------------------------
     def write_control(self, message: m.Message) -> None:
@@ -158,6 +167,28 @@ class _UdpPeer:
 
     def write_media(self, data: bytes) -> None:
         self.channel.send_media(data)
+
+    def seal_datagrams(self, action) -> None:
+        """The login keyed datagram authentication (docs/protocol.md): from the welcome on,
+        every datagram is sealed, and one from this address that is not is dropped."""
+        self.channel.seal_datagrams(action)
+
+    def _dropped(self, reason: str) -> None:
+        """A datagram claiming this session failed its seal (spoofed, forged or replayed):
+        dropped, counted in the metrics, logged at most once a minute per session."""
+        metrics = self.proto.manager.metrics
+        if metrics is not None:
+            metrics.datagram_dropped(reason)
+        self._drops[reason] = self._drops.get(reason, 0) + 1
+        now = self.proto.manager.clock.seconds()
+        if self._drop_logged is None or now - self._drop_logged >= 60.0:
+            conn = self.conn
+            self.proto.log.warn(
+                "dropped datagrams claiming the session of {user} at {host}:{port}: {counts}",
+                user=conn.username if conn is not None else None, host=self.addr[0],
+                port=self.addr[1], counts=", ".join(f"{n} {r}" for r, n in
+                                                    sorted(self._drops.items())))
+            self._drops, self._drop_logged = {}, now
 
     def login_succeeded(self) -> None:
         """The client proved it receives at its address: lift the anti-amplification limit."""

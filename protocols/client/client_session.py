@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 from protocols.client import events as ev
 from protocols.client import messages as m
-from protocols.client import scram
+from protocols.client import scram, sealing
 from protocols.client.errors import (AuthCode, ErrorCode, LocalProtocolError, ProtocolError,
                                      RemoteProtocolError)
 from protocols.client.framing import CONTROL, MediaFrame, decode_media, encode_media, kind_of
@@ -63,6 +63,7 @@ class ClientSession:
         self._silence = silence_factor
         self.dropped_media = 0
         self._local_checks = local_checks
+        self._keys: sealing.DatagramKeys | None = None
         self.requests: dict[int, str] = {}     # req -> command, waiting for the answer
         self._next_req = 1
         self.token: str | None = None          # the newest token (welcome, then refresh)
@@ -99,7 +100,9 @@ class ClientSession:
     def login_token(self, token: str, now: float) -> None:
         """Resume with a token from an earlier ``welcome``."""
         self._need_for_command(ClientState.CONNECTED)
-        self._send(m.Login(token=token), now)
+        nonce = m.b64e(self._random(18))
+        self._expect_sealed(sealing.token_keys(token, nonce))
+        self._send(m.Login(token=token, nonce=nonce), now)
         self._login = {}
         self.state = ClientState.AWAIT_WELCOME
 
@@ -112,6 +115,7 @@ class ClientSession:
         auth = scram.auth_message(lg["user"], lg["client_nonce"], lg["nonce"], lg["salt"],
                                   lg["n"], lg["r"], lg["p"])
         lg["expected"] = scram.server_signature(scram.server_key(salted), auth)
+        self._expect_sealed(sealing.password_keys(scram.client_key(salted), auth))
         self._send(m.Login(user=lg["user"], nonce=lg["nonce"],
                            proof=scram.client_proof(salted, auth)), now)
         self.state = ClientState.AWAIT_WELCOME
@@ -190,6 +194,8 @@ class ClientSession:
         self.welcome = msg
         self.token, self.expires = msg.token, msg.expires
         self.state = ClientState.AUTHENTICATED
+        if self._keys is not None:       # UDP: seal from now on, and accept only sealed
+            self._actions.append(ev.SealDatagrams(self._keys.client, self._keys.server, True))
         self._actions.append(ev.Welcomed(msg))
 
     def _on_unauthorized(self, msg: m.Unauthorized, now: float) -> None:
@@ -208,6 +214,13 @@ class ClientSession:
             return
         self._login_ended()
         self._actions.append(ev.LoginFailed(msg.code, msg.text or "", msg.retry))
+
+    def _expect_sealed(self, keys: sealing.DatagramKeys) -> None:
+        """A login answer is due: a welcome comes sealed with these keys (UDP), anything
+        else plain. A second login on a logged-in session keeps the session's keys."""
+        if self.welcome is None:
+            self._keys = keys
+            self._actions.append(ev.SealDatagrams(None, keys.server, False))
 
     def _login_ended(self) -> None:
         """A refused login: back to ``connected``, or to ``authenticated`` when it was a

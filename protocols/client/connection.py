@@ -64,6 +64,8 @@ class _Connection:
             elif isinstance(action, ev.Close):
                 close = self.closed = action
                 events.append(action)
+            elif isinstance(action, ev.SealDatagrams):
+                self._seal(action)
             else:
                 events.append(self._event(action))
         data += self._extra(now)
@@ -71,6 +73,9 @@ class _Connection:
 
     def _event(self, action: Any) -> Any:
         return action
+
+    def _seal(self, action: ev.SealDatagrams) -> None:
+        """Datagram authentication: only UDP has datagrams to seal."""
 
     def _extra(self, now: float) -> list:
         return []
@@ -209,6 +214,9 @@ class UdpConnection(_Connection):
         if isinstance(action, ev.LoggedIn):
             self.endpoint.address_validated()
         return action
+
+    def _seal(self, action: ev.SealDatagrams) -> None:
+        self.endpoint.seal_datagrams(action.send_key, action.receive_key, action.required)
 
     def _extra(self, now: float) -> list:
         return self.endpoint.datagrams_to_send(now)

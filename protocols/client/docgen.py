@@ -29,6 +29,7 @@ CLIENT_NONCE = "rOprNGfwEbeRWgbNEkqO"
 NONCE = CLIENT_NONCE + "3rfcNHYJY1ZVvWVs7j"
 TOKEN_KEY = ("k1", b"example key, never use this one!")
 ISSUED = 1764064000
+TOKEN_NONCE = "c2VhbGluZy1leGFtcGxlLTE"
 
 
 def _vector() -> dict:
@@ -49,7 +50,7 @@ def examples() -> list[m.Message]:
     return [
         m.Login(user="alice", nonce=CLIENT_NONCE),
         m.Login(user="alice", nonce=NONCE, proof=v["proof"]),
-        m.Login(token=v["token"]),
+        m.Login(token=v["token"], nonce=TOKEN_NONCE),
         m.Call(call="c1", number="+4930123456", mode="relay", codecs=("PCMA", "PCMU")),
         m.Call(call="c2", contact="Mum", mode="direct", address="198.51.100.7", port=40000),
         m.Answer(call="s1", mode="relay"),
@@ -237,8 +238,31 @@ def section_examples() -> str:
     return "\n".join(out)
 
 
+def section_sealing_vector() -> str:
+    """The worked login's datagram keys, and its first sealed datagrams."""
+    from protocols.client import scram, sealing
+    v = _vector()
+    keys = sealing.password_keys(scram.client_key(v["salted"]), v["auth"])
+    token = sealing.token_keys(v["token"], TOKEN_NONCE)
+    ping = m.encode(m.Ping(), mid=3)
+    return "\n".join([
+        "```text",
+        f"client key (hex)        {scram.client_key(v['salted']).hex()}",
+        f"client datagram key     {keys.client.hex()}",
+        f"server datagram key     {keys.server.hex()}",
+        f"client -> server, counter 1, {ping.decode('ascii')}:",
+        f"    {_hex(sealing.seal(keys.client, 1, ping))}",
+        f"server -> client, counter 1, {m.encode_ack((3,)).decode('ascii')}:",
+        f"    {_hex(sealing.seal(keys.server, 1, m.encode_ack((3,))))}",
+        f"token login           {{\"token\": the token above, \"nonce\": \"{TOKEN_NONCE}\"}}",
+        f"client datagram key     {token.client.hex()}",
+        f"server datagram key     {token.server.hex()}",
+        "```"])
+
+
 SECTIONS = {
     "vector": section_vector,
+    "sealing-vector": section_sealing_vector,
     "fields": section_fields,
     "messages": section_messages,
     "error-codes": section_error_codes,

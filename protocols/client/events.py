@@ -40,6 +40,17 @@ class Close:
 
 
 @dataclass(frozen=True)
+class SealDatagrams:
+    """UDP only (other framings ignore it): from now on seal every datagram sent with
+    ``send_key`` (None: send plain) and open sealed datagrams with ``receive_key``;
+    ``required``: drop every datagram not sealed by it (docs/protocol.md, "UDP datagram
+    authentication"; ``reliable.ReliableEndpoint.seal_datagrams`` does it)."""
+    send_key: bytes | None
+    receive_key: bytes | None
+    required: bool
+
+
+@dataclass(frozen=True)
 class MediaReceived:
     """A media frame with the right key for ``call``."""
     call: str

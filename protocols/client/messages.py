@@ -60,7 +60,8 @@ def _media_shape(msg: Any) -> None:
 class Login(Message):
     """Login, three shapes: ``{user, nonce}`` starts a password login (client nonce);
     ``{user, nonce, proof}`` answers the challenge (nonce = the combined nonce);
-    ``{token}`` resumes with a token from ``welcome``."""
+    ``{token}`` or ``{token, nonce}`` resumes with a token from ``welcome`` (the nonce keys
+    UDP datagram authentication)."""
     command: ClassVar[str] = "login"
     sender: ClassVar[str] = CLIENT
     user: str | None = f(USER)
@@ -70,8 +71,8 @@ class Login(Message):
 
     def check_shape(self) -> None:
         if self.token is not None:
-            _need(self.user is None and self.nonce is None and self.proof is None,
-                  "a token login carries the token alone")
+            _need(self.user is None and self.proof is None,
+                  "a token login carries the token (and a nonce) alone")
         else:
             _need(self.user is not None and self.nonce is not None,
                   "a password login carries user and nonce")

@@ -19,6 +19,9 @@ aioquic's ``get_timer()`` / ``handle_timer()``.
   a DNS server: it never retransmits on its own timer and sends no bare acks (an ack rides on a
   reply, or the client could stop retransmitting a login whose reply is still being looked
   up); each retransmitted request makes it send its unacknowledged replies again.
+- Datagram authentication (``sealing.py``): once ``seal_datagrams`` is given the session's
+  keys, every datagram sent is sealed and every datagram received must be; one that is not, or
+  whose tag or counter is wrong, is dropped (``dropped`` says why, ``seal.counts`` counts).
 
 Tests: tests/client_proto/test_reliable.py.
 """
@@ -30,6 +33,7 @@ from dataclasses import dataclass
 from protocols.client import messages as m
 from protocols.client.errors import ErrorCode, ProtocolError, RemoteProtocolError
 from protocols.client.framing import CONTROL, MEDIA, decode_media, kind_of
+from protocols.client.sealing import OVERHEAD, DatagramSeal
 
 AMPLIFICATION = 3
 Item = m.Message | bytes | ProtocolError   # what receive_datagram delivers
@@ -54,10 +58,12 @@ class ReliableEndpoint:
     """
 
     def __init__(self, *, sender: str, rto: float = 0.5, max_rto: float = 2.0,
-                 max_tries: int = 15, window: int = 64, validated: bool = False) -> None:
+                 max_tries: int = 15, window: int = 64, validated: bool = False,
+                 max_message: int = m.MAX_MESSAGE) -> None:
         self._peer = m.SERVER if sender == m.CLIENT else m.CLIENT
         self._rto0, self._max_rto, self._max_tries = rto, max_rto, max_tries
         self._window = window
+        self._max_message = max_message
         self._next_mid = 1
         self._inflight: OrderedDict[int, _Outgoing] = OrderedDict()
         self._backlog: list[m.Message] = []
@@ -70,16 +76,27 @@ class ReliableEndpoint:
         self._validated = validated
         self._resend_replies = False
         self.failure: RemoteProtocolError | None = None
+        self.seal = DatagramSeal()
+        self.dropped: str | None = None     # why the last datagram was dropped (sealing)
 
     # ------------------------------------------------------------ input
     def receive_datagram(self, data: bytes, now: float) -> list[Item]:
-        """Process one datagram; returns the items to deliver, in order."""
+        """Process one datagram; returns the items to deliver, in order (none when it was
+        dropped: ``dropped`` then says why)."""
         self._received_bytes += len(data)
+        opened = self.seal.incoming(data)
+        self.dropped = self.seal.dropped
+        if opened is None:
+            return []
+        data = opened
         try:
             kind = kind_of(data)
             if kind == MEDIA:
                 decode_media(data)
                 return [bytes(data)]
+            if len(data) > self._max_message:
+                raise RemoteProtocolError(ErrorCode.TOO_LARGE,
+                                          f"message over {self._max_message} bytes")
             env = m.decode_envelope(data, sender=self._peer)
         except ProtocolError as e:
             # a bad message that still carries a readable id takes its place in the sequence:
@@ -130,7 +147,7 @@ class ReliableEndpoint:
 
     def send_media(self, payload: bytes) -> None:
         """Queue one media frame (sent once, never retransmitted)."""
-        if self._budget() >= len(payload):
+        if self._budget() >= self._wire_size(payload):
             self._emit(payload)
 
     def _transmit(self, message: m.Message, now: float) -> None:
@@ -147,14 +164,18 @@ class ReliableEndpoint:
             out.tries += 1
             out.due = now + out.rto
             out.rto = min(self._max_rto, out.rto * 2)
-        if self._budget() < len(data):
+        if self._budget() < self._wire_size(data):
             self._acks = list(acks) + self._acks   # no budget: counts as a lost send
             return
         self._emit(data)
 
     def _emit(self, data: bytes) -> None:
+        data = self.seal.outgoing(data)
         self._sent_bytes += len(data)
         self._out.append(data)
+
+    def _wire_size(self, data: bytes) -> int:
+        return len(data) + (OVERHEAD if self.seal.sealing else 0)
 
     def _budget(self) -> float:
         if self._validated:
@@ -171,7 +192,7 @@ class ReliableEndpoint:
         if self._acks and self._validated:
             for i in range(0, len(self._acks), m.MAX_ACKS):
                 ack = m.encode_ack(tuple(self._acks[i:i + m.MAX_ACKS]))
-                if self._budget() >= len(ack):
+                if self._budget() >= self._wire_size(ack):
                     self._emit(ack)
             self._acks = []
         out, self._out = self._out, []
@@ -201,6 +222,12 @@ class ReliableEndpoint:
             self._try(out, now)
 
     # ------------------------------------------------------------ state
+    def seal_datagrams(self, send_key: bytes | None, receive_key: bytes | None,
+                       required: bool) -> None:
+        """From now on seal what is sent with ``send_key`` (None: plain) and open what arrives
+        with ``receive_key``; ``required``: drop every datagram that is not sealed by it."""
+        self.seal.configure(send_key, receive_key, required)
+
     def address_validated(self) -> None:
         """The peer proved it receives at its address: lift the anti-amplification limit."""
         self._validated = True

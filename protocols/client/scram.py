@@ -71,6 +71,13 @@ def verify_proof(stored: bytes, auth_message: bytes, proof: bytes) -> bool:
     return hmac.compare_digest(stored_key(ckey), stored)
 
 
+def recover_client_key(stored: bytes, auth_message: bytes, proof: bytes) -> bytes:
+    """The client key a (verified) ``proof`` carries: what the server keys datagram
+    authentication from (an eavesdropper, who lacks ``stored``, cannot recover it)."""
+    sig = _hmac(stored, auth_message)
+    return bytes(a ^ b for a, b in zip(proof, sig))
+
+
 def server_signature(server: bytes, auth_message: bytes) -> bytes:
     """The server's signature, proving to the client that it knows ``server_key``."""
     return _hmac(server, auth_message)

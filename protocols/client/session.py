@@ -29,7 +29,7 @@ from typing import Any, Callable
 
 from protocols.client import events as ev
 from protocols.client import messages as m
-from protocols.client import scram
+from protocols.client import scram, sealing
 from protocols.client.calls import CallTable
 from protocols.client.errors import (AuthCode, ErrorCode, LocalProtocolError, ProtocolError,
                                      RemoteProtocolError)
@@ -118,6 +118,7 @@ class ServerSession:
         self._pending: dict[str, Any] = {}
         self._via = ""
         self._signature: bytes | None = None
+        self._keys: sealing.DatagramKeys | None = None
         self._requests: set[int] = set()        # user requests waiting for callgw's answer
         self.dropped_media = 0
 
@@ -240,6 +241,7 @@ class ServerSession:
                 self._refuse_login(key, e.code, e.text, now)
                 return
             self.user, self._via, self._signature = claims.user, "token", None
+            self._keys = sealing.token_keys(msg.token, msg.nonce)
             self._go(key, State.VERIFIED)
             self._actions.append(ev.Authenticated(claims.user, "token"))
             return
@@ -300,6 +302,8 @@ class ServerSession:
             self._refuse_login(key, AuthCode.BAD_CREDENTIALS, "wrong user name or password", now)
             return
         self._via, self._signature = "password", scram.server_signature(p["server"], auth)
+        self._keys = sealing.password_keys(
+            scram.recover_client_key(p["stored"], auth, msg.proof), auth)
         self._go(key, State.VERIFIED)
         self._actions.append(ev.Authenticated(p["user"], "password"))
 
@@ -337,6 +341,8 @@ class ServerSession:
         m.to_dict(welcome)              # bad branding is callgw's bug: raise before any change
         self._throttle.succeeded(self.user, self.peer[0], now)
         self._go(key, State.AUTHENTICATED)
+        if self._keys is not None:       # UDP: the welcome and all after it are sealed
+            self._actions.append(ev.SealDatagrams(self._keys.server, self._keys.client, True))
         self._send(welcome)
         self._actions.append(ev.LoggedIn(self.user, expires))
 

@@ -15,6 +15,10 @@ from protocols.client import scram
 
 class Link:
     deliver = media = lost = None
+    sealed = None
+
+    def seal_datagrams(self, action):
+        self.sealed = action
 
     def __init__(self):
         self.sent = []

@@ -22,6 +22,10 @@ def tone(seconds: float, hz: float = 440.0) -> bytes:
 
 class Link:
     deliver = media = lost = None
+    sealed = None
+
+    def seal_datagrams(self, action):
+        self.sealed = action
 
     def __init__(self):
         self.sent, self.media_out = [], []

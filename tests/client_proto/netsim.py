@@ -82,6 +82,8 @@ class Net:
             session.credentials_found(action.user, USERS.get(action.user), self.now)
         elif isinstance(action, ev.Authenticated):
             session.accept(self.now)
+        elif isinstance(action, ev.SealDatagrams):
+            end.seal_datagrams(action.send_key, action.receive_key, action.required)
         else:
             if isinstance(action, ev.LoggedIn):
                 end.address_validated()

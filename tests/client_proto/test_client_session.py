@@ -25,8 +25,10 @@ def test_login_asks_for_scrypt_instead_of_doing_it():
     assert c.next_actions() == [ev.DeriveKey(b"s" * 16, 16384, 8, 1)]
     assert c.state is ClientState.DERIVING
     c.key_derived(b"k" * 32, 0)
-    [send] = c.next_actions()
+    seal, send = c.next_actions()
     assert send.message.proof is not None and send.message.nonce == nonce + "S" * 24
+    # UDP: the welcome will come sealed with the server's key; plain input is still taken
+    assert seal.send_key is None and len(seal.receive_key) == 32 and not seal.required
 
 
 @pytest.mark.parametrize("nonce", ["X" * 40, None])

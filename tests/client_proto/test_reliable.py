@@ -149,6 +149,9 @@ def _login_and_call(seed: int, **link) -> Net:
     assert kinds == ["Trying", "Ringing", "Connected", "Disconnected"]
     assert [type(e) for e in net.events[m.SERVER] if not isinstance(e, ev.LoggedIn)] == [
         ev.CallRequested, ev.HangupRequested]
+    # everything after the login was sealed both ways: nothing was dropped as forged
+    for end in net.ends.values():
+        assert end.seal.sealing and end.seal.required and end.seal.counts["forged"] == 0
     return net
 
 

@@ -48,6 +48,9 @@ class Writer:
     def write_media(self, data):
         self.media.append(data)
 
+    def seal_datagrams(self, action):
+        self.sealed = action
+
     def lose(self):
         self.lost = True
 

@@ -12,7 +12,7 @@ from callgw.client import LoginRefused, connect
 from callgw.frontend.connection import auth_message
 from protocols.client import framing as fr
 from protocols.client import messages as m
-from protocols.client import scram
+from protocols.client import scram, sealing
 from protocols.client.errors import AuthCode, ErrorCode
 from tests.frontend.gateway import (PASSWORD, FakeFrontEnd, cert_path, start_gateway,
                                    stop_gateway, url)
@@ -135,16 +135,23 @@ def test_stream_garbage_and_oversized(tmp_path, scheme):
 
 
 class _Udp(DatagramProtocol):
-    """A raw UDP client: acknowledges what it gets, hands each new message to ``next()``."""
+    """A raw UDP client: acknowledges what it gets, hands each new message to ``next()``;
+    seals (``seal``, a ``sealing.DatagramSeal``) what ``send`` sends once keyed."""
 
     def __init__(self):
         self.seen = set()
         self.waiting = None
+        self.seal = sealing.DatagramSeal()
+
+    def send(self, data, addr):
+        self.transport.write(self.seal.outgoing(data), addr)
 
     def datagramReceived(self, data, addr):
+        data = self.seal.incoming(data)
+        assert data is not None, self.seal.dropped
         env = m.decode_envelope(data, sender=m.SERVER)
         if env.mid is not None:
-            self.transport.write(m.encode_ack((env.mid,)), addr)
+            self.send(m.encode_ack((env.mid,)), addr)
         if env.message is not None and env.mid not in self.seen:
             self.seen.add(env.mid)
             if self.waiting is not None:
@@ -173,21 +180,24 @@ def test_udp_strangers_dropped_garbage_and_oversized_answered(tmp_path):
                                        challenge.p)
         auth = auth_message("alice", nonce, challenge.nonce, challenge.salt, challenge.n,
                             challenge.r, challenge.p)
+        keys = sealing.password_keys(scram.client_key(salted), auth)
+        proto.seal.configure(None, keys.server, False)
         d = proto.next()
         port.write(m.encode(m.Login(user="alice", nonce=challenge.nonce,
                                     proof=scram.client_proof(salted, auth)), mid=2), addr)
         assert isinstance((yield d), m.Welcome)                   # address now validated
+        proto.seal.configure(keys.client, keys.server, True)      # sealed from now on
         for data, code in [(b"\x07junk", ErrorCode.BAD_FRAME),
                            (b"{junk", ErrorCode.MALFORMED),
                            (b"x" * 5000, ErrorCode.BAD_FRAME),
                            (b'{"v":1,"cmd":"ping","id":3,"pad":"' + b"y" * 600 + b'"}',
                             ErrorCode.TOO_LARGE)]:
             d = proto.next()
-            port.write(data, addr)
+            proto.send(data, addr)
             error = yield d
             assert error.code == code
         d = proto.next()
-        port.write(m.encode(m.Ping(), mid=4), addr)   # id 3 was the oversized one (acked)
+        proto.send(m.encode(m.Ping(), mid=4), addr)   # id 3 was the oversized one (acked)
         assert (yield d) == m.Pong()
     finally:
         yield port.stopListening()
