@@ -136,6 +136,9 @@ SCHEMA: dict[str, dict[str, tuple[Any, Callable[[Any], Any], bool, str]]] = {
         "tcp": ("127.0.0.1:7060", _listener, False, "client protocol over TCP"),
         "tls": ("127.0.0.1:7061", _listener, False, "client protocol over TCP with TLS"),
         "idle_timeout": (90.0, _number(5, 86400), False, "seconds without a ping before expiry"),
+        "reattach_grace": (30.0, _number(0, 3600), False,
+                           "seconds an answered call waits for its client to re-attach after "
+                           "a lost session (0: release at once)"),
         "max_message": (8192, _number(512, 1 << 20, int), False, "largest control message, bytes"),
     },
     "web": {

@@ -229,6 +229,20 @@ class CallMediaSession:
         if not self.holders:
             self.resumed_at = self.owner.relay.clock.seconds()
 
+    def client_detached(self) -> None:
+        """The client's session was lost (it may re-attach): the gateway hears silence, the
+        silence from the client is expected (the inactivity watch pauses), and nothing is
+        delivered until ``client_connected`` brings the new key."""
+        self._forget_key()
+        self.conn = None
+        self.hold(True, by="detached")
+        self.relay_session.client_detached()
+
+    def client_reattached(self, leg) -> None:
+        """The client came back on a new session: its frames start a new timeline."""
+        self.relay_session.client_reattached()
+        self.hold(False, by="detached")
+
     def liveness(self) -> str | None:
         """None while media flows; the reason once a side went silent (for the reaper)."""
         return self.inactive

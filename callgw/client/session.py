@@ -206,6 +206,16 @@ class ClientSession:
         self._pump()
         return call
 
+    def attach(self, key: bytes) -> ClientCall:
+        """Take back, on this new session, a relayed call an earlier session of the same user
+        lost (its socket dropped): ``key`` is the call's last media key. The call's
+        ``connected`` fires with the new key; ``disconnected`` when there was nothing to
+        attach."""
+        call_id = self.core.attach(self._now(), key)
+        call = self.calls[call_id] = ClientCall(self, call_id)
+        self._pump()
+        return call
+
     # -- requests about the user's own data -----------------------------------------------------
     def _request(self, start: Callable) -> Deferred:
         """Send one request (``start(core, now) -> req``); fires with the answer message, fails

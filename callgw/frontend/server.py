@@ -23,6 +23,7 @@ Tests: tests/callpath/test_frontend.py.
 """
 from __future__ import annotations
 
+import hmac
 import itertools
 import os
 
@@ -38,6 +39,10 @@ from protocols.client import messages as m
 from protocols.client.errors import ErrorCode
 
 SHUTDOWN_CAUSE = 41
+NETWORK_ERROR = 38          # Q.850 "network out of order": the client's cause network-error
+#: Why a session ends without its client saying so: its answered relayed calls wait for an
+#: ``attach`` for ``reattach_grace`` seconds instead of ending.
+LOST_SESSION_REASONS = frozenset({"connection lost", "idle timeout", "unreachable"})
 
 
 @implementer(IFrontEnd)
@@ -49,7 +54,7 @@ class FrontEnd(Service):
 
     def __init__(self, balancer, clock, logger, registrar=None, branding=None, store=None,
                  node: str = "callgw-1", registration_ttl: float = 180.0, metrics=None,
-                 media=None):
+                 media=None, reattach_grace: float = 30.0):
         self.balancer = balancer
         self.clock = clock
         self.logger = logger
@@ -65,6 +70,8 @@ class FrontEnd(Service):
         self._loop: LoopingCall | None = None
         self.media_frames_dropped = 0
         self.media = media      # callgw.callserver.media.CallMedia: routes frames by call key
+        self.reattach_grace = reattach_grace
+        self.detached: dict[bytes, tuple] = {}      # call key -> (leg, username, grace timer)
 
     # -- lifecycle ----------------------------------------------------------------------------
     def startService(self) -> None:
@@ -125,6 +132,9 @@ class FrontEnd(Service):
         if kind is m.Call:
             self._call(conn, calls, message)
             return
+        if kind is m.Attach:
+            self._attach(conn, calls, message)
+            return
         leg = calls.get(getattr(message, "call", None))
         if leg is None or leg.released:
             conn.send(m.Error(code=ErrorCode.UNKNOWN_CALL, text="no such call",
@@ -146,12 +156,73 @@ class FrontEnd(Service):
         for leg in list(entry[1].values()):
             if reason == "shutdown":
                 leg.client_gone("shutdown", SHUTDOWN_CAUSE, "callgw shutting down")
+            elif reason in LOST_SESSION_REASONS and self.reattach_grace > 0 and \
+                    leg.key is not None and not leg.released and leg.sink is not None:
+                self._detach(conn, leg, reason)
             else:
                 leg.client_gone(str(reason) if reason else "session closed")
         if self.registrar is not None:
             host, port = _peer(conn)
             self.registrar.unregister(conn.username,
                                       f"{getattr(conn, 'framing', 'udp')}:{host}:{port}")
+
+    # -- re-attach ----------------------------------------------------------------------------
+    def _detach(self, conn, leg, reason: str) -> None:
+        """``leg``'s session was lost: the call waits ``reattach_grace`` seconds for an
+        ``attach`` with its key from the same user."""
+        key = bytes(leg.key)
+        timer = self.clock.callLater(self.reattach_grace, self._grace_over, key)
+        self.detached[key] = (leg, conn.username, timer)
+        leg.detach()
+        self.logger.event(leg.call_id, "client-detached", reason=reason,
+                          grace=self.reattach_grace)
+        self.log.info("call {call} of {user}: session lost ({reason}); waiting "
+                      "{grace:g} s for it to re-attach", call=leg.call, user=conn.username,
+                      reason=reason, grace=self.reattach_grace)
+
+    def _grace_over(self, key: bytes) -> None:
+        entry = self.detached.pop(key, None)
+        if entry is None:
+            return
+        leg = entry[0]
+        leg.client_gone("did not re-attach", NETWORK_ERROR,
+                        f"client did not come back within {self.reattach_grace:g} s")
+
+    def _attach(self, conn, calls: dict, message) -> None:
+        """``attach {call, key}``: the same user's client, holding the call's current key,
+        takes a call back, from a lost session or from one it is leaving."""
+        key = bytes(message.key)
+        leg = None
+        entry = self.detached.get(key)
+        if entry is not None and entry[1] == conn.username and not entry[0].released:
+            leg = entry[0]
+            self.detached.pop(key)
+            if entry[2].active():
+                entry[2].cancel()
+        else:
+            leg = self._leg_of_live_session(conn, key)
+        if leg is None:
+            self.log.info("attach refused: user {user} peer {peer}: no call with that key",
+                          user=conn.username, peer=_peer(conn))
+            conn.send(m.Disconnected(call=message.call, cause="network-error",
+                                     text="no call to attach"))
+            return
+        calls[message.call] = leg
+        leg.reattach(conn, message.call)
+        self.logger.event(leg.call_id, "client-attached", peer="%s:%s" % _peer(conn))
+
+    def _leg_of_live_session(self, conn, key: bytes):
+        """A call still held by another live session of the same user (its loss not yet
+        noticed): it moves to ``conn``."""
+        for other, calls in list(self.sessions.values()):
+            if other is conn or other.username != conn.username:
+                continue
+            for call, leg in list(calls.items()):
+                if leg.key is not None and hmac.compare_digest(bytes(leg.key), key) and \
+                        not leg.released:
+                    del calls[call]
+                    return leg
+        return None
 
     # -- calls --------------------------------------------------------------------------------
     def _call(self, conn, calls: dict, message) -> None:
@@ -163,7 +234,8 @@ class FrontEnd(Service):
         if len(calls) > 16:
             for key in [k for k, leg in calls.items() if leg.released]:
                 del calls[key]
-        leg = ClientLeg(conn, message.call, message.mode, message.codecs)
+        call_id = self._id_prefix + format(next(self._ids), "x")
+        leg = ClientLeg(conn, message.call, message.mode, message.codecs, call_id)
         calls[message.call] = leg
         host, port = _peer(conn)
         media = None
@@ -176,7 +248,7 @@ class FrontEnd(Service):
         tenant_name = tenant.get("name") if isinstance(tenant, dict) else (tenant or None)
         user = conn.user
         request = CallRequest(
-            call_id=self._id_prefix + format(next(self._ids), "x"), user=user,
+            call_id=call_id, user=user,
             tenant=tenant_name or user.get("tenant") or "default", number=message.number,
             contact=message.contact, media_mode=message.mode, media=media,
             peer=f"{host}:{port}", requested=self.clock.seconds())

@@ -91,6 +91,9 @@ class Playout:
         if self.buf_ts is None:
             self.buf_ts = timestamp & 0xFFFFFFFF
             self.next_due = now
+            if self.last_timestamp is not None:     # resynced: the outgoing timeline goes on
+                self.offset = (self.last_timestamp + self.samples - self.buf_ts) & 0xFFFFFFFF
+                self.marker = True
         elif not self.buf and not self.frames and self.last_emit is not None and \
                 now - self.last_emit > self.ptime * self.depth and \
                 _rel(timestamp, self.cursor) > 0:
@@ -110,6 +113,15 @@ class Playout:
             self.frames_duplicate += 1
             return
         self.frames[key] = payload
+
+    def resync(self) -> None:
+        """The client's timeline starts over (it re-attached, or a filler stands in for it):
+        drop what is buffered; the next frame's timestamp becomes the new base, and the RTP
+        toward the gateway continues its own sequence and timestamps (with the marker bit)."""
+        self.buf.clear()
+        self.frames.clear()
+        self.buf_ts = None
+        self.gap_since = None
 
     def _emit(self, now: float, out: list):
         n = self.samples

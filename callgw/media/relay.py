@@ -267,6 +267,17 @@ class RelaySession:
         if self.client is not None and not self.closed:
             self.client.frame(payload, sequence, timestamp)
 
+    def client_detached(self):
+        """Relayed mode: the client's session is lost for now; silence goes to the gateway
+        until ``client_reattached`` (or close)."""
+        if self.client is not None and not self.closed:
+            self.client.detach()
+
+    def client_reattached(self):
+        """Relayed mode: the client is back; its frames start a new timeline."""
+        if self.client is not None and not self.closed:
+            self.client.reattach()
+
     def send_dtmf(self, digit: str, duration_ms: int = 100):
         """Send ``digit`` toward the gateway as RFC 4733 events (relayed mode only).
 

@@ -43,6 +43,8 @@ class ClientMedia:
         self.playout = None
         self.translate = None       # gateway codec -> client codec, or None
         self._pump_call = None
+        self._filler = None         # while the client is detached: silence toward the gateway
+        self._filler_ts = 0
         # counted by the endpoint fast path like an RTP endpoint's sends
         self.sent_packets = 0
         self.sent_octets = 0
@@ -78,6 +80,39 @@ class ClientMedia:
             return
         self.playout.push(payload, sequence, timestamp, now)
         self._pump()
+
+    def detach(self):
+        """The client's session is gone for now (it may re-attach): the gateway hears
+        silence, one ptime at a time, on the same RTP stream."""
+        if self._filler is not None or self.playout is None:
+            return
+        from twisted.internet.task import LoopingCall
+        self.playout.resync()
+        silence = bytes((g711.SILENCE[self.codec],)) * (8 * self.ptime)
+        self._filler_ts = 0
+
+        def fill():
+            if self.session.closed or self.playout is None:
+                return
+            self.playout.push(silence, 0, self._filler_ts, self.session.clock.seconds())
+            self._filler_ts = (self._filler_ts + len(silence)) & 0xFFFFFFFF
+            self._pump()
+        self._filler = LoopingCall(fill)
+        self._filler.clock = self.session.clock
+        self._filler.start(self.ptime / 1000.0, now=True).addErrback(
+            lambda f: log.failure("media {call_id}: silence filler", f,
+                                  call_id=self.session.call_id))
+
+    def reattach(self):
+        """The client is back: its own frames again, on a timeline that starts over."""
+        self.stop_filler()
+        if self.playout is not None:
+            self.playout.resync()
+
+    def stop_filler(self):
+        if self._filler is not None and self._filler.running:
+            self._filler.stop()
+        self._filler = None
 
     def _pump(self):
         session = self.session
@@ -147,7 +182,8 @@ class ClientMedia:
                         call_id=self.session.call_id)
 
     def stop(self):
-        """Cancel the pacing timer (the session closes)."""
+        """Cancel the pacing timer and the filler (the session closes)."""
+        self.stop_filler()
         if self._pump_call is not None and self._pump_call.active():
             self._pump_call.cancel()
         self._pump_call = None

@@ -28,17 +28,21 @@ class CallState(Enum):
     CALL_PRESENT = "N6 call present"
     CONNECT_REQUEST = "N8 connect request"
     ACTIVE = "N10 active"
+    RESUME_REQUEST = "N17 resume request"
     RELEASED = "N0 null"
 
 
 S = CallState
 _OUTGOING = (S.CALL_INITIATED, S.OUTGOING_CALL_PROCEEDING, S.CALL_DELIVERED)
-_ALL = _OUTGOING + (S.CALL_PRESENT, S.CONNECT_REQUEST, S.ACTIVE)
+_ALL = _OUTGOING + (S.CALL_PRESENT, S.CONNECT_REQUEST, S.ACTIVE, S.RESUME_REQUEST)
 
 # (state, input) -> next state. Inputs are client commands and callgw events (server messages).
 CALL_TRANSITIONS: dict[tuple[CallState, str], CallState] = {
     (S.RELEASED, "call"): S.CALL_INITIATED,
     (S.RELEASED, "incoming"): S.CALL_PRESENT,
+    # re-attach (Q.931's resume, 5.6): a call that lost its session comes back to a new one
+    (S.RELEASED, "attach"): S.RESUME_REQUEST,
+    (S.RESUME_REQUEST, "connected"): S.ACTIVE,
     (S.CALL_INITIATED, "trying"): S.OUTGOING_CALL_PROCEEDING,
     (S.CALL_INITIATED, "ringing"): S.CALL_DELIVERED,
     (S.OUTGOING_CALL_PROCEEDING, "ringing"): S.CALL_DELIVERED,
@@ -149,6 +153,16 @@ class CallTable:
             c.mode = msg.mode
             return [ev.CallRequested(call, msg.number, msg.contact, msg.mode, msg.address,
                                      msg.port, msg.codecs)]
+        if isinstance(msg, m.Attach):
+            if not call.startswith("c") or call in self._calls:
+                raise RemoteProtocolError(ErrorCode.CALL_EXISTS, "attach names a call id this "
+                                          "session does not use yet", command="attach",
+                                          call=call)
+            if len(self._calls) >= max_calls:
+                raise RemoteProtocolError(ErrorCode.TOO_MANY_CALLS, f"at most {max_calls} "
+                                          "calls", command="attach", call=call)
+            self._step(call, "attach")
+            return [ev.AttachRequested(call, bytes(msg.key))]
         if isinstance(msg, (m.Hold, m.Resume)):
             c = self._calls.get(call)
             if c is not None and c.state is S.ACTIVE and c.held == isinstance(msg, m.Hold):

@@ -336,6 +336,17 @@ class ClientSession:
         self.calls[call] = {"state": "requested", "key": None}
         return call
 
+    def attach(self, now: float, key: bytes) -> str:
+        """Take back a call this user's earlier session lost (docs/protocol.md, "Re-attach"):
+        ``key`` is the call's current media key. Returns the call id in this session; the
+        server answers ``connected`` (a new key) or ``disconnected``."""
+        self._need_for_command(ClientState.AUTHENTICATED)
+        call = f"c{self._next_call}"
+        self._send(m.Attach(call=call, key=key), now)
+        self._next_call += 1
+        self.calls[call] = {"state": "attaching", "key": None}
+        return call
+
     def _call_command(self, message: m.Message, now: float) -> None:
         self._need_for_command(ClientState.AUTHENTICATED)
         if message.call not in self.calls:  # type: ignore[attr-defined]

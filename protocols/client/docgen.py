@@ -59,6 +59,7 @@ def examples() -> list[m.Message]:
         m.Dtmf(call="c1", digits="123#", duration=120),
         m.Hold(call="c1"),
         m.Resume(call="c1"),
+        m.Attach(call="c1", key=bytes(range(16))),
         m.Ping(),
         m.Logout(),
         m.BookList(req=1),

@@ -116,6 +116,14 @@ class AnswerRequested:
 
 
 @dataclass(frozen=True)
+class AttachRequested:
+    """The client asks to re-attach to ``call`` (up on the server, its session lost) with the
+    call's media ``key``; answer with ``connected`` (a new key) or ``disconnected``."""
+    call: str
+    key: bytes
+
+
+@dataclass(frozen=True)
 class RejectRequested:
     """The client refuses incoming ``call``."""
     call: str

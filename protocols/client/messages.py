@@ -158,6 +158,18 @@ class Resume(Message):
 
 
 @dataclass(frozen=True, kw_only=True)
+class Attach(Message):
+    """Re-attach to ``call``, still up on the server, after the session that held it was lost
+    (a dropped socket, a network change): ``key`` is the call's current media key, which only
+    the user's client holding the call knows. Answered by ``connected`` with a new key, or by
+    ``disconnected`` when there is no such call to attach."""
+    command: ClassVar[str] = "attach"
+    sender: ClassVar[str] = CLIENT
+    call: str = f(CALL_ID, True)
+    key: bytes = f(KEY, True)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Ping(Message):
     """Keep the session alive (answered with ``pong``)."""
     command: ClassVar[str] = "ping"
@@ -405,7 +417,7 @@ class Pong(Message):
 
 
 CLIENT_MESSAGES: tuple[type[Message], ...] = (Login, Call, Answer, Reject, Hangup, Dtmf, Hold,
-                                               Resume, Ping, Logout, BookList, BookPut,
+                                               Resume, Attach, Ping, Logout, BookList, BookPut,
                                                BookDelete, History, Refresh)
 SERVER_MESSAGES: tuple[type[Message], ...] = (Challenge, Welcome, Unauthorized, Redirect, Trying,
                                                Ringing, Connected, Incoming, Disconnected,

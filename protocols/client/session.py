@@ -69,7 +69,7 @@ class ServerConfig:
 MAX_CLIENT_NONCE = 96              # + 24 characters of server nonce <= the 128 of NONCE
 _NO_USER_KEY = bytes(32)            # unknown users: the same work, a proof that never verifies
 _LOGIN_STATES = (State.CONNECTED, State.LOOKUP, State.CHALLENGED, State.VERIFIED)
-_CALL_COMMANDS = ("call", "answer", "reject", "hangup", "dtmf", "hold", "resume")
+_CALL_COMMANDS = ("call", "answer", "reject", "hangup", "dtmf", "hold", "resume", "attach")
 _USER_REQUESTS = ("book-list", "book-put", "book-delete", "history")
 MAX_PENDING_REQUESTS = 8            # user requests waiting for callgw's answer, per session
 

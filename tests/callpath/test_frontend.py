@@ -121,10 +121,60 @@ def test_session_closed_releases_calls():
     conn = conn_for(store, "alice")
     fe.session_opened(conn)
     fe.client_message(conn, call())
-    fe.session_closed(conn, "idle timeout")
+    fe.session_closed(conn, "too many errors")
     assert slaves.legs[0].sent[-1].cause == 41
     logger.flush()
-    assert store.db.cdrs()[0]["cause_text"] == "client vanished: idle timeout"
+    assert store.db.cdrs()[0]["cause_text"] == "client vanished: too many errors"
+
+
+def _lost_call(reason="connection lost"):
+    fe, servers, slaves, store, clock, logger = build(
+        scripts={"gw1": {"Setup": (ev.Connect(),)}})
+    conn = conn_for(store, "alice")
+    fe.session_opened(conn)
+    fe.client_message(conn, call())
+    key = conn.sent[-1].key
+    conn.closed = True
+    fe.session_closed(conn, reason)
+    return fe, slaves, store, clock, logger, key
+
+
+def test_a_lost_session_keeps_its_call_until_the_grace_period_ends():
+    fe, slaves, store, clock, logger, key = _lost_call("idle timeout")
+    clock.advance(29)
+    assert slaves.legs[0].kinds() == ["Setup"]              # the gateway side stays up
+    assert servers_active(fe) == 1 and logger.reap() is None and servers_active(fe) == 1
+    clock.advance(1)
+    assert slaves.legs[0].sent[-1] == ev.Release(38, "client did not come back within 30 s")
+    logger.flush()
+    cdr = store.db.cdrs()[0]
+    assert cdr["cause"] == 38 and "did not come back" in cdr["cause_text"]
+
+
+def servers_active(fe):
+    return sum(s.active for s in fe.balancer.servers)
+
+
+def test_attach_with_the_calls_key_takes_the_call_back_with_a_new_key():
+    fe, slaves, store, clock, logger, key = _lost_call()
+    clock.advance(10)
+    other = conn_for(store, "bob")
+    fe.session_opened(other)
+    fe.client_message(other, m.Attach(call="c1", key=key))     # another user: refused
+    assert other.sent[-1] == m.Disconnected(call="c1", cause="network-error",
+                                            text="no call to attach")
+    back = conn_for(store, "alice")
+    fe.session_opened(back)
+    fe.client_message(back, m.Attach(call="c7", key=bytes(16)))  # a wrong key: refused
+    assert back.sent[-1].command == "disconnected"
+    fe.client_message(back, m.Attach(call="c7", key=key))
+    connected = back.sent[-1]
+    assert connected.command == "connected" and connected.call == "c7"
+    assert connected.key is not None and connected.key != key
+    clock.advance(60)                                          # past the grace: still up
+    assert slaves.legs[0].kinds() == ["Setup"]
+    fe.client_message(back, m.Hangup(call="c7"))
+    assert slaves.legs[0].sent[-1] == ev.Release(16, "client hung up")
 
 
 def test_unknown_call_and_duplicate_id():

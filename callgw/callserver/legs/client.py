@@ -43,11 +43,12 @@ class ClientLeg:
     log = Logger()
     name = "client"
     __slots__ = ("conn", "call", "mode", "codec", "sink", "key", "released", "gone", "_trying",
-                 "media", "relay", "_incoming")
+                 "media", "relay", "_incoming", "detached", "remote", "call_id")
 
-    def __init__(self, conn, call: str, mode: str = "relay", codecs=None):
+    def __init__(self, conn, call: str, mode: str = "relay", codecs=None, call_id: str = ""):
         self.conn = conn
         self.call = call
+        self.call_id = call_id  # the call path's id of the call (events, CDR)
         self.mode = mode
         # relayed mode: the client's media frames carry its first G.711 choice (PCMU default)
         self.codec = next((c for c in codecs or () if c in ("PCMU", "PCMA")), "PCMU")
@@ -59,6 +60,8 @@ class ClientLeg:
         self.media = None       # relay mode: the call's CallMediaSession (callgw.callserver.media)
         self.relay = None       # direct mode: relay(leg) moves the call's media to the relay
         self._incoming = False  # this leg was sent a Setup (it is the called side)
+        self.detached = False   # the session was lost; the call waits for an attach
+        self.remote = None      # direct mode: the far end's media, for a re-attach
 
     # -- ICallLeg -----------------------------------------------------------------------------
     def attach(self, sink) -> None:
@@ -178,16 +181,38 @@ class ClientLeg:
         return None
 
     def liveness(self) -> str | None:
-        """None while the client session lives; the reason once it is gone."""
+        """None while the client session lives (or, detached, may still come back); the
+        reason once it is gone."""
         if self.gone:
             return "client vanished: " + self.gone
-        if self.conn.closed:
+        if self.conn.closed and not self.detached:
             return "client vanished: session closed"
         return None
+
+    # -- re-attach (docs/protocol.md, "Re-attach after a lost session") ------------------------
+    def detach(self) -> None:
+        """The session holding this answered call was lost: keep the call, silence to the
+        gateway (relay), wait for ``reattach``."""
+        self.detached = True
+        self._trace("out", "detached (session lost)")
+        if self.media is not None:
+            self.media.client_detached()
+
+    def reattach(self, conn, call: str) -> None:
+        """The user's client is back on ``conn`` as ``call``: a fresh ``connected`` (relay: a
+        new key, the old one retired)."""
+        self.conn = conn
+        self.call = call
+        self.detached = False
+        self._trace("in", "attach")
+        if self.media is not None:
+            self.media.client_reattached(self)
+        self._connected(ev.Connect(self.remote))
 
     # -- helpers ------------------------------------------------------------------------------
     def _connected(self, event) -> None:
         media = event.media
+        self.remote = media
         if self.mode == "direct" and media is not None:
             message = m.Connected(call=self.call, address=media.address, port=media.port,
                                   codec=media.codecs[0] if media.codecs else None)
