@@ -31,10 +31,10 @@ def wait_for(predicate, limit=10.0):
 
 
 @pytest_twisted.inlineCallbacks
-def test_client_killed_mid_call_is_reaped(tmp_path):
+def test_client_killed_mid_call_is_released_after_the_re_attach_grace(tmp_path):
     sipp = Sipp("uas_answer.xml", tmp_path, timeout=30).start()
     prepare_db(tmp_path, gateways=[("gw1", sipp.port, ["+"], {})])
-    gw = yield start(tmp_path, client={"idle_timeout": 5.0})
+    gw = yield start(tmp_path, client={"idle_timeout": 5.0, "reattach_grace": 2.0})
     dial = None
     try:
         env = dict(os.environ, CALLGW_PASSWORD=PASSWORD, PYTHONPATH=ROOT)
@@ -50,9 +50,10 @@ def test_client_killed_mid_call_is_reaped(tmp_path):
         killed = gw.reactor.seconds()
         assert (yield sipp.wait(gw.reactor)) == 0, sipp.log()      # the BYE reached sipp
         reaped_after = gw.reactor.seconds() - killed
-        assert reaped_after < 5.0 + 3.0        # idle timeout + a ping interval's slack
+        assert reaped_after < 5.0 + 2.0 + 3.0  # idle timeout + re-attach grace + slack
         cdr = (yield settled_cdr(gw, "alice"))[0]
-        assert cdr["cause"] == 41 and cdr["cause_text"].startswith("client vanished")
+        assert cdr["cause"] == 38 and cdr["cause_text"] == \
+            "client did not come back within 2 s"          # it could have re-attached
         assert cdr["stats"]["outcome"] == "answered" and cdr["stats"]["released_by"] == "a"
         kinds = yield events_of(gw, cdr["call_id"])
         assert kinds[-1] == "disconnected"

@@ -118,6 +118,10 @@ class EchoLeg:
     def recovery(self):
         return None
 
+    def statistics(self):
+        """For the CDR: how many of the caller's packets were sent back."""
+        return {"echoed_packets": self.echoed}
+
     # -- the call -----------------------------------------------------------------------------
     def _answer(self, setup) -> None:
         offer = setup.media
