@@ -30,7 +30,7 @@ import argparse
 import os
 import sys
 
-from twisted.internet import defer
+from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from protocols.client import messages as m
@@ -61,6 +61,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--no-media-after", type=float, default=2.0, metavar="SECONDS",
                    help="direct mode: ask callgw to relay when no RTP arrived in this time "
                         "(0: never; default %(default)s)")
+    p.add_argument("--reattach", type=float, default=30.0, metavar="SECONDS",
+                   help="when the connection to callgw drops mid-call (relayed media), log in "
+                        "again and re-attach to the call for up to this long (0: never)")
     p.add_argument("--codec", choices=("PCMU", "PCMA"), default="PCMU",
                    help="the G.711 law this client prefers (callgw converts toward the "
                         "gateway's; default %(default)s)")
@@ -133,13 +136,53 @@ def dial(reactor, args: argparse.Namespace):
         session.close()
         return EXIT_CONNECT if isinstance(e, SessionLost) else EXIT_PROTOCOL
     say(f"logged in as {welcome.user} (seen from {welcome.address}:{welcome.port})")
-    code = yield _call(reactor, session, args)
+    current = {"session": session}
+    code = yield _call(reactor, session, args, current)
+    session = current["session"]                # the one a re-attach ended on
     yield session.logout().addTimeout(5, reactor).addErrback(lambda f: session.close())
     return code
 
 
 @defer.inlineCallbacks
-def _call(reactor, session, args):
+def _reattach(reactor, args, token: str, key: bytes, until: float):
+    """Log in again with ``token`` and attach to the call with ``key`` (docs/protocol.md,
+    "Re-attach after a lost session"), trying until ``until``; fires with (session, call) or
+    None."""
+    from callgw.client import ConnectError, LoginRefused, SessionLost, connect
+    while reactor.seconds() < until:
+        session = None
+        try:
+            session = yield connect(args.server, reactor, cacert=args.cacert,
+                                    insecure=args.insecure, timeout=5.0)
+            yield _with_timeout(session.login_token(token), reactor, 10.0)
+        except LoginRefused as e:
+            say(f"re-attach: login refused: {e.code} {e.text}")
+            if session is not None:
+                session.close()
+            return None
+        except (ConnectError, OSError, SessionLost, defer.TimeoutError) as e:
+            if session is not None:
+                session.close()
+            say(f"re-attach: {e or 'no answer'}; trying again")
+            yield task.deferLater(reactor, 1.0, lambda: None)
+            continue
+        call = session.attach(key)
+        yield defer.DeferredList([call.connected, call.disconnected], fireOnOneCallback=True)
+        if call.connected.called:
+            return session, call
+        say("re-attach: callgw no longer has the call")
+        yield session.logout().addTimeout(5, reactor).addErrback(lambda f: session.close())
+        return None
+    return None
+
+
+def _session_lost(end: m.Message, session) -> bool:
+    return isinstance(end, m.Disconnected) and end.cause == "network-error" and \
+        session.is_closed
+
+
+@defer.inlineCallbacks
+def _call(reactor, session, args, current):
     from callgw.client.media import MediaPlayer, MediaRecorder
     number = args.target if args.target.startswith("+") else None
     direct = _direct_media(reactor, session, args) if args.media == "direct" else None
@@ -182,8 +225,9 @@ def _call(reactor, session, args):
         if guard.active():
             guard.cancel()
     hang = None
+    live = {"call": call}
     if call.connected.called and not call.disconnected.called:
-        hang = reactor.callLater(args.duration, call.hangup)
+        hang = reactor.callLater(args.duration, lambda: live["call"].hangup())
         if args.dtmf:
             reactor.callLater(min(DTMF_DELAY, args.duration / 2), _send_dtmf, call, args.dtmf)
         connected = next(e for e in call.events if isinstance(e, m.Connected))
@@ -195,6 +239,25 @@ def _call(reactor, session, args):
         elif args.pcm is not None:
             play(connected.codec, args.pcm, call.key)
     end = yield call.disconnected
+    until = reactor.seconds() + args.reattach
+    while args.reattach > 0 and "at" in started and call.key is not None and \
+            _session_lost(end, session) and reactor.seconds() < until:
+        say("session lost: re-attaching to the call")
+        if state["player"] is not None:
+            state["player"].waiting = True
+        attached = yield _reattach(reactor, args, session.token, call.key, until)
+        if attached is None:
+            break
+        session, call = attached
+        current["session"], live["call"] = session, call
+        say("re-attached")
+        call.on_event = show
+        if recorder is not None:
+            recorder.call = call
+            session.on_media = recorder.receive
+        if state["player"] is not None:
+            state["player"].follow(session, call)
+        end = yield call.disconnected
     if hang is not None and hang.active():
         hang.cancel()
     player = state["player"]

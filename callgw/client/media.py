@@ -76,6 +76,11 @@ class MediaPlayer:
         self.offset = self.sequence = self.timestamp = self.sent = 0
         self._loop: LoopingCall | None = None
         self.done = False
+        self.waiting = False        # the session was lost: keep time, send nothing, until follow
+
+    def follow(self, session, call) -> None:
+        """Go on playing on ``call`` of ``session`` (re-attached after a lost session)."""
+        self.session, self.call, self.waiting = session, call, False
 
     def start(self) -> None:
         self._loop = LoopingCall(self._tick)
@@ -85,6 +90,9 @@ class MediaPlayer:
 
     def _tick(self) -> None:
         chunk = self.pcm[self.offset:self.offset + 2 * SAMPLES]
+        if self.waiting and len(chunk) == 2 * SAMPLES:
+            self.offset += 2 * SAMPLES          # real time goes on while we re-attach
+            return
         if len(chunk) < 2 * SAMPLES or self.call.ended or self.session.is_closed:
             self.stop()
             return

@@ -160,3 +160,39 @@ def test_without_an_attach_the_call_ends_after_the_grace_period(tmp_path):
     finally:
         yield gw.stopService()
         sipp.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_callgw_dial_re_attaches_when_its_connection_drops(tmp_path):
+    """callgw-dial through the proxy fixture, which the test kills two seconds into the call
+    and brings back on the same port a second later: callgw-dial logs in again with its
+    token, re-attaches, and the tone it plays comes back from sipp before and after."""
+    from test_media_calls import dial, read_samples, tone_frames, write_tone
+    source, heard = tmp_path / "tone.wav", tmp_path / "heard.wav"
+    played = write_tone(source, seconds=6.0)
+    sipp = sipp_gateway(tmp_path)
+    prepare_db(tmp_path, gateways=[("gw1", sipp.port, ["+49"], {})])
+    gw = yield start(tmp_path)
+    proxy = proxy_to(gw)
+    port = proxy.listening.getHost().port
+    try:
+        running = dial("--server", proxy.url, "--user", "alice", "--duration", "6",
+                       "--play", str(source), "--record", str(heard), "+4930123456")
+        yield sleep(2.5)
+        yield proxy.kill()
+        yield sleep(1.0)
+        proxy.listening = reactor.listenTCP(port, proxy.factory, interface="127.0.0.1")
+        code, out = yield running
+        assert code == 0, out
+        assert "session lost: re-attaching to the call" in out and "re-attached" in out, out
+        hits, _, _ = tone_frames(read_samples(heard))
+        print(f"re-attached: {hits} of {played} tone frames heard back")
+        assert hits >= 0.6 * played                  # all but the outage and its edges
+        assert (yield within(sipp.wait(reactor), 30)) == 0, sipp.log()
+        cdr = (yield settled_cdr(gw, "alice"))[0]
+        assert cdr["cause"] == 16 and cdr["duration"] >= 5.0
+    finally:
+        if proxy.listening.connected:
+            yield proxy.listening.stopListening()
+        yield gw.stopService()
+        sipp.stop()
