@@ -11,26 +11,21 @@ judged not blank), ``peak`` (the JavaScript that reads the page's analyser nodes
 """
 from __future__ import annotations
 
-import os
 import shutil
 import struct
 import subprocess
 import zlib
 from pathlib import Path
 
-import pytest
 from twisted.internet import reactor
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
+from playwright.sync_api import sync_playwright     # the test extra installs it
+
+from tests.peers import require_peer
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-try:
-    from playwright.sync_api import sync_playwright
-except ImportError:                     # pragma: no cover - the test extra installs it
-    sync_playwright = None
-HAVE_BROWSER = sync_playwright is not None and os.path.exists(CHROMIUM)
-HAVE_SOX = shutil.which("sox") is not None
-CI = os.environ.get("CI") == "true"
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -39,13 +34,8 @@ PHONE = {"width": 390, "height": 844}
 
 
 def need_browser():
-    """Skip without Chromium and Playwright; under CI=true a missing peer fails instead."""
-    if HAVE_BROWSER and HAVE_SOX:
-        return
-    what = "chromium (Debian) and playwright (pip) and sox"
-    if CI:
-        pytest.fail(f"{what} are needed for the browser tests")
-    pytest.skip(f"{what} are not installed")
+    """Chromium and sox (tests/peers.py: skipped without them, a failure with CI=true)."""
+    require_peer("chromium", "sox")
 
 
 def tone_wav(path: Path, hz: int = 1000, seconds: int = 120) -> Path:

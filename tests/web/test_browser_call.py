@@ -18,7 +18,6 @@ Screenshots of every state are saved in tmp_path/screens and checked to render.
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -31,14 +30,14 @@ from callgw import passwords
 from callgw.store.db import Database
 from protocols.rtp import g711
 from tests.sip.sipp import Sipp
-from tests.web.browser import CI, PEAK, BrowserThread, need_browser, tone_wav
+from tests.peers import require_peer
+from tests.web.browser import PEAK, BrowserThread, need_browser, tone_wav
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "media"))
 from test_media_calls import settled_cdr, start, tone_frames, within  # noqa: E402
 from test_media_calls_wire import Capture, port_filter, rtp_packets  # noqa: E402
 
 PASSWORD = "correct horse"
-HAVE_PEERS = all(shutil.which(x) for x in ("sipp", "dumpcap", "tshark"))
 LOGO = ("data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 40 40'%3E"
         "%3Ccircle cx='20' cy='20' r='18' fill='%23f59e0b'/%3E%3C/svg%3E")
 BRANDING = {"display_name": "ACME Phone", "logo": LOGO, "primary_color": "#0a7d32",
@@ -48,10 +47,7 @@ BRANDING = {"display_name": "ACME Phone", "logo": LOGO, "primary_color": "#0a7d3
 @pytest.fixture(autouse=True)
 def _peers_needed():
     need_browser()
-    if not HAVE_PEERS:
-        if CI:
-            pytest.fail("sipp, dumpcap and tshark are needed")
-        pytest.skip("sipp, dumpcap and tshark are not installed")
+    require_peer("sipp", "dumpcap", "tshark")
 
 
 def prepare(tmp_path, sipp_port):
