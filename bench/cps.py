@@ -201,8 +201,8 @@ def row_callgw(work, rates, seconds, root=ROOT, tag="callgw"):
     config = os.path.join(work, "callgw.toml")
     knows = subprocess.run([PY, "-c", "from callgw.config import SCHEMA; "
                             "print('health_interval' in SCHEMA['calls'])"],
-                           env=dict(os.environ, PYTHONPATH=root), capture_output=True,
-                           text=True, check=True).stdout.strip() == "True"
+                           env=dict(os.environ, PYTHONPATH=root), cwd=root,
+                           capture_output=True, text=True, check=True).stdout.strip() == "True"
     polling = "health_interval = 0\n" if knows else ""     # older revisions: off in _serve
     with open(config, "w") as f:
         f.write(f'[general]\ndatabase = "{db}"\nnode = "bench"\n'
