@@ -259,7 +259,9 @@ class CallHandler:
         while True:
             gw = self.gateway = self.gateways[self.attempt]
             self.attempt += 1
-            self.logger.event(self.ctx.call_id, "attempt", gateway=gw["name"], n=self.attempt)
+            self.logger.event(self.ctx.call_id, "attempt", gateway=gw["name"], n=self.attempt,
+                              **({"candidates": [g["name"] for g in self.gateways]}
+                                 if self.attempt == 1 else {}))
             self.logger.call_state(self.ctx.call_id, "call-initiated", gw["name"])
             try:
                 self.b = self.slave_factory(gw, self.ctx.call_id)

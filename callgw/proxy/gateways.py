@@ -150,5 +150,6 @@ class GatewayDirectory:
         return [{"name": n, "protocol": g["protocol"], "host": g["host"], "port": g["port"],
                  "status": self.status.get(n, "unknown"), "rtt_ms": self.rtt_ms.get(n),
                  "active": self.active.get(n, 0),
-                 "capacity": self.limits.get(n, g["capacity"])}
+                 "capacity": self.limits.get(n, g["capacity"]),
+                 "enabled": bool(g.get("enabled", True))}
                 for n, g in sorted(self.gateways.items())]

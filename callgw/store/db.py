@@ -20,6 +20,7 @@ import sqlite_utils
 
 from callgw.store.admins import AdminAccounts
 from callgw.store.errors import StoreError
+from callgw.store.reports import CallReports
 from callgw.store.schema import MIGRATIONS, DataStep
 
 E164 = re.compile(r"^\+[1-9][0-9]{0,14}$")
@@ -89,7 +90,7 @@ def check_prefix(prefix: str) -> str:
     return prefix
 
 
-class Database(AdminAccounts):
+class Database(AdminAccounts, CallReports):
     """One connection to the callgw database. Not thread-safe: one owner thread at a time."""
 
     def __init__(self, path: str, busy_timeout: float = 10.0):

@@ -44,7 +44,8 @@ READS = frozenset({
     "disabled_accounts",
     "list_rules", "rules_for", "book_list", "get_gateway", "list_gateways",
     "list_call_servers", "registrations", "active_calls", "call_events", "call_trace", "cdrs",
-    "cdrs_before", "get_cdr", "director_snapshot", "list_admins", "admin_credentials"})
+    "cdrs_before", "get_cdr", "director_snapshot", "list_admins", "admin_credentials",
+    "cdr_search", "refused_attempts", "call_story", "gateway_failures"})
 
 
 @implementer(IStore)

@@ -6,9 +6,11 @@ returns the resource mounted at ``/api`` on the HTTPS site (``WebSite.add_resour
 - ``GET /api/calls``: ``{"active": [...], "recent": [...]}`` from the call logger's memory
   (the active-call rows and the newest CDRs first; ``?limit=N`` for CDRs, at most 500);
 - ``GET /api/gateways``: each gateway with status, RTT, calls in progress and capacity;
-- ``GET /api/servers``: each call server with capacity, active calls, health and draining.
+- ``GET /api/servers``: each call server with capacity, active calls, health and draining;
+- the operator dashboard's routes (call stories, ending a call, CDRs by filter and as CSV,
+  refused attempts, the live stream): ``callgw.web.dashboard``.
 
-Everything is served from memory (no database round trip). ``/metrics`` is
+Live figures are served from memory; records from the store's reader thread. ``/metrics`` is
 ``CallMetrics.resource()`` (callgw/callserver/metrics.py), mounted next to it.
 
 Tests: tests/callpath/test_sipp_calls.py (over the running site).
@@ -19,6 +21,7 @@ import json
 
 from twisted.web.resource import Resource
 
+from callgw.web.dashboard import Dashboard, add_routes
 from callgw.web.limits import bounded_int
 
 
@@ -37,11 +40,10 @@ class _Json(Resource):
 
 
 def make_api(callpath) -> Resource:
-    """The ``/api`` resource over a ``CallPathService``."""
+    """The ``/api`` resource over a ``CallPathService``, with the operator dashboard's routes
+    (``callgw.web.dashboard``: calls and their stories, CDRs, refused attempts, gateways)."""
     root = Resource()
-    root.putChild(b"calls", _Json(lambda limit: {
-        "active": callpath.logger.active_calls(),
-        "recent": callpath.logger.recent_cdrs(limit)}))
-    root.putChild(b"gateways", _Json(lambda limit: callpath.directory.snapshot()))
-    root.putChild(b"servers", _Json(lambda limit: [s.status() for s in callpath.servers]))
+    dashboard = Dashboard(callpath)
+    root.putChild(b"servers", _Json(lambda limit: dashboard.servers()))
+    add_routes(root, dashboard)
     return root
