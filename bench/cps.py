@@ -86,9 +86,14 @@ def percentile(values, p):
     return values[min(len(values) - 1, int(round(p / 100.0 * (len(values) - 1))))]
 
 
+#: ``--rt``: every process of a row runs SCHED_FIFO (``chrt -f 10``) on its core, so a shared
+#: machine's other work cannot take the cores away mid-step (bench/relay.py does the same).
+REALTIME: list[str] = []
+
+
 def spawn(argv, core, cwd, env=None, log="out.log"):
     out = open(os.path.join(cwd, log), "wb")
-    return subprocess.Popen(["taskset", "-c", str(core)] + argv, cwd=cwd, env=env,
+    return subprocess.Popen(REALTIME + ["taskset", "-c", str(core)] + argv, cwd=cwd, env=env,
                             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
 
 
@@ -434,7 +439,11 @@ def main():
     p.add_argument("--baseline", metavar="REV",
                    help="also run callgw as of git revision REV (its own tree, exported to the "
                         "work directory) in the same run, as the row callgw@REV")
+    p.add_argument("--rt", action="store_true",
+                   help="run each row's processes SCHED_FIFO (chrt -f 10): a loaded machine")
     args = p.parse_args()
+    if args.rt:
+        REALTIME[:] = ["chrt", "-f", "10"]
     rates = [int(r) for r in args.rates.split(",")]
     work = tempfile.mkdtemp(prefix="callgw-cps-")
     print(f"work directory: {work}; {os.cpu_count()} CPUs; load on core 0, DUT on core 1",
