@@ -96,6 +96,22 @@ def _string_list(value: Any) -> Any:
     return list(value)
 
 
+def _networks(value: Any) -> Any:
+    for entry in _string_list(value):
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ValueError(f"{entry!r} is not an IP address or network") from None
+    return list(value)
+
+
+def _user_agent(value: Any) -> Any:
+    text = _string(value)
+    if not text.strip() or any(not 0x20 <= ord(c) <= 0x7E for c in text):
+        raise ValueError(f"expected printable ASCII, e.g. \"callgw\", got {value!r}")
+    return text
+
+
 def _port_range(value: Any) -> Any:
     low, sep, high = _string(value).partition("-")
     if not sep or not low.isdigit() or not high.isdigit():
@@ -153,6 +169,14 @@ SCHEMA: dict[str, dict[str, tuple[Any, Callable[[Any], Any], bool, str]]] = {
         "t1": (0.5, _number(0.01, 60), False, "RFC 3261 T1, seconds"),
         "t2": (4.0, _number(0.1, 600), False, "RFC 3261 T2, seconds"),
         "t4": (5.0, _number(0.1, 600), False, "RFC 3261 T4, seconds"),
+        "strangers": ("answer", _choice("answer", "drop"), False,
+                      "a request from a source that is no configured gateway or proxy: one "
+                      "stateless answer (answer) or none (drop); never retransmitted"),
+        "trusted": ([], _networks, False,
+                    "addresses or networks that are peers from the start (gateways and "
+                    "proxies are peers once callgw sent them a request)"),
+        "user_agent": ("callgw", _user_agent, False,
+                       "the Server and User-Agent value (no version unless you put one)"),
     },
     "mgcp": {
         "udp": ("127.0.0.1:2727", _listener, False, "MGCP call agent (RFC 3435) over UDP"),

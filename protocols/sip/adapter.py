@@ -20,8 +20,14 @@ Received requests get ``received``/``rport`` filled in (18.2.1, RFC 3581 4). A r
 matches no transaction is dropped (18.1.2), except a retransmitted 2xx for our INVITE, which
 goes to its dialog to be ACKed again. Retransmissions run on UDP only.
 
-Tests: tests/sip/test_adapter.py (StringTransport, a fake datagram transport, task.Clock) and
-tests/sip/test_sipp.py (real sipp on 127.0.0.1).
+Strangers (``strangers``, a ``protocols.sip.strangers.Strangers``): a request outside every
+transaction and dialog from a source that is no peer of ours gets one stateless answer, sent
+to the address it came from, or none; never a server transaction, so never a retransmission.
+They are rate-limited per source and logged one line per source and minute. An ACK is never
+answered; one without Max-Forwards is taken leniently so that it still ends its transaction.
+
+Tests: tests/sip/test_adapter.py (StringTransport, a fake datagram transport, task.Clock),
+tests/sip/test_sipp.py (real sipp on 127.0.0.1) and tests/sip/test_strangers.py.
 """
 from __future__ import annotations
 
@@ -156,7 +162,8 @@ class SipEndpoint:
     """
 
     def __init__(self, reactor, host="127.0.0.1", port=0, clock=None,
-                 timers=txn.TimerConfig(), uas=None, tcp=True, advertise=None, inbound=None):
+                 timers=txn.TimerConfig(), uas=None, tcp=True, advertise=None, inbound=None,
+                 strangers=None):
         self.reactor = reactor
         self.clock = clock if clock is not None else reactor
         self.host = host
@@ -166,6 +173,8 @@ class SipEndpoint:
         self.uas = uas if uas is not None else UasCore()
         self.tcp = tcp
         self.inbound = inbound
+        self.strangers = strangers     # protocols.sip.strangers.Strangers, or None: all peers
+        self._stranger_report = None
         self.table = txn.TransactionTable()
         self.dialogs = {}              # (call_id, local tag) -> session
         self.listeners = {}            # session -> listener
@@ -201,6 +210,9 @@ class SipEndpoint:
 
     def stop(self):
         """Close ports, connections and timers. Returns a Deferred that fires when all are."""
+        if self._stranger_report is not None and self._stranger_report.active():
+            self._stranger_report.cancel()
+            self._report_strangers()
         for owner in list(self._timers):
             self._stop_all(owner)
         waits = []
@@ -337,7 +349,7 @@ class SipEndpoint:
                    ("Max-Forwards", "70"), ("From", f"<sip:callgw@{local}>;tag={token[:8]}"),
                    ("To", f"<{uri}>"), ("Call-ID", f"{token}@{adv}"),
                    ("CSeq", "1 OPTIONS"), ("Accept", "application/sdp"),
-                   ("User-Agent", sess.USER_AGENT), ("Content-Length", "0")]
+                   ("User-Agent", self.uas.user_agent), ("Content-Length", "0")]
         request = Request("OPTIONS", uri, headers)
         if timeout is not None:
             owner.timeout_call = self.clock.callLater(
@@ -367,6 +379,8 @@ class SipEndpoint:
 
     # ---- transactions ----
     def _start_client(self, request, hop, owner):
+        if self.strangers is not None:
+            self.strangers.learn(hop.host)        # a gateway or proxy we talk to: a peer
         tx = txn.new_client(request, hop.transport != "udp", self.timers, owner, hop)
         self._add_tx(tx)
         self._run(tx, tx.start())
@@ -515,15 +529,35 @@ class SipEndpoint:
         try:
             message = parse_message(data)
         except SipParseError as exc:
+            if data.lstrip(b"\r\n")[:4] == b"ACK ":
+                self._lenient_ack(data, exc, transport, host, port, stream)
+                return
             response = bad_request_response(data, exc, sess._token())
             log.info("malformed SIP from {host}:{port}: {error}", host=host, port=port,
                      error=exc)
+            if self.strangers is not None and self.strangers.is_stranger(host):
+                admitted = self.strangers.admit(host, "malformed", self.clock.seconds())
+                self._tally_stranger()
+                if not admitted:
+                    return
             if response is not None:
                 try:
                     self._stamp_via(response, host, port)
                     self._send(response.to_bytes(), self._response_hop(response), None)
                 except SipParseError:
                     pass          # not even a Via to answer to: dropped (logged above)
+            return
+        self.message_received(message, transport, host, port, stream)
+
+    def _lenient_ack(self, data, error, transport, host, port, stream):
+        """An ACK the strict parser refused (a phone that leaves out Max-Forwards, as RFC
+        2543 allowed): taken as it is when it parses leniently, so that it still ends its INVITE
+        transaction's retransmissions; never answered either way."""
+        try:
+            message = parse_message(data, strict=False)
+        except SipParseError:
+            log.info("malformed SIP ACK from {host}:{port} dropped: {error}", host=host,
+                     port=port, error=error)
             return
         self.message_received(message, transport, host, port, stream)
 
@@ -582,7 +616,11 @@ class SipEndpoint:
         method = request.method
         to_tag = request.to_tag
         target = self.dialogs.get((request.call_id, to_tag)) if to_tag else None
-        if method == "ACK":
+        if target is None and self.strangers is not None and \
+                self.strangers.is_stranger(host):
+            self._stranger(request, host, port, stream)
+            return
+        if method == "ACK":                       # never answered (17.1.1.3, 17.2.1)
             if target is not None:
                 self._trace(target, "in", request)
                 self.execute(target, target.receive_request(request))
@@ -623,6 +661,38 @@ class SipEndpoint:
             self._remove_tx(server)
             return
         self._run(server, server.respond(response))
+
+    # ---- strangers ----
+    def _stranger(self, request, host, port, stream):
+        """A request from a source that is no peer of ours, outside every transaction and
+        dialog: one stateless answer at most (no server transaction, so nothing is ever
+        retransmitted), rate-limited per source, tallied for the log."""
+        now = self.clock.seconds()
+        admitted = self.strangers.admit(host, request.method, now)
+        self._tally_stranger()
+        if not admitted:
+            return
+        response = self.uas.handle(request, host, now)
+        if response is not None:
+            self._answer_stranger(response.to_bytes(), host, port, stream)
+
+    def _answer_stranger(self, data, host, port, stream):
+        """To the very address the request came from (never to what its Via claims)."""
+        if stream is not None:
+            stream.send(data)
+        else:
+            self._udp.transport.write(data, (host, port))
+
+    def _tally_stranger(self):
+        if self._stranger_report is None or not self._stranger_report.active():
+            self._stranger_report = self.clock.callLater(60.0, self._report_strangers)
+
+    def _report_strangers(self):
+        """One line per stranger source and minute, with counts."""
+        self._stranger_report = None
+        for source, total, details in self.strangers.report():
+            log.warn("SIP from stranger {source}: {total} requests in the last minute "
+                     "({details})", source=source, total=total, details=details)
 
     def _inbound_call(self, request, server, transport, host):
         """An INVITE outside any dialog: a ``UasSession`` when the 8.2 checks pass and the

@@ -161,10 +161,10 @@ def bad_request_response(data, error, to_tag=None):
     """A response to a request the parser rejected with ``error`` (a ``SipParseError``).
 
     Copies the Via, From, To, Call-ID and CSeq lines it can find (8.2.6.2 needs them); returns
-    None when ``data`` is a response, or when there is no Via to send an answer to.
+    None when ``data`` is a response or an ACK, or when there is no Via to send an answer to.
     """
     head = bytes(data[:8192]).lstrip(b"\r\n")
-    if head[:4] == b"SIP/":
+    if head[:4] in (b"SIP/", b"ACK "):        # a response, or an ACK: never answered
         return None
     end = head.find(b"\r\n\r\n")
     lines = _LINE_RE.split(head if end < 0 else head[:end])

@@ -95,13 +95,15 @@ class SipLegProvider:
     shutdown_grace = 0.5
 
     def __init__(self, reactor, udp, tcp, timers, no_answer_timeout: float = 65.0,
-                 ping_timeout: float = 8.0):
+                 ping_timeout: float = 8.0, strangers: str = "answer", trusted=(),
+                 user_agent: str = "callgw"):
         self.reactor = reactor
         self.udp = udp                      # callgw.config.Listener or None (off)
         self.tcp = tcp
         self.timers = timers                # protocols.sip.transaction.TimerConfig
         self.no_answer_timeout = no_answer_timeout
         self.ping_timeout = ping_timeout
+        self.strangers, self.trusted, self.user_agent = strangers, tuple(trusted), user_agent
         self.endpoint = None
 
     def start(self):
@@ -110,8 +112,12 @@ class SipLegProvider:
             self.log.info("sip: off ([sip] udp = \"off\"): SIP gateways cannot be reached")
             return succeed(None)
         from protocols.sip.adapter import SipEndpoint
+        from protocols.sip.strangers import Strangers
+        from protocols.sip.uas import UasCore
         self.endpoint = SipEndpoint(self.reactor, self.udp.host, self.udp.port,
-                                    timers=self.timers, tcp=self.tcp is not None)
+                                    timers=self.timers, tcp=self.tcp is not None,
+                                    uas=UasCore(user_agent=self.user_agent),
+                                    strangers=Strangers(self.trusted, self.strangers))
         port = self.endpoint.start()
         _grow_buffers(self.endpoint.udp_socket())
         self.log.info("listening: sip udp+tcp {host}:{port} (call path)", host=self.udp.host,
@@ -187,7 +193,8 @@ def build(config, reactor) -> SipLegProvider:
     return SipLegProvider(reactor, config.listener("sip", "udp"), config.listener("sip", "tcp"),
                           TimerConfig(sip["t1"], sip["t2"], sip["t4"]),
                           no_answer_timeout=calls["no_answer_timeout"] + 5.0,
-                          ping_timeout=calls["setup_timeout"])
+                          ping_timeout=calls["setup_timeout"], strangers=sip["strangers"],
+                          trusted=sip["trusted"], user_agent=sip["user_agent"])
 
 
 PROTOCOL = LegProtocol("sip", 5060, OPTIONS, build, probe_modes=("options", "off"))
