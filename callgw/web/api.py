@@ -8,7 +8,8 @@ returns the resource mounted at ``/api`` on the HTTPS site (``WebSite.add_resour
 - ``GET /api/gateways``: each gateway with status, RTT, calls in progress and capacity;
 - ``GET /api/servers``: each call server with capacity, active calls, health and draining;
 - the operator dashboard's routes (call stories, ending a call, CDRs by filter and as CSV,
-  refused attempts, the live stream): ``callgw.web.dashboard``.
+  refused attempts, the live stream): ``callgw.web.dashboard``;
+- ``GET /api/openapi.json``: all of it as an OpenAPI document (``callgw.web.openapi``).
 
 Live figures are served from memory; records from the store's reader thread. ``/metrics`` is
 ``CallMetrics.resource()`` (callgw/callserver/metrics.py), mounted next to it.
@@ -23,6 +24,7 @@ from twisted.web.resource import Resource
 
 from callgw.web.dashboard import Dashboard, add_routes
 from callgw.web.limits import bounded_int
+from callgw.web.openapi import OpenApi
 
 
 class _Json(Resource):
@@ -46,4 +48,5 @@ def make_api(callpath) -> Resource:
     dashboard = Dashboard(callpath)
     root.putChild(b"servers", _Json(lambda limit: dashboard.servers()))
     add_routes(root, dashboard)
+    root.putChild(b"openapi.json", OpenApi())
     return root

@@ -1,0 +1,95 @@
+"""The admin JSON API described as an OpenAPI 3.1 document, served at ``/api/openapi.json``
+(behind the same admin guard as the rest of ``/api``).
+
+Owned by the web site. ``DOCUMENT`` lists every route ``callgw.web.api.make_api`` mounts (with
+the dashboard's, ``callgw.web.dashboard``); a test walks the resource tree and the document
+together so neither gains a route the other lacks, and validates the document. Security: HTTP
+Basic, or the admin session cookie (changes also need ``X-CSRF-Token``).
+
+Tests: tests/web/test_openapi.py.
+"""
+from __future__ import annotations
+
+import json
+
+from twisted.web.resource import Resource
+
+
+def _ok(description: str, schema: dict | None = None, kind: str = "application/json") -> dict:
+    return {"200": {"description": description,
+                    "content": {kind: {"schema": schema or {"type": "object"}}}}}
+
+
+_ARRAY = {"type": "array", "items": {"type": "object"}}
+_CALL_ID = {"name": "call_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_NOT_FOUND = {"404": {"description": "no such call"}}
+
+
+def _query(name: str, kind: str = "string", description: str = "") -> dict:
+    return {"name": name, "in": "query", "required": False, "schema": {"type": kind},
+            "description": description}
+
+
+DOCUMENT = {
+    "openapi": "3.1.0",
+    "info": {"title": "callgw admin API", "version": "1",
+             "description": "Live calls, call records and gateways of one callgw process "
+                            "(docs/operations.md, 'The operator dashboard')."},
+    "components": {"securitySchemes": {
+        "basic": {"type": "http", "scheme": "basic"},
+        "session": {"type": "apiKey", "in": "cookie", "name": "__Host-callgw-admin"}}},
+    "security": [{"basic": []}, {"session": []}],
+    "paths": {
+        "/api/calls": {"get": {"summary": "live calls and the newest records",
+                               "parameters": [_query("limit", "integer")],
+                               "responses": _ok("active and recent calls")}},
+        "/api/calls/stream": {"get": {
+            "summary": "Server-Sent Events: a 'state' event a second (now, active, gateways, "
+                       "servers)",
+            "responses": _ok("an event stream", {"type": "string"}, "text/event-stream")}},
+        "/api/calls/{call_id}": {"get": {
+            "summary": "a call's story: live row, events, both legs' messages, record, routing",
+            "parameters": [_CALL_ID],
+            "responses": {**_ok("the call's story"), **_NOT_FOUND}}},
+        "/api/calls/{call_id}/end": {"post": {
+            "summary": "end a live call: both legs released, cause 16",
+            "parameters": [_CALL_ID,
+                           {"name": "X-CSRF-Token", "in": "header", "required": False,
+                            "schema": {"type": "string"},
+                            "description": "the session's token (session only)"}],
+            "responses": {**_ok("the call was ended"), **_NOT_FOUND}}},
+        "/api/cdrs": {"get": {
+            "summary": "call records by filter, newest first",
+            "parameters": [_query("user"), _query("tenant"),
+                           _query("prefix", description="target prefix, e.g. +4930"),
+                           _query("gateway"), _query("cause", "integer"),
+                           _query("since", "number", "placed at or after (epoch seconds)"),
+                           _query("until", "number", "placed at or before (epoch seconds)"),
+                           _query("limit", "integer"),
+                           {"name": "format", "in": "query", "required": False,
+                            "schema": {"type": "string", "enum": ["json", "csv"]}}],
+            "responses": {"200": {"description": "records", "content": {
+                "application/json": {"schema": _ARRAY},
+                "text/csv": {"schema": {"type": "string"}}}},
+                "400": {"description": "a filter is malformed"}}}},
+        "/api/refused": {"get": {
+            "summary": "attempts the call director refused, with reasons",
+            "parameters": [_query("since", "number"), _query("limit", "integer")],
+            "responses": _ok("refused attempts", _ARRAY)}},
+        "/api/gateways": {"get": {"summary": "gateways: status, probe RTT, calls, failures",
+                                  "responses": _ok("gateways", _ARRAY)}},
+        "/api/servers": {"get": {"summary": "call servers: state and load",
+                                 "responses": _ok("call servers", _ARRAY)}},
+        "/api/openapi.json": {"get": {"summary": "this document",
+                                      "responses": _ok("the OpenAPI document")}},
+    },
+}
+
+
+class OpenApi(Resource):
+    isLeaf = True
+
+    def render_GET(self, request):
+        request.setHeader(b"content-type", b"application/json")
+        request.setHeader(b"cache-control", b"no-store")
+        return json.dumps(DOCUMENT).encode("utf-8")

@@ -1,0 +1,43 @@
+"""The admin API's OpenAPI document (callgw/web/openapi.py): valid OpenAPI, and in step with the
+routes ``make_api`` mounts (each static route documented, each documented route served)."""
+from __future__ import annotations
+
+from openapi_spec_validator import validate
+from twisted.internet.task import Clock
+from twisted.web.test.requesthelper import DummyRequest
+
+from callgw.web import dashboard
+from callgw.web.api import make_api
+from callgw.web.openapi import DOCUMENT
+
+
+class _CallPath:
+    """Just what building the routes reads (nothing is served here)."""
+    clock = Clock()
+
+
+def test_the_document_is_valid_openapi():
+    validate(DOCUMENT)
+
+
+def test_the_document_and_the_routes_agree():
+    root = make_api(_CallPath())
+    static = {"/api/" + name.decode() for name in root.children}
+    documented = set(DOCUMENT["paths"])
+    assert static <= documented, static - documented
+    for path in documented:
+        parts = path.split("/")[2:]
+        resource = root.children[parts[0].encode()]
+        if len(parts) == 1:
+            continue
+        assert parts[0] == "calls", path
+        child = resource.getChild(parts[1].encode(), DummyRequest([]))
+        if parts[1] == "stream":
+            assert isinstance(child, dashboard.Stream)
+        else:
+            assert parts[1] == "{call_id}" and isinstance(child, dashboard.Call)
+            if len(parts) == 3:
+                assert parts[2] == "end" and "post" in DOCUMENT["paths"][path]
+    for name, resource in root.children.items():
+        methods = {m for m in ("get", "post") if hasattr(resource, "render_" + m.upper())}
+        assert methods <= set(DOCUMENT["paths"]["/api/" + name.decode()]), name
