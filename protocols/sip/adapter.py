@@ -1,19 +1,21 @@
-"""The Twisted side of the SIP stack: UDP and TCP transports, timers, dispatch (RFC 3261 18).
+"""The Twisted side of the SIP stack: timers, dispatch, transactions on the wire (RFC 3261 18).
 
-``SipEndpoint`` is the only SIP code that touches sockets or a clock. It owns one UDP port and a
-TCP listener on the same port number, the client and server transaction table
-(``protocols.sip.transaction``), the dialogs of the INVITE sessions (``UacSession`` and
-``UasSession``, ``protocols.sip.uac_session`` / ``uas_session``) and the out-of-dialog UAS core
-(``protocols.sip.uas``). It carries out the effects those cores return:
-``Transmit``/``SendRequest``/``SendAck``/``Respond`` become datagrams or stream writes,
+``SipEndpoint`` and ``protocols.sip.transports`` are the only SIP code that touches sockets or
+a clock. The endpoint owns its sockets through ``Transports`` (UDP; TCP on its own address or
+the UDP one's; outgoing TCP and TLS streams; gateway names resolved by ``Names``), the client
+and server transaction table (``protocols.sip.transaction``), the dialogs of the INVITE
+sessions (``UacSession`` and ``UasSession``, ``protocols.sip.uac_session`` / ``uas_session``)
+and the out-of-dialog UAS core (``protocols.sip.uas``). It carries out the effects those cores
+return: ``Transmit``/``SendRequest``/``SendAck``/``Respond`` become datagrams or stream writes,
 ``StartTimer``/``StopTimer`` become ``clock.callLater`` calls on the injected ``IReactorTime``,
 ``Abandon`` drops a client transaction, session events go to the session's listener after the
 batch's I/O. A closed session keeps its dialog entry until its transactions have ended (Timer
 B/D/L/M), so a retransmitted 2xx is still ACKed. An INVITE outside any dialog becomes a
 ``UasSession`` when the ``inbound`` hook takes it; its CANCEL is answered 200 here and passed on.
 
-Transports: UDP (one datagram per message), TCP with Content-Length framing
-(``StreamFramer``), one connection per peer reused both ways, connecting on first use.
+A request toward a host name waits for its address (a name that does not resolve fails it as
+a transport error: 503 with the reason). A connection that cannot be made, or closes before
+the peer said anything (a TLS handshake that failed), fails the transactions waiting on it.
 Responses follow 18.2.2 and RFC 3581: over the connection the request came on, else to the
 Via ``received`` address and the ``rport`` (the source port) when the request asked for it.
 Received requests get ``received``/``rport`` filled in (18.2.1, RFC 3581 4). A response that
@@ -31,14 +33,16 @@ tests/sip/test_sipp.py (real sipp on 127.0.0.1) and tests/sip/test_strangers.py.
 """
 from __future__ import annotations
 
-from twisted.internet import defer, protocol
-from twisted.internet.interfaces import IReactorTCP
+from twisted.internet import defer
+from twisted.internet.error import DNSLookupError
+from twisted.internet.interfaces import IReactorPluggableNameResolver
 from twisted.logger import Logger
 
 from protocols.sip import session as sess
 from protocols.sip import transaction as txn
-from protocols.sip.message import Request, SipParseError, StreamFramer, is_keepalive, \
-    make_response, parse_message
+from protocols.sip.message import Request, SipParseError, is_keepalive, make_response, \
+    parse_message
+from protocols.sip.transports import Names, Transports, is_address
 from protocols.sip.uas import UasCore, bad_request_response
 from protocols.sip.uas_session import UasSession
 
@@ -83,8 +87,8 @@ class _Ping:
     def request_timeout(self, request):
         return self._settle(PingError(408, "Request Timeout"))
 
-    def transport_failed(self, request):
-        return self._settle(PingError(503, "Transport failed"))
+    def transport_failed(self, request, reason=None):
+        return self._settle(PingError(503, reason or "Transport failed"))
 
 
 class _Standalone(_Ping):
@@ -98,115 +102,65 @@ class _Standalone(_Ping):
         return self._settle(response)
 
 
-class _Datagram(protocol.DatagramProtocol):
-    def __init__(self, endpoint):
-        self.endpoint = endpoint
-
-    def datagramReceived(self, data, addr):
-        self.endpoint.data_received(data, "udp", addr[0], addr[1], None)
-
-
-class _Stream(protocol.Protocol):
-    """One TCP connection: Content-Length framing in, writes out."""
-
-    def __init__(self, endpoint, outgoing_key=None):
-        self.endpoint = endpoint
-        self.framer = StreamFramer()
-        self.key = outgoing_key
-
-    def connectionMade(self):
-        peer = self.transport.getPeer()
-        self.key = (peer.host, peer.port)
-        self.endpoint.connection_made(self)
-
-    def dataReceived(self, data):
-        try:
-            items = self.framer.feed(data)
-        except SipParseError as exc:
-            log.warn("SIP/TCP framing error from {peer}: {error}", peer=self.key, error=exc)
-            self.transport.loseConnection()
-            return
-        for item in items:
-            if isinstance(item, SipParseError):
-                log.info("malformed SIP/TCP message from {peer}: {error}", peer=self.key,
-                         error=item)
-                continue
-            self.endpoint.message_received(item, "tcp", self.key[0], self.key[1], self)
-
-    def connectionLost(self, reason=protocol.connectionDone):
-        self.endpoint.connection_lost(self)
-
-    def send(self, data):
-        self.transport.write(data)
-
-
-class _StreamFactory(protocol.ClientFactory):
-    def __init__(self, endpoint, key=None):
-        self.endpoint = endpoint
-        self.key = key
-
-    def buildProtocol(self, addr):
-        return _Stream(self.endpoint, self.key)
-
-    def clientConnectionFailed(self, connector, reason):
-        self.endpoint.connect_failed(self.key, reason)
-
-
 class SipEndpoint:
-    """One SIP signalling address (UDP and TCP on ``host``:``port``) and its stack.
+    """One SIP signalling address (UDP on ``host``:``port``, TCP beside it) and its stack.
 
-    ``reactor`` provides IReactorUDP/IReactorTCP (listening and outgoing TCP); ``clock`` an
-    IReactorTime for every timer (defaults to ``reactor``). ``advertise`` is the address put in
-    Via and Contact (default ``host``; needed when ``host`` is a wildcard such as 0.0.0.0).
-    Nothing opens before ``start()``.
+    ``reactor`` provides IReactorUDP/IReactorTCP/IReactorSSL (listening, outgoing streams);
+    ``clock`` an IReactorTime for every timer (defaults to ``reactor``). ``advertise`` is the
+    address put in Via and Contact (default ``host``; needed when ``host`` is a wildcard such
+    as 0.0.0.0). ``tcp`` False: no TCP listener; ``tcp_host``/``tcp_port`` bind it apart from
+    UDP (None: UDP's host and port number). ``resolver`` an IHostnameResolver for gateway
+    names (default: the reactor's). Nothing opens before ``start()``.
     """
 
     def __init__(self, reactor, host="127.0.0.1", port=0, clock=None,
                  timers=txn.TimerConfig(), uas=None, tcp=True, advertise=None, inbound=None,
-                 strangers=None):
+                 strangers=None, tcp_host=None, tcp_port=None, resolver=None):
         self.reactor = reactor
         self.clock = clock if clock is not None else reactor
         self.host = host
         self.advertised_host = advertise or host
+        wildcard = tcp_host in (None, "0.0.0.0", "::", "")
+        self.tcp_advertised_host = advertise or (host if wildcard else tcp_host)
         self.port = port
+        self.tcp_port = None
         self.timers = timers
         self.uas = uas if uas is not None else UasCore()
         self.tcp = tcp
         self.inbound = inbound
         self.strangers = strangers     # protocols.sip.strangers.Strangers, or None: all peers
         self._stranger_report = None
+        self.transports = Transports(self, reactor, host, port, tcp, tcp_host, tcp_port)
+        if resolver is None and IReactorPluggableNameResolver.providedBy(reactor):
+            resolver = reactor.nameResolver
+        self.names = Names(resolver, self.clock, ipv6=":" in host)
         self.table = txn.TransactionTable()
         self.dialogs = {}              # (call_id, local tag) -> session
         self.listeners = {}            # session -> listener
         self._owned = {}               # session -> number of its live transactions
         self._lingering = set()        # closed sessions waiting for their transactions
-        self.streams = {}              # (host, port) -> _Stream
-        self.pending = {}              # (host, port) -> [(bytes, tx)] while connecting
         self._timers = {}              # owner -> {name: IDelayedCall}
-        self._udp = None
-        self._udp_port = None
-        self._tcp_port = None
 
     # ---- life cycle ----
     def start(self):
-        """Bind UDP (and TCP on the same port number); returns the port."""
-        self._udp = _Datagram(self)
-        self._udp_port = self.reactor.listenUDP(self.port, self._udp, interface=self.host)
-        self.port = self._udp_port.getHost().port
-        if self.tcp and IReactorTCP.providedBy(self.reactor):
-            factory = protocol.Factory.forProtocol(lambda: _Stream(self))
-            self._tcp_port = self.reactor.listenTCP(self.port, factory, interface=self.host)
+        """Bind UDP, and TCP (on the UDP port number unless ``tcp_port`` says otherwise);
+        returns the UDP port (``tcp_port`` holds TCP's)."""
+        self.port, self.tcp_port = self.transports.start()
         return self.port
+
+    def local_address(self, transport):
+        """(host, port) to put in Via and Contact for ``transport``."""
+        if transport == "udp" or self.tcp_port is None:
+            return self.advertised_host, self.port
+        return self.tcp_advertised_host, self.tcp_port
 
     def udp_socket(self):
         """The bound UDP socket (for buffer sizes), or None before ``start``."""
-        port = self._udp_port
-        return port.socket if port is not None else None
+        return self.transports.udp_socket()
 
     def attach_datagram_transport(self, transport):
         """Use ``transport`` (tests: a fake with ``write(data, addr)``) instead of a real port."""
-        self._udp = _Datagram(self)
-        self._udp.makeConnection(transport)
+        self.transports.attach_datagram_transport(transport)
 
     def stop(self):
         """Close ports, connections and timers. Returns a Deferred that fires when all are."""
@@ -215,14 +169,7 @@ class SipEndpoint:
             self._report_strangers()
         for owner in list(self._timers):
             self._stop_all(owner)
-        waits = []
-        for port in (self._udp_port, self._tcp_port):
-            if port is not None:
-                waits.append(defer.maybeDeferred(port.stopListening))
-        for stream in list(self.streams.values()):
-            stream.transport.loseConnection()
-        self._udp_port = self._tcp_port = None
-        return defer.DeferredList(waits, consumeErrors=True)
+        return self.transports.stop()
 
     # ---- sessions (the UAC calls) ----
     def register(self, session, listener):
@@ -250,7 +197,7 @@ class SipEndpoint:
                 self._start_client(effect.request, effect.hop, session)
             elif kind is sess.SendAck:
                 self._trace(session, "out", effect.request)
-                self._send(effect.request.to_bytes(), effect.hop, None)
+                self._send(effect.request.to_bytes(), effect.hop)
             elif kind is sess.Respond:
                 self._respond(session, effect.request, effect.response)
             elif kind is txn.StartTimer:
@@ -340,10 +287,10 @@ class SipEndpoint:
         """
         owner = _Ping(self.clock)
         token = sess._token()
-        t = "TCP" if hop.transport == "tcp" else "UDP"
-        host = f"[{hop.host}]" if ":" in hop.host else hop.host
-        adv = self.advertised_host
-        local = f"[{adv}]:{self.port}" if ":" in adv else f"{adv}:{self.port}"
+        t = hop.transport.upper()
+        host = sess.bracket(hop.host)
+        adv, port = self.local_address(hop.transport)
+        local = f"{sess.bracket(adv)}:{port}"
         uri = request_uri or f"sip:{host}:{hop.port}"
         headers = [("Via", f"SIP/2.0/{t} {local};branch=z9hG4bK{token};rport"),
                    ("Max-Forwards", "70"), ("From", f"<sip:callgw@{local}>;tag={token[:8]}"),
@@ -366,9 +313,9 @@ class SipEndpoint:
         the transport failed); ``timeout`` (seconds) ends the wait before Timer F.
         """
         owner = _Standalone(self.clock)
-        t = "TCP" if hop.transport == "tcp" else "UDP"
-        adv = self.advertised_host
-        local = f"[{adv}]:{self.port}" if ":" in adv else f"{adv}:{self.port}"
+        t = hop.transport.upper()
+        adv, port = self.local_address(hop.transport)
+        local = f"{sess.bracket(adv)}:{port}"
         via = ("Via", f"SIP/2.0/{t} {local};branch=z9hG4bK{sess._token()};rport")
         request = Request(method, uri, [via, *headers, ("Content-Length", "0")])
         if timeout is not None:
@@ -379,11 +326,31 @@ class SipEndpoint:
 
     # ---- transactions ----
     def _start_client(self, request, hop, owner):
+        """A client transaction for ``request`` toward ``hop``, once its host is an address
+        (a name that does not resolve fails the request as a transport error, 8.1.3.1)."""
+        if is_address(hop.host):
+            self._start_client_at(request, hop, owner)
+            return
+        d = self.names.resolve(hop)
+        d.addCallbacks(lambda resolved: self._start_client_at(request, resolved, owner),
+                       self._unresolved, errbackArgs=(request, owner, hop))
+        d.addErrback(lambda f: log.failure("SIP request {method} toward {host}", f,
+                                           method=request.method, host=hop.host))
+
+    def _start_client_at(self, request, hop, owner):
         if self.strangers is not None:
             self.strangers.learn(hop.host)        # a gateway or proxy we talk to: a peer
         tx = txn.new_client(request, hop.transport != "udp", self.timers, owner, hop)
         self._add_tx(tx)
         self._run(tx, tx.start())
+
+    def _unresolved(self, failure, request, owner, hop):
+        failure.trap(DNSLookupError)
+        log.warn("SIP {method} not sent: cannot resolve {host} ({error})",
+                 method=request.method, host=hop.host, error=failure.getErrorMessage())
+        if owner is not None:
+            self._owner_effects(owner, owner.transport_failed(
+                request, f"cannot resolve {hop.host}"))
 
     def _run(self, tx, effects):
         owner = tx.owner
@@ -392,7 +359,7 @@ class SipEndpoint:
             if kind is txn.Transmit:
                 if owner is not None and owner in self.listeners:
                     self._trace(owner, "out", effect.message)
-                self._send(effect.message.to_bytes(), tx.destination, tx)
+                self.transports.send(effect.message.to_bytes(), tx.destination, tx)
             elif kind is txn.StartTimer:
                 self._start_timer(tx, effect.name, effect.delay, self._tx_timer)
             elif kind is txn.StopTimer:
@@ -465,40 +432,30 @@ class SipEndpoint:
                 call.cancel()
 
     # ---- sending ----
-    def _send(self, data, hop, tx):
-        if hop.transport == "tcp":
-            self._send_tcp(data, (hop.host, hop.port), tx)
-        else:
-            self._udp.transport.write(data, (hop.host, hop.port))
-
-    def _send_tcp(self, data, key, tx):
-        stream = self.streams.get(key)
-        if stream is not None:
-            stream.send(data)
+    def _send(self, data, hop):
+        """Send outside any transaction (an ACK for a 2xx, a response), resolving a name."""
+        if is_address(hop.host):
+            self.transports.send(data, hop, None)
             return
-        queue = self.pending.get(key)
-        if queue is None:
-            self.pending[key] = [(data, tx)]
-            self.reactor.connectTCP(key[0], key[1], _StreamFactory(self, key), timeout=10)
-        else:
-            queue.append((data, tx))
+        d = self.names.resolve(hop)
+        d.addCallback(lambda resolved: self.transports.send(data, resolved, None))
+        d.addErrback(lambda f: log.warn("SIP message to {host} dropped: {error}",
+                                        host=hop.host, error=f.getErrorMessage()))
 
-    def connection_made(self, stream):
-        """A TCP connection (either way) is up: flush what waited for it."""
-        self.streams[stream.key] = stream
-        for data, _ in self.pending.pop(stream.key, ()):
-            stream.send(data)
+    def connect_failed(self, transactions):
+        """A connection could not be made: the transactions that waited for it see a
+        transport error (17.1.4)."""
+        for tx in transactions:
+            if not tx.terminated:
+                self._run(tx, tx.transport_error())
 
-    def connection_lost(self, stream):
-        if self.streams.get(stream.key) is stream:
-            del self.streams[stream.key]
-
-    def connect_failed(self, key, reason):
-        """An outgoing TCP connection failed: its transactions see a transport error."""
-        log.info("SIP/TCP connection to {peer} failed: {reason}", peer=key,
-                 reason=reason.getErrorMessage())
-        for _, tx in self.pending.pop(key, ()):
-            if tx is not None and not tx.terminated:
+    def stream_failed(self, key):
+        """A connection closed before the peer said anything (a failed TLS handshake): the
+        client transactions sent over it that have no response yet see a transport error."""
+        waiting = (txn.State.CALLING, txn.State.TRYING)
+        for tx in list(self.table.clients.values()):
+            hop = tx.destination
+            if (hop.transport, hop.host, hop.port) == key and tx.state in waiting:
                 self._run(tx, tx.transport_error())
 
     def _respond(self, session, request, response):
@@ -511,12 +468,14 @@ class SipEndpoint:
         hop = self._response_hop(request)
         if session is not None:
             self._trace(session, "out", response)
-        self._send(response.to_bytes(), hop, None)
+        self._send(response.to_bytes(), hop)
 
     def _response_hop(self, request):
         """Where a response to ``request`` goes (18.2.2, RFC 3581 4)."""
         via = request.top_via
-        transport = "tcp" if via.transport == "TCP" else "udp"
+        transport = via.transport.lower()
+        if transport not in ("tcp", "tls"):
+            transport = "udp"
         host = via.received or via.host.strip("[]")
         port = via.rport or via.port or 5060
         return sess.Hop(transport, host, port)
@@ -543,7 +502,7 @@ class SipEndpoint:
             if response is not None:
                 try:
                     self._stamp_via(response, host, port)
-                    self._send(response.to_bytes(), self._response_hop(response), None)
+                    self._send(response.to_bytes(), self._response_hop(response))
                 except SipParseError:
                     pass          # not even a Via to answer to: dropped (logged above)
             return
@@ -681,7 +640,7 @@ class SipEndpoint:
         if stream is not None:
             stream.send(data)
         else:
-            self._udp.transport.write(data, (host, port))
+            self.transports.send(data, sess.Hop("udp", host, port), None)
 
     def _tally_stranger(self):
         if self._stranger_report is None or not self._stranger_report.active():

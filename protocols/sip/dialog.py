@@ -285,9 +285,10 @@ class DialogSession(TableMachine):
         """A client transaction of ours timed out (Timer B or F): RFC 3261 8.1.3.1's 408."""
         return self._failure(request, 408, "Request Timeout")
 
-    def transport_failed(self, request):
-        """The transport could not carry ``request``: a 503 (RFC 3261 8.1.3.1)."""
-        return self._failure(request, 503, "Service Unavailable")
+    def transport_failed(self, request, reason=None):
+        """The transport could not carry ``request``: a 503 (RFC 3261 8.1.3.1); ``reason``
+        says why when it is known (a name that does not resolve)."""
+        return self._failure(request, 503, reason or "Service Unavailable")
 
     def _failure(self, request, status, reason):
         if request is self.reinvite:

@@ -1,10 +1,12 @@
 """A fixture helper to run baresip (a real SIP user agent, Debian ``baresip``) on 127.0.0.1.
 
 ``Baresip(tmp_path, tone).start()`` writes a config dir (SIP on UDP, G.711, auto answer, the
-WAV ``tone`` as its microphone, RTCP on) and fires once baresip says it is ready; a SIP or RTP
-port taken meanwhile means new ports and another try (``tests.ports``). ``stop()`` ends only
-the process it started, by its pid.
-Used by tests/media/test_media_calls_rtcp.py and tests/test_ports.py.
+WAV ``tone`` as its microphone, RTCP on) and fires once baresip says it is ready; with
+``certificate`` (a PEM with certificate and key) it also takes SIP over TLS on ``tls_port``;
+a SIP or RTP port taken meanwhile means new ports and another try (``tests.ports``).
+``stop()`` ends only the process it started, by its pid.
+Used by tests/media/test_media_calls_rtcp.py, tests/sip/test_baresip_tls.py and
+tests/test_ports.py.
 """
 from __future__ import annotations
 
@@ -30,19 +32,28 @@ class Baresip(ProcessProtocol):
     ready (its SIP or RTP port taken meanwhile: new ports, another try, through
     ``tests.ports``); ``stop()`` ends only this process (by its pid)."""
 
-    def __init__(self, tmp_path, tone, seconds=40):
+    def __init__(self, tmp_path, tone, seconds=40, certificate=None):
         self.dir = tmp_path / "baresip"
         self.dir.mkdir()
         self.tone = tone
         self.seconds = seconds
+        self.certificate = certificate
         self.ended = defer.succeed(None)
         self._configure()
 
     def _configure(self):
-        self.sip_port = free_port(socket.SOCK_DGRAM)
+        if self.certificate is None:
+            self.sip_port = free_port(socket.SOCK_DGRAM)
+            tls = []
+        else:
+            # baresip listens for TLS on sip_listen's port + 1
+            self.sip_port = free_port(both=True, count=2)
+            self.tls_port = self.sip_port + 1
+            tls = [f"sip_certificate {self.certificate}"]
         rtp = free_port(even=True)
         (self.dir / "config").write_text("\n".join([
-            "poll_method epoll", f"sip_listen 127.0.0.1:{self.sip_port}", "sip_trans_def udp",
+            "poll_method epoll", f"sip_listen 127.0.0.1:{self.sip_port}", *tls,
+            "sip_trans_def udp",
             f"audio_source aufile,{self.tone}", f"audio_alert aufile,{self.tone}",
             f"rtp_ports {rtp}-{rtp + 3}", "rtcp_mux no",
             "module_path /usr/lib/baresip/modules",

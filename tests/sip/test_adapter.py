@@ -253,8 +253,8 @@ def test_tcp_connection_failure_is_a_transport_error():
 
 def test_inbound_tcp_options_byte_at_a_time_answered_on_the_same_connection():
     ep, reactor, udp = endpoint()
-    from protocols.sip.adapter import _Stream
-    proto = _Stream(ep)
+    from protocols.sip.transports import Stream
+    proto = Stream(ep.transports, "tcp")
     transport = StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.44", 40000))
     proto.makeConnection(transport)
     for byte in builders.request("OPTIONS", transport="TCP", via_host="192.0.2.44:40000"):
@@ -282,8 +282,8 @@ def test_no_datagram_raises_out_of_the_endpoint(data):
 @given(st.lists(st.integers(1, 60), min_size=1, max_size=40))
 def test_tcp_framing_at_any_split(sizes):
     ep, reactor, udp = endpoint()
-    from protocols.sip.adapter import _Stream
-    proto = _Stream(ep)
+    from protocols.sip.transports import Stream
+    proto = Stream(ep.transports, "tcp")
     transport = StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.44", 40000))
     proto.makeConnection(transport)
     data = b"".join(builders.request("OPTIONS", transport="TCP", branch=f"z9hG4bKs{i}",

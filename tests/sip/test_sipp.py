@@ -310,3 +310,27 @@ def test_uas_core_answers_a_real_peer(endpoint, tmp_path):
         assert invites[0].last_response.status == 403
     finally:
         sipp.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_tcp_listener_on_its_own_port(tmp_path):
+    # [sip] tcp apart from [sip] udp: sipp probes the TCP port over TCP, and a call over TCP
+    # tells the gateway that port in its Via and Contact
+    ep = SipEndpoint(reactor, "127.0.0.1", 0, tcp_port=0)
+    ep.start()
+    try:
+        assert ep.tcp_port != ep.port
+        probe = run("uac_probe.xml", tmp_path / "probe" if (tmp_path / "probe").mkdir() is None
+                    else None, transport="t1", remote=ep.tcp_port)
+        yield finish(probe)
+        (tmp_path / "call").mkdir()
+        sipp = run("uas_answer.xml", tmp_path / "call", transport="t1")
+        leg, sink = yield place_call(ep, sipp, tmp_path)
+        yield sink.wait_for(Connect)
+        leg.send(Release(16))
+        yield finish(sipp)
+        log = (tmp_path / "call" / "sipp_messages.log").read_text(errors="replace")
+        assert f"Via: SIP/2.0/TCP 127.0.0.1:{ep.tcp_port};" in log
+        assert f"<sip:callgw@127.0.0.1:{ep.tcp_port};transport=tcp>" in log
+    finally:
+        yield ep.stop()

@@ -46,18 +46,31 @@ log = Logger(namespace="callgw.sip.leg")
 NO_ANSWER_TIMEOUT = 90.0
 
 
+def _tls_policy(gateway):
+    """The certificate check for a TLS gateway: ``tls_verify`` (default on) against
+    ``tls_ca_file`` (PEM; default the system's trust store); None for other transports."""
+    if (gateway.get("transport") or "udp").lower() != "tls":
+        return None
+    return sess.TlsPolicy(verify=bool(gateway.get("tls_verify", True)),
+                          ca_file=gateway.get("tls_ca_file") or None)
+
+
 def _profile(endpoint, gateway):
     proxy = gateway.get("outbound_proxy") or None
     user = gateway.get("username")
+    transport = (gateway.get("transport") or "udp").lower()
+    host, port = endpoint.local_address(transport)
     return sess.Profile(
-        local_host=gateway.get("local_address") or endpoint.advertised_host,
-        local_port=endpoint.port,
+        local_host=gateway.get("local_address") or host,
+        local_port=port,
         gateway_host=gateway["address"],
         gateway_port=int(gateway.get("port") or 5060),
-        transport=(gateway.get("transport") or "udp").lower(),
+        transport=transport,
         proxy=proxy,
         credentials=(user, gateway.get("password") or "") if user else None,
-        timers=endpoint.timers)
+        timers=endpoint.timers,
+        tls=_tls_policy(gateway),
+        sips=bool(gateway.get("sips", False)))
 
 
 def gateway_hop(gateway):
@@ -66,8 +79,9 @@ def gateway_hop(gateway):
     proxy = gateway.get("outbound_proxy")
     if proxy:
         host, _, port = proxy.rpartition(":")
-        return sess.Hop(transport, host.strip("[]"), int(port))
-    return sess.Hop(transport, gateway["address"], int(gateway.get("port") or 5060))
+        return sess.Hop(transport, host.strip("[]"), int(port), _tls_policy(gateway))
+    return sess.Hop(transport, gateway["address"], int(gateway.get("port") or 5060),
+                    _tls_policy(gateway))
 
 
 def options_ping(endpoint, gateway, timeout=None):
@@ -80,8 +94,10 @@ def options_ping(endpoint, gateway, timeout=None):
     host = gateway["address"]
     if ":" in host:
         host = f"[{host}]"
-    uri = f"sip:{host}:{int(gateway.get('port') or 5060)}"
-    return endpoint.ping(gateway_hop(gateway), uri, timeout)
+    hop = gateway_hop(gateway)
+    tparam = ";transport=tls" if hop.transport == "tls" else ""
+    uri = f"sip:{host}:{int(gateway.get('port') or 5060)}{tparam}"
+    return endpoint.ping(hop, uri, timeout)
 
 
 def _summary(message):
@@ -94,9 +110,10 @@ def _summary(message):
 class SipLeg:
     """The SIP call slave for one call toward one gateway.
 
-    ``endpoint`` is a started ``SipEndpoint``; ``gateway`` the gateway record (address, port,
-    transport 'udp'|'tcp', outbound_proxy 'host:port', username, password, strip_digits,
-    prepend, keep_plus, presentation 'allowed'|'restricted', local_address,
+    ``endpoint`` is a started ``SipEndpoint``; ``gateway`` the gateway record (address, a
+    host name or an address, port, transport 'udp'|'tcp'|'tls', for TLS tls_verify (True),
+    tls_ca_file and sips (False), outbound_proxy 'host:port', username, password,
+    strip_digits, prepend, keep_plus, presentation 'allowed'|'restricted', local_address,
     no_answer_timeout); ``clock`` an IReactorTime for the no-answer timer.
     """
 

@@ -8,7 +8,10 @@ in the static registry (``callgw.callserver.legs.registry``): its gateway option
 - ``proxy`` ``HOST:PORT`` (``--proxy``, an outbound proxy), ``auth_user`` and
   ``auth_password`` (``--auth-user``/``--auth-password``, digest credentials the gateway asks),
 - ``keepalive`` ``off`` | ``options`` | ``session-timer`` (``--keepalive``; default off, since
-  sipp and many gateways end a call on an in-dialog request they do not expect).
+  sipp and many gateways end a call on an in-dialog request they do not expect),
+- for TLS: ``tls_verify`` ``on`` | ``off`` (``--tls-verify``; default on: the gateway's
+  certificate must chain to ``tls_ca`` and name its address), ``tls_ca`` (``--tls-ca``, a PEM
+  CA file; default the system's trust store), ``sips`` (``--sips``: sips: URIs, RFC 5630).
 
 ``SipLegProvider`` (an ``ILegProvider``) owns the ``protocols.sip.adapter.SipEndpoint`` bound
 to ``[sip] udp``/``tcp``: ``start``/``stop`` open and close it, ``make_leg`` makes a
@@ -50,6 +53,15 @@ def _host_port(value):
     return f"{host}:{int(port)}"
 
 
+def _on_off(value):
+    if isinstance(value, bool):
+        return value
+    text = str(value).lower()
+    if text not in ("on", "off", "true", "false", "yes", "no"):
+        raise ValueError(f"{value!r}: expected on or off")
+    return text in ("on", "true", "yes")
+
+
 def _text(value):
     text = str(value)
     if not text or any(c < " " for c in text):
@@ -64,6 +76,12 @@ OPTIONS = (
     Option("auth_user", "--auth-user", "digest user name the gateway expects", None, _text),
     Option("auth_password", "--auth-password", "digest password the gateway expects", None,
            _text),
+    Option("tls_verify", "--tls-verify", "TLS: check the gateway's certificate (on, off)", None,
+           _on_off),
+    Option("tls_ca", "--tls-ca", "TLS: PEM file of the CAs that sign the gateway's certificate",
+           None, _text),
+    Option("sips", "--sips", "TLS: use sips: URIs (TLS on every hop, RFC 5630)", None,
+           _on_off, action="store_true"),
     Option("keepalive", "--keepalive",
            "liveness of answered calls: off (default), options (in-dialog OPTIONS) or "
            "session-timer (RFC 4028, when the gateway's 2xx carries Session-Expires)", "off",
@@ -80,6 +98,8 @@ def sip_gateway(row: dict, no_answer_timeout: float) -> dict:
             "outbound_proxy": options.get("proxy"),
             "username": options.get("auth_user"), "password": options.get("auth_password"),
             "keepalive": options.get("keepalive", "off"),
+            "tls_verify": options.get("tls_verify", True), "tls_ca_file": options.get("tls_ca"),
+            "sips": options.get("sips", False),
             "strip_digits": row.get("strip_digits") or 0, "prepend": row.get("prepend") or "",
             "keep_plus": row.get("keep_plus", True),
             "presentation": "restricted" if caller_id == "withhold" else "allowed",
@@ -114,14 +134,20 @@ class SipLegProvider:
         from protocols.sip.adapter import SipEndpoint
         from protocols.sip.strangers import Strangers
         from protocols.sip.uas import UasCore
+        tcp = self.tcp
         self.endpoint = SipEndpoint(self.reactor, self.udp.host, self.udp.port,
-                                    timers=self.timers, tcp=self.tcp is not None,
+                                    timers=self.timers, tcp=tcp is not None,
+                                    tcp_host=tcp.host if tcp else None,
+                                    tcp_port=tcp.port if tcp else None,
                                     uas=UasCore(user_agent=self.user_agent),
                                     strangers=Strangers(self.trusted, self.strangers))
         port = self.endpoint.start()
         _grow_buffers(self.endpoint.udp_socket())
-        self.log.info("listening: sip udp+tcp {host}:{port} (call path)", host=self.udp.host,
+        self.log.info("listening: sip udp {host}:{port} (call path)", host=self.udp.host,
                       port=port)
+        if tcp is not None:
+            self.log.info("listening: sip tcp {host}:{port} (call path)", host=tcp.host,
+                          port=self.endpoint.tcp_port)
         return succeed(None)
 
     def stop(self):
