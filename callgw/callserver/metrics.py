@@ -8,7 +8,8 @@ collide):
   rejected (no call server could take it);
 - ``callgw_active_calls``: calls in progress;
 - ``callgw_call_setup_seconds``: request to ringing (or to answer, when there was no ringing);
-- ``callgw_gateway_up{gateway}``: 1 up, 0 down, -1 unknown; ``callgw_gateway_rtt_ms``;
+- ``callgw_gateway_up{gateway}``: 1 up, 0 down, -1 unknown; ``callgw_gateway_rtt_ms``
+  (a removed gateway's series go with it);
 - ``callgw_calls_reaped_total``;
 - the call logger's writes: ``callgw_call_log_database_ok`` (1 writable, 0 a fault holds its
   records), ``callgw_call_log_held_records`` (records kept in memory until the database takes
@@ -110,6 +111,14 @@ class CallMetrics:
         self.call_log_ok.set(1 if ok else 0)
 
     def gateway_status(self, name: str, status: str, rtt_ms: float | None = None) -> None:
+        """``status`` ``removed``: the gateway is gone, and so are its series."""
+        if status == "removed":
+            for gauge in (self.gateway_up, self.gateway_rtt):
+                try:
+                    gauge.remove(name)
+                except KeyError:                # never had that series
+                    pass
+            return
         self.gateway_up.labels(name).set(_STATUS.get(status, -1))
         if rtt_ms is not None:
             self.gateway_rtt.labels(name).set(rtt_ms)

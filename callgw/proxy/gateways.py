@@ -3,7 +3,8 @@
 Owned by the call path (ARCHITECTURE.md, "Proxy server"). ``GatewayDirectory`` keeps the
 store's gateways in memory (``reload()`` after an admin-CLI change), counts each gateway's
 calls in progress (``acquire``/``release``) and records health (``set_status``, from
-``callgw.proxy.health``). ``select(target, protocol)`` returns the ordered list of gateways to
+``callgw.proxy.health``; listeners hear each change, and ``removed`` when a reload drops a
+gateway). ``select(target, protocol)`` returns the ordered list of gateways to
 try for an E.164 target, by the seed's three criteria and then priority and weight:
 
 1. **location**: the longest prefix of any gateway that matches the target wins; only the
@@ -66,6 +67,8 @@ class GatewayDirectory:
             if name not in self.gateways:
                 self.status.pop(name, None)
                 self.rtt_ms.pop(name, None)
+                for listener in self.listeners:     # e.g. metrics drop its series
+                    listener(name, "removed")
         pairs = [(p, r) for r in rows if r.get("enabled", True) for p in r["prefixes"]]
         pairs.sort(key=lambda pr: len(pr[0]), reverse=True)
         self._by_prefix = pairs

@@ -102,3 +102,24 @@ def test_metrics():
     assert 'callgw_gateway_up{gateway="gw1"} 1.0' in text
     assert "callgw_active_calls 0.0" in text
     assert metrics.resource() is not None
+
+
+def test_metrics_forget_a_removed_gateway():
+    """A gateway the admin removed leaves /metrics at the directory's next reload."""
+    from callgw.proxy.gateways import GatewayDirectory
+    metrics = CallMetrics()
+    directory = GatewayDirectory()
+    directory.listeners.append(lambda name, status: metrics.gateway_status(
+        name, status, directory.rtt_ms.get(name)))
+    row = {"protocol": "sip", "host": "127.0.0.1", "port": 5060, "prefixes": ["+49"],
+           "capacity": 10, "enabled": True}
+    directory.load([dict(row, name="gw1"), dict(row, name="gw2")])
+    directory.set_status("gw1", "up", 2.0)
+    directory.set_status("gw2", "down")
+    text = generate_latest(metrics.registry).decode()
+    assert 'callgw_gateway_up{gateway="gw2"} 0.0' in text
+    directory.load([dict(row, name="gw1")])
+    text = generate_latest(metrics.registry).decode()
+    assert 'gateway="gw2"' not in text
+    assert 'callgw_gateway_up{gateway="gw1"} 1.0' in text
+    assert 'callgw_gateway_rtt_ms{gateway="gw1"} 2.0' in text
