@@ -5,12 +5,15 @@
 - tests/leakcheck.py: a test fails when it leaves a thread, process or listener running, and
   the session always ends.
 - tests/peers.py: the ``peers`` marker; a missing real peer skips, or fails with ``CI=true``.
+- tests/pgserver.py: a real PostgreSQL cluster for the store's tests (``db_target`` runs a test
+  on SQLite and on PostgreSQL).
 """
 import os
 
 from hypothesis import HealthCheck, settings
 
-pytest_plugins = ["tests.logcheck", "tests.leakcheck", "tests.peers", "pytester"]
+pytest_plugins = ["tests.logcheck", "tests.leakcheck", "tests.peers", "tests.pgserver",
+                  "pytester"]
 
 settings.register_profile(
     "ci", deadline=None, max_examples=200,

@@ -80,7 +80,8 @@ def build(root, config: Config, reactor, frontend=None) -> Parts:
                                  if row["protocol"] in providers else None)
     registrar = Registrar(store, reactor, node)
     branding = BrandingUnit()
-    director = CallDirector(store, reactor, calls["max_duration"])
+    director = CallDirector(store, reactor, calls["max_duration"], shared=store.shared,
+                            node=node)
     media = CallMedia(reactor, config["media"])     # the relay; opens nothing until a call
     balancer = Balancer([], calls["balancer"])
     front = FrontEnd(balancer, reactor, logger, registrar, branding, store, node,

@@ -166,8 +166,11 @@ class IStore(Interface):
     """The one storage interface. Every method runs off the reactor thread.
 
     Each method returns a Deferred; the docstrings on ``callgw.store.db.Database`` say what
-    each fires with. Implemented over SQLite (embedded default); PostgreSQL fits behind it.
+    each fires with. Implemented over SQLite (embedded default) and PostgreSQL (``shared``: several processes).
     """
+
+    shared = Attribute("True when several callgw processes may share the database "
+                       "(PostgreSQL): limits are then counted in it, not per process.")
 
     def run(method_name, *args, **kwargs):
         """Run ``Database.<method_name>(*args, **kwargs)`` on the store's thread.
@@ -186,7 +189,7 @@ class IDirector(Interface):
     def authenticate(username, proof):
         """Fires with the user's record, or fails with ``Unauthorized``."""
 
-    def authorize(user, target=None, contact=None, tenant=None):
+    def authorize(user, target=None, contact=None, tenant=None, call_id=None):
         """Check a call request of ``user`` (store row) to ``target`` (a number) or
         ``contact`` (an address-book entry) under ``tenant`` (name; default the user's).
 
@@ -195,11 +198,14 @@ class IDirector(Interface):
         a reason word and text for the client's ``unauthorized``).
         """
 
-    def call_began(username, tenant):
+    def call_began(username, tenant, call_id=None):
         """A call of ``username`` started (concurrency counts)."""
 
-    def call_ended(username, tenant):
-        """A call of ``username`` ended."""
+    def call_ended(username, tenant, call_id=None):
+        """A call of ``username`` ended (its admission released)."""
+
+    def withdraw(call_id):
+        """An authorized call never started: release its admission (a shared store)."""
 
 
 class IGatewayDirectory(Interface):

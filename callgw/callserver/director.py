@@ -9,7 +9,10 @@ for the slave's ``Setup``, the longest allowed duration), or fails with ``rules.
 Per-call work is in memory: each user's compiled ``RuleSet``, tenant and address book are loaded
 from the store once and kept until the admin CLI changes a configuration table
 (``store.watch``), concurrency counts come from ``call_began``/``call_ended`` and rates from a
-sliding minute of request times on the injected clock. Login (SCRAM) lives with the client
+sliding minute of request times on the injected clock. When the store is shared by several
+callgw processes (``shared``: PostgreSQL), the limits are counted in the database instead: the
+request's admission (``Database.admit_call``, one transaction under the tenant's lock) counts the
+calls of every process and records this one, ``call_ended``/``withdraw`` release it. Login (SCRAM) lives with the client
 listeners; ``authenticate`` here is the interface's hook for other front ends.
 
 Tests: tests/callpath/test_director.py.
@@ -59,8 +62,13 @@ class CallDirector:
 
     log = Logger()
 
-    def __init__(self, store, clock, max_duration: float = 14400.0):
+    def __init__(self, store, clock, max_duration: float = 14400.0, shared: bool = False,
+                 node: str = "node1"):
+        """``shared``: count the limits in the store (several processes share it); ``node``:
+        this process's name on its admissions (crash recovery drops a node's own)."""
         self.store = store
+        self.shared = shared
+        self.node = node
         self.clock = clock
         self.max_duration = max_duration
         self._cache: dict[str, _UserCache] = {}
@@ -118,27 +126,40 @@ class CallDirector:
         return fail(Refused(AuthCode.BAD_CREDENTIALS, "login", "log in through a listener"))
 
     def authorize(self, user: dict, target: str | None = None, contact: str | None = None,
-                  tenant: str | None = None) -> Deferred:
-        """Fires with an ``Authorization`` or fails with ``Refused``.
+                  tenant: str | None = None, call_id: str | None = None) -> Deferred:
+        """Fires with an ``Authorization`` or fails with ``Refused`` (with a shared store also
+        with ``StoreUnavailable`` when the admission cannot be counted).
 
         ``user`` is the store's user row; ``target`` an E.164 number (or a national form),
-        ``contact`` an address-book entry name: exactly one of them.
+        ``contact`` an address-book entry name: exactly one of them. ``call_id`` names the
+        admission in a shared store (released by ``call_ended`` or ``withdraw``).
         """
         username = user["username"]
         tenant_name = tenant or user.get("tenant") or "default"
         if not user.get("enabled", 1):
             return fail(Refused(AuthCode.ACCOUNT_DISABLED, "disabled", "account disabled"))
+        admit = self.shared and call_id is not None
         cached = self._cache.get(username)
-        if cached is not None:
+        if cached is not None and not admit:
             try:
                 return succeed(self._decide(user, cached, target, contact))
             except Refused as refusal:
                 return fail(refusal)
-        d = self._load(username, tenant_name)
-        d.addCallback(lambda entry: self._decide(user, entry, target, contact))
-        return d
+        d = succeed(cached) if cached is not None else self._load(username, tenant_name)
+        if not admit:
+            d.addCallback(lambda entry: self._decide(user, entry, target, contact))
+            return d
 
-    def _decide(self, user: dict, entry: _UserCache, target, contact) -> Authorization:
+        def admission(entry):
+            auth = self._decide(user, entry, target, contact, counted_here=False)
+            tenant_of = entry.tenant.get("name", tenant_name)
+            a = self.store.run("admit_call", call_id, username, tenant_of, self.node,
+                               self.clock.seconds(), entry.rules.check_limits)
+            return a.addCallback(lambda _: auth)
+        return d.addCallback(admission)
+
+    def _decide(self, user: dict, entry: _UserCache, target, contact,
+                counted_here: bool = True) -> Authorization:
         tenant = entry.tenant
         country = user.get("country") or tenant.get("country") or "1"
         try:
@@ -150,12 +171,13 @@ class CallDirector:
         rules.check_destination(number)
         rules.check_hours(now, tenant.get("timezone") or "UTC")
         username, tenant_name = user["username"], tenant.get("name", "default")
-        ru = _window(self._recent_user[username], now)
-        rt = _window(self._recent_tenant[tenant_name], now)
-        rules.check_limits(self.active_by_user[username], len(ru),
-                           self.active_by_tenant[tenant_name], len(rt))
-        ru.append(now)
-        rt.append(now)
+        if counted_here:
+            ru = _window(self._recent_user[username], now)
+            rt = _window(self._recent_tenant[tenant_name], now)
+            rules.check_limits(self.active_by_user[username], len(ru),
+                               self.active_by_tenant[tenant_name], len(rt))
+            ru.append(now)
+            rt.append(now)
         caller = user.get("number")
         duration = self.max_duration
         if rules.max_duration is not None:
@@ -181,17 +203,27 @@ class CallDirector:
         return numbers.check(target)
 
     # -- counts -------------------------------------------------------------------------------
-    def call_began(self, username: str, tenant: str) -> None:
+    def call_began(self, username: str, tenant: str, call_id: str | None = None) -> None:
         self.active_by_user[username] += 1
         self.active_by_tenant[tenant] += 1
 
-    def call_ended(self, username: str, tenant: str) -> None:
+    def call_ended(self, username: str, tenant: str, call_id: str | None = None) -> None:
         for table, key in ((self.active_by_user, username), (self.active_by_tenant, tenant)):
             n = table.get(key, 0) - 1
             if n > 0:
                 table[key] = n
             else:
                 table.pop(key, None)
+        self.withdraw(call_id)
+
+    def withdraw(self, call_id: str | None) -> None:
+        """An authorized call ended, or never started: release its admission in a shared
+        store (a failed write is logged; the next start of this node drops its leftovers)."""
+        if not self.shared or call_id is None:
+            return
+        d = self.store.run("release_call", call_id, self.clock.seconds())
+        d.addErrback(lambda f: self.log.failure(
+            "call {call_id}: releasing its admission", f, call_id=call_id))
 
 
 def _window(times: deque, now: float) -> deque:

@@ -71,7 +71,7 @@ class CallServer:
     def launch(self, request: CallRequest, leg):
         """Authorize, then start a handler; fires with it (None when refused)."""
         d = self.director.authorize(request.user, request.number, request.contact,
-                                    request.tenant)
+                                    request.tenant, request.call_id)
         d.addCallbacks(self._authorized, self._refused, callbackArgs=(request, leg),
                        errbackArgs=(request, leg))
         return d
@@ -111,6 +111,7 @@ class CallServer:
         username = request.user["username"]
         gateways, refusal = self._screened(auth, request)
         if not gateways and refusal is not None:
+            self.director.withdraw(request.call_id)
             leg.refuse(refusal.code, refusal.text)
             self.logger.refused(request.call_id, username, auth.target, refusal.reason,
                                 refusal.code, refusal.text, request.peer)
@@ -128,7 +129,7 @@ class CallServer:
         elif self.media_factory is not None and request.media_mode == "direct":
             standby(leg, handler, self.media_factory)   # the move to relay, if ever asked
         self.handlers[request.call_id] = handler
-        self.director.call_began(username, request.tenant)
+        self.director.call_began(username, request.tenant, request.call_id)
         self.launched += 1
         handler.start(ev.Setup(request.call_id, auth.target, auth.caller, auth.privacy,
                                request.media))
@@ -145,7 +146,8 @@ class CallServer:
 
     def _finished(self, handler: CallHandler) -> None:
         if self.handlers.pop(handler.ctx.call_id, None) is not None:
-            self.director.call_ended(handler.ctx.username, handler.ctx.tenant)
+            self.director.call_ended(handler.ctx.username, handler.ctx.tenant,
+                                     handler.ctx.call_id)
 
     def stop_calls(self, cause: int = 41, text: str = "callgw shutting down") -> int:
         """Release every call on both legs now; returns how many."""

@@ -1,9 +1,12 @@
-"""The synchronous database: every query callgw makes, over SQLite through sqlite-utils.
+"""The synchronous database: every query callgw makes, over SQLite or PostgreSQL.
 
 Owned by the store. This class blocks: the running gateway calls it only through
-``callgw.store.threaded.ThreadedStore`` (one dedicated thread); the admin CLI, a separate process,
-calls it directly. SQLite runs in WAL mode with a busy timeout so both can write. All SQL lives in
-this package. Every write to a configuration table bumps ``meta.change_serial`` so running nodes
+``callgw.store.threaded.ThreadedStore`` (dedicated threads); the admin CLI, a separate process,
+calls it directly. ``Database(target)`` opens a SQLite file (WAL mode with a busy timeout, so
+both can write) or, for a ``postgresql://`` URL, a PostgreSQL server shared by several callgw
+processes. The SQL is written once, with ``?`` placeholders, in what both engines share;
+callgw/store/dialect.py holds every difference (placeholders, the schema version, column types,
+transactions, locks, upserts). All SQL lives in this package. Every write to a configuration table bumps ``meta.change_serial`` so running nodes
 reload within their ``reload_interval``. ``now`` is always passed in (no wall-clock reads here).
 
 Tests: tests/store/test_db.py.
@@ -11,14 +14,12 @@ Tests: tests/store/test_db.py.
 from __future__ import annotations
 
 import json
-import os
 import re
-import sqlite3
 from typing import Any, Iterable
 
-import sqlite_utils
-
 from callgw.store.admins import AdminAccounts
+from callgw.store.admission import Admission
+from callgw.store.dialect import Connection, connect, upsert_sql
 from callgw.store.errors import StoreError
 from callgw.store.reports import CallReports
 from callgw.store.schema import MIGRATIONS, DataStep
@@ -90,42 +91,42 @@ def check_prefix(prefix: str) -> str:
     return prefix
 
 
-class Database(AdminAccounts, CallReports):
+class Database(AdminAccounts, CallReports, Admission):
     """One connection to the callgw database. Not thread-safe: one owner thread at a time."""
 
     def __init__(self, path: str, busy_timeout: float = 10.0):
-        """``busy_timeout``: seconds to wait for a lock another connection holds (the admin
+        """``path``: a SQLite file (or ``:memory:``) or a ``postgresql://`` URL.
+        ``busy_timeout``: seconds to wait for a lock another connection holds (the admin
         CLI waits 10 s; the running gateway less, see ``ThreadedStore``)."""
-        if path != ":memory:":
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None,
-                               check_same_thread=False)
-        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute("PRAGMA foreign_keys = ON")
-        self.conn = conn
-        self.db = sqlite_utils.Database(conn)
+        self.conn: Connection = connect(path, busy_timeout)
+
+    @property
+    def shared(self) -> bool:
+        """Whether other callgw processes (other hosts) may share this database."""
+        return self.conn.shared
 
     def close(self) -> None:
         self.conn.close()
 
     # -- schema -------------------------------------------------------------------------------
     def schema_version(self) -> int:
-        return self.conn.execute("PRAGMA user_version").fetchone()[0]
+        return self.conn.schema_version()
 
     def migrate(self) -> int:
-        """Apply the migrations not yet applied; returns the schema version now in force."""
-        version = self.schema_version()
-        for number, statements in enumerate(MIGRATIONS[version:], start=version + 1):
+        """Apply the migrations not yet applied, each in one transaction; returns the schema
+        version now in force. Processes starting together on one database take turns."""
+        while True:
             with self._tx():
-                for sql in statements:
+                self.conn.lock("callgw-migrate")
+                version = self.conn.schema_version()
+                if version >= len(MIGRATIONS):
+                    return version
+                for sql in MIGRATIONS[version]:
                     if isinstance(sql, DataStep):
                         getattr(self, "migrate_" + sql)()
                     else:
-                        self.conn.execute(sql)
-                self.conn.execute(f"PRAGMA user_version = {number}")
-        return self.schema_version()
+                        self.conn.execute(self.conn.ddl(sql))
+                self.conn.set_schema_version(version + 1)
 
     def migrate_gateway_options(self) -> None:
         """Migration 2: SIP's transport, outbound proxy and credentials into ``options``."""
@@ -167,7 +168,7 @@ class Database(AdminAccounts, CallReports):
         with self._tx():
             if self.get_tenant(name):
                 raise StoreError(f"tenant {name!r} exists")
-            self.db["tenants"].insert(row)
+            self.conn.insert("tenants", row)
             if default_rules:
                 for kind, value, note in DEFAULT_RULES:
                     self._insert_rule(kind, value, note, now, tenant=name)
@@ -211,9 +212,9 @@ class Database(AdminAccounts, CallReports):
                 raise StoreError(f"tenant {tenant!r} does not exist")
             if self.get_user(username):
                 raise StoreError(f"user {username!r} exists")
-            self.db["users"].insert({"username": username, "tenant": tenant,
-                                     "password": credential, "number": number,
-                                     "country": country, "enabled": 1, "created": now})
+            self.conn.insert("users", {"username": username, "tenant": tenant,
+                                       "password": credential, "number": number,
+                                       "country": country, "enabled": 1, "created": now})
             self._changed()
         return self.get_user(username)
 
@@ -283,8 +284,8 @@ class Database(AdminAccounts, CallReports):
         value = check_rule(kind, value)
         cur = self.conn.execute(
             "INSERT INTO rules (tenant, username, kind, value, note, created) "
-            "VALUES (?, ?, ?, ?, ?, ?)", (tenant, username, kind, value, note, now))
-        return cur.lastrowid
+            "VALUES (?, ?, ?, ?, ?, ?) RETURNING id", (tenant, username, kind, value, note, now))
+        return cur.fetchone()[0]
 
     def list_rules(self, tenant: str | None = None, username: str | None = None) -> list[dict]:
         if username is not None:
@@ -317,8 +318,8 @@ class Database(AdminAccounts, CallReports):
             if self._rows("SELECT 1 FROM address_book WHERE username = ? AND name = ?",
                           [username, name]):
                 raise StoreError(f"{username!r} already has an entry {name!r}")
-            self.db["address_book"].insert({"username": username, "name": name,
-                                            "number": number})
+            self.conn.insert("address_book", {"username": username, "name": name,
+                                              "number": number})
             self._changed()
 
     def book_put(self, username: str, name: str, number: str, was: str | None = None,
@@ -342,8 +343,8 @@ class Database(AdminAccounts, CallReports):
             if was is not None:
                 self.conn.execute("DELETE FROM address_book WHERE username = ? AND name = ?",
                                   (username, was))
-            self.db["address_book"].insert({"username": username, "name": name,
-                                            "number": number})
+            self.conn.insert("address_book", {"username": username, "name": name,
+                                              "number": number})
             self._changed()
 
     def book_list(self, username: str) -> list[dict]:
@@ -403,7 +404,7 @@ class Database(AdminAccounts, CallReports):
         with self._tx():
             if self.get_gateway(name):
                 raise StoreError(f"gateway {name!r} exists")
-            self.db["gateways"].insert(row)
+            self.conn.insert("gateways", row)
             self._changed()
         return self.get_gateway(name)
 
@@ -429,10 +430,10 @@ class Database(AdminAccounts, CallReports):
     def upsert_call_server(self, name: str, address: str, now: float, capacity: int = 1000,
                            weight: int = 100, healthy: bool = True, draining: bool = False,
                            active_calls: int = 0) -> None:
-        self.db["call_servers"].upsert(
-            {"name": name, "address": address, "capacity": capacity, "weight": weight,
+        self.conn.upsert(
+            "call_servers", {"name": name, "address": address, "capacity": capacity, "weight": weight,
              "healthy": int(healthy), "draining": int(draining), "active_calls": active_calls,
-             "updated": now}, pk="name")
+             "updated": now}, "name")
 
     def list_call_servers(self) -> list[dict]:
         return self._rows("SELECT * FROM call_servers ORDER BY name")
@@ -440,9 +441,9 @@ class Database(AdminAccounts, CallReports):
     # -- registrations ------------------------------------------------------------------------
     def register(self, username: str, contact: str, transport: str, node: str,
                  expires: float) -> None:
-        self.db["registrations"].upsert(
-            {"username": username, "contact": contact, "transport": transport, "node": node,
-             "expires": expires}, pk=("username", "contact"))
+        self.conn.upsert(
+            "registrations", {"username": username, "contact": contact, "transport": transport,
+                              "node": node, "expires": expires}, ("username", "contact"))
 
     def unregister(self, username: str, contact: str) -> None:
         self.conn.execute("DELETE FROM registrations WHERE username = ? AND contact = ?",
@@ -458,7 +459,7 @@ class Database(AdminAccounts, CallReports):
 
     # -- calls --------------------------------------------------------------------------------
     def call_started(self, row: dict) -> None:
-        self.db["active_calls"].upsert(row, pk="call_id")
+        self.conn.upsert("active_calls", row, "call_id")
 
     def call_updated(self, call_id: str, now: float, **fields: Any) -> None:
         fields["updated"] = now
@@ -493,7 +494,7 @@ class Database(AdminAccounts, CallReports):
                      for t in traces])
             for cdr in cdrs:
                 row = dict(cdr, stats=json.dumps(cdr.get("stats", {})))
-                self.db["cdrs"].upsert(row, pk="call_id")
+                self.conn.upsert("cdrs", row, "call_id")
             if ended:
                 self.conn.executemany("DELETE FROM active_calls WHERE call_id = ?",
                                       [(c,) for c in ended])
@@ -559,17 +560,13 @@ class Database(AdminAccounts, CallReports):
         with self._tx():
             if active:
                 self.conn.executemany(
-                    f"INSERT INTO active_calls ({', '.join(_ACTIVE_COLUMNS)}) VALUES "
-                    f"({', '.join('?' * len(_ACTIVE_COLUMNS))}) ON CONFLICT (call_id) DO UPDATE "
-                    f"SET {', '.join(f'{c} = excluded.{c}' for c in _ACTIVE_COLUMNS[1:])}",
+                    upsert_sql("active_calls", _ACTIVE_COLUMNS, "call_id"),
                     [tuple(json.dumps(row.get("recovery") or []) if c == "recovery" else
                            row.get(c, _ACTIVE_DEFAULTS.get(c)) for c in _ACTIVE_COLUMNS)
                      for row in active])
             if cdrs:
                 self.conn.executemany(
-                    f"INSERT INTO cdrs ({', '.join(_CDR_COLUMNS)}) VALUES "
-                    f"({', '.join('?' * len(_CDR_COLUMNS))}) ON CONFLICT (call_id) DO UPDATE "
-                    f"SET {', '.join(f'{c} = excluded.{c}' for c in _CDR_COLUMNS[1:])}",
+                    upsert_sql("cdrs", _CDR_COLUMNS, "call_id"),
                     [tuple(json.dumps(cdr.get("stats") or {}) if c == "stats" else cdr.get(c)
                            for c in _CDR_COLUMNS) for cdr in cdrs])
             self.write_call_log(events, traces, [], ended)
@@ -586,6 +583,7 @@ class Database(AdminAccounts, CallReports):
         their active-call rows, in one transaction; returns how many rows were dropped."""
         with self._tx():
             self.call_log_batch([], events, [], cdrs, [])
+            self.forget_admissions(node)
             return self.conn.execute("DELETE FROM active_calls WHERE node = ?",
                                      (node,)).rowcount
 
@@ -599,21 +597,22 @@ _CDR_COLUMNS = ("call_id", "username", "tenant", "target", "gateway", "call_serv
 
 
 class _Transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error); nests as a no-op."""
+    """``BEGIN`` (SQLite: ``IMMEDIATE``) ... ``COMMIT`` (``ROLLBACK`` on error); nests as a
+    no-op."""
 
-    def __init__(self, conn: sqlite3.Connection):
+    def __init__(self, conn: Connection):
         self.conn = conn
         self.outer = False
 
     def __enter__(self):
         if not self.conn.in_transaction:
-            self.conn.execute("BEGIN IMMEDIATE")
+            self.conn.begin()
             self.outer = True
         return self
 
     def __exit__(self, exc_type, exc, tb):
         if self.outer:
-            self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+            self.conn.end(commit=exc_type is None)
         return False
 
 

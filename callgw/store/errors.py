@@ -3,7 +3,8 @@ rejected what it was given.
 
 Owned by the store. ``ThreadedStore`` (and any other ``IStore``) fails a call with
 ``StoreUnavailable`` when the database cannot do the work right now -- locked by another
-process, a read-only file, a full disk, an I/O error -- so callers can tell a passing fault
+process, a read-only file, a full disk, an I/O error, a PostgreSQL server that is down or
+dropped the connection -- so callers can tell a passing fault
 (keep the records and retry; serve from memory; answer with the cause) from a request the data
 refuses (``StoreError``, also importable from ``callgw.store.db``) or a bug. ``describe`` names the fault in a few words
 for logs, metrics and answers to clients.
@@ -37,22 +38,34 @@ def fault_of(error: BaseException) -> str | None:
     one (a constraint, a programming error: retrying the same work cannot help)."""
     if isinstance(error, StoreUnavailable):
         return error.fault
-    if isinstance(error, (sqlite3.IntegrityError, sqlite3.ProgrammingError,
-                          sqlite3.InterfaceError, sqlite3.DataError, sqlite3.NotSupportedError)):
+    # the DB-API names, as sqlite3 and psycopg (and its subclasses of them) both spell them
+    names = {c.__name__ for c in type(error).__mro__}
+    if names & {"IntegrityError", "ProgrammingError", "InterfaceError", "DataError",
+                "NotSupportedError"} and not _connection_gone(error):
         return None
-    if not isinstance(error, sqlite3.DatabaseError) and \
-            type(error).__name__ not in ("OperationalError", "InternalError"):
+    if not isinstance(error, sqlite3.DatabaseError) and not names & {
+            "OperationalError", "InternalError", "DatabaseError"}:
         return None
     text = str(error).lower()
-    for words, fault in ((("locked", "busy"), "locked"),
+    for words, fault in ((("locked", "busy", "lock timeout", "deadlock"), "locked"),
                          (("readonly", "read-only", "read only"), "read-only"),
-                         (("full",), "disk-full"),
-                         (("i/o", "disk i/o"), "io-error"),
-                         (("unable to open",), "cannot-open"),
+                         (("full", "no space left"), "disk-full"),
+                         (("i/o", "disk i/o", "server closed the connection",
+                           "connection is closed", "connection is lost",
+                           "terminating connection"), "io-error"),
+                         (("unable to open", "connection failed", "could not connect",
+                           "connection refused", "does not exist"), "cannot-open"),
                          (("malformed", "not a database", "corrupt"), "corrupt")):
         if any(w in text for w in words):
             return fault
     return "other"
+
+
+def _connection_gone(error: BaseException) -> bool:
+    """psycopg reports a statement on a dropped connection as an ``InterfaceError`` or
+    ``OperationalError`` whose text says so: a passing fault, not a bug."""
+    text = str(error).lower()
+    return "connection is closed" in text or "connection is lost" in text
 
 
 def unavailable(error: BaseException) -> BaseException:

@@ -1,12 +1,14 @@
 """The database schema, as numbered migrations applied in order.
 
 Owned by the store. Each migration is a list of statements in the SQL that SQLite and PostgreSQL
-share (TEXT, INTEGER, REAL; ids as INTEGER primary keys that the store fills in itself), so a
-PostgreSQL store can apply the same list; a ``DataStep`` names a store method that moves data
-where one statement cannot portably. ``meta`` holds the schema version and the change serial
+share (TEXT, INTEGER, REAL; ids as ``INTEGER PRIMARY KEY`` that the engine numbers), applied as
+they are to SQLite and through ``Connection.ddl`` (callgw/store/dialect.py: identity ids, double
+precision) to PostgreSQL: one description for both. A ``DataStep`` names a store method that
+moves data where one statement cannot portably (written once, in Python, with the store's
+portable queries). ``meta`` holds the schema version and the change serial
 that tells running nodes to reload what the admin CLI changed.
 
-Tests: tests/store/test_db.py.
+Tests: tests/store/test_db.py (on both engines).
 """
 
 class DataStep(str):
@@ -103,6 +105,15 @@ MIGRATIONS: list[list[str]] = [
     # keep their sessions
     [
         "ALTER TABLE tenants ADD COLUMN enabled INTEGER NOT NULL DEFAULT 1",
+    ],
+    # 7: call admissions (callgw/store/admission.py): concurrency and rate limits counted in
+    # the database, so they hold across the callgw processes sharing it
+    [
+        """CREATE TABLE call_admissions (
+            call_id TEXT PRIMARY KEY, username TEXT NOT NULL, tenant TEXT NOT NULL,
+            node TEXT NOT NULL, admitted REAL NOT NULL, ended REAL)""",
+        "CREATE INDEX call_admissions_tenant ON call_admissions (tenant, admitted)",
+        "CREATE INDEX call_admissions_node ON call_admissions (node)",
     ],
 ]
 

@@ -1,7 +1,9 @@
 """The store as the running gateway sees it: every database call off the reactor, on two
 dedicated threads.
 
-Owned by the store. ``ThreadedStore`` is a Twisted service providing ``IStore``. It starts two
+Owned by the store. ``ThreadedStore`` is a Twisted service providing ``IStore``, over a SQLite
+file or a PostgreSQL server (a ``postgresql://`` URL: ``shared`` is then true, several callgw
+processes use the same database and the call director counts limits in it). It starts two
 one-thread pools of its own (never the reactor's shared pool), each with its own connection: the
 *writer* opens the database, applies migrations and runs every call that writes; the *reader*
 runs the lookups listed in ``READS`` (users, tenants, rules, gateways, CDRs...). A write waiting
@@ -35,6 +37,7 @@ from zope.interface import implementer
 
 from callgw.interfaces import IStore
 from callgw.store.db import Database
+from callgw.store.dialect import is_postgresql, redacted
 from callgw.store.errors import unavailable
 from callgw.store.schema import MIGRATIONS
 
@@ -58,6 +61,8 @@ class ThreadedStore(Service):
     def __init__(self, path: str, reactor, reload_interval: float = 2.0, clock=None,
                  busy_timeout: float = 2.0):
         self.path = path
+        #: several processes may share the database (PostgreSQL): limits count in it
+        self.shared = is_postgresql(path)
         self.reactor = reactor
         self.clock = clock if clock is not None else reactor
         self.reload_interval = reload_interval
@@ -102,7 +107,7 @@ class ThreadedStore(Service):
         self._serial = serial
         if not self.running:                # stopped while opening (a failed start)
             return
-        self.log.info("store open: {path} (schema {version})", path=self.path,
+        self.log.info("store open: {path} (schema {version})", path=redacted(self.path),
                       version=len(MIGRATIONS))
         self._poll = LoopingCall(self._check_changes)
         self._poll.clock = self.clock
@@ -110,7 +115,7 @@ class ThreadedStore(Service):
             lambda f: self.log.failure("change poll stopped", f))
 
     def _failed_open(self, failure):
-        self.log.failure("cannot open the database {path}", failure, path=self.path)
+        self.log.failure("cannot open the database {path}", failure, path=redacted(self.path))
         return failure
 
     def stopService(self) -> Deferred:

@@ -7,8 +7,8 @@ from callgw.store.db import Database, StoreError
 
 
 @pytest.fixture
-def db(tmp_path):
-    d = Database(str(tmp_path / "db.sqlite3"))
+def db(db_target):
+    d = Database(db_target)
     d.migrate()
     yield d
     d.close()

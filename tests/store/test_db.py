@@ -1,4 +1,5 @@
-"""The synchronous database: migrations, round-trips, validation, the change serial."""
+"""The synchronous database: migrations, round-trips, validation, the change serial; every test
+on SQLite and on a real PostgreSQL server (``db_target``, tests/pgserver.py)."""
 import pytest
 
 from callgw import passwords
@@ -8,8 +9,8 @@ NOW = 1_700_000_000.0
 
 
 @pytest.fixture
-def db(tmp_path):
-    d = Database(str(tmp_path / "t.sqlite3"))
+def db(db_target):
+    d = Database(db_target)
     d.migrate()
     d.ensure_default_tenant(NOW)
     yield d
@@ -20,7 +21,8 @@ def test_migrate_is_idempotent_and_wal(db):
     version = db.schema_version()
     assert version >= 1
     assert db.migrate() == version
-    assert db.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    if db.conn.engine == "sqlite":
+        assert db.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
 def test_user_round_trip_keeps_no_clear_password(db):

@@ -16,8 +16,8 @@ def cdr(call_id, user="alice", tenant="default", target="+4930123", gateway="gw1
 
 
 @pytest.fixture
-def db(tmp_path):
-    d = Database(str(tmp_path / "db.sqlite3"))
+def db(db_target):
+    d = Database(db_target)
     d.migrate()
     yield d
     d.close()
