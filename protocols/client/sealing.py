@@ -21,6 +21,7 @@ tests/client_proto/test_sealing.py.
 """
 from __future__ import annotations
 
+import hashlib
 import hmac
 import struct
 from dataclasses import dataclass
@@ -62,8 +63,24 @@ def token_keys(token: str, nonce: str | None) -> DatagramKeys:
 
 def seal(key: bytes, counter: int, payload: bytes) -> bytes:
     """One sealed datagram."""
-    head = bytes([SEALED]) + _COUNTER.pack(counter)
-    return head + payload + hmac.digest(key, head + payload, "sha256")[:TAG_SIZE]
+    return _seal(_keyed(key), counter, payload)
+
+
+def _keyed(key: bytes):
+    """HMAC-SHA256 with ``key`` already absorbed: ``copy()`` per datagram saves re-keying
+    (about a third of the cost of a small datagram's tag)."""
+    return hmac.new(key, digestmod=hashlib.sha256)
+
+
+def _tag(keyed, body: bytes) -> bytes:
+    mac = keyed.copy()
+    mac.update(body)
+    return mac.digest()[:TAG_SIZE]
+
+
+def _seal(keyed, counter: int, payload: bytes) -> bytes:
+    body = bytes([SEALED]) + _COUNTER.pack(counter) + payload
+    return body + _tag(keyed, body)
 
 
 def is_sealed(datagram: bytes) -> bool:
@@ -82,6 +99,7 @@ class DatagramSeal:
     def __init__(self) -> None:
         self._send_key: bytes | None = None
         self._receive_key: bytes | None = None
+        self._send_mac = self._receive_mac = None
         self.required = False
         self._sent = 0
         self._highest = 0
@@ -94,16 +112,18 @@ class DatagramSeal:
         if receive_key != self._receive_key:
             self._highest = self._seen = 0
         self._send_key, self._receive_key, self.required = send_key, receive_key, required
+        self._send_mac = _keyed(send_key) if send_key is not None else None
+        self._receive_mac = _keyed(receive_key) if receive_key is not None else None
 
     @property
     def sealing(self) -> bool:
-        return self._send_key is not None
+        return self._send_mac is not None
 
     def outgoing(self, payload: bytes) -> bytes:
-        if self._send_key is None:
+        if self._send_mac is None:
             return payload
         self._sent += 1
-        return seal(self._send_key, self._sent, payload)
+        return _seal(self._send_mac, self._sent, payload)
 
     def incoming(self, datagram: bytes) -> bytes | None:
         self.dropped = None
@@ -111,11 +131,10 @@ class DatagramSeal:
             if self.required:
                 return self._drop(UNSEALED)
             return datagram
-        key = self._receive_key
-        if key is None or len(datagram) < OVERHEAD:
+        if self._receive_mac is None or len(datagram) < OVERHEAD:
             return self._drop(FORGED)
         body, tag = datagram[:-TAG_SIZE], datagram[-TAG_SIZE:]
-        if not hmac.compare_digest(hmac.digest(key, body, "sha256")[:TAG_SIZE], tag):
+        if not hmac.compare_digest(_tag(self._receive_mac, body), tag):
             return self._drop(FORGED)
         counter = _COUNTER.unpack_from(datagram, 1)[0]
         if not self._fresh(counter):
