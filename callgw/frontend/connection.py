@@ -8,7 +8,9 @@ asks of callgw: the store lookup of a user's credential (``LookupCredentials``, 
 ``callgw.frontend.users.RecentUsers``: recent users are served from memory while the database
 is unavailable, others refused at once with the cause), accepting or refusing a proven user (``Authenticated``), its timer on the
 injected clock (``get_timer``/``handle_timer``), writing ``Send`` actions to the framing and
-closing on ``Close``. Call commands and media frames go to the *front end* (the call path)
+closing on ``Close``. Every refused login (``LoginRefused``) is logged with the user name and
+source and counted in the metrics; ``SessionManager.recheck_accounts`` (on every configuration
+change) ends the sessions of disabled users and tenants. Call commands and media frames go to the *front end* (the call path)
 through four calls:
 
 - ``frontend.session_opened(conn)`` after a successful login; returns a dict (or a Deferred

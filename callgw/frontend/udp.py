@@ -9,7 +9,10 @@ shared with the client library (``callgw.client.links``).
 ``ClientDatagramProtocol(manager)`` keeps one ``ClientConnection`` per source address. A
 datagram from an unknown address opens a session only when it is a valid ``login`` with an id
 (``opens_session``); anything else from a stranger is dropped without an answer. The address is
-validated when the login succeeds (``login_succeeded``).
+validated when the login succeeds (``login_succeeded``). From the welcome on, every datagram
+is sealed both ways (``seal_datagrams``, docs/protocol.md "Datagram authentication"); one that
+claims a session but fails its seal is dropped, counted in the metrics and logged at most once
+a minute per session.
 
 Tests: tests/frontend/test_udp.py (a lossy fake network and a Clock) and test_framings.py.
 """
