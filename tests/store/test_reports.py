@@ -1,4 +1,5 @@
-"""The dashboard's read queries (callgw/store/reports.py) over a real SQLite database."""
+"""The dashboard's read queries (callgw/store/reports.py) on SQLite and on a real PostgreSQL
+server (``db_target``, tests/pgserver.py)."""
 from __future__ import annotations
 
 import pytest
