@@ -12,9 +12,10 @@ from tests.sip.sipp import Sipp, free_port
 PASSWORD = "correct horse"
 
 
-def prepare_db(tmp_path, users=("alice",), gateways=()):
-    """Users (password PASSWORD) and gateways ``(name, port, prefixes, extra)`` before start."""
-    db = Database(str(tmp_path / "callgw.sqlite3"))
+def prepare_db(tmp_path, users=("alice",), gateways=(), target=None):
+    """Users (password PASSWORD) and gateways ``(name, port, prefixes, extra)`` before start,
+    in ``target`` (a database; default the SQLite file the gateway's default config uses)."""
+    db = Database(target or str(tmp_path / "callgw.sqlite3"))
     db.migrate()
     db.ensure_default_tenant(1.0)
     for i, name in enumerate(users):

@@ -3,7 +3,8 @@
 The next start of the same node closes every call the dead process left open: one CDR each
 (cause 41, the restart named in its text), no active-call row left, and the gateway released:
 sipp, which answered the calls and waits for a BYE for each, gets them (built from the dialog
-stored with the active-call row at answer) and ends its scenario with success.
+stored with the active-call row at answer) and ends its scenario with success. On SQLite and on a
+real PostgreSQL server (``db_target``, tests/pgserver.py).
 """
 from __future__ import annotations
 
@@ -62,13 +63,14 @@ def _stop(proc):
             proc.wait()
 
 
-def test_kill_9_with_calls_up_then_restart_closes_and_releases_them(tmp_path):
+def test_kill_9_with_calls_up_then_restart_closes_and_releases_them(tmp_path, db_target):
     sipp = Sipp("uas_answer.xml", tmp_path, calls=CALLS, timeout=60).start()
-    prepare_db(tmp_path, gateways=[("paid", sipp.port, ["+49"], {"probe": "off"})])
+    prepare_db(tmp_path, gateways=[("paid", sipp.port, ["+49"], {"probe": "off"})],
+               target=db_target)
     config = tmp_path / "callgw.toml"
     sip_port = free_port()          # a provider's SIP port is configured: the same after restart
     config.write_text(
-        f'[general]\ndatabase = "{tmp_path / "callgw.sqlite3"}"\nnode = "crashy"\n'
+        f'[general]\ndatabase = "{db_target}"\nnode = "crashy"\n'
         '[client]\nudp = "off"\ntcp = "127.0.0.1:0"\ntls = "off"\n[web]\nhttps = "off"\n'
         '[manhole]\ntelnet = "off"\n'
         f'[sip]\nudp = "127.0.0.1:{sip_port}"\ntcp = "off"\n'
@@ -86,7 +88,7 @@ def test_kill_9_with_calls_up_then_restart_closes_and_releases_them(tmp_path):
                  "--no-media-after", "0", f"+49301234{i:03d}"],
                 cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         deadline = time.monotonic() + 30
-        db = Database(str(tmp_path / "callgw.sqlite3"))
+        db = Database(db_target)
         try:
             while True:         # answered and flushed with its dialog: what a crash may lose
                 rows = db.active_calls("crashy")
@@ -115,9 +117,9 @@ def test_kill_9_with_calls_up_then_restart_closes_and_releases_them(tmp_path):
         assert len(re.findall(r"released at paid", _wait_for(
             log2, r"(?s)(released at paid.*){3}", second)[1])) == 3
 
-        db = Database(str(tmp_path / "callgw.sqlite3"))
+        db = Database(db_target)
         try:
-            assert db.active_calls() == []
+            assert db.active_calls() == [] and db.admitted_calls() == []
             cdrs = db.cdrs(10, "alice")
             assert len(cdrs) == CALLS
             for cdr in cdrs:
