@@ -12,7 +12,13 @@ request for the endpoint gets ``400`` (WebSocket rides HTTP/1.1 here; autobahn w
 The upgrade request itself is an HTTP request bounded by the site's limits
 (callgw/web/limits.py).
 
-Tests: tests/web/test_websocket.py.
+How the socket ended decides what happens to the session's calls (docs/protocol.md section 9):
+a close the client starts with 1000 (normal closure) ends the session as a logout would; any
+other end callgw did not ask for (the TCP connection dropped: 1006; the page went away: 1001;
+the page gave the session up: 4000) is a *lost* session, reported as ``connection lost``, whose
+answered calls wait ``[client] reattach_grace`` seconds for an ``attach``.
+
+Tests: tests/web/test_websocket.py, tests/web/test_browser_continuity.py.
 """
 from __future__ import annotations
 
@@ -50,8 +56,12 @@ class ClientWebSocketProtocol(WebSocketServerProtocol):
 
     def onClose(self, wasClean: bool, code, reason) -> None:
         if self.conn is not None:
-            mine = getattr(self, "localCloseCode", None)   # set when we closed (e.g. 1009)
-            self.conn.connection_lost(f"websocket closed ({mine or code})")
+            if self.closedByMe:                               # callgw closed it (e.g. 1009)
+                self.conn.connection_lost(f"websocket closed ({self.localCloseCode})")
+            elif self.remoteCloseCode == 1000:                # the client closed it normally
+                self.conn.connection_lost("websocket closed (1000)")
+            else:                                             # dropped, or the page went away
+                self.conn.connection_lost("connection lost")  # may re-attach (section 9)
 
     # -- the writer interface of ClientConnection -------------------------------------------------
     def write_control(self, message: m.Message) -> None:

@@ -61,3 +61,31 @@ def test_websocket_resource_over_http2_is_refused_cleanly(tmp_path):
         session.close()
     finally:
         yield stop_gateway(gw)
+
+
+@pytest_twisted.inlineCallbacks
+def test_how_the_socket_ended_says_whether_the_session_was_lost(tmp_path):
+    """docs/protocol.md section 9: a dropped TCP connection (no close frame) or a close code
+    other than 1000 (1001 from a browser leaving a page, 4000 from the page) is a lost session ("connection lost": its calls may re-attach); a normal
+    close (1000) from the client ends the session."""
+    frontend = FakeFrontEnd()
+    gw = yield start_gateway(tmp_path, frontend)
+    try:
+        reasons = []
+        for how in ("drop", "given-up", "normal"):
+            closed = defer.Deferred()
+            frontend.session_closed = lambda conn, reason, d=closed: d.callback(reason)
+            session = yield connect(url(gw, "wss"), reactor, cacert=cert_path(gw))
+            yield session.login("alice", PASSWORD)
+            proto = session.link.proto
+            if how == "drop":
+                proto.transport.abortConnection()
+            elif how == "given-up":
+                proto.sendClose(4000)               # what the page sends when it leaves
+            else:
+                proto.sendClose(1000)
+            reasons.append((yield closed.addTimeout(10, reactor)))
+            yield session.closed
+        assert reasons == ["connection lost", "connection lost", "websocket closed (1000)"]
+    finally:
+        yield stop_gateway(gw)

@@ -3,6 +3,7 @@
 // sees; tests/web/test_browser*.py drive it in Chromium by the accessible names it gives.
 
 import { CallAudio, MicrophoneError, openAudio } from "./audio.js";
+import { b64d, b64e } from "./bytes.js";
 import { format } from "./e164.js";
 import { PAYLOAD_TYPE } from "./g711.js";
 import { ReceiveQuality } from "./jitter.js";
@@ -16,19 +17,27 @@ const CAUSE_TEXT = {
   "media-timeout": "the audio stopped", "network-error": "connection lost", "server-error": "server error",
 };
 const HISTORY_RETRIES = [500, 1500, 3000, 6000];
+// After a lost session: try again after these pauses (the last repeats), for as long as callgw
+// keeps a call waiting ([client] reattach_grace, 30 s by default)
+const RECONNECT_BACKOFF = [250, 500, 1000, 2000, 4000];
+const REATTACH_GRACE = 30000;
+const RESUME_KEY = "callgw.resume";      // sessionStorage: what a reload needs to carry on
 
 const state = {
   session: null,
   welcome: null,
   book: [],
   history: [],
-  call: null,          // {number, id, phase, muted, held, audio, seq, ts, quality, connectedAt}
+  call: null,          // {number, id, key, phase, muted, held, audio, seq, ts, quality, connectedAt}
   dialog: null,
+  token: null,         // the session's token (kept fresh by refresh): a lost session logs in with it
+  reconnecting: null,  // {since, attempt} while a lost session is being replaced
 };
 
 const $ = (id) => document.getElementById(id);
 const statusEl = $("status");
 const timerEl = $("timer");
+const connectionEl = $("connection");
 const view = $("view");
 view.replaceChildren();
 
@@ -92,14 +101,7 @@ async function signInNow(user, password) {
   try {
     await session.open();
     const welcome = await session.login(user, password);
-    state.session = session;
-    state.welcome = welcome;
-    session.addEventListener("call", (e) => callEvent(e.detail));
-    session.addEventListener("media", (e) => mediaIn(e.detail));
-    session.addEventListener("closed", (e) => sessionClosed(e.detail.reason));
-    applyBranding(welcome);
-    $("account").replaceChildren(ui.el("span", { text: welcome.name || welcome.user }), signOut);
-    render();
+    adopt(session, welcome);
     dial.input.focus();
     await Promise.all([loadBook(), loadHistory()]);
   } catch (err) {
@@ -110,6 +112,20 @@ async function signInNow(user, password) {
       signIn.password.focus();
     }
   }
+}
+
+/** Make ``session`` (logged in, ``welcome``) the page's session. */
+function adopt(session, welcome) {
+  state.session = session;
+  state.welcome = welcome;
+  state.token = { token: session.token, expires: session.expires };
+  session.addEventListener("call", (e) => callEvent(e.detail));
+  session.addEventListener("media", (e) => mediaIn(e.detail));
+  session.addEventListener("token", (e) => { if (state.session === session) state.token = e.detail; });
+  session.addEventListener("closed", (e) => { if (state.session === session) sessionClosed(e.detail); });
+  applyBranding(welcome);
+  $("account").replaceChildren(ui.el("span", { text: welcome.name || welcome.user }), signOut);
+  render();
 }
 
 function loginText(err) {
@@ -123,20 +139,93 @@ function signOutNow() {
   if (state.call) endCall();
   const session = state.session;
   state.session = null;
+  state.reconnecting = null;
   if (session) session.logout();
   resetSignedOut();
 }
 
-function sessionClosed(reason) {
-  if (!state.session) return;
+function sessionClosed({ reason, lost }) {
   state.session = null;
+  if (lost && state.token) {
+    reconnect(reason);
+    return;
+  }
   if (state.call) endCall();
+  signedOutBecause(`The connection to the server ended (${reason}). Sign in again.`);
+}
+
+function signedOutBecause(text) {
   resetSignedOut();
-  signIn.error.textContent = `The connection to the server ended (${reason}). Sign in again.`;
+  signIn.error.textContent = text;
+}
+
+// -- continuity: a lost session is replaced, its call taken back (docs/protocol.md section 9) --
+/** Log in again with the token, with back-off, while callgw may still hold the call; then
+ * ``attach`` to the call (the status keeps its word, the timer goes on, the audio resumes). */
+async function reconnect(reason) {
+  const since = performance.now();
+  const run = state.reconnecting = { since, attempt: 0, reason };
+  const call = state.call;
+  if (call && call.phase !== "connected") {
+    // only answered calls wait for their client: this one is gone
+    endCall(`disconnected: network-error — ${CAUSE_TEXT["network-error"]}`);
+  }
+  render();
+  while (state.reconnecting === run) {
+    const pause = RECONNECT_BACKOFF[Math.min(run.attempt, RECONNECT_BACKOFF.length - 1)];
+    run.attempt++;
+    showConnection();
+    await new Promise((r) => setTimeout(r, pause));
+    if (state.reconnecting !== run) return;
+    if (performance.now() - since > REATTACH_GRACE ||
+        (state.token.expires && state.token.expires * 1000 < Date.now())) break;
+    const session = new Session();
+    let welcome;
+    try {
+      await session.open();
+      welcome = await session.loginToken(state.token.token);
+    } catch (err) {
+      session.close();
+      if (err instanceof LoginError && err.code) {          // the token was refused: sign in
+        state.reconnecting = null;
+        if (state.call) endCall();
+        signedOutBecause(`The connection to the server ended (${loginText(err)}). Sign in again.`);
+        return;
+      }
+      continue;                                              // not reachable yet: again
+    }
+    if (state.reconnecting !== run) { session.logout(); return; }
+    state.reconnecting = null;
+    adopt(session, welcome);
+    const live = state.call;
+    if (live && live.key) {
+      live.id = session.attach(live.key, live.audio ? live.audio.codec : "PCMU");
+      live.reattaching = true;
+    }
+    showConnection();
+    loadHistory();
+    return;
+  }
+  if (state.reconnecting !== run) return;
+  state.reconnecting = null;
+  if (state.call) endCall(`disconnected: network-error — ${CAUSE_TEXT["network-error"]}`);
+  signedOutBecause(`The connection to the server was lost (${reason}) and did not come back. Sign in again.`);
+}
+
+/** The connection line (outside the status): says when the page is reconnecting. */
+function showConnection(text) {
+  const run = state.reconnecting;
+  const line = text !== undefined ? text
+    : run ? `Connection lost: reconnecting${run.attempt > 1 ? ` (try ${run.attempt})` : ""}…`
+      : state.call && state.call.reattaching ? "Reconnected: taking the call back…" : "";
+  if (connectionEl.textContent !== line) connectionEl.textContent = line;
+  connectionEl.hidden = !line;
 }
 
 function resetSignedOut() {
   state.welcome = null;
+  state.token = null;
+  sessionStorage.removeItem(RESUME_KEY);
   state.book = [];
   state.history = [];
   if (state.dialog) state.dialog.node.close();
@@ -305,7 +394,13 @@ function callEvent(message) {
     case "connected":
       if (call.phase !== "connected") call.connectedAt = performance.now();
       call.phase = "connected";
+      call.key = state.session.keyOf(call.id);
       call.audio.setCodec(message.codec || "PCMU");
+      if (call.reattaching) {
+        call.reattaching = false;
+        call.audio.reset();               // a held call stays held: the server keeps that
+        showConnection(call.audio.ctx.state === "running" ? "" : "Click or press a key to hear the call.");
+      }
       setStatus("connected");
       break;
     case "status":
@@ -330,6 +425,7 @@ function endCall(statusText) {
   const call = state.call;
   if (!call) return;
   state.call = null;
+  showConnection(state.reconnecting ? undefined : "");
   clearInterval(call.ticker);
   if (call.audio) call.audio.close();
   if (statusText) setStatus(statusText);
@@ -353,7 +449,8 @@ function hangup() {
   const call = state.call;
   if (!call) return;
   if (call.id && state.session) state.session.hangup(call.id);
-  else endCall("");
+  // between sessions: the call ends here; callgw ends it when its grace period is over
+  else endCall(call.id ? `disconnected: normal — ${CAUSE_TEXT.normal}` : "");
 }
 
 function toggleMute() {
@@ -366,7 +463,7 @@ function toggleMute() {
 
 function toggleHold() {
   const call = state.call;
-  if (!call || !call.id || call.phase !== "connected") return;
+  if (!call || !call.id || call.phase !== "connected" || !state.session || call.reattaching) return;
   call.held = !call.held;
   if (call.held) state.session.hold(call.id);
   else state.session.resume(call.id);
@@ -377,7 +474,7 @@ function toggleHold() {
 function pressKey(key) {
   const call = state.call;
   if (call && call.id) {
-    if (call.phase === "connected") state.session.dtmf(call.id, key);
+    if (call.phase === "connected" && state.session && !call.reattaching) state.session.dtmf(call.id, key);
     return;
   }
   if (dial.node.isConnected) {
@@ -420,7 +517,21 @@ document.addEventListener("keydown", (e) => {
   }
 });
 
-window.addEventListener("pagehide", () => { if (state.session) state.session.logout(); });
+// Leaving or reloading the page is not signing out: the socket just drops (callgw keeps an
+// answered call for its grace period) and the tab remembers, for this tab only, what the next
+// page needs to sign in again with the token and take the call back. "Sign out" logs out.
+window.addEventListener("pagehide", () => {
+  if (!state.token || !state.welcome) return;
+  const call = state.call;
+  const keep = { token: state.token, at: Date.now() };
+  if (call && call.key && call.phase === "connected") {
+    keep.call = { number: call.number, key: b64e(call.key), held: call.held, muted: call.muted,
+                  codec: call.audio ? call.audio.codec : "PCMU",
+                  connectedFor: (performance.now() - call.connectedAt) / 1000 };
+  }
+  sessionStorage.setItem(RESUME_KEY, JSON.stringify(keep));
+  if (state.session) state.session.drop("page left");
+});
 
 // for diagnostics (and the browser tests): the live call's audio analysers, read-only
 Object.defineProperty(window, "callgwPage", {
@@ -428,5 +539,67 @@ Object.defineProperty(window, "callgwPage", {
                          get session() { return state.session; } }),
 });
 
+/** After a reload: sign in again with the token the last page left, and take its call back. */
+async function resumeAfterReload() {
+  const raw = sessionStorage.getItem(RESUME_KEY);
+  sessionStorage.removeItem(RESUME_KEY);
+  let keep;
+  try { keep = JSON.parse(raw); } catch { return; }
+  if (!keep || !keep.token || !keep.token.token || keep.token.expires * 1000 < Date.now()) return;
+  const session = new Session();
+  let welcome;
+  try {
+    await session.open();
+    welcome = await session.loginToken(keep.token.token);
+  } catch {
+    session.close();
+    return;
+  }
+  if (state.session) { session.logout(); return; }          // signed in meanwhile
+  adopt(session, welcome);
+  if (keep.call && Date.now() - keep.at < REATTACH_GRACE) await takeBackCall(keep.call, keep.at);
+  else dial.input.focus();
+  await Promise.all([loadBook(), loadHistory()]);
+}
+
+async function takeBackCall(kept, leftAt) {
+  const ctx = new AudioContext({ latencyHint: "interactive" });
+  const call = state.call = { number: kept.number, id: null, key: b64d(kept.key), phase: "connected",
+                              muted: Boolean(kept.muted), held: Boolean(kept.held), audio: null,
+                              seq: Math.floor(Math.random() * 65536), ts: 0, reattaching: true,
+                              quality: new ReceiveQuality(), buffer: null,
+                              connectedAt: performance.now() - kept.connectedFor * 1000 - (Date.now() - leftAt) };
+  render();
+  try {
+    call.audio = await openAudio(ctx, { onFrame: (codes) => frameOut(call, codes),
+                                        onBuffer: (b) => { call.buffer = b; } });
+  } catch (err) {
+    ctx.close().catch(() => {});
+    if (state.call === call) state.call = null;
+    setStatus(err instanceof MicrophoneError ? err.message : `no audio: ${err.message}`);
+    render();
+    return;
+  }
+  if (state.call !== call || !state.session) { call.audio.close(); return; }
+  call.audio.setCodec(kept.codec || "PCMU");
+  call.audio.setMuted(call.muted);
+  call.id = state.session.attach(call.key, kept.codec || "PCMU");
+  showConnection();
+  render();
+  inCall.hangup.focus();
+  call.ticker = setInterval(() => tick(call), 250);
+  await ctx.resume().catch(() => {});
+  if (ctx.state !== "running") {
+    // browsers start sound only after a gesture: the first click or key brings it back
+    showConnection("Click or press a key to hear the call.");
+    const wake = () => {
+      ctx.resume().then(() => { if (state.call === call && !call.reattaching) showConnection(""); }).catch(() => {});
+    };
+    document.addEventListener("pointerdown", wake, { once: true });
+    document.addEventListener("keydown", wake, { once: true });
+  }
+}
+
 render();
 signIn.user.focus();
+resumeAfterReload();

@@ -6,7 +6,12 @@
 // two thirds of its lifetime (section 6), sends requests and matches their answers by ``req``
 // (section 18), places calls and carries their media frames (section 10). It dispatches events:
 // "call" (detail: a server message about a call), "media" (detail: a decoded media frame),
-// "token" (detail: {token, expires}), "closed" (detail: {reason}).
+// "token" (detail: {token, expires}), "closed" (detail: {reason, lost}).
+//
+// A session is *lost* when its socket drops or the server stops answering pings (not when the
+// page closes it): then "closed" says ``lost: true`` and its calls get no made-up
+// ``disconnected``, because callgw keeps their answered calls for a grace period and a new
+// session can take them back with ``attach`` (section 9, "Re-attach after a lost session").
 
 import { b64d, b64e, equalBytes, randomBytes } from "./bytes.js";
 import * as scram from "./scram.js";
@@ -79,7 +84,8 @@ export class Session extends EventTarget {
       ws.onopen = () => resolve();
       ws.onerror = () => reject(new Error("cannot reach the server"));
       ws.onmessage = (e) => this._receive(e.data);
-      ws.onclose = (e) => this._closed(e.code === 1000 ? "closed" : `connection lost (${e.code})`);
+      ws.onclose = (e) => this._closed(e.code === 1000 ? "closed" : `connection lost (${e.code})`,
+                                       e.code !== 1000);
     });
   }
 
@@ -126,7 +132,7 @@ export class Session extends EventTarget {
     this._setToken(welcome.token, welcome.expires);
     // a ping every interval; three in a row without a word from the server: it is gone
     this.timers.push(setInterval(() => {
-      if (this.unanswered >= 3) { this.close(); return; }
+      if (this.unanswered >= 3) { this.drop("no answer from the server"); return; }
       this.unanswered++;
       this._send({ cmd: "ping" });
     }, Math.max(1, welcome.ping) * 1000));
@@ -194,6 +200,22 @@ export class Session extends EventTarget {
     return call;
   }
 
+  /** Take back a call an earlier session of this user lost (``key``: the call's last media
+   * key); returns the call's id in this session. Its "connected" (a new key) or
+   * "disconnected" comes as a "call" event. */
+  attach(key, codec = "PCMU") {
+    const call = `c${this.nextCall++}`;
+    this.calls.set(call, { key: null, codec });
+    this._send({ cmd: "attach", call, key: b64e(key) });
+    return call;
+  }
+
+  /** The call's current media key (null before ``connected``). */
+  keyOf(call) {
+    const state = this.calls.get(call);
+    return state ? state.key : null;
+  }
+
   hangup(call) { this._send({ cmd: "hangup", call }); }
   dtmf(call, digits) { this._send({ cmd: "dtmf", call, digits }); }
   hold(call) { this._send({ cmd: "hold", call }); }
@@ -216,6 +238,14 @@ export class Session extends EventTarget {
   close() {
     if (this.ws && this.ws.readyState <= WebSocket.OPEN) this.ws.close(1000);
     this._closed("closed");
+  }
+
+  /** Give the session up as lost (the server keeps its answered calls for a while). */
+  drop(reason = "connection lost") {
+    const ws = this.ws;
+    if (ws) { ws.onclose = null; ws.onmessage = null; }
+    this._closed(reason, true);
+    if (ws && ws.readyState <= WebSocket.OPEN) ws.close(4000, "lost");
   }
 
   _receive(data) {
@@ -271,7 +301,7 @@ export class Session extends EventTarget {
     }
   }
 
-  _closed(reason) {
+  _closed(reason, lost = false) {
     if (this.closed) return;
     this.closed = true;
     for (const t of this.timers) clearInterval(t);
@@ -279,11 +309,13 @@ export class Session extends EventTarget {
     if (this.waiter) { this.waiter.reject(new LoginError(0, reason)); this.waiter = null; }
     for (const { reject } of this.pending.values()) reject(new RequestError(0, reason));
     this.pending.clear();
-    for (const call of this.calls.keys()) {
-      this.dispatchEvent(new CustomEvent("call", { detail: { cmd: "disconnected", call, cause: "network-error", text: reason } }));
+    if (!lost) {
+      for (const call of this.calls.keys()) {
+        this.dispatchEvent(new CustomEvent("call", { detail: { cmd: "disconnected", call, cause: "network-error", text: reason } }));
+      }
     }
     this.calls.clear();
-    this.dispatchEvent(new CustomEvent("closed", { detail: { reason } }));
+    this.dispatchEvent(new CustomEvent("closed", { detail: { reason, lost } }));
   }
 }
 
