@@ -156,11 +156,12 @@ def test_the_page_reconnects_and_takes_its_call_back(tmp_path):
             page.wait_for_function("() => document.querySelector('#connection').textContent"
                                    ".startsWith('Connection lost: reconnecting')")
             page.wait_for_timeout(2500)
-            seen = (page.get_by_role("status").text_content(), connection_line(page))
+            seen = (page.get_by_role("status").text_content(), connection_line(page),
+                    page.get_by_text("Quality:").text_content())
             browser.screenshot(screens, "02-reconnecting")
             return seen
 
-        status_down, line_down = yield browser.run(while_down)
+        status_down, line_down, quality_down = yield browser.run(while_down)
         marks["back"] = time.time()
         proxy.restart()                                     # and comes back
 
@@ -200,6 +201,7 @@ def test_the_page_reconnects_and_takes_its_call_back(tmp_path):
         assert hears_tone(heard_before), heard_before
         assert status_down == "connected", status_down       # the state word stays
         assert line_down.startswith("Connection lost: reconnecting"), line_down
+        assert quality_down == "Quality: no connection (reconnecting)", quality_down
         assert hears_tone(heard_after[4:]), heard_after       # the echo, after the re-attach
         outage = marks["back"] - marks["drop"]
         assert timer_after >= timer_before + outage - 1, (timer_before, timer_after, outage)

@@ -399,6 +399,7 @@ function callEvent(message) {
       if (call.reattaching) {
         call.reattaching = false;
         call.audio.reset();               // a held call stays held: the server keeps that
+        call.quality = new ReceiveQuality();   // a new stream: the gap is not loss
         showConnection(call.audio.ctx.state === "running" ? "" : "Click or press a key to hear the call.");
       }
       setStatus("connected");
@@ -493,7 +494,10 @@ function tick(call) {
     inCall.micLevel.value = Math.min(1, CallAudio.level(call.audio.micAnalyser) * 4);
     inCall.speakerLevel.value = Math.min(1, CallAudio.level(call.audio.speakerAnalyser) * 4);
   }
-  if (call.phase === "connected") {
+  if (call.phase === "connected" && (state.reconnecting || call.reattaching)) {
+    inCall.quality.textContent = "Quality: no connection (reconnecting)";
+    inCall.quality.dataset.grade = "poor";
+  } else if (call.phase === "connected") {
     const q = call.quality.snapshot();
     const buffer = call.buffer ? ` · buffer ${call.buffer.delayMs} ms` : "";
     inCall.quality.textContent = `Quality: ${q.grade} · loss ${q.lossPercent.toFixed(1)}% · jitter ${Math.round(q.jitterMs)} ms${buffer}`;
