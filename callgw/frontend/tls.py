@@ -3,7 +3,7 @@
 Owned by the front-end listeners. ``CertificateService`` (a child started before the TLS
 listeners) loads ``[web] cert``/``key``; when ``cert`` is empty it makes (once) an ECDSA P-256
 self-signed certificate for 127.0.0.1, ::1, localhost and the listener addresses, stored next
-to the database as ``callgw-cert.pem`` / ``callgw-key.pem`` (key mode 0600), and logs its path
+to the SQLite database (in ``var/`` with PostgreSQL) as ``callgw-cert.pem`` / ``callgw-key.pem`` (key mode 0600), and logs its path
 and SHA-256 fingerprint so that clients can be told to trust it (``callgw-dial --cacert``).
 ``context(alpn=...)`` returns a context factory that listeners can take at construction: the
 certificate is read only when the listener starts. ALPN ``h2``/``http/1.1`` is offered on the
@@ -26,6 +26,8 @@ from twisted.internet import ssl
 from twisted.internet.interfaces import IOpenSSLContextFactory
 from twisted.logger import Logger
 from zope.interface import implementer
+
+from callgw.store.dialect import is_postgresql
 
 CERT_NAME, KEY_NAME = "callgw-cert.pem", "callgw-key.pem"
 
@@ -92,7 +94,10 @@ class CertificateService(Service):
         if self.configured:
             self.cert_path, self.key_path = web["cert"], web["key"] or web["cert"]
         else:
-            folder = os.path.dirname(os.path.abspath(config["general"]["database"]))
+            database = config["general"]["database"]
+            # next to the SQLite file; with a PostgreSQL URL in var/ of the working directory
+            folder = os.path.abspath("var") if is_postgresql(database) else \
+                os.path.dirname(os.path.abspath(database))
             self.cert_path = os.path.join(folder, CERT_NAME)
             self.key_path = os.path.join(folder, KEY_NAME)
         self.hosts = ["127.0.0.1", "::1", "localhost"]

@@ -36,7 +36,7 @@ def node(tmp_path, url, name):
     config = make_config(directory, general={"database": url, "node": name,
                                              "reload_interval": 0.2},
                          calls={"echo_number": ECHO, "health_interval": 0},
-                         web={"https": "off"})
+                         web={"https": "off"}, client={"tls": "off"})
     gw = yield started(GatewayService(config, reactor))
     return gw
 

@@ -85,3 +85,13 @@ def test_no_certificate_without_tls_listeners(tmp_path):
         session.close()
     finally:
         yield stop_gateway(gw)
+
+
+def test_with_a_postgresql_url_the_self_signed_files_go_to_var_not_to_a_folder_named_after_the_url(
+        tmp_path, monkeypatch):
+    from tests.helpers import make_config
+    monkeypatch.chdir(tmp_path)
+    config = make_config(tmp_path, general={"database": "postgresql://u:pw@127.0.0.1:1/db"})
+    service = CertificateService(config, reactor)
+    assert service.cert_path == str(tmp_path / "var" / "callgw-cert.pem")
+    assert service.key_path == str(tmp_path / "var" / "callgw-key.pem")
