@@ -11,7 +11,8 @@ call timer goes on; the page hears the echoed tone again (its AnalyserNode); at 
 arrives as RTP before the drop, silence during it, the tone again after (dumpcap + tshark,
 Goertzel per packet); a reload of the page does not hang up either (the reloaded page signs in
 with the token its tab kept and takes the call back); one CDR, with the detach and attach
-events. Echo: calling ``[calls] echo_number`` from the page, the page hears the 440 Hz prompt,
+events. Back after callgw's grace period, the page stays signed in and its status says the call
+is gone (``disconnected: network-error``, as the CDR says). Echo: calling ``[calls] echo_number`` from the page, the page hears the 440 Hz prompt,
 then its own 1 kHz tone. Screenshots of every state are saved in tmp_path/screens and checked
 to render.
 """
@@ -241,6 +242,48 @@ def test_the_page_reconnects_and_takes_its_call_back(tmp_path):
         assert not errors, errors
     finally:
         yield capture.stop()
+        yield browser.stop()
+        if proxy.listening.connected:
+            yield proxy.listening.stopListening()
+        yield gw.stopService()
+        sipp.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_back_after_the_grace_period_the_call_is_gone_and_the_page_says_so(tmp_path):
+    """callgw's grace is 2 s here, the network is away for longer: the page signs in again
+    (it stays signed in), its attach is answered with ``disconnected`` and the status says
+    so; the CDR ends with network-error."""
+    mic = tone_wav(tmp_path / "tone.wav", hz=1000, seconds=60)
+    sipp = Sipp("uas_answer.xml", tmp_path, timeout=60, extra=["-rtp_echo"]).start()
+    prepare(tmp_path, sipp.port)
+    gw = yield start(tmp_path, web=True, client={"reattach_grace": 2.0})
+    proxy = KillableProxy(gw.client.address("https")[1])
+    browser = BrowserThread(mic=mic)
+    screens = tmp_path / "screens"
+    try:
+        yield browser.start()
+
+        def call_up():
+            sign_in_and_call(browser.page, f"https://127.0.0.1:{proxy.port}/", "+4930123456")
+            status_is(browser.page, "connected")
+
+        yield browser.run(call_up)
+        yield proxy.kill()
+        yield sleep(4.0)
+        proxy.restart()
+
+        def gone():
+            page = browser.page
+            status_is(page, "disconnected: network-error — no call to attach", timeout=20000)
+            page.get_by_role("textbox", name="Number").wait_for()     # signed in, can dial
+            browser.screenshot(screens, "06-grace-over")
+            return page.get_by_role("button", name="Sign out").count()
+
+        assert (yield browser.run(gone)) == 1
+        cdr = (yield settled_cdr(gw, "alice"))[0]
+        assert cdr["cause"] == 38 and cdr["answered"], cdr           # network-error
+    finally:
         yield browser.stop()
         if proxy.listening.connected:
             yield proxy.listening.stopListening()
