@@ -103,7 +103,7 @@ def build(root, config: Config, reactor, frontend=None) -> Parts:
                            metrics=metrics)
     client.setServiceParent(root)
     if client.web is not None:
-        client.web.add_resource("api", make_api(callpath))
-        client.web.add_resource("metrics", metrics.resource())
+        client.web.add_resource("api", client.web.admin_only(make_api(callpath)))
+        client.web.add_resource("metrics", client.web.admin_only(metrics.resource(), bearer=True))
     namespace.update(callpath=callpath, client=client)
     return Parts(store, callpath, client, providers)

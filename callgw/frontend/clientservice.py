@@ -58,7 +58,7 @@ class ClientService(MultiService):
         https = config.listener("web", "https")
         if https is not None:
             from callgw.web.site import WebSite
-            self.web = WebSite(self.manager, https, self.cert, reactor, config)
+            self.web = WebSite(self.manager, https, self.cert, reactor, config, store)
             self._add("https", self.web)
 
     def _add(self, framing: str, service: Service) -> None:

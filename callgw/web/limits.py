@@ -19,8 +19,8 @@ HTTPS listener serves, with the ``[limits]`` settings (``HttpLimits``):
   connections close after ``http_idle_timeout``.
 
 A refusal over HTTP/1.1 is one canned response and the connection closes; over HTTP/2 the
-stream is answered with the same code and reset, the connection stays. Each refusal is logged through
-``SourceLog`` (one line per source and reason a minute). Numbers read from a request go
+stream is answered with the same code and reset, the connection stays. Each refusal is logged
+through ``SourceLog`` (one line per source and reason a minute). Numbers read from a request go
 through ``bounded_int`` so an over-long integer is not a 500.
 
 Tests: tests/web/test_limits.py (over a real socket) and tests/web/test_attacks.py (a real

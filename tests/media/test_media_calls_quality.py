@@ -16,6 +16,7 @@ from twisted.internet.threads import deferToThread
 
 from test_media_calls import (dial, prepare_db, settled_cdr, sipp_gateway, start,
                               url, within, write_tone)
+from tests.web.admins import add_admin, basic
 from tests.web.h2get import h2_get
 
 pytestmark = pytest.mark.peers("sipp")
@@ -26,7 +27,8 @@ DIRECTIONS = ("client_to_gateway", "gateway_to_client")
 def api_calls(gw):
     host, port = gw.client.address("https")
     _, status, _, body = yield deferToThread(h2_get, host, port, "/api/calls",
-                                             gw.client.cert.cert_path)
+                                             gw.client.cert.cert_path,
+                                             headers=[("authorization", basic())])
     assert status == 200
     return json.loads(body)
 
@@ -53,6 +55,7 @@ def test_quality_in_the_api_while_up_and_in_the_cdr(tmp_path):
     played = write_tone(source, seconds=4.0)
     sipp = sipp_gateway(tmp_path)
     prepare_db(tmp_path, gateways=[("gw1", sipp.port, ["+49"], {})])
+    add_admin(tmp_path / "callgw.sqlite3")
     gw = yield start(tmp_path, web=True)
     try:
         call = dial("--server", url(gw, "udp"), "--user", "alice", "--duration", "5",

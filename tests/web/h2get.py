@@ -9,9 +9,12 @@ import h2.connection
 import h2.events
 
 
-def h2_get(host: str, port: int, path: str, cafile: str, until: bytes | None = None):
-    """GET ``path``; returns ``(alpn, status, headers, body)``. Stops at stream end, or as soon
-    as the body contains ``until`` (for an endless SSE stream)."""
+def h2_get(host: str, port: int, path: str, cafile: str, until: bytes | None = None,
+           headers=()):
+    """GET ``path`` (with ``headers``, e.g. ``[("authorization", ...)]``); returns ``(alpn,
+    status, headers, body)``. Stops at stream end, or as soon as the body contains ``until``
+    (for an endless SSE stream)."""
+    extra = list(headers)
     ctx = ssl.create_default_context(cafile=cafile)
     ctx.set_alpn_protocols(["h2", "http/1.1"])
     with socket.create_connection((host, port), timeout=10) as raw:
@@ -23,7 +26,8 @@ def h2_get(host: str, port: int, path: str, cafile: str, until: bytes | None = N
             conn.initiate_connection()
             sid = conn.get_next_available_stream_id()
             conn.send_headers(sid, [(":method", "GET"), (":path", path),
-                                    (":authority", f"{host}:{port}"), (":scheme", "https")],
+                                    (":authority", f"{host}:{port}"), (":scheme", "https"),
+                                    *extra],
                               end_stream=True)
             sock.sendall(conn.data_to_send())
             headers, body = {}, b""

@@ -27,12 +27,13 @@ def cli(tmp_path, *args, password: str | None = None) -> subprocess.CompletedPro
                           stdin=subprocess.DEVNULL)
 
 
-def write_config(tmp_path, extra: str = "") -> Path:
+def write_config(tmp_path, extra: str = "", general: str = "") -> Path:
     """Every client listener and the site on OS-picked loopback ports; SIP and MGCP off (these
-    tests place no calls, and SIP's UDP+TCP pair on one picked port can collide)."""
+    tests place no calls, and SIP's UDP+TCP pair on one picked port can collide). ``general``:
+    more lines for ``[general]``; ``extra``: more sections."""
     path = tmp_path / "callgw.toml"
     path.write_text(
-        f'[general]\ndatabase = "{tmp_path / "db.sqlite3"}"\n'
+        f'[general]\ndatabase = "{tmp_path / "db.sqlite3"}"\n{general}'
         '[client]\nudp = "127.0.0.1:0"\ntcp = "127.0.0.1:0"\ntls = "127.0.0.1:0"\n'
         '[web]\nhttps = "127.0.0.1:0"\n[sip]\nudp = "off"\ntcp = "off"\n[mgcp]\nudp = "off"\n'
         + extra)
@@ -70,6 +71,12 @@ class Callgw:
 
     def log(self) -> str:
         return self.log_path.read_text("utf-8", "replace") if self.log_path.exists() else ""
+
+    def tracebacks(self) -> list[str]:
+        """The log's tracebacks, less the telnet manhole's own about options a client refused
+        (Twisted logs those as critical; the manhole tests' client refuses some)."""
+        blocks = re.findall(r"Traceback \(most recent call last\):\n(?:\t[^\n]*\n)*", self.log())
+        return [b for b in blocks if "telnet.OptionRefused" not in b]
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

@@ -168,3 +168,21 @@ def h2_request(host: str, port: int, path: str, method: str = "GET", headers=(),
         return status, got, data, False
     finally:
         sock.close()
+
+
+def https(host: str, port: int, method: str, path: str, headers=None, body: bytes | None = None,
+          source: str = "127.0.0.1", timeout: float = 10.0):
+    """One HTTP/1.1 request over TLS; returns ``(status, headers, body)`` where ``headers``
+    maps lower-case names to lists of values."""
+    import http.client
+    conn = http.client.HTTPSConnection(host, port, context=tls_context(None), timeout=timeout,
+                                       source_address=(source, 0))
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        response = conn.getresponse()
+        got: dict[str, list[str]] = {}
+        for name, value in response.getheaders():
+            got.setdefault(name.lower(), []).append(value)
+        return response.status, got, response.read()
+    finally:
+        conn.close()

@@ -34,7 +34,7 @@ def callgw(tmp_path):
         yield gw
     finally:
         status = gw.stop()
-        assert "Traceback" not in gw.log() and "Unhandled" not in gw.log(), gw.log()[-3000:]
+        assert gw.tracebacks() == [] and "Unhandled" not in gw.log(), gw.log()[-3000:]
         assert status in (0, -15), gw.log()[-2000:]
 
 
