@@ -1,5 +1,6 @@
 """Admin accounts in the store (callgw/store/admins.py): stored credentials only, changes bump
-the serial a running gateway reloads on, refusals name the problem."""
+the serial a running gateway reloads on, refusals name the problem; on SQLite and on a real
+PostgreSQL server (``db_target``)."""
 import pytest
 
 from callgw import passwords
