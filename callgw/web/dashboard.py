@@ -28,7 +28,7 @@ guard admits admins only, see callgw/web/admin.py):
   ``failures`` (attempts that failed over from it in the last hour).
 
 Tests: tests/web/test_dashboard.py (the routes over a real site, a live call ended by the
-operator).
+operator) and tests/web/test_browser_dashboard.py (the page in Chromium, a call to sipp).
 """
 from __future__ import annotations
 
