@@ -19,8 +19,8 @@ them into HTTP:
   (``Secure; HttpOnly; SameSite=Strict; Path=/``); ``GET`` tells the signed-in page its user
   and CSRF token; ``DELETE`` (with the token) signs out.
 - ``/admin/`` serves the sign-in page (``callgw/web/static/admin/``): textboxes "User name" and
-  "Password", button "Sign in"; once signed in, who is signed in and "Sign out" (the operator
-  dashboard of a later issue goes there).
+  "Password", button "Sign in"; once signed in, who is signed in, "Sign out" and the operator
+  dashboard (``dashboard.js``, its data from ``callgw.web.dashboard``).
 
 Tests: tests/web/test_admin.py (over the site, and the page in Chromium) and
 tests/web/test_admin_attacks.py (a real callgw process).
@@ -271,7 +271,9 @@ class AdminRoot(Resource):
 
     FILES = {b"": ("index.html", b"text/html; charset=utf-8"),
              b"signin.js": ("signin.js", b"text/javascript; charset=utf-8"),
-             b"admin.css": ("admin.css", b"text/css; charset=utf-8")}
+             b"admin.css": ("admin.css", b"text/css; charset=utf-8"),
+             b"dashboard.js": ("dashboard.js", b"text/javascript; charset=utf-8"),
+             b"dashboard.css": ("dashboard.css", b"text/css; charset=utf-8")}
 
     def __init__(self, auth):
         super().__init__()

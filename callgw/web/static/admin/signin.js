@@ -1,6 +1,6 @@
 // The admin sign-in page (callgw/web/admin.py): signs in with POST /admin/session, keeps the
-// CSRF token the session came with, signs out with DELETE. The operator dashboard (a later
-// issue) takes the place of the signed-in view and sends `csrfToken()` as X-CSRF-Token on changes.
+// CSRF token the session came with, signs out with DELETE. Signed in, it mounts the operator
+// dashboard (dashboard.js), which sends the token as X-CSRF-Token on changes.
 // Tests: tests/web/test_admin.py (Chromium).
 
 const door = document.getElementById("door");
@@ -27,8 +27,12 @@ function signedIn(user, token) {
   out.type = "button";
   out.textContent = "Sign out";
   out.addEventListener("click", signOut);
-  view.append(who, out);
+  const board = document.createElement("div");
+  board.className = "dashboard";
+  view.append(who, out, board);
   door.replaceChildren(view);
+  import("./dashboard.js").then((m) => m.mount(board, {user, csrf: token, say}))
+    .catch((e) => say(`the dashboard did not load: ${e.message}`));
   say(`signed in as ${user}`);
 }
 
