@@ -201,7 +201,7 @@ class SessionResource(Resource):
             user, password = body["user"], body["password"]
             if not isinstance(user, str) or not isinstance(password, str):
                 raise TypeError
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             return _answer(request, 400, 'expected {"user": "...", "password": "..."}')
         source = source_of(request.getClientAddress())
         d = self.auth.check_password(user[:256], password[:1024], source)

@@ -21,7 +21,8 @@ HTTPS listener serves, with the ``[limits]`` settings (``HttpLimits``):
 A refusal over HTTP/1.1 is one canned response and the connection closes; over HTTP/2 the
 stream is answered with the same code and reset, the connection stays. Each refusal is logged
 through ``SourceLog`` (one line per source and reason a minute). Numbers read from a request go
-through ``bounded_int`` so an over-long integer is not a 500.
+through ``bounded_int`` so an over-long integer is not a 500; HEAD on a resource without GET is a
+405, not twisted.web's 500.
 
 Tests: tests/web/test_limits.py (over a real socket) and tests/web/test_attacks.py (a real
 callgw process).
@@ -35,6 +36,8 @@ from twisted.internet.error import ConnectionLost
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import http, server
+from twisted.web.error import UnsupportedMethod
+from twisted.web.resource import Resource
 from twisted.web._http2 import H2Connection
 from twisted.web.http import _GenericHTTPChannelProtocol   # the h2/http1.1 switch per ALPN
 
@@ -257,6 +260,15 @@ class LimitedRequest(server.Request):
             return
         super().process()
 
+    def render(self, resrc):
+        """As twisted.web's, but HEAD on a resource that answers no GET is a 405 (twisted.web's
+        ``Resource.render_HEAD`` calls a ``render_GET`` that is not there: a 500)."""
+        if self.method == b"HEAD" and isinstance(resrc, Resource) \
+                and type(resrc).render is Resource.render \
+                and getattr(resrc, "render_GET", None) is None:
+            resrc = _NoGet(resrc)
+        super().render(resrc)
+
     def connectionLost(self, reason):
         self._cancel()
         super().connectionLost(reason)
@@ -287,6 +299,19 @@ class LimitedRequest(server.Request):
     def _reset_stream(self, stream, code: int, reason: str):
         if not (self.finished or self._disconnected):
             refuse_h2_stream(stream, code, reason)
+
+
+class _NoGet(Resource):
+    """Stands for a resource without GET when HEAD is asked of it: 405 with its methods."""
+
+    def __init__(self, resource: Resource):
+        super().__init__()
+        self.resource = resource
+
+    def render(self, request):
+        methods = {name[len("render_"):] for name in dir(self.resource)
+                   if name.startswith("render_")} - {"HEAD"}
+        raise UnsupportedMethod(sorted(m.encode("ascii") for m in methods))
 
 
 def refuse_h2_stream(stream, code: int, reason: str) -> None:

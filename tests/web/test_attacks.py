@@ -128,3 +128,35 @@ def test_websocket_connection_logs_no_library_debug(callgw):
     added = callgw.log()[before:]
     assert "#debug" not in added and "autobahn" not in added, added
     assert len(added) < 1500, added
+
+
+def test_no_request_gets_a_500(callgw):
+    """Every method on every path (and some malformed ones), with no, broken or partial
+    credentials and odd bodies: answers, never a 500, no traceback in the log."""
+    methods = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "BREW")
+    paths = ("/", "/admin", "/admin/", "/admin/session", "/admin/signin.js", "/admin/nothing",
+             "/api", "/api/", "/api/calls?limit=-1", "/api/calls?limit=1e9", "/api/gateways",
+             "/metrics", "/client/v1/events", "/client/v1/messages", "/client/v1/ws",
+             "/client", "/static/none.js", "/%00", "/..%2f..%2fetc%2fpasswd", "//x", "/?a=%ff")
+    variants = (
+        ({}, None),
+        ({"Authorization": "Basic Og==", "Content-Type": "application/json"}, b'{"user": 1}'),
+        ({"Authorization": "Bearer", "Cookie": "__Host-callgw-admin=\xff"}, b"not json"),
+        ({"Content-Type": "application/json", "Callgw-Session": "x" * 300}, b"[" * 1000),
+    )
+    jobs = [(m, p, h, b) for m in methods for p in paths for h, b in variants]
+
+    def ask(job):
+        method, path, headers, body = job
+        try:
+            return rawhttp.https("127.0.0.1", callgw.ports["web-https"], method, path,
+                                 headers, body if method not in ("GET", "HEAD") else None,
+                                 source=ATTACKER, timeout=30)[0]
+        except OSError:                      # a refusal that closes the connection is fine
+            return None
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(ask, jobs))
+    assert 500 not in statuses and statuses.count(None) < len(jobs) // 10, statuses
+    assert "500" not in re.findall(r'" (\d{3}) ', callgw.log())
+    assert callgw.alive() and _serving(callgw)

@@ -153,3 +153,35 @@ def test_http2_limits(tmp_path):
         assert closed
     finally:
         yield stop_gateway(gw)
+
+
+def _keep_alive_past(host, port, seconds: float, version) -> tuple[int, int]:
+    """Two requests on one connection, ``seconds`` apart; the TLS version pinned."""
+    import ssl
+    import time
+    ctx = rawhttp.tls_context()
+    ctx.minimum_version = ctx.maximum_version = version
+    sock = ctx.wrap_socket(rawhttp.tcp(host, port))
+    try:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: callgw\r\n\r\n")
+        first = rawhttp.status_of(sock.recv(65536))
+        time.sleep(seconds)
+        sock.sendall(_get(b"/"))
+        return first, rawhttp.status_of(rawhttp.read_all(sock, 5))
+    except (OSError, ssl.SSLError):
+        return first, 0
+    finally:
+        sock.close()
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_finished_handshake_outlives_the_handshake_deadline(tmp_path):
+    import ssl
+    gw = yield _start(tmp_path, tls_handshake_timeout=1.0, http_request_timeout=5.0)
+    try:
+        host, port = gw.client.address("https")
+        for version in (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2):
+            statuses = yield deferToThread(_keep_alive_past, host, port, 2.0, version)
+            assert statuses == (200, 200), version
+    finally:
+        yield stop_gateway(gw)
