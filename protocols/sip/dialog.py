@@ -29,7 +29,8 @@ import os
 
 from protocols.sip import digest
 from protocols.sip.message import Headers, Request, make_response, parse_name_addr
-from protocols.sip.session import (ALLOW, CLOSED, Ended, InfoAnswered, Input, ModifyAnswered,
+from protocols.sip.keepalive import Keepalive, KeepaliveHooks
+from protocols.sip.session import (CLOSED, Ended, InfoAnswered, Input, ModifyAnswered,
                                    ModifyFailed, RemoteModify, Respond, SendAck, SendRequest,
                                    State, TableMachine, build_table, hop_for, reason_cause)
 from protocols.sip.transaction import RemoteProtocolError, StartTimer, StopTimer
@@ -155,7 +156,7 @@ ALL_STATES = (S.IDLE, S.CALLING, S.PROCEEDING, S.CANCEL_PENDING, S.CANCELLING, S
 BEFORE_DIALOG = (S.IDLE, S.CALLING, S.PROCEEDING, S.CANCEL_PENDING, S.CANCELLING)
 
 
-class DialogSession(TableMachine):
+class DialogSession(KeepaliveHooks, TableMachine):
     """What the UAC and the UAS sessions share: the dialog and re-INVITE tables."""
 
     TABLE: dict = {}
@@ -179,6 +180,7 @@ class DialogSession(TableMachine):
         self._retry_sdp = None
         self._auth_tries = {}
         self._closed = False
+        self.keepalive = Keepalive(profile.keepalive, dialog)
         self._infos: set[int] = set()     # CSeq numbers of our INFOs awaiting an answer
 
     # ---- the dialog's names ----
@@ -260,6 +262,9 @@ class DialogSession(TableMachine):
                 if retry:
                     return self._step(I.BYE_CHALLENGE, retry)
             return self._step(I.BYE_FINAL, response)
+        keepalive = self._keepalive_response(response)
+        if keepalive is not None:
+            return keepalive
         return self._other_response(response)
 
     def _other_response(self, response):
@@ -297,6 +302,9 @@ class DialogSession(TableMachine):
             return self._step(I.BYE_FAILED, status)
         if request.method == "INFO" and request.cseq[0] in self._infos:
             return self._info_answered(request.cseq[0], status, reason)
+        keepalive = self._keepalive_failure(request, status)
+        if keepalive is not None:
+            return keepalive
         return self._other_failure(request, status, reason)
 
     def _other_failure(self, request, status, reason):
@@ -331,6 +339,8 @@ class DialogSession(TableMachine):
     # ---- timers ----
     def timer_fired(self, name):
         """A timer this session asked for expired."""
+        if name in self.KEEPALIVE_TIMERS:
+            return self._keepalive(self.keepalive.timer_fired(name))
         inp = self.OFFER_TIMERS.get(name)
         if inp is not None:
             return self._offer_step(inp)
@@ -342,7 +352,7 @@ class DialogSession(TableMachine):
     # ---- dialog actions (12, 15) ----
     def _send_bye(self, q850):
         self.bye = self.dialog.request("BYE", extra=[("Reason", f"Q.850;cause={q850}")])
-        return [SendRequest(self.bye, self.dialog.hop())]
+        return self.keepalive.stop() + [SendRequest(self.bye, self.dialog.hop())]
 
     def _bye_received(self, request):
         out = [Respond(request, self.dialog.response(request, 200)), *self._stop_offer_timers(),
@@ -356,26 +366,29 @@ class DialogSession(TableMachine):
         return [Respond(request, self.dialog.response(request, 481))]
 
     def _fail_dialog(self, why):
-        status, text = why
-        return [Ended("local", None, text or f"{status} to an in-dialog request"),
-                *self._stop_offer_timers()] + self._send_bye(16)
+        status, text, q850 = why
+        return [Ended("local", q850, text or f"{status} to an in-dialog request"),
+                *self._stop_offer_timers()] + self._send_bye(q850 or 16)
 
     def _retry_bye(self, retry):
         self.bye = retry[0].request
         return retry
 
     def _answer_request(self, request):
+        allow = [("Allow", self.profile.allow)]
         if request.method == "OPTIONS":
-            return [Respond(request, self.dialog.response(request, 200,
-                                                          extra=[("Allow", ALLOW)]))]
-        return [Respond(request, self.dialog.response(request, 405, extra=[("Allow", ALLOW)]))]
+            return [Respond(request, self.dialog.response(request, 200, extra=allow))]
+        if request.method == "UPDATE" and self.profile.keepalive.mode == "session-timer" \
+                and self.state is S.CONFIRMED:
+            return self._answer_update(request)
+        return [Respond(request, self.dialog.response(request, 405, extra=allow))]
 
     def _close(self, _=None):
         if self._closed:
             return []
         self._closed = True
         self.state = S.TERMINATED
-        return [CLOSED]
+        return self.keepalive.stop() + [CLOSED]
 
     def _stop_offer_timers(self):
         if self.offer_state is S.ANSWER_SENT:
@@ -384,15 +397,16 @@ class DialogSession(TableMachine):
             return [StopTimer("re-2xx"), StopTimer("re-2xx-stop")]
         return []
 
-    def _dialog_failed(self, status, text=""):
+    def _dialog_failed(self, status, text="", q850=None):
         """Feed 'the dialog failed' (12.2.1.2) into the dialog table."""
-        return self._step(I.DIALOG_FAILED, (status, text))
+        return self._step(I.DIALOG_FAILED, (status, text, q850))
 
     # ---- re-INVITE actions (14) ----
     def _send_reinvite(self, sdp):
         self.local_sdp = sdp
         self._retried = False
-        self.reinvite = self.dialog.request("INVITE", body=sdp, extra=[("Allow", ALLOW)])
+        self.reinvite = self.dialog.request("INVITE", body=sdp, extra=[
+            ("Allow", self.profile.allow), *self._reinvite_headers()])
         return [StopTimer("491"), SendRequest(self.reinvite, self.dialog.hop())]
 
     def _modify_busy(self, sdp):
@@ -415,13 +429,14 @@ class DialogSession(TableMachine):
 
     def _answer_offer(self, sdp):
         request = self.remote_reinvite
-        response = self.dialog.response(request, 200, body=sdp)
+        headers, refreshed = self._refresh_answer(request)
+        response = self.dialog.response(request, 200, body=sdp, extra=headers)
         self._reinvite_2xx = response
         self._re2xx_interval = self.profile.timers.t1
         out = [Respond(request, response), StartTimer("re-2xx-stop", self.profile.timers.long)]
         if self.profile.transport == "udp":
             out.append(StartTimer("re-2xx", self._re2xx_interval))
-        return out
+        return out + refreshed
 
     def _refuse_offer(self, request):
         self.remote_reinvite = None
@@ -445,8 +460,10 @@ class DialogSession(TableMachine):
         request, self.reinvite = self.reinvite, None
         self._retried = False
         self.reinvite_ack = self.dialog.request("ACK", cseq=request.cseq[0])
-        return [SendAck(self.reinvite_ack, self.dialog.hop()),
-                ModifyAnswered(response.body or None)]
+        refresh, effects = self._reinvite_answered(response)
+        out = [SendAck(self.reinvite_ack, self.dialog.hop())]
+        return out + effects if refresh else out + [ModifyAnswered(response.body or None)] + \
+            effects
 
     def _ack_reinvite_again(self, _):
         return [SendAck(self.reinvite_ack, self.dialog.hop())]
@@ -457,11 +474,13 @@ class DialogSession(TableMachine):
 
     def _modify_failed(self, status):
         self.reinvite = None
-        return [ModifyFailed(status)]
+        refresh, effects = self._reinvite_refused(status, fatal=False)
+        return effects if refresh else [ModifyFailed(status)]
 
     def _modify_fatal(self, status):
         self.reinvite = None
-        return [ModifyFailed(status)] + self._dialog_failed(status)
+        refresh, effects = self._reinvite_refused(status, fatal=True)
+        return effects if refresh else [ModifyFailed(status)] + self._dialog_failed(status)
 
     def _glare_wait(self, response):
         # RFC 3261 14.1: the Call-ID owner waits 2.1-4 s (10 ms steps), the other 0-2 s

@@ -11,12 +11,21 @@ does for section 17:
 - ``protocols.sip.uas_session``: the callee's side (13.3, CANCEL received 9.2, 2xx retransmission
   until ACK 13.3.1.4), ready for inbound calls.
 
+Liveness (``protocols.sip.keepalive``): the layer above asks for it per call with
+``Profile.keepalive = KeepaliveConfig(mode, interval, session_expires, min_se)``, mode ``off``
+(the default: nothing is sent, since sipp and many gateways end a call on an in-dialog request
+they do not expect), ``options`` (an in-dialog OPTIONS every ``interval`` seconds) or
+``session-timer`` (RFC 4028, running only when the 2xx carries Session-Expires). It learns the
+far end vanished from the ``Vanished(reason, q850)`` event, which ``Ended("local", q850,
+reason)`` and a BYE with that cause follow at once.
+
 This module holds what the three share: the effects a session returns for the adapter
 (``SendRequest``, ``SendAck``, ``Respond``, ``Abandon``, and ``StartTimer``/``StopTimer`` from
 ``protocols.sip.transaction``), the session events for the layer above (``Progress``,
 ``Answered``, ``Rejected``, ``Ended``, ``ModifyAnswered``, ``ModifyFailed``, ``RemoteModify``,
-``Confirmed``, ``Cancelled``, ``Closed``), the ``State``/``Input`` names of the tables, the
-``Profile`` (who we are, who the peer is, which transport), and ``TableMachine``, the table walk.
+``Confirmed``, ``Cancelled``, ``Vanished``, ``Closed``), the ``State``/``Input`` names of the
+tables, the ``Profile`` (who we are, who the peer is, which transport, which keepalive) and
+``KeepaliveConfig``, and ``TableMachine``, the table walk.
 
 Pairs a table does not list: a network or timer input is absorbed (a late copy, a response to a
 request already settled); a call from the layer above raises ``LocalProtocolError``. Every pair
@@ -24,7 +33,7 @@ that does something is listed, and ``docs/protocols/sip-sessions.md`` draws the 
 ``mermaid``.
 
 Tests: tests/sip/test_session.py (UAC), tests/sip/test_uas_session.py (UAS),
-tests/sip/test_dialog.py (tables, dialog).
+tests/sip/test_dialog.py (tables, dialog), tests/sip/test_keepalive.py (liveness).
 """
 from __future__ import annotations
 
@@ -166,6 +175,14 @@ class Cancelled:
 
 
 @dataclass(frozen=True, slots=True)
+class Vanished:
+    """The far end is gone: its in-dialog keepalives failed (``q850`` 41) or it let the RFC
+    4028 session expire (102). ``Ended`` and a BYE with that cause follow at once."""
+    reason: str
+    q850: int
+
+
+@dataclass(frozen=True, slots=True)
 class Closed:
     """The session is over: forget it (dialog tables, timers)."""
 
@@ -195,6 +212,11 @@ class State(enum.Enum):
     RETRY_WAIT = "RetryWait"                # it got 491: wait 2.1-4 s (14.1)
     OFFER_RECEIVED = "OfferReceived"        # theirs is up with the layer above
     ANSWER_SENT = "AnswerSent"              # our 2xx to theirs waits for the ACK
+    # the keepalive of a confirmed dialog (protocols.sip.keepalive)
+    OFF = "Off"
+    PROBING = "Probing"                     # our OPTIONS or refresh is out
+    WATCHING = "Watching"                   # the far end refreshes the session
+    ENDED = "Ended"
 
 
 class Input(enum.Enum):
@@ -211,7 +233,7 @@ class Input(enum.Enum):
     R_2XX_AGAIN = "2xx again"
     R_2XX_FORK = "2xx of another fork"
     R_FAILURE = "300-699"
-    R_CHALLENGE = "401/407"
+    R_CHALLENGE = "401/407/422 to retry"
     TIMEOUT = "timeout"
     TRANSPORT_ERROR = "transport error"
     CANCEL = "CANCEL"
@@ -304,6 +326,7 @@ def diagrams():
     """Title -> Mermaid diagram of each INVITE session table (``python -m
     protocols.sip.session`` prints them for the docs)."""
     from protocols.sip.dialog import DialogSession
+    from protocols.sip.keepalive import Keepalive
     from protocols.sip.uac_session import UacSession
     from protocols.sip.uas_session import UasSession
     return {
@@ -312,6 +335,8 @@ def diagrams():
         "Dialog (12, 15)": mermaid(DialogSession.DIALOG_ROWS, State.CONFIRMED,
                                    quiet=("_absorb", "_answer_request", "_no_dialog")),
         "re-INVITE (14)": mermaid(DialogSession.OFFER_ROWS, State.STABLE, final=False),
+        "Keepalive (RFC 4028, in-dialog OPTIONS)": mermaid(Keepalive.TABLE_ROWS, State.OFF,
+                                                           final=False),
     }
 
 
@@ -370,6 +395,26 @@ def bracket(host):
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
+KEEPALIVE_MODES = ("off", "options", "session-timer")
+
+
+@dataclass(frozen=True, slots=True)
+class KeepaliveConfig:
+    """How a confirmed dialog checks the far end is there (``protocols.sip.keepalive``):
+    ``mode`` off | options | session-timer; ``interval`` the OPTIONS period (s);
+    ``session_expires`` the session interval we ask for and ``min_se`` the least we accept
+    (RFC 4028 4 and 5; 90 s is the RFC's floor, tests use less)."""
+    mode: str = "off"
+    interval: float = 30.0
+    session_expires: int = 1800
+    min_se: int = 90
+
+    def __post_init__(self):
+        if self.mode not in KEEPALIVE_MODES:
+            raise ValueError(f"keepalive mode {self.mode!r}: expected one of "
+                             f"{', '.join(KEEPALIVE_MODES)}")
+
+
 @dataclass
 class Profile:
     """What a session needs to know about us and the peer.
@@ -378,7 +423,7 @@ class Profile:
     'tls'; ``proxy`` is an outbound proxy 'host:port' or None; ``credentials`` a (username,
     password) pair or None; ``tls`` the certificate policy of a TLS hop; ``sips`` makes the
     Request-URI, To and Contact sips: URIs (RFC 5630: TLS on every hop) instead of sip: over
-    TLS to the first hop only.
+    TLS to the first hop only; ``keepalive`` the dialog's liveness check (default off).
     """
     local_host: str
     local_port: int
@@ -390,6 +435,12 @@ class Profile:
     timers: TimerConfig = field(default_factory=TimerConfig)
     tls: TlsPolicy | None = None
     sips: bool = False
+    keepalive: KeepaliveConfig = field(default_factory=KeepaliveConfig)
+
+    @property
+    def allow(self):
+        """Our Allow header: UPDATE too when RFC 4028 refreshes may come that way."""
+        return ALLOW + ", UPDATE" if self.keepalive.mode == "session-timer" else ALLOW
 
     @property
     def via_transport(self):

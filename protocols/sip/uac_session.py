@@ -25,7 +25,8 @@ from __future__ import annotations
 
 from protocols.sip.dialog import Dialog, DialogSession
 from protocols.sip.message import Headers, Request, parse_name_addr
-from protocols.sip.session import (ALLOW, USER_AGENT, Abandon, Answered, Ended, Input, Progress,
+from protocols.sip.keepalive import invite_headers, min_se, negotiated_by_2xx
+from protocols.sip.session import (USER_AGENT, Abandon, Answered, Ended, Input, Progress,
                                    Rejected, SendAck, SendRequest, State, bracket, build_table,
                                    reason_cause, token)
 from protocols.sip.transaction import StartTimer, StopTimer
@@ -73,6 +74,8 @@ class UacSession(DialogSession):
         self.cancel = None
         self.cancel_wanted = None   # Q.850 cause of a release asked for before any 1xx
         self._forks = {}            # To tag of another fork's 2xx -> (ACK, hop)
+        self.answer_2xx = None      # the 2xx whose offer waits for our answer
+        self._tried_422 = False
 
     @property
     def awaiting_answer(self):
@@ -115,7 +118,28 @@ class UacSession(DialogSession):
             retry = self._auth_retry(self.invite, response)
             if retry:
                 return self._step(I.R_CHALLENGE, retry)
+        if status == 422 and self.state in (S.CALLING, S.PROCEEDING):
+            retry = self._retry_422(response)
+            if retry:
+                return self._step(I.R_CHALLENGE, retry)
         return self._step(I.R_FAILURE, response)
+
+    def _retry_422(self, response):
+        """RFC 4028 7.4: our Session-Expires was too small: once again with the Min-SE the
+        422 names (a new CSeq and branch, as for a challenge)."""
+        least = min_se(response)
+        if self._tried_422 or least is None or self.profile.keepalive.mode != "session-timer":
+            return None
+        self._tried_422 = True
+        value = max(least, self.profile.keepalive.session_expires)
+        self.dialog.local_cseq += 1
+        headers = self.invite.headers.copy()
+        headers.set("Via", self.dialog.via())
+        headers.set("CSeq", f"{self.dialog.local_cseq} INVITE")
+        headers.set("Session-Expires", str(value))
+        headers.set("Min-SE", str(least))
+        retry = Request("INVITE", self.invite.uri, headers, self.invite.body)
+        return [SendRequest(retry, self.profile.first_hop())]
 
     def _other_failure(self, request, status, reason):
         if request is self.invite:
@@ -131,7 +155,9 @@ class UacSession(DialogSession):
     # ---- actions ----
     def _send_invite(self, sdp):
         self.local_sdp = sdp
-        extra = list(self.identity) + [("Allow", ALLOW), ("User-Agent", USER_AGENT)]
+        extra = list(self.identity) + [("Allow", self.profile.allow),
+                                       ("User-Agent", USER_AGENT)]
+        extra += invite_headers(self.profile.keepalive)
         self.invite = self.dialog.request("INVITE", cseq=self.dialog.local_cseq, body=sdp or b"",
                                           extra=extra, uri=self.request_uri)
         return [SendRequest(self.invite, self.profile.first_hop())]
@@ -163,12 +189,14 @@ class UacSession(DialogSession):
     def _answered(self, response):
         self.dialog.confirm(response)
         self.ack = self.dialog.request("ACK", cseq=self.invite.cseq[0])
-        return [SendAck(self.ack, self.dialog.hop()), Answered(response.body or None)]
+        return [SendAck(self.ack, self.dialog.hop()), Answered(response.body or None)] + \
+            self._start_keepalive(negotiated_by_2xx(self.profile.keepalive, response), response)
 
     def _offered(self, response):
         # delayed offer (RFC 3264 / 3261 13.2.1): the ACK carries our answer, which the layer
         # above gives to ``acknowledge``; until then 2xx copies wait
         self.dialog.confirm(response)
+        self.answer_2xx = response
         return [StartTimer("answer", self.profile.timers.long), Answered(response.body or None)]
 
     def _answered_late(self, response):
@@ -229,7 +257,9 @@ class UacSession(DialogSession):
         return [StopTimer("answer"), SendAck(self.ack, self.dialog.hop())]
 
     def _ack_answer(self, sdp):
-        return self._ack_with(sdp)
+        response = self.answer_2xx
+        return self._ack_with(sdp) + self._start_keepalive(
+            negotiated_by_2xx(self.profile.keepalive, response), response)
 
     def _ack_no_answer(self, _):
         return self._ack_with(None) + self._send_bye(88)

@@ -23,6 +23,7 @@ Tests: tests/sip/test_uas_session.py (tables) and tests/sip/test_sipp.py (sipp a
 from __future__ import annotations
 
 from protocols.sip.dialog import Dialog, DialogSession
+from protocols.sip.keepalive import answer_for
 from protocols.sip.message import make_response, parse_name_addr
 from protocols.sip.session import (Cancelled, Confirmed, Ended, Input, Respond, State,
                                    build_table, reason_cause, token)
@@ -74,6 +75,7 @@ class UasSession(DialogSession):
         except SipParseError:
             self.target = None
         self.answer_2xx = None
+        self._negotiated = None      # RFC 4028: (interval, we refresh) our 2xx agreed to
         self._2xx_interval = profile.timers.t1
         self._bye_cause = 16
 
@@ -121,8 +123,10 @@ class UasSession(DialogSession):
 
     def _send_2xx(self, sdp):
         self.local_sdp = sdp
-        self.answer_2xx = self.dialog.response(self.invite, 200, body=sdp or b"",
-                                               record_route=True)
+        headers, self._negotiated = answer_for(self.profile.keepalive, self.invite)
+        self.answer_2xx = self.dialog.response(
+            self.invite, 200, body=sdp or b"", extra=[("Allow", self.profile.allow), *headers],
+            record_route=True)
         self._2xx_interval = self.profile.timers.t1
         out = [Respond(self.invite, self.answer_2xx),
                StartTimer("2xx-stop", self.profile.timers.long)]
@@ -158,7 +162,8 @@ class UasSession(DialogSession):
         return [Ended("local", None, f"{status} {reason}")] + self._close()
 
     def _confirmed(self, ack):
-        return [StopTimer("2xx"), StopTimer("2xx-stop"), Confirmed(ack.body or None)]
+        return [StopTimer("2xx"), StopTimer("2xx-stop"), Confirmed(ack.body or None)] + \
+            self._start_keepalive(self._negotiated, self.invite)
 
     def _bye_after_ack(self, q850):
         self._bye_cause = q850

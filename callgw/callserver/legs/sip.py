@@ -20,11 +20,16 @@ Translates between the neutral events of ``callgw.callserver.events`` and one
   ``application/dtmf-relay`` (RFC 6086); a refusal comes back as ``DtmfResult``. In relay mode
   digits travel as RFC 4733 events in the media path (protocols/rtp) and never reach the leg.
 - Every SIP message sent or received for the call is reported to the sink as a ``Trace``.
+- Liveness: the gateway record's ``keepalive`` (``off`` | ``options`` | ``session-timer``,
+  ``keepalive_interval`` seconds for OPTIONS) goes to the session (``protocols.sip.keepalive``);
+  when the gateway stops answering or lets the session expire the session reports
+  ``Vanished``: ``liveness()`` then names the reason, and the call is released with cause 41
+  (keepalive) or 102 (session expired) and a BYE.
 
 ``options_ping(endpoint, gateway)`` is the proxy's health poll: a Deferred firing with the
 round-trip in seconds.
 
-Tests: tests/sip/test_sip_leg.py, tests/sip/test_sipp.py.
+Tests: tests/sip/test_sip_leg.py, tests/sip/test_sipp.py, tests/sip/test_keepalive.py.
 """
 from __future__ import annotations
 
@@ -70,7 +75,10 @@ def _profile(endpoint, gateway):
         credentials=(user, gateway.get("password") or "") if user else None,
         timers=endpoint.timers,
         tls=_tls_policy(gateway),
-        sips=bool(gateway.get("sips", False)))
+        sips=bool(gateway.get("sips", False)),
+        keepalive=sess.KeepaliveConfig(
+            mode=(gateway.get("keepalive") or "off").lower(),
+            interval=float(gateway.get("keepalive_interval") or 30.0)))
 
 
 def gateway_hop(gateway):
@@ -414,6 +422,11 @@ class SipLeg:
             if held != self._held_by_remote:
                 self._held_by_remote = held
                 self._emit(Hold(held))
+
+    def _on_Vanished(self, event):
+        # the gateway stopped answering in-dialog keepalives, or let the session expire; the
+        # session's Ended (and our BYE) follow at once and release the call
+        self._vanished = event.reason
 
     def _on_Closed(self, event):
         self._stop_no_answer()
