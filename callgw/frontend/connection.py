@@ -59,6 +59,7 @@ from protocols.client.session import State as CoreState
 from protocols.client.throttle import LoginThrottle
 from protocols.client.tokens import TokenSigner
 
+_MEDIA_BYTE = bytes([fr.MEDIA_V1])
 MAX_ERRORS = 10                 # protocol errors before a session is ended
 MAX_LOGIN_FAILURES = 3          # failed logins before a session is ended
 MAX_CALLS = 64                  # live calls of one session (the director limits users' calls)
@@ -299,7 +300,7 @@ class ClientConnection:
     def receive(self, payload: bytes) -> None:
         """One payload from the framing (control JSON or a media frame). Never raises."""
         try:
-            if fr.kind_of(payload) == fr.MEDIA:
+            if payload[:1] == _MEDIA_BYTE or fr.kind_of(payload) == fr.MEDIA:
                 self.receive_media(fr.decode_media(payload))
                 return
             if len(payload) > self.manager.max_message:

@@ -114,6 +114,38 @@ class Playout:
             return
         self.frames[key] = payload
 
+    def push_in_order(self, payload: bytes, timestamp: int, now: float) -> bytes | None:
+        """The steady state in one step: when nothing is buffered, ``payload`` is exactly one
+        packet starting at the cursor and the pacing lets it go now, count it as ``push``
+        would and return its RTP packet (what ``pull`` would return alone). Otherwise None,
+        having done nothing: the caller then uses ``push`` and ``pull``."""
+        buf_ts = self.buf_ts
+        n = self.samples
+        if buf_ts is None or self.buf or self.frames or len(payload) != n or \
+                timestamp & 0xFFFFFFFF != buf_ts or self.next_due > now + self.ptime / 2:
+            return None
+        self.frames_in += 1
+        self.last_push = now
+        if self.table is not None:
+            payload = payload.translate(self.table)
+        ts = (buf_ts + self.offset) & 0xFFFFFFFF
+        sequence = self.sequence
+        packet = _HEADER.pack(0x80, (0x80 if self.marker else 0) | self.payload_type,
+                              sequence, ts, self.ssrc) + payload
+        self.buf_ts = (buf_ts + n) & 0xFFFFFFFF
+        self.sequence = (sequence + 1) & 0xFFFF
+        self.marker = False
+        self.gap_since = None
+        self.packets_out += 1
+        self.bytes_out += 12 + n
+        self.last_timestamp = ts
+        self.last_emit = now
+        next_due = self.next_due
+        if next_due < now - self.ptime:
+            next_due = now - self.ptime
+        self.next_due = next_due + self.ptime
+        return packet
+
     def resync(self) -> None:
         """The client's timeline starts over (it re-attached, or a filler stands in for it):
         drop what is buffered; the next frame's timestamp becomes the new base, and the RTP

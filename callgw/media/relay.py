@@ -369,7 +369,10 @@ class RelaySession:
     def send(self, endpoint: RtpEndpoint, data: bytes):
         """Send ``data`` out of ``endpoint``'s socket to its destination, counting it."""
         try:
-            endpoint.sendto(data, endpoint.destination)
+            if endpoint.connected:      # latched: no address to pass, no route lookup
+                endpoint.sock.send(data)
+            else:
+                endpoint.sendto(data, endpoint.destination)
         except OSError:
             endpoint.send_errors += 1
             return

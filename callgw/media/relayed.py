@@ -72,14 +72,23 @@ class ClientMedia:
 
     def frame(self, payload: bytes, sequence: int, timestamp: int):
         """One media frame from the client."""
-        now = self.session.clock.seconds()
+        session = self.session
+        now = session.clock.seconds()
         self.last_rx = now
         self.stats.receive(sequence & 0xFFFF, timestamp & 0xFFFFFFFF, now, len(payload))
-        if self.playout is None:
+        playout = self.playout
+        if playout is None:
             self.frames_dropped += 1
             return
-        self.playout.push(payload, sequence, timestamp, now)
-        self._pump()
+        packet = playout.push_in_order(payload, timestamp, now)
+        if packet is None:      # out of order, a gap, early, or another length: the timeline
+            playout.push(payload, sequence, timestamp, now)
+            self._pump()
+            return
+        # in order and due: straight out (what _pump would do, with no timer left to set)
+        gateway = session.endpoints.get("gateway")
+        if gateway is not None and gateway.send_allowed and gateway.destination is not None:
+            session.send(gateway, packet)
 
     def detach(self):
         """The client's session is gone for now (it may re-attach): the gateway hears

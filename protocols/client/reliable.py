@@ -32,10 +32,11 @@ from dataclasses import dataclass
 
 from protocols.client import messages as m
 from protocols.client.errors import ErrorCode, ProtocolError, RemoteProtocolError
-from protocols.client.framing import CONTROL, MEDIA, decode_media, kind_of
+from protocols.client.framing import CONTROL, MEDIA, MEDIA_V1, check_media, kind_of
 from protocols.client.sealing import OVERHEAD, DatagramSeal
 
 AMPLIFICATION = 3
+_MEDIA_BYTE = bytes([MEDIA_V1])
 Item = m.Message | bytes | ProtocolError   # what receive_datagram delivers
 
 
@@ -89,10 +90,16 @@ class ReliableEndpoint:
         if opened is None:
             return []
         data = opened
+        if data[:1] == _MEDIA_BYTE:     # the common case: a media frame, checked, as it is
+            try:
+                check_media(data)
+            except ProtocolError as e:
+                return [e]
+            return [data if type(data) is bytes else bytes(data)]
         try:
             kind = kind_of(data)
             if kind == MEDIA:
-                decode_media(data)
+                check_media(data)
                 return [bytes(data)]
             if len(data) > self._max_message:
                 raise RemoteProtocolError(ErrorCode.TOO_LARGE,
@@ -149,6 +156,17 @@ class ReliableEndpoint:
         """Queue one media frame (sent once, never retransmitted)."""
         if self._budget() >= self._wire_size(payload):
             self._emit(payload)
+
+    def media_datagram(self, payload: bytes) -> bytes | None:
+        """The datagram carrying media frame ``payload`` (sealed when sealing), to send at
+        once; None when the anti-amplification budget forbids it. Unlike ``send_media``
+        nothing is queued: a media frame changes no reliability state, so the caller sends
+        it without draining ``datagrams_to_send`` or re-arming the timer."""
+        if not self._validated and self._budget() < self._wire_size(payload):
+            return None
+        data = self.seal.outgoing(payload)
+        self._sent_bytes += len(data)
+        return data
 
     def _transmit(self, message: m.Message, now: float) -> None:
         mid = self._next_mid

@@ -124,3 +124,42 @@ def test_next_wakeup_reports_pending_work():
     p.push(frame(0), 0, 0, 0.0)
     assert p.pull(0.0) == []
     assert abs(p.next_wakeup() - 0.03) < 1e-9
+
+
+def test_push_in_order_is_push_then_pull_for_the_steady_state():
+    """The fast path (``push_in_order``) gives the packets and counters ``push`` + ``pull``
+    give, over in-order, early, out-of-order, odd-sized and paused frames (PCMU to PCMA, so
+    the translation runs too); where it declines it changes nothing."""
+    import random
+    rng = random.Random(5)
+    slow, fast = make(out_codec="PCMA", payload_type=8), make(out_codec="PCMA", payload_type=8)
+    t, ts, fast_hits = 0.0, 0, 0
+    for i in range(400):
+        t += rng.choice([0.02, 0.02, 0.02, 0.019, 0.005, 0.035])
+        size = 160 if rng.random() > 0.05 else 80
+        if rng.random() < 0.03:
+            ts += 160 * 3                             # a few frames never sent
+        if rng.random() < 0.03 and i:
+            order = [(ts + 160, 2), (ts, 1)]          # two frames swapped
+        else:
+            order = [(ts, 1)]
+        for stamp, seq in order:
+            payload = frame(i, size)
+            slow.push(payload, seq, stamp, t)
+            expected = slow.pull(t)
+            packet = fast.push_in_order(payload, stamp, t)
+            if packet is None:
+                fast.push(payload, seq, stamp, t)
+                got = fast.pull(t)
+            else:
+                fast_hits += 1
+                got = [packet]
+            assert got == expected
+        ts += size if len(order) == 1 else size + 160
+        later = t + 0.015
+        assert fast.pull(later) == slow.pull(later)
+        t = later
+    for name in ("frames_in", "frames_late", "frames_duplicate", "samples_filled",
+                 "packets_out", "bytes_out", "sequence", "next_due"):
+        assert getattr(fast, name) == getattr(slow, name), name
+    assert fast_hits > 100                   # the fast path took a good share
