@@ -110,12 +110,14 @@ class SipEndpoint:
     address put in Via and Contact (default ``host``; needed when ``host`` is a wildcard such
     as 0.0.0.0). ``tcp`` False: no TCP listener; ``tcp_host``/``tcp_port`` bind it apart from
     UDP (None: UDP's host and port number). ``resolver`` an IHostnameResolver for gateway
-    names (default: the reactor's). Nothing opens before ``start()``.
+    names (default: the reactor's). ``wrap_listener(factory)`` wraps the TCP listener's factory
+    (the caller's connection limits). Nothing opens before ``start()``.
     """
 
     def __init__(self, reactor, host="127.0.0.1", port=0, clock=None,
                  timers=txn.TimerConfig(), uas=None, tcp=True, advertise=None, inbound=None,
-                 strangers=None, tcp_host=None, tcp_port=None, resolver=None):
+                 strangers=None, tcp_host=None, tcp_port=None, resolver=None,
+                 wrap_listener=None):
         self.reactor = reactor
         self.clock = clock if clock is not None else reactor
         self.host = host
@@ -130,7 +132,8 @@ class SipEndpoint:
         self.inbound = inbound
         self.strangers = strangers     # protocols.sip.strangers.Strangers, or None: all peers
         self._stranger_report = None
-        self.transports = Transports(self, reactor, host, port, tcp, tcp_host, tcp_port)
+        self.transports = Transports(self, reactor, host, port, tcp, tcp_host, tcp_port,
+                                     wrap_listener)
         if resolver is None and IReactorPluggableNameResolver.providedBy(reactor):
             resolver = reactor.nameResolver
         self.names = Names(resolver, self.clock, ipv6=":" in host)

@@ -242,9 +242,12 @@ class Transports:
     ``endpoint`` gets ``data_received``, ``message_received``, ``connect_failed(transactions)``
     and ``stream_failed(key)``. ``tcp`` False means no TCP listener (outgoing streams still
     work); ``tcp_host``/``tcp_port`` place the listener apart from UDP (None: the same).
+    ``wrap_listener(factory)``, when given, wraps the TCP listener's factory (the caller's
+    limits on connections: a per-source cap).
     """
 
-    def __init__(self, endpoint, reactor, host, port, tcp=True, tcp_host=None, tcp_port=None):
+    def __init__(self, endpoint, reactor, host, port, tcp=True, tcp_host=None, tcp_port=None,
+                 wrap_listener=None):
         self.endpoint = endpoint
         self.reactor = reactor
         self.host = host
@@ -252,6 +255,7 @@ class Transports:
         self.tcp = tcp
         self.tcp_host = tcp_host or host
         self.tcp_port = tcp_port
+        self.wrap_listener = wrap_listener
         self.streams = {}              # (transport, host, port) -> Stream
         self.pending = {}              # (transport, host, port) -> [(bytes, tx)] while connecting
         self.tls = TlsContexts()
@@ -271,6 +275,8 @@ class Transports:
                 self.port = port
                 return self.port, self.tcp_port
             factory = protocol.Factory.forProtocol(lambda: Stream(self, "tcp"))
+            if self.wrap_listener is not None:
+                factory = self.wrap_listener(factory)
             same = self.tcp_port is None
             try:
                 self._tcp_listener = self.reactor.listenTCP(port if same else self.tcp_port,

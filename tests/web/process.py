@@ -27,21 +27,24 @@ def cli(tmp_path, *args, password: str | None = None) -> subprocess.CompletedPro
                           stdin=subprocess.DEVNULL)
 
 
-def write_config(tmp_path, extra: str = "", general: str = "") -> Path:
+def write_config(tmp_path, extra: str = "", general: str = "", sip: bool = False) -> Path:
     """Every client listener and the site on OS-picked loopback ports; SIP and MGCP off (these
-    tests place no calls, and SIP's UDP+TCP pair on one picked port can collide). ``general``:
-    more lines for ``[general]``; ``extra``: more sections."""
+    tests place no calls; ``sip`` turns SIP on). ``general``: more lines for ``[general]``;
+    ``extra``: more sections."""
     path = tmp_path / "callgw.toml"
     path.write_text(
         f'[general]\ndatabase = "{tmp_path / "db.sqlite3"}"\n{general}'
         '[client]\nudp = "127.0.0.1:0"\ntcp = "127.0.0.1:0"\ntls = "127.0.0.1:0"\n'
-        '[web]\nhttps = "127.0.0.1:0"\n[sip]\nudp = "off"\ntcp = "off"\n[mgcp]\nudp = "off"\n'
+        '[web]\nhttps = "127.0.0.1:0"\n[mgcp]\nudp = "off"\n'
+        + ('[sip]\nudp = "127.0.0.1:0"\ntcp = "127.0.0.1:0"\n' if sip else
+           '[sip]\nudp = "off"\ntcp = "off"\n')
         + extra)
     return path
 
 
 class Callgw:
-    """``twistd -n callgw --config tmp_path/callgw.toml``; ``ports["web-https"]`` etc."""
+    """``twistd -n callgw --config tmp_path/callgw.toml``; ``ports["web-https"]``,
+    ``ports["sip tcp"]`` etc."""
 
     def __init__(self, tmp_path):
         self.tmp_path = tmp_path
@@ -65,8 +68,8 @@ class Callgw:
                 self.stop()
                 raise AssertionError("callgw did not start:\n" + self.log())
             time.sleep(0.1)
-        for name, _, port in LISTENING.findall(self.log()):
-            self.ports[name] = int(port)
+        for name, proto, port in LISTENING.findall(self.log()):
+            self.ports[name] = self.ports[f"{name} {proto}"] = int(port)
         return self
 
     def log(self) -> str:

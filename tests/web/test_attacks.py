@@ -28,7 +28,7 @@ ATTACKER = "127.0.0.2"
 
 @pytest.fixture
 def callgw(tmp_path):
-    write_config(tmp_path, LIMITS)
+    write_config(tmp_path, LIMITS, sip=True)
     gw = Callgw(tmp_path).start()
     try:
         yield gw
@@ -107,9 +107,19 @@ def test_slow_and_idle_connections_are_dropped(callgw):
     time.sleep(0.5)
     assert callgw.open_fds() <= baseline + 2      # no descriptor kept for them
     assert _serving(callgw)
+    # plain TCP listeners (the client protocol's, SIP's) cap connections per source too
+    for listener in ("client-tcp", "sip tcp"):
+        held = [rawhttp.tcp("127.0.0.1", callgw.ports[listener], ATTACKER) for _ in range(100)]
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            refused = sum(pool.map(lambda s: rawhttp.closed_by_peer(s, 1.0), held))
+        for s in held:
+            s.close()
+        assert refused >= 100 - 64, listener
+    assert _serving(callgw)
     # the log says so in a few lines, not one per connection
     refusals = [line for line in callgw.log().splitlines() if "SourceLog" in line]
-    assert 1 <= len(refusals) <= 12, refusals
+    assert 1 <= len(refusals) <= 16, refusals
+    assert any("sip-tcp: over 64 connections: refused from 127.0.0.2" in r for r in refusals)
 
 
 def test_websocket_connection_logs_no_library_debug(callgw):

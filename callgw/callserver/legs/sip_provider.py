@@ -28,6 +28,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from callgw.callserver.legs.entry import LegProtocol, Option
+from callgw.connlimits import ConnectionLimits, guarded_factory
 from callgw.interfaces import ILegProvider, LegUnavailable
 
 TRANSPORTS = ("udp", "tcp", "tls")
@@ -116,7 +117,7 @@ class SipLegProvider:
 
     def __init__(self, reactor, udp, tcp, timers, no_answer_timeout: float = 65.0,
                  ping_timeout: float = 8.0, strangers: str = "answer", trusted=(),
-                 user_agent: str = "callgw"):
+                 user_agent: str = "callgw", limits=None):
         self.reactor = reactor
         self.udp = udp                      # callgw.config.Listener or None (off)
         self.tcp = tcp
@@ -124,6 +125,7 @@ class SipLegProvider:
         self.no_answer_timeout = no_answer_timeout
         self.ping_timeout = ping_timeout
         self.strangers, self.trusted, self.user_agent = strangers, tuple(trusted), user_agent
+        self.limits = limits                # callgw.connlimits.ConnectionLimits (None: defaults)
         self.endpoint = None
 
     def start(self):
@@ -140,7 +142,8 @@ class SipLegProvider:
                                     tcp_host=tcp.host if tcp else None,
                                     tcp_port=tcp.port if tcp else None,
                                     uas=UasCore(user_agent=self.user_agent),
-                                    strangers=Strangers(self.trusted, self.strangers))
+                                    strangers=Strangers(self.trusted, self.strangers),
+                                    wrap_listener=self._bounded)
         port = self.endpoint.start()
         _grow_buffers(self.endpoint.udp_socket())
         self.log.info("listening: sip udp {host}:{port} (call path)", host=self.udp.host,
@@ -149,6 +152,11 @@ class SipLegProvider:
             self.log.info("listening: sip tcp {host}:{port} (call path)", host=tcp.host,
                           port=self.endpoint.tcp_port)
         return succeed(None)
+
+    def _bounded(self, factory):
+        """The SIP TCP listener behind the per-source connection cap (callgw/connlimits.py)."""
+        return guarded_factory(factory, self.limits or ConnectionLimits(), self.reactor,
+                               "sip-tcp")
 
     def stop(self):
         """Fires once the SIP sockets are closed."""
@@ -220,7 +228,8 @@ def build(config, reactor) -> SipLegProvider:
                           TimerConfig(sip["t1"], sip["t2"], sip["t4"]),
                           no_answer_timeout=calls["no_answer_timeout"] + 5.0,
                           ping_timeout=calls["setup_timeout"], strangers=sip["strangers"],
-                          trusted=sip["trusted"], user_agent=sip["user_agent"])
+                          trusted=sip["trusted"], user_agent=sip["user_agent"],
+                          limits=ConnectionLimits.from_config(config))
 
 
 PROTOCOL = LegProtocol("sip", 5060, OPTIONS, build, probe_modes=("options", "off"))
