@@ -63,6 +63,16 @@ def _on_off(value):
     return text in ("on", "true", "yes")
 
 
+def _seconds(value):
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{value!r}: expected seconds") from None
+    if not 5.0 <= seconds <= 3600.0:
+        raise ValueError(f"{value!r}: expected 5-3600 seconds")
+    return seconds
+
+
 def _text(value):
     text = str(value)
     if not text or any(c < " " for c in text):
@@ -87,6 +97,9 @@ OPTIONS = (
            "liveness of answered calls: off (default), options (in-dialog OPTIONS) or "
            "session-timer (RFC 4028, when the gateway's 2xx carries Session-Expires)", "off",
            _choice(*KEEPALIVES)),
+    Option("keepalive_interval", "--keepalive-interval",
+           "seconds between in-dialog OPTIONS with --keepalive options (default 30)", None,
+           _seconds),
 )
 
 
@@ -99,6 +112,7 @@ def sip_gateway(row: dict, no_answer_timeout: float) -> dict:
             "outbound_proxy": options.get("proxy"),
             "username": options.get("auth_user"), "password": options.get("auth_password"),
             "keepalive": options.get("keepalive", "off"),
+            "keepalive_interval": options.get("keepalive_interval"),
             "tls_verify": options.get("tls_verify", True), "tls_ca_file": options.get("tls_ca"),
             "sips": options.get("sips", False),
             "strip_digits": row.get("strip_digits") or 0, "prepend": row.get("prepend") or "",
@@ -186,18 +200,23 @@ class SipLegProvider:
         above any that run can have used; fires with the gateway's final response."""
         if self.endpoint is None:
             raise LegUnavailable("SIP is off in this callgw ([sip] udp)")
+        from callgw.callserver.legs.sip import _tls_policy
         from protocols.sip import session as sess
         from protocols.sip.headers import parse_name_addr
         transport = recovery.get("transport") or "udp"
+        # TLS: the gateway's certificate check as configured now (the system's trust store
+        # with verification on when the gateway was removed since)
+        tls = _tls_policy(sip_gateway(gateway, self.no_answer_timeout) if gateway is not None
+                          else {"transport": transport})
         routes = list(recovery.get("route_set") or ())
         if routes:
             route = parse_name_addr(routes[0]).uri
-            hop = sess.Hop(transport, route.host.strip("[]"), route.port or 5060)
+            hop = sess.Hop(transport, route.host.strip("[]"), route.port or 5060, tls)
         elif recovery.get("proxy"):
             host, _, port = recovery["proxy"].rpartition(":")
-            hop = sess.Hop(transport, host.strip("[]"), int(port))
+            hop = sess.Hop(transport, host.strip("[]"), int(port), tls)
         else:
-            hop = sess.hop_for(recovery["remote_target"], transport)
+            hop = sess.hop_for(recovery["remote_target"], transport, tls)
         headers = [("Max-Forwards", "70"), *(("Route", r) for r in routes),
                    ("From", recovery["from"]), ("To", recovery["to"]),
                    ("Call-ID", recovery["call_id"]),
