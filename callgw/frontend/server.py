@@ -236,6 +236,7 @@ class FrontEnd(Service):
                 del calls[key]
         call_id = self._id_prefix + format(next(self._ids), "x")
         leg = ClientLeg(conn, message.call, message.mode, message.codecs, call_id)
+        leg.request_received(message)
         calls[message.call] = leg
         host, port = _peer(conn)
         media = None

@@ -58,6 +58,9 @@ def test_answered_then_client_hangs_up(tmp_path):
         assert {"ringing", "established", "disconnected"} <= set(kinds)
         trace = yield gw.store.run("call_trace", cdr["call_id"])
         summaries = [t["summary"] for t in trace]
+        first = trace[0]            # the ladder starts with the client's own request
+        assert (first["leg"], first["direction"], first["summary"]) == \
+            ("client", "in", "call +4930123456 (relay)")
         assert any(s.startswith("INVITE") for s in summaries)
         assert any(s.startswith("BYE") for s in summaries)
         assert "connected" in summaries

@@ -43,7 +43,7 @@ class ClientLeg:
     log = Logger()
     name = "client"
     __slots__ = ("conn", "call", "mode", "codec", "sink", "key", "released", "gone", "_trying",
-                 "media", "relay", "_incoming", "detached", "remote", "call_id")
+                 "media", "relay", "_incoming", "detached", "remote", "call_id", "_early")
 
     def __init__(self, conn, call: str, mode: str = "relay", codecs=None, call_id: str = ""):
         self.conn = conn
@@ -62,10 +62,20 @@ class ClientLeg:
         self._incoming = False  # this leg was sent a Setup (it is the called side)
         self.detached = False   # the session was lost; the call waits for an attach
         self.remote = None      # direct mode: the far end's media, for a re-attach
+        self._early: list = []  # traces before the handler attached (the call request)
 
     # -- ICallLeg -----------------------------------------------------------------------------
     def attach(self, sink) -> None:
         self.sink = sink
+        early, self._early = self._early, []
+        for trace in early:                     # the request that made the call, first
+            sink(self, trace)
+
+    def request_received(self, message) -> None:
+        """The client's request that made this call (``call``): the first message of the
+        call's ladder, reported once the handler attaches."""
+        self._trace("in", f"{message.command} {message.number or message.contact or ''}"
+                    f" ({message.mode})")
 
     def send(self, event) -> None:
         kind = type(event)
@@ -232,8 +242,11 @@ class ClientLeg:
                              peer=getattr(self.conn, "peer", None), cmd=message.command)
 
     def _trace(self, direction: str, summary: str) -> None:
+        trace = ev.Trace("client", direction, summary)
         if self.sink is not None:
-            self.sink(self, ev.Trace("client", direction, summary))
+            self.sink(self, trace)
+        elif len(self._early) < 8:
+            self._early.append(trace)
 
 
 def _text(text: str | None) -> str | None:
