@@ -33,6 +33,7 @@ from callgw.frontend.clientservice import ClientService
 from callgw.frontend.server import FrontEnd
 from callgw.logservice import JsonLogService
 from callgw.manhole import make_manhole
+from callgw.media.rtpengine import Rtpengine, parse_address
 from callgw.proxy.gateways import GatewayDirectory
 from callgw.proxy.health import HealthPoller
 from callgw.proxy.registrar import Registrar
@@ -82,7 +83,10 @@ def build(root, config: Config, reactor, frontend=None) -> Parts:
     branding = BrandingUnit()
     director = CallDirector(store, reactor, calls["max_duration"], shared=store.shared,
                             node=node)
-    media = CallMedia(reactor, config["media"])     # the relay; opens nothing until a call
+    anchor = None                   # [media] backend: who carries direct-mode calls' media
+    if config["media"]["backend"] == "rtpengine":
+        anchor = Rtpengine(reactor, parse_address(config["media"]["rtpengine"]))
+    media = CallMedia(reactor, config["media"], anchor=anchor)  # opens nothing until a call
     balancer = Balancer([], calls["balancer"])
     front = FrontEnd(balancer, reactor, logger, registrar, branding, store, node,
                      registration_ttl=2 * config["client"]["idle_timeout"], metrics=metrics,

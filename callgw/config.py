@@ -122,6 +122,12 @@ def _port_range(value: Any) -> Any:
     return value
 
 
+def _hostport(value: Any) -> Any:
+    from callgw.media.rtpengine import parse_address
+    parse_address(_string(value))
+    return value
+
+
 def _echo_number(value: Any) -> Any:
     if _string(value):
         from callgw.numbers import NumberError, check
@@ -259,6 +265,9 @@ SCHEMA: dict[str, dict[str, tuple[Any, Callable[[Any], Any], bool, str]]] = {
         "address": ("127.0.0.1", _string, False, "local address for RTP"),
         "rtp_ports": ("30000-39999", _port_range, False, "RTP/RTCP port range"),
         "inactivity_timeout": (30.0, _number(1, 3600), False, "seconds without media"),
+        "backend": ("relay", _choice("relay", "rtpengine"), False,
+                    "direct-mode media: relay (passes untouched) or rtpengine (anchored)"),
+        "rtpengine": ("127.0.0.1:2223", _hostport, False, "rtpengine's ng control address"),
     },
 }
 

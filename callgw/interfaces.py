@@ -151,6 +151,15 @@ class IMediaSession(Interface):
         """Relayed mode: an RFC 4733 event toward the gateway; fires with the packet count."""
 
 
+class IAnchoredMedia(IMediaSession):
+    """A direct-mode call's media anchored in an external relay (rtpengine): the handler gets
+    one when the ``Setup`` carries media and the call server has an anchoring backend."""
+
+    def anchor(side, media):
+        """``side``'s media is ``media`` (``a`` offers, ``b`` answers); fires with the
+        MediaDescription (the relay's address) to give the other side."""
+
+
 class IMediaRelay(Interface):
     """Makes one ``IMediaSession`` per call (the built-in relay, or an external one)."""
 

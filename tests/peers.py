@@ -32,6 +32,7 @@ PACKAGES = {
     "chromium": "chromium",
     "psql": "postgresql-client",
     "pg_ctl": "postgresql",
+    "rtpengine": "rtpengine-daemon",
 }
 
 

@@ -22,7 +22,10 @@ A leg that was sent ``Release`` is left to finish its own signalling (a 2xx cros
 is ACKed and BYEd by the SIP leg): the handler never closes a leg it has just released.
 Media: a ``Setup`` without media (relay mode) gets side ``b``'s address from the
 ``IMediaSession`` (sides are named by role: ``a`` sent the ``Setup``, ``b`` places it); with
-media (direct mode) the offer passes through untouched.
+media (direct mode) the offer passes through untouched, unless the call server gave the call an
+``IAnchoredMedia`` (``[media] backend = "rtpengine"``): then b is offered the anchor's address
+for a's media, and b's media (early or answer) reaches a as the anchor's address for it
+(``media.anchored``).
 
 Tests: tests/callpath/test_handler.py (fake legs, task.Clock).
 """
@@ -71,6 +74,7 @@ def _t(states, inputs, action, next_state):
 
 _t(S.NULL, "start", "place", S.CALL_INITIATED)
 _t(S.CALL_INITIATED, "media.ready", "media_ready", None)
+_t(_LIVE, "media.anchored", "to_a", None)
 _t(S.CALL_INITIATED, "b.Proceeding", "proceeding", S.PROCEEDING)
 _t((S.PROCEEDING, S.DELIVERED), "b.Proceeding", "ignore", None)
 _t((S.CALL_INITIATED, S.PROCEEDING), "b.Alerting", "alerting", S.DELIVERED)
@@ -91,8 +95,8 @@ _t(S.ACTIVE, ("b.Dtmf", "b.Hold", "b.MediaOffer", "b.MediaAnswer", "b.DtmfResult
    None)
 _t(_EARLY, ("a.Dtmf", "a.Hold", "b.Dtmf", "b.Hold"), "ignore", None)
 _t(S.RELEASED, ("a.DtmfResult", "b.DtmfResult"), "ignore", None)
-_t(S.RELEASED, ("media.ready", "a.Release", "b.Release", "stop", "timer.setup", "timer.no_answer",
-                "timer.max_duration", "b.Proceeding", "b.Alerting", "b.Connect",
+_t(S.RELEASED, ("media.ready", "media.anchored", "a.Release", "b.Release", "stop",
+                "timer.setup", "timer.no_answer", "timer.max_duration", "b.Proceeding", "b.Alerting", "b.Connect",
                 "a.Dtmf", "b.Dtmf", "a.Hold", "b.Hold", "a.MediaOffer", "b.MediaOffer",
                 "a.MediaAnswer", "b.MediaAnswer"), "ignore", None)
 
@@ -234,7 +238,11 @@ class CallHandler:
         if not self.gateways:
             self._fail_a(CONGESTION, "no gateway available for this destination")
             return
-        if setup.media is None and self.media is not None:
+        if setup.media is not None and self.media is not None:     # anchored direct mode
+            d = maybeDeferred(self.media.anchor, "a", setup.media)
+            d.addCallback(lambda media: self.handle("media.ready", media))
+            d.addErrback(self._allocation_failed, "media anchor unavailable")
+        elif setup.media is None and self.media is not None:
             d = maybeDeferred(self.media.allocate, "b")
             d.addCallback(lambda address: self.handle("media.ready", address))
             d.addErrback(self._allocation_failed)
@@ -243,15 +251,28 @@ class CallHandler:
             self._attempt()
 
     def _do_media_ready(self, address) -> None:
-        host, port = address
-        self.offer = ev.MediaDescription(host, port)
+        if isinstance(address, ev.MediaDescription):
+            self.offer = address
+        else:
+            host, port = address
+            self.offer = ev.MediaDescription(host, port)
         if self.b is None:
             self._attempt()
 
-    def _allocation_failed(self, failure) -> None:
-        self.log.failure("call {call_id} peer {peer}: media allocation failed", failure,
-                         call_id=self.ctx.call_id, peer=self.ctx.peer)
-        self.handle("stop", ev.Release(CONGESTION, "no media ports"))
+    def _allocation_failed(self, failure, text="no media ports") -> None:
+        self.log.failure("call {call_id} peer {peer}: media allocation failed ({text})",
+                         failure, call_id=self.ctx.call_id, peer=self.ctx.peer, text=text)
+        self.handle("stop", ev.Release(CONGESTION, text))
+
+    def _to_a_media(self, event) -> None:
+        """Send leg b's ``event`` to a; through the anchor when the call's media is anchored
+        (its ``media`` becomes the anchor's address, sent on ``media.anchored``)."""
+        if event.media is None or self.media is None or self.setup.media is None:
+            self.a.send(event)
+            return
+        d = maybeDeferred(self.media.anchor, "b", event.media)
+        d.addCallback(lambda media: self.handle("media.anchored", replace(event, media=media)))
+        d.addErrback(self._allocation_failed, "media anchor failed")
 
     def _attempt(self) -> None:
         """Place the call toward ``gateways[attempt]`` through a new b leg; a gateway whose
@@ -304,11 +325,11 @@ class CallHandler:
         self.ringing = self.clock.seconds()
         self.logger.event(self.ctx.call_id, "ringing", gateway=self.gateway["name"])
         self.logger.setup_latency(self.ringing - self.ctx.requested)
-        self.a.send(event)
+        self._to_a_media(event)
 
     def _do_early_media(self, event) -> None:
         if event.media is not None:
-            self.a.send(event)
+            self._to_a_media(event)
 
     def _do_connect(self, event) -> None:
         self._gateway_answered()
@@ -325,7 +346,7 @@ class CallHandler:
                                   [r for r in (self.a.recovery(), self.b.recovery()) if r])
         self._timer_max = self.clock.callLater(self.ctx.max_duration, self.handle,
                                                "timer.max_duration", None)
-        self.a.send(event)
+        self._to_a_media(event)
 
     def _do_early_failure(self, event) -> None:
         self._cancel_setup_timer()

@@ -25,6 +25,9 @@ SDP through it) and it joins the relay to the call's client leg:
 - ``hold(on)``: the client held (resumed) the call: silence is not reaped while held and for
   ``inactivity_timeout`` seconds after; ``gateway_answered`` re-connects the gateway side with
   the answer to each re-INVITE;
+- ``anchor_factory``: with ``[media] backend = "rtpengine"`` (callgw/media/rtpengine.py, built
+  by the composition root and handed in as ``anchor``), direct-mode calls get an rtpengine
+  session instead of passing their media untouched; ``close`` deletes what it still holds;
 - ``liveness()``: the logger's reaper asks it like a leg; after the relay reported a silent
   side for ``inactivity_timeout`` seconds it answers with the reason, and the reaper releases
   the call (the CDR's ``cause_text`` says ``reaped: media inactive ...``).
@@ -57,18 +60,25 @@ class CallMedia:
 
     log = Logger()
 
-    def __init__(self, reactor, media_config: dict, clock=None):
+    def __init__(self, reactor, media_config: dict, clock=None, anchor=None):
         low, high = (int(x) for x in str(media_config["rtp_ports"]).split("-"))
         self.relay = MediaRelay(reactor, PortRange(low, high), address=media_config["address"],
                                 inactivity_timeout=float(media_config["inactivity_timeout"]),
                                 clock=clock)
         self.keys: dict[bytes, CallMediaSession] = {}
+        self.anchor = anchor        # the backend anchoring direct-mode calls (rtpengine), or None
         self.frames_in = 0
         self.frames_dropped = 0
 
     def session(self, call_id: str) -> "CallMediaSession":
         """The media session of a new relay-mode call (the call server's ``media_factory``)."""
         return CallMediaSession(self, call_id)
+
+    @property
+    def anchor_factory(self):
+        """``call_id -> IMediaSession`` for direct-mode calls when a backend anchors them
+        (``[media] backend = "rtpengine"``); None: their media passes untouched."""
+        return self.anchor.session if self.anchor is not None else None
 
     def client_frame(self, conn, frame) -> bool:
         """One media frame from a client session; True when it reached a call's relay."""
@@ -84,7 +94,11 @@ class CallMedia:
     def close(self):
         """Close every call's media; fires with ``{call_id: final statistics}``."""
         self.keys.clear()
-        return self.relay.close()
+        d = self.relay.close()
+        if self.anchor is not None:
+            d.addCallback(lambda finals: self.anchor.close().addCallback(
+                lambda anchored: dict(finals, **anchored)))
+        return d
 
 
 @implementer(IMediaSession)

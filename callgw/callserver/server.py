@@ -46,7 +46,8 @@ class CallServer:
 
     def __init__(self, name: str, director, directory, logger, clock, providers: dict,
                  timers: Timers = Timers(), media_factory=None, capacity: int = 1000,
-                 weight: int = 100, address: str = "in-process", echo_number=None):
+                 weight: int = 100, address: str = "in-process", echo_number=None,
+                 anchor_factory=None):
         self.name = name
         self.director = director
         self.directory = directory
@@ -56,6 +57,7 @@ class CallServer:
         self.echo_number = echo_number          # answered by callgw itself (legs/echo.py)
         self.timers = timers
         self.media_factory = media_factory
+        self.anchor_factory = anchor_factory    # direct-mode media anchored (rtpengine), or None
         self.capacity = capacity
         self.weight = weight
         self.address = address
@@ -122,11 +124,14 @@ class CallServer:
                           request.peer)
         media = self.media_factory(request.call_id) if (
             self.media_factory is not None and request.media is None) else None
+        anchored = self.anchor_factory(request.call_id) if (
+            self.anchor_factory is not None and request.media is not None) else None
         handler = CallHandler(ctx, leg, self._slave, gateways, self.clock, self.logger,
-                              self.timers, media, self._finished, self.directory)
+                              self.timers, media or anchored, self._finished, self.directory)
         if media is not None:
             media.bind(leg, handler)            # the relay joins the call's client leg
-        elif self.media_factory is not None and request.media_mode == "direct":
+        elif anchored is None and self.media_factory is not None and \
+                request.media_mode == "direct":
             standby(leg, handler, self.media_factory)   # the move to relay, if ever asked
         self.handlers[request.call_id] = handler
         self.director.call_began(username, request.tenant, request.call_id)
@@ -215,7 +220,8 @@ class CallPathService(MultiService):
         """One more in-process call server behind the balancer (before or after start)."""
         server = CallServer(name, self.director, self.directory, self.logger, self.clock,
                             self.providers, self.timers, self.media.session,
-                            capacity=capacity, weight=weight, echo_number=self.echo_number)
+                            capacity=capacity, weight=weight, echo_number=self.echo_number,
+                            anchor_factory=self.media.anchor_factory)
         self.servers.append(server)
         self.balancer.add(server)
         return server

@@ -216,3 +216,71 @@ def test_inbound_roles_swapped_client_leg_is_b():
     assert conn.commands() == ["incoming", "disconnected"]
     assert h.state.value == "released" and h.released_by == "b" and h.cause == 16
     assert h.outcome == "answered"
+
+
+def test_direct_media_through_an_anchor():
+    """``[media] backend = "rtpengine"``: the gateway is offered the anchor's address for the
+    client's media, and the client gets the anchor's address for the gateway's; a release
+    while the anchor is answering sends the client nothing more."""
+    from twisted.internet.defer import Deferred, succeed
+    from zope.interface import implementer
+
+    from callgw.interfaces import IAnchoredMedia
+
+    @implementer(IAnchoredMedia)
+    class Anchor:
+        def __init__(self):
+            self.asked, self.closed = [], False
+
+        def anchor(self, side, media):
+            d = Deferred()
+            self.asked.append((side, media, d))
+            return d
+
+        def close(self):
+            self.closed = True
+            return succeed({"mode": "rtpengine"})
+
+        def liveness(self):
+            return None
+
+    client_media = ev.MediaDescription("192.0.2.1", 4000)
+    gw_media = ev.MediaDescription("10.0.0.1", 5000, ("PCMA",))
+    anchor = Anchor()
+    h, a, slaves, *_ = make(media=anchor, scripts={"gw1": {"Setup": (
+        ev.Alerting(), ev.Connect(gw_media))}})
+    h.start(ev.Setup("call-1", "+15551234", "+15550001", media=client_media))
+    assert anchor.asked[0][:2] == ("a", client_media) and not slaves.legs
+    anchor.asked[0][2].callback(ev.MediaDescription("127.0.0.1", 30000))
+    assert slaves.legs[0].sent[0].media == ev.MediaDescription("127.0.0.1", 30000)
+    assert h.state is State.ACTIVE and anchor.asked[1][:2] == ("b", gw_media)
+    assert a.kinds() == ["Proceeding", "Alerting"]      # connected waits for the anchor
+    anchor.asked[1][2].callback(ev.MediaDescription("127.0.0.1", 30002, ("PCMA",)))
+    assert a.sent[-1] == ev.Connect(ev.MediaDescription("127.0.0.1", 30002, ("PCMA",)))
+    a.emit(ev.Release())
+    assert anchor.closed
+
+
+def test_anchor_failure_releases_the_call(expect_logged_failure):
+    """rtpengine does not answer the offer: the client is released with cause 34 and a text
+    saying why, no gateway is called, and the failure is logged once."""
+    from twisted.internet.defer import fail, succeed
+    from zope.interface import implementer
+
+    from callgw.interfaces import IAnchoredMedia
+    from protocols.ng.codec import NgError
+
+    @implementer(IAnchoredMedia)
+    class Down:
+        def anchor(self, side, media):
+            return fail(NgError("no answer from rtpengine at 127.0.0.1:2223 after 4 tries"))
+
+        def close(self):
+            return succeed({})
+
+    expect_logged_failure(NgError, match="media anchor unavailable")
+    h, a, slaves, *_ = make(media=Down())
+    h.start(ev.Setup("call-1", "+15551234", "+15550001",
+                     media=ev.MediaDescription("192.0.2.1", 4000)))
+    assert a.sent[-1] == ev.Release(34, "media anchor unavailable") and not slaves.legs
+    assert h.state is State.RELEASED

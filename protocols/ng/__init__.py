@@ -1,0 +1,1 @@
+"""rtpengine's ng control protocol (sans-I/O): see ``protocols.ng.codec``."""
