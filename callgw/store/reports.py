@@ -1,5 +1,5 @@
 """The operator dashboard's read queries: call records by filter, refused attempts, a call's
-whole story (events, message trace, record), gateways' recent failures.
+whole story (events, message trace, record), gateways' recent failures, counters per minute.
 
 Owned by the store (the dashboard, callgw/web/dashboard.py, reads through
 ``ThreadedStore.run``; every method here is in its ``READS``, so it runs on the reader thread).
@@ -7,6 +7,13 @@ Owned by the store (the dashboard, callgw/web/dashboard.py, reads through
 in the store. Filters are bound parameters, never pasted into SQL; a target prefix is matched
 with ``substr`` (no ``LIKE`` wildcards to escape); the time range ``since``..``until`` is on
 when the call was placed (``requested``, seconds since the epoch).
+
+``call_stats(since, until)`` reads the records placed in the window (and the refused attempts,
+which live in the events table) and groups them by minute: calls by outcome, the answer-seizure
+ratio (answered / calls that reached a gateway) and set-up latency (request to ringing, or to
+answer without ringing: what ``callgw_call_setup_seconds`` measures). The grouping is done on the
+rows read (their outcome is in the record's JSON ``stats``, which the two engines read
+differently); the window is bounded by the caller (the admin API: at most a day).
 
 Tests: tests/store/test_reports.py.
 """
@@ -16,6 +23,9 @@ import json
 
 #: What ``cdr_search`` filters on, and the query parameter of each in the admin API.
 CDR_FILTERS = ("user", "tenant", "prefix", "gateway", "cause", "since", "until")
+#: The outcomes ``call_stats`` counts, in the order the dashboard stacks them.
+STAT_OUTCOMES = ("answered", "busy", "no-answer", "cancelled", "failed", "refused")
+MINUTE = 60
 
 
 def cdr_where(filters: dict) -> tuple[str, list]:
@@ -103,3 +113,48 @@ class CallReports:
             if name:
                 counts[name] = counts.get(name, 0) + 1
         return counts
+
+    def call_stats(self, since: float, until: float) -> list[dict]:
+        """One entry per minute from ``since``'s minute to ``until``'s (every minute, empty ones
+        too), oldest first: ``{"minute": start (epoch seconds), "calls": n, "outcomes":
+        {outcome: n}, "seized": n, "answered": n, "asr": answered/seized (None without
+        seizures), "setup_avg", "setup_max": seconds (None without a set-up)}``."""
+        first = int(since // MINUTE) * MINUTE
+        last = int(until // MINUTE) * MINUTE
+        buckets = {}
+        for minute in range(first, last + MINUTE, MINUTE):
+            buckets[minute] = {"minute": minute, "calls": 0,
+                               "outcomes": dict.fromkeys(STAT_OUTCOMES, 0), "seized": 0,
+                               "answered": 0, "asr": None, "setup_avg": None,
+                               "setup_max": None, "_setups": []}
+        rows = self._rows("SELECT requested, ringing, answered, gateway, stats FROM cdrs "
+                          "WHERE requested >= ? AND requested < ?",
+                          [float(first), float(last + MINUTE)])
+        for r in rows:
+            b = buckets[int(r["requested"] // MINUTE) * MINUTE]
+            outcome = json.loads(r["stats"]).get("outcome") or "failed"
+            b["calls"] += 1
+            b["outcomes"][outcome] = b["outcomes"].get(outcome, 0) + 1
+            if r["gateway"]:
+                b["seized"] += 1
+            if r["answered"] is not None:
+                b["answered"] += 1
+            reached = r["ringing"] if r["ringing"] is not None else r["answered"]
+            if reached is not None:
+                b["_setups"].append(max(0.0, reached - r["requested"]))
+        refused = self._rows("SELECT at FROM call_events WHERE kind = 'refused' AND at >= ? "
+                             "AND at < ?", [float(first), float(last + MINUTE)])
+        for r in refused:
+            b = buckets[int(r["at"] // MINUTE) * MINUTE]
+            b["calls"] += 1
+            b["outcomes"]["refused"] += 1
+        out = []
+        for b in buckets.values():
+            setups = b.pop("_setups")
+            if b["seized"]:
+                b["asr"] = b["answered"] / b["seized"]
+            if setups:
+                b["setup_avg"] = sum(setups) / len(setups)
+                b["setup_max"] = max(setups)
+            out.append(b)
+        return out

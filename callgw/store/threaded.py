@@ -48,7 +48,7 @@ READS = frozenset({
     "list_rules", "rules_for", "book_list", "get_gateway", "list_gateways",
     "list_call_servers", "registrations", "active_calls", "call_events", "call_trace", "cdrs",
     "cdrs_before", "get_cdr", "director_snapshot", "list_admins", "admin_credentials",
-    "cdr_search", "refused_attempts", "call_story", "gateway_failures"})
+    "cdr_search", "refused_attempts", "call_story", "gateway_failures", "call_stats"})
 
 
 @implementer(IStore)

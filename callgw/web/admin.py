@@ -273,6 +273,7 @@ class AdminRoot(Resource):
              b"signin.js": ("signin.js", b"text/javascript; charset=utf-8"),
              b"admin.css": ("admin.css", b"text/css; charset=utf-8"),
              b"dashboard.js": ("dashboard.js", b"text/javascript; charset=utf-8"),
+             b"charts.js": ("charts.js", b"text/javascript; charset=utf-8"),
              b"dashboard.css": ("dashboard.css", b"text/css; charset=utf-8")}
 
     def __init__(self, auth):

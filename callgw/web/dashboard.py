@@ -25,7 +25,10 @@ guard admits admins only, see callgw/web/admin.py):
 - ``GET /api/refused?since=&limit=``: attempts the director refused, with their reasons;
 - ``GET /api/gateways``: each gateway with ``status`` (``up``, ``down``, ``unknown`` as probed,
   ``draining`` when disabled: it takes no new calls, its calls go on), RTT, calls, capacity and
-  ``failures`` (attempts that failed over from it in the last hour).
+  ``failures`` (attempts that failed over from it in the last hour);
+- ``GET /api/stats/calls?since=&until=``: counters per minute from the store (calls by
+  outcome, answer-seizure ratio, set-up latency: ``callgw.store.reports.call_stats``), by
+  default the last hour, at most a day; the dashboard draws them as charts.
 
 Tests: tests/web/test_dashboard.py (the routes over a real site, a live call ended by the
 operator) and tests/web/test_browser_dashboard.py (the page in Chromium, a call to sipp).
@@ -47,6 +50,8 @@ from callgw.store.reports import CDR_FILTERS
 from callgw.web.limits import bounded_int
 
 FAILURE_WINDOW = 3600.0
+STATS_WINDOW = 3600.0           # what /api/stats/calls covers by default
+STATS_MAX_WINDOW = 86400.0      # and at most
 CSV_COLUMNS = ("call_id", "username", "tenant", "target", "gateway", "call_server", "requested",
                "ringing", "answered", "ended", "duration", "cause", "cause_text", "media_mode",
                "outcome", "released_by", "attempts")
@@ -348,9 +353,37 @@ class Gateways(Resource):
                       lambda _: _json(request, self.dashboard.gateways()))
 
 
+class CallStats(Resource):
+    """``/api/stats/calls``: calls per minute by outcome, ASR and set-up latency."""
+
+    isLeaf = True
+
+    def __init__(self, dashboard: Dashboard):
+        super().__init__()
+        self.dashboard = dashboard
+
+    def render_GET(self, request):
+        now = self.dashboard.clock.seconds()
+        until = _number(_arg(request, "until") or str(now))
+        if until is None:
+            return _json(request, {"error": "until: seconds since the epoch"}, 400)
+        since = _number(_arg(request, "since") or str(until - STATS_WINDOW))
+        if since is None:
+            return _json(request, {"error": "since: seconds since the epoch"}, 400)
+        if not 0 <= until - since <= STATS_MAX_WINDOW:
+            return _json(request, {"error": "since..until: at most a day, since before until"},
+                         400)
+        d = self.dashboard.callpath.store.run("call_stats", since, until)
+        return _later(request, d, lambda minutes: _json(
+            request, {"since": since, "until": until, "minutes": minutes}))
+
+
 def add_routes(root: Resource, dashboard: Dashboard) -> None:
     """Mount the dashboard's routes on the ``/api`` resource ``root``."""
     root.putChild(b"calls", Calls(dashboard))
     root.putChild(b"cdrs", Cdrs(dashboard))
     root.putChild(b"refused", Refused(dashboard))
     root.putChild(b"gateways", Gateways(dashboard))
+    stats = Resource()
+    stats.putChild(b"calls", CallStats(dashboard))
+    root.putChild(b"stats", stats)

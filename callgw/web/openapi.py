@@ -78,6 +78,25 @@ DOCUMENT = {
             "responses": _ok("refused attempts", _ARRAY)}},
         "/api/gateways": {"get": {"summary": "gateways: status, probe RTT, calls, failures",
                                   "responses": _ok("gateways", _ARRAY)}},
+        "/api/stats/calls": {"get": {
+            "summary": "counters per minute from the call records: calls by outcome, "
+                       "answer-seizure ratio, set-up latency",
+            "parameters": [_query("since", "number", "from (epoch seconds; default: an hour "
+                                                     "before until)"),
+                           _query("until", "number", "to (epoch seconds; default: now)")],
+            "responses": {**_ok("one entry per minute, oldest first", {
+                "type": "object", "properties": {
+                    "since": {"type": "number"}, "until": {"type": "number"},
+                    "minutes": {"type": "array", "items": {
+                        "type": "object", "properties": {
+                            "minute": {"type": "integer"}, "calls": {"type": "integer"},
+                            "outcomes": {"type": "object", "additionalProperties": {
+                                "type": "integer"}},
+                            "seized": {"type": "integer"}, "answered": {"type": "integer"},
+                            "asr": {"type": ["number", "null"]},
+                            "setup_avg": {"type": ["number", "null"]},
+                            "setup_max": {"type": ["number", "null"]}}}}}}),
+                "400": {"description": "a malformed time or a window over a day"}}}},
         "/api/servers": {"get": {"summary": "call servers: state and load",
                                  "responses": _ok("call servers", _ARRAY)}},
         "/api/openapi.json": {"get": {"summary": "this document",

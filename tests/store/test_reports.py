@@ -81,4 +81,34 @@ def test_refused_story_and_failures(db):
 
 
 def test_reports_run_on_the_reader_thread():
-    assert {"cdr_search", "refused_attempts", "call_story", "gateway_failures"} <= READS
+    assert {"cdr_search", "refused_attempts", "call_story", "gateway_failures",
+            "call_stats"} <= READS
+
+
+def test_call_stats_group_by_minute(db):
+    def rec(call_id, requested, outcome, ringing=None, answered=None, gateway="gw1"):
+        r = cdr(call_id, gateway=gateway, ended=requested + 30)
+        r.update(requested=requested, ringing=ringing, answered=answered,
+                 stats={"outcome": outcome})
+        return r
+    db.call_log_batch([], [{"call_id": "r1", "kind": "refused", "at": 6065.0, "data": {}}], [], [
+        rec("a1", 6001.0, "answered", ringing=6001.5, answered=6003.0),
+        rec("a2", 6050.0, "answered", answered=6051.0),               # no ringing
+        rec("b1", 6059.0, "busy"),
+        rec("f1", 6070.0, "failed", gateway=None),                     # never reached one
+        rec("n1", 6130.0, "no-answer", ringing=6132.0),
+        rec("x0", 5999.0, "answered", answered=6000.0),                # before the window
+    ], [])
+    stats = db.call_stats(6000.0, 6179.0)
+    assert [s["minute"] for s in stats] == [6000, 6060, 6120]
+    first, second, third = stats
+    assert first["calls"] == 3 and first["seized"] == 3 and first["answered"] == 2
+    assert first["outcomes"]["answered"] == 2 and first["outcomes"]["busy"] == 1
+    assert first["asr"] == pytest.approx(2 / 3)
+    assert first["setup_avg"] == pytest.approx(0.75) and first["setup_max"] == 1.0
+    assert second["calls"] == 2 and second["outcomes"]["refused"] == 1
+    assert second["outcomes"]["failed"] == 1 and second["seized"] == 0
+    assert second["asr"] is None and second["setup_avg"] is None
+    assert third["outcomes"]["no-answer"] == 1 and third["asr"] == 0.0
+    assert third["setup_max"] == 2.0
+    assert db.call_stats(7000.0, 7000.0)[0]["calls"] == 0

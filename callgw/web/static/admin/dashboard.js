@@ -2,8 +2,12 @@
 // it). Everything comes from the admin API (callgw/web/dashboard.py): the live stream
 // /api/calls/stream (Server-Sent Events: active calls, gateways, call servers, once a second),
 // a call's story /api/calls/<id> (events, both legs' messages, routing), /api/cdrs (filters,
-// CSV), /api/refused. Changes (End call) carry the session's CSRF token.
-// Tests: tests/web/test_browser_dashboard.py (Chromium, a call to sipp).
+// CSV), /api/refused, the counters of the last hour /api/stats/calls (drawn by charts.js).
+// Changes (End call) carry the session's CSRF token.
+// Tests: tests/web/test_browser_dashboard.py (Chromium, a call to sipp),
+// tests/web/test_browser_stats.py (the charts).
+
+import {asrChart, callsChart, latencyChart} from "./charts.js";
 
 const $ = (tag, attrs = {}, ...children) => {
   const el = document.createElement(tag);
@@ -355,6 +359,20 @@ export function mount(root, {csrf, say: report}) {
       $("td", {text: `${r.code} ${r.text || ""}`}))));
   }
 
+  // -- Counters over time (the last hour, per minute) ----------------------------------------
+  const charts = $("div", {class: "charts"});
+
+  async function showStats() {
+    let stats;
+    try {
+      stats = await api("/api/stats/calls");
+    } catch (e) {
+      return;
+    }
+    charts.replaceChildren(callsChart(stats.minutes), asrChart(stats.minutes),
+      latencyChart(stats.minutes));
+  }
+
   // -- the page -------------------------------------------------------------------------------
   const section = (title, ...content) => $("section", {"aria-label": title},
     $("h2", {text: title}), ...content);
@@ -363,6 +381,7 @@ export function mount(root, {csrf, say: report}) {
     detail,
     dialog,
     section("Network", gateways.el, servers.el),
+    section("Counters", charts),
     section("Records", form, records.el, $("h3", {text: "Refused"}), refused.el),
   );
 
@@ -388,10 +407,11 @@ export function mount(root, {csrf, say: report}) {
       tr.cells[5].textContent = fmtDuration(now - (data.answered || data.started));
     }
   }, 1000);
-  // Records and refused attempts refresh every 5 s (the filters stay as typed).
+  // Records, refused attempts and counters refresh every 5 s (the filters stay as typed).
   search();
   showRefused();
-  setInterval(() => { showRefused(); }, 5000);
+  showStats();
+  setInterval(() => { showRefused(); showStats(); }, 5000);
   const hash = location.hash.match(/^#call=(.+)$/);
   if (hash) openCall(decodeURIComponent(hash[1]));
   return {stream};
