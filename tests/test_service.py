@@ -61,7 +61,8 @@ def test_twistd_runs_the_plugin_and_stops_on_sigterm(tmp_path):
     cfg.write_text(
         f'[general]\ndatabase = "{tmp_path / "db.sqlite3"}"\n'
         '[client]\nudp = "127.0.0.1:0"\ntcp = "127.0.0.1:0"\ntls = "127.0.0.1:0"\n'
-        '[web]\nhttps = "127.0.0.1:0"\n[sip]\nudp = "127.0.0.1:0"\ntcp = "127.0.0.1:0"\n')
+        '[web]\nhttps = "127.0.0.1:0"\n[sip]\nudp = "127.0.0.1:0"\ntcp = "127.0.0.1:0"\n'
+        '[mgcp]\nudp = "127.0.0.1:0"\n[manhole]\ntelnet = "127.0.0.1:0"\n')
     env = dict(os.environ, PYTHONPATH=str(ROOT))  # run the code under test, not an install
     proc = subprocess.Popen(
         [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
@@ -95,7 +96,8 @@ def test_twistd_stops_when_a_listener_cannot_bind(tmp_path):
     cfg.write_text(
         f'[general]\ndatabase = "{tmp_path / "db.sqlite3"}"\n'
         f'[client]\nudp = "127.0.0.1:0"\ntcp = "127.0.0.1:{port}"\ntls = "127.0.0.1:0"\n'
-        '[web]\nhttps = "127.0.0.1:0"\n[sip]\nudp = "127.0.0.1:0"\ntcp = "127.0.0.1:0"\n')
+        '[web]\nhttps = "127.0.0.1:0"\n[sip]\nudp = "127.0.0.1:0"\ntcp = "127.0.0.1:0"\n'
+        '[mgcp]\nudp = "127.0.0.1:0"\n[manhole]\ntelnet = "127.0.0.1:0"\n')
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     try:
         proc = subprocess.run(
