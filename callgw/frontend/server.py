@@ -156,6 +156,8 @@ class FrontEnd(Service):
         for leg in list(entry[1].values()):
             if reason == "shutdown":
                 leg.client_gone("shutdown", SHUTDOWN_CAUSE, "callgw shutting down")
+            elif reason == "logout":            # a normal release; the client was told
+                leg.client_gone("logout", 16, "client logged out")
             elif reason in LOST_SESSION_REASONS and self.reattach_grace > 0 and \
                     leg.key is not None and not leg.released and leg.sink is not None:
                 self._detach(conn, leg, reason)

@@ -68,6 +68,7 @@ class ClientSession:
         self._next_req = 1
         self.token: str | None = None          # the newest token (welcome, then refresh)
         self.expires: int | None = None
+        self._ending: set[str] = set()         # calls up at logout: the server reports their end
 
     def next_actions(self) -> list[Any]:
         """Drain the actions (``events.py``) produced so far, in order."""
@@ -123,7 +124,7 @@ class ClientSession:
     # ------------------------------------------------------------ input
     def receive_payload(self, payload: bytes, now: float) -> None:
         """Bytes of one control message or media frame from the server."""
-        if self.state is ClientState.CLOSED:
+        if self.state is ClientState.CLOSED and not (self._ending and payload[:1] == b"{"):
             return
         try:
             if kind_of(payload) != CONTROL:
@@ -131,7 +132,8 @@ class ClientSession:
                 return
             message = m.decode(payload, sender=m.SERVER)
         except ProtocolError as e:
-            self.receive_error(e, now)
+            if self.state is not ClientState.CLOSED:
+                self.receive_error(e, now)
             return
         self.receive_message(message, now)
 
@@ -155,6 +157,9 @@ class ClientSession:
     def receive_message(self, msg: m.Message, now: float) -> None:
         """One decoded control message from the server."""
         if self.state is ClientState.CLOSED:
+            if isinstance(msg, m.Disconnected) and msg.call in self._ending:
+                self._ending.discard(msg.call)  # after our logout: how the call ended
+                self._actions.append(ev.CallEvent(msg.call, msg))
             return
         if msg.sender != m.SERVER:
             self.receive_error(RemoteProtocolError(ErrorCode.UNKNOWN_COMMAND,
@@ -420,11 +425,14 @@ class ClientSession:
             self._send(m.Ping(), now)
 
     def logout(self, now: float) -> None:
-        """End the session (the server hangs up every call)."""
+        """End the session (the server hangs up every call, and sends each one's
+        ``disconnected`` before it closes: those still reach the library as call events)."""
         if self.state is ClientState.CLOSED:
             return
         self._send(m.Logout(), now)
+        ending = set(self.calls)
         self._close(0, "logout")
+        self._ending = ending
 
     def send_media(self, call: str, *, payload_type: int, sequence: int, timestamp: int,
                    payload: bytes) -> bool:

@@ -178,7 +178,8 @@ class Ping(Message):
 
 @dataclass(frozen=True, kw_only=True)
 class Logout(Message):
-    """End the session; every call of the session is hung up."""
+    """End the session; every call of the session is hung up: the server sends each one's
+    `disconnected` (cause `normal`) before it closes the session."""
     command: ClassVar[str] = "logout"
     sender: ClassVar[str] = CLIENT
 

@@ -380,7 +380,13 @@ class ServerSession:
         self._send(m.Pong())
 
     def _on_logout(self, key: tuple[State, str], msg: m.Logout, now: float) -> None:
+        """Every call still up ends normally: the client is sent its ``disconnected`` (cause
+        normal) first, callgw gets ``HangupRequested(call, "normal")``, then the session
+        closes (docs/protocol.md, ``logout``)."""
         self._go(key, State.CLOSED)
+        for call in self.calls.release_all():
+            self._send(m.Disconnected(call=call, cause="normal", text="logged out"))
+            self._actions.append(ev.HangupRequested(call, "normal"))
         self._close(0, "logout", cause="normal")
 
     def _on_refresh(self, key: tuple[State, str], msg: m.Refresh, now: float) -> None:

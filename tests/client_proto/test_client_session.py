@@ -95,6 +95,25 @@ def test_crossing_hangup_and_disconnected():
     assert h.client.state is ClientState.AUTHENTICATED
 
 
+def test_after_logout_the_server_still_reports_how_each_call_ended():
+    h = Harness()
+    h.login()
+    c = h.client.call(0, number="+4930123")
+    h.pump()
+    h.server.connected(c)
+    h.pump()
+    h.client.logout(0)
+    h.pump()                        # the server sends disconnected, then closes
+    assert h.client.state is ClientState.CLOSED
+    assert h.call_messages(c)[-1] == "disconnected"
+    ends = [a.message for a in h.client_events if isinstance(a, ev.CallEvent)
+            and isinstance(a.message, m.Disconnected)]
+    assert ends and ends[-1].cause == "normal"
+    h.client.receive_message(m.Disconnected(call=c, cause="normal"), 0)   # only once
+    h.client.receive_message(m.Disconnected(call="c99", cause="normal"), 0)
+    assert not [a for a in h.client.next_actions() if isinstance(a, ev.CallEvent)]
+
+
 def test_pings_and_server_silence():
     h = Harness()
     h.login()

@@ -389,6 +389,8 @@ def test_ping_pong_logout_hangs_up_calls():
     h.client.logout(0)
     h.pump()
     assert h.server_events[-2:] == [ev.HangupRequested(c, "normal"), ev.Close(0, "logout")]
+    # the client heard that its call ended normally before the session closed
+    assert m.Disconnected(call=c, cause="normal", text="logged out") in h.sent("<")
 
 
 def test_idle_session_expires_and_pings_keep_it_alive():
