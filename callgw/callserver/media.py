@@ -179,12 +179,17 @@ class CallMediaSession:
         self.owner.keys[self.key] = self
         self.relay_session.attach_client(self._deliver, self.codec)
 
-    def _deliver(self, payload: bytes, sequence: int, timestamp: int) -> None:
+    def _deliver(self, payload: bytes, sequence: int, timestamp: int) -> bool:
+        """One frame of the gateway's audio to the client; False when it did not go (no
+        client session, or its transport did not take it: the relay counts it discarded)."""
         conn = self.conn
         if conn is None or self.key is None:
-            return
+            return False
+        if conn.send_media(MediaFrame(self.key, self.payload_type, sequence, timestamp,
+                                      payload)) is False:
+            return False
         self.frames_out += 1
-        conn.send_media(MediaFrame(self.key, self.payload_type, sequence, timestamp, payload))
+        return True
 
     def carries_dtmf(self) -> bool:
         """Whether the gateway took RFC 4733 telephone-event: otherwise the client leg hands

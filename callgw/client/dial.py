@@ -273,7 +273,8 @@ def _call(reactor, session, args, current):
     if recorder is not None:
         if direct is not None:
             recorder.chunks[:0] = direct.rtp.chunks
-        say(f"recorded {recorder.write(args.record):.1f} s to {args.record}")
+        say(f"recorded {recorder.write(args.record):.1f} s to {args.record} "
+            f"({recorder.frames} frames heard, {recorder.missing} missing)")
     if "at" in started:
         say(f"duration {reactor.seconds() - started['at']:.1f} s")
     return _outcome(end, "at" in started)

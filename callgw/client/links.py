@@ -434,8 +434,10 @@ def _open_udp(reactor, host: str, port: int, ready: Deferred,
     """A UDP link on a new socket (a new source port per session) toward ``host``."""
     def opened(address: str) -> None:
         link = UdpLink(reactor, address, port)
-        reactor.listenUDP(0, link, interface=local_address or (
+        listening = reactor.listenUDP(0, link, interface=local_address or (
             "::" if ":" in address else "0.0.0.0"))
+        from callgw.listeners import grow_buffers
+        grow_buffers(listening, 1 << 20)     # media arrives 50 frames a second per call
         ready.callback(link)
 
     try:

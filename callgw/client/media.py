@@ -112,12 +112,18 @@ class MediaPlayer:
 
 class MediaRecorder:
     """Collects the decoded audio of the frames carrying ``call``'s key, in sequence order
-    as they arrive (no jitter buffer: frames are appended as received)."""
+    as they arrive (no jitter buffer: frames are appended as received). ``missing`` counts the
+    frames that never arrived (gaps in the sequence numbers callgw relays from the gateway's
+    RTP, RFC 3550 A.1 style), so the client's own figures say what it did not hear."""
 
     def __init__(self, call):
         self.call = call
         self.chunks: list[bytes] = []
         self.frames = self.dropped = 0
+        self._first: int | None = None     # extended sequence numbers seen
+        self._highest = 0
+        self._key: bytes | None = None
+        self._base_frames = 0
 
     def receive(self, data: bytes) -> None:
         try:
@@ -131,6 +137,27 @@ class MediaRecorder:
             return
         self.chunks.append(g711.decode(codec, frame.payload))
         self.frames += 1
+        self._sequence(frame.sequence, frame.key)
+
+    def _sequence(self, seq: int, key: bytes) -> None:
+        if self._first is None or key != self._key:     # a new stream (the key changed)
+            self._key = key
+            self._first = self._highest = seq
+            self._base_frames = self.frames - 1
+            return
+        delta = (seq - self._highest) & 0xFFFF
+        if delta >= 0x8000:
+            delta -= 0x10000
+        if delta > 0:
+            self._highest += delta
+
+    @property
+    def missing(self) -> int:
+        """Frames of the current stream that never arrived (0 before any)."""
+        if self._first is None:
+            return 0
+        expected = self._highest - self._first + 1
+        return max(0, expected - (self.frames - self._base_frames))
 
     @property
     def pcm(self) -> bytes:

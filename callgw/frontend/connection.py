@@ -271,10 +271,13 @@ class ClientConnection:
             raise LocalProtocolError(f"{message.command} is not callgw's to send")
         self._drive()
 
-    def send_media(self, frame: fr.MediaFrame) -> None:
-        """Send a media frame (only on an open session; the call path chose its key)."""
-        if self.session.state is CoreState.AUTHENTICATED:
-            self.writer.write_media(fr.encode_media(frame))
+    def send_media(self, frame: fr.MediaFrame) -> bool:
+        """Send a media frame (only on an open session; the call path chose its key). False
+        when it did not go: the session is not open, or the framing did not take it (a send
+        that failed, a stream backed up: real-time audio is dropped, not queued)."""
+        if self.session.state is not CoreState.AUTHENTICATED:
+            return False
+        return self.writer.write_media(fr.encode_media(frame)) is not False
 
     def close(self, reason: str = "closed") -> None:
         """End the session and its transport; reports ``session_closed`` if it was open."""

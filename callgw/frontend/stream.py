@@ -7,18 +7,26 @@ A frame that cannot be recovered from (zero or oversized length) is answered wit
 and the connection closes. ``framing`` is ``"tcp"`` or ``"tls"`` (the TLS context is the
 listener's business: ``callgw.listeners.StreamListener(tls_context=...)``).
 
+Real-time audio is not queued behind a slow reader: the protocol registers itself as the
+transport's streaming producer, and while the transport says its buffer is full
+(``pauseProducing``) a media frame is not written (``write_media`` returns False and the relay
+counts it as discarded); control messages are always written.
+
 Tests: tests/frontend/test_stream.py (StringTransport + Clock) and test_framings.py (sockets).
 """
 from __future__ import annotations
 
+from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from protocols.client import framing as fr
 from protocols.client import messages as m
 from protocols.client.errors import RemoteProtocolError
 
 
+@implementer(IPushProducer)
 class ClientStreamProtocol(Protocol):
     """One TCP/TLS client: bytes to payloads to its ``ClientConnection``."""
 
@@ -29,8 +37,13 @@ class ClientStreamProtocol(Protocol):
         self.framing = framing
         self.deframer = fr.TcpDeframer()
         self.conn = None
+        self.backed_up = False          # the transport's buffer is full: media is dropped
+        self.media_dropped = 0
+        self._producing = False
 
     def connectionMade(self) -> None:
+        self.transport.registerProducer(self, True)
+        self._producing = True
         peer = self.transport.getPeer()
         self.conn = self.manager.open(self.framing, (peer.host, peer.port), self)
 
@@ -57,10 +70,27 @@ class ClientStreamProtocol(Protocol):
     def write_control(self, message: m.Message) -> None:
         self.transport.write(fr.tcp_frame(m.encode(message)))
 
-    def write_media(self, data: bytes) -> None:
+    def write_media(self, data: bytes) -> bool:
+        if self.backed_up:
+            self.media_dropped += 1
+            return False
         self.transport.write(fr.tcp_frame(data))
+        return True
+
+    # -- IPushProducer: the transport says when its buffer is full ----------------------------
+    def pauseProducing(self) -> None:
+        self.backed_up = True
+
+    def resumeProducing(self) -> None:
+        self.backed_up = False
+
+    def stopProducing(self) -> None:
+        self.backed_up = True
 
     def lose(self) -> None:
+        if self._producing:                     # TLS closes only once no producer is left
+            self._producing = False
+            self.transport.unregisterProducer()
         self.transport.loseConnection()
 
 

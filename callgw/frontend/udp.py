@@ -58,6 +58,7 @@ class ReliableChannel:
                                          max_message=max_message)
         self._timer = None
         self.closed = False
+        self.send_failures = 0
 
     def receive(self, data: bytes) -> None:
         """One datagram (a control message over ``max_message`` bytes is acknowledged, but
@@ -82,12 +83,27 @@ class ReliableChannel:
             self.endpoint.send(message, self.clock.seconds())
             self.flush()
 
-    def send_media(self, payload: bytes) -> None:
-        """One media frame, sent at once (sealed when sealing), never retransmitted."""
-        if not self.closed:
-            data = self.endpoint.media_datagram(payload)
-            if data is not None:
-                self.send_datagram(data)
+    def send_media(self, payload: bytes) -> bool:
+        """One media frame, sent at once (sealed when sealing), never retransmitted; False
+        when it did not go (closed, over the anti-amplification budget, or the socket refused
+        it: counted in ``send_failures``)."""
+        if self.closed:
+            return False
+        data = self.endpoint.media_datagram(payload)
+        if data is None:
+            return False
+        try:
+            self.send_datagram(data)
+        except OSError as e:
+            self._send_failed(e)
+            return False
+        return True
+
+    def _send_failed(self, error: OSError) -> None:
+        self.send_failures += 1
+        if self.send_failures == 1 or self.send_failures % 1000 == 0:
+            self.log.warn("UDP send failed ({n} so far on this channel): {error}",
+                          n=self.send_failures, error=str(error))
 
     def address_validated(self) -> None:
         self.endpoint.address_validated()
@@ -97,11 +113,18 @@ class ReliableChannel:
         """``events.SealDatagrams``: seal what is sent, require sealed datagrams in."""
         self.endpoint.seal_datagrams(action.send_key, action.receive_key, action.required)
 
-    def flush(self) -> None:
-        """Send what the endpoint has queued and (re)arm its timer."""
+    def flush(self) -> int:
+        """Send what the endpoint has queued and (re)arm its timer; returns how many
+        datagrams the socket refused (a full send buffer: a control message is sent again
+        by the reliability layer, a media frame is gone; counted in ``send_failures``)."""
         now = self.clock.seconds()
+        failed = 0
         for data in self.endpoint.datagrams_to_send(now):
-            self.send_datagram(data)
+            try:
+                self.send_datagram(data)
+            except OSError as e:
+                failed += 1
+                self._send_failed(e)
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
@@ -109,12 +132,13 @@ class ReliableChannel:
             if not self.closed:
                 self.closed = True
                 self.give_up()
-            return
+            return failed
         due = self.endpoint.get_timer()
         if due is not None:
             self._timer = self.clock.callLater(max(0.0, due - now), self._expired)
         elif self.endpoint.idle and self.on_idle is not None:
             self.on_idle()
+        return failed
 
     def _expired(self) -> None:
         self._timer = None
@@ -177,8 +201,8 @@ class _UdpPeer:
     def write_control(self, message: m.Message) -> None:
         self.channel.send(message)
 
-    def write_media(self, data: bytes) -> None:
-        self.channel.send_media(data)
+    def write_media(self, data: bytes) -> bool:
+        return self.channel.send_media(data)
 
     def seal_datagrams(self, action) -> None:
         """The login keyed datagram authentication (docs/protocol.md): from the welcome on,

@@ -14,7 +14,9 @@ conversion it checks the source address and payload type, counts the packet, kee
 A.1 sequence and A.8 jitter figures inline, and sends the same bytes to the other side (on a
 socket ``connect()``ed to that side's latched address: no address parsing, no route lookup).
 Everything else (latching, DTMF, codec conversion, relayed mode, RTCP multiplexed on the RTP
-port, junk) goes to the session's slow path.
+port, junk) goes to the session's slow path. What the far side's sender refuses is counted:
+an ``OSError`` as the target's ``send_errors``, ``False`` (relayed mode: the client's transport
+did not take the frame) as the target's ``discarded``.
 
 Tests: tests/media/test_media_relay.py.
 """
@@ -210,7 +212,10 @@ class RtpEndpoint:
         self.transit = None
         self.last_rx = None
         self.dropped = 0              # foreign source, wrong payload type, malformed
-        self.send_errors = 0
+        self.discarded = 0            # from the latched source, but not forwarded (see relay)
+        self.events = 0               # RFC 4733 packets from the latched source
+        self.after_end = 0            # read as the session closed (see drain)
+        self.send_errors = 0          # sends out of this socket (toward this side) that failed
         self.sent_packets = 0         # packets sent out of this socket (toward this side)
         self.sent_octets = 0
         self.clock_rate = 8000
@@ -290,11 +295,14 @@ class RtpEndpoint:
                 self.jitter += (d - self.jitter) * 0.0625
             self.transit = transit
             try:
-                self.out_send(data)
+                sent = self.out_send(data)
             except OSError:
                 self.out_counter.send_errors += 1
                 return
             out = self.out_counter
+            if sent is False:  # relayed mode: the client's transport did not take it
+                out.discarded += 1
+                return
             out.sent_packets += 1
             out.sent_octets += len(data)
             return
@@ -351,6 +359,25 @@ class RtpEndpoint:
         return 0 if self.base_seq is None else self.cycles + self.max_seq - self.base_seq + 1
 
     packets_at_base = 0
+
+    def drain(self, now: float, limit: int = 4096) -> int:
+        """Read what the kernel still holds for this socket as the session closes: packets
+        from the latched source with the audio payload type are counted as received and as
+        ``after_end`` (the call is over: not forwarded, not an impairment of the call), so the
+        figures hold every packet that reached callgw.
+        Returns how many were counted."""
+        counted = 0
+        for _ in range(limit):
+            try:
+                data, addr = self.recvfrom(RECV_SIZE)
+            except OSError:          # BlockingIOError: nothing left; anything else: give up
+                break
+            if addr == self.latched and len(data) >= 12 and data[0] >> 6 == 2 and \
+                    data[1] & 0x7F == self.payload_type and self.base_seq is not None:
+                self.count(data, now, True)
+                self.after_end += 1
+                counted += 1
+        return counted
 
     def close(self):
         self.fast = False

@@ -174,6 +174,10 @@ class Playout:
     def _backlog(self) -> int:
         return len(self.buf) + sum(len(f) for f in self.frames.values())
 
+    def backlog_samples(self) -> int:
+        """Samples received and not yet sent (what a call's end leaves behind)."""
+        return self._backlog()
+
     def pull(self, now: float) -> list[bytes]:
         """The RTP packets to send at ``now`` (possibly none)."""
         out = []

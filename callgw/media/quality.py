@@ -9,7 +9,15 @@ gateway's stream, LSR/DLSR from the gateway's last SR) plus an SDES CNAME, and t
 report about our stream yields the round-trip time (RFC 3550 6.4.1).
 
 ``statistics`` gives per-direction packets, octets, loss, jitter and an E-model MOS estimate
-(``protocols.rtp.stats``), the latched addresses and the RTT when known.
+(``protocols.rtp.stats``), the latched addresses, each side's local RTP port and the RTT when
+known. Every packet callgw received is accounted for: ``packets`` = ``forwarded`` +
+``discarded`` + ``events`` (RFC 4733 packets delivered as DTMF) + ``after_end`` (read as the
+session closed); ``lost`` counts what never arrived. ``loss`` and ``mos`` describe what the receiving side gets, so they count lost and
+discarded packets together. Client to gateway in relayed mode: ``discarded`` frames came too
+late or twice for the playout (or before it existed); ``forwarded`` is the audio RTP actually
+sent to the gateway (the playout fills gaps, so it can exceed ``packets``; ``filled_ms``),
+``unsent`` what the playout produced that could not be sent, ``after_end_ms`` the client's audio
+still waiting in the playout when the call ended.
 
 Tests: tests/media/test_media_relay.py, tests/media/test_media_relayed.py.
 """
@@ -168,15 +176,25 @@ class SessionQuality:
         latency_ms = self.rtt * 500.0 if self.rtt is not None else 0.0
         return mos_estimate(loss, jitter_ms, latency_ms, G711_PLC)
 
-    def _rtp_direction(self, source, target) -> dict:
+    def _rtp_direction(self, source, target, forwarded=None, discarded=0) -> dict:
+        """One RTP source's figures. ``packets`` were received from it; each was either
+        ``forwarded`` (sent on), ``discarded`` (callgw did not send it on: nowhere to send, a
+        send that failed, a transport that did not take it) or, for RFC 4733, counted in
+        ``events``; ``lost`` never arrived (sequence gaps, RFC 3550 A.3). ``loss`` and ``mos``
+        are those of what the far side gets: lost and discarded packets together."""
         expected = source.expected()
         lost = source.lost()
-        loss = lost / expected if expected > 0 else 0.0
+        discarded += source.discarded
+        if target is not None:
+            discarded += target.send_errors
+        loss = min(1.0, (lost + discarded) / expected) if expected > 0 else 0.0
         jitter_ms = source.jitter * 1000.0 / source.clock_rate
         return {
             "packets": source.packets, "octets": source.octets, "lost": lost,
             "loss": round(loss, 5), "jitter_ms": round(jitter_ms, 3),
-            "forwarded": target.sent_packets if target is not None else 0,
+            "forwarded": forwarded if forwarded is not None else
+            (target.sent_packets if target is not None else 0),
+            "discarded": discarded, "events": source.events, "after_end": source.after_end,
             "dropped": source.dropped, "ssrc": source.ssrc,
             "mos": self._mos(loss, jitter_ms),
         }
@@ -190,29 +208,39 @@ class SessionQuality:
         out = {"call_id": session.call_id, "mode": "relayed" if relayed else "rtp",
                "rtt_ms": round(self.rtt * 1000.0, 2) if self.rtt is not None else None,
                "latched": {side: _address(ep.latched) for side, ep in session.endpoints.items()},
+               "ports": {side: ep.port for side, ep in session.endpoints.items()},
                "reported": {side: {"fraction_lost": b.fraction_lost,
                                    "cumulative_lost": b.cumulative_lost, "jitter": b.jitter}
                             for side, b in self.remote.items()}}
         empty = {"packets": 0, "octets": 0, "lost": 0, "loss": 0.0, "jitter_ms": 0.0,
-                 "forwarded": 0, "dropped": 0, "ssrc": None, "mos": None}
+                 "forwarded": 0, "discarded": 0, "events": 0, "after_end": 0, "dropped": 0,
+                 "ssrc": None,
+                 "mos": None}
         if relayed:
             stats = session.client.stats
             playout = session.playout
-            loss = stats.loss_fraction()
+            relayed_client = session.client
+            discarded = relayed_client.frames_dropped + (
+                playout.frames_late + playout.frames_duplicate if playout else 0)
+            expected = stats.expected
+            loss = min(1.0, (max(0, stats.cumulative_lost) + discarded) / expected) \
+                if expected > 0 else 0.0
             out["client_to_gateway"] = {
                 "packets": stats.received, "octets": stats.octets,
                 "lost": max(0, stats.cumulative_lost), "loss": round(loss, 5),
                 "jitter_ms": round(stats.jitter_ms, 3),
-                "forwarded": playout.packets_out if playout else 0,
-                "dropped": session.client.frames_dropped
-                + (playout.frames_late + playout.frames_duplicate if playout else 0),
+                "forwarded": relayed_client.audio_out, "unsent": relayed_client.audio_unsent,
+                "discarded": discarded,
+                "dropped": discarded,
                 "filled_ms": (playout.samples_filled // 8) if playout else 0,
+                "after_end_ms": (playout.backlog_samples() // 8) if playout else 0,
                 "ssrc": playout.ssrc if playout else None,
                 "mos": self._mos(loss, stats.jitter_ms),
             }
             if gateway is not None:
-                out["gateway_to_client"] = self._rtp_direction(gateway, None)
-                out["gateway_to_client"]["forwarded"] = session.client.sent_packets
+                out["gateway_to_client"] = self._rtp_direction(
+                    gateway, None, forwarded=relayed_client.sent_packets,
+                    discarded=relayed_client.discarded)
             else:
                 out["gateway_to_client"] = dict(empty)
         else:

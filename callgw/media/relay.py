@@ -219,7 +219,10 @@ class RelaySession:
     def close(self):
         """Release the ports; fires with the final statistics. Closing twice is harmless."""
         if not self.closed:
-            self.final = self.quality.statistics(self.clock.seconds())
+            now = self.clock.seconds()
+            for endpoint in self.endpoints.values():
+                endpoint.drain(now)
+            self.final = self.quality.statistics(now)
             self.closed = True
             if self._check_call is not None and self._check_call.active():
                 self._check_call.cancel()
@@ -332,29 +335,46 @@ class RelaySession:
         self._forward(endpoint, data, pt, audio)
 
     def _forward(self, endpoint: RtpEndpoint, data: bytes, pt: int, audio: bool):
+        """Send a counted packet on; one that cannot go is counted as ``discarded`` (or as
+        ``events``: RFC 4733 packets the far side does not take, reported via on_dtmf)."""
+        event = not audio and endpoint.event_type is not None and pt == endpoint.event_type
         if endpoint.side == "gateway" and self.client is not None:
             if audio:
-                self.client.sent_packets += 1
-                self.client.sent_octets += len(data)
-                self.client.to_client(data)
+                if self.client.to_client(data) is False:
+                    self.client.discarded += 1
+                else:
+                    self.client.sent_packets += 1
+                    self.client.sent_octets += len(data)
             else:
                 self.client.skipped += 1    # RFC 4733, comfort noise: not a gap for the client
+                if event:
+                    endpoint.events += 1    # the client hears them as dtmf messages
+                else:
+                    endpoint.discarded += 1     # comfort noise, another codec: not forwarded
             return
         other = self.endpoints.get(_OTHER[endpoint.side])
         if other is None or other.destination is None or not other.send_allowed:
+            if event:
+                endpoint.events += 1
+            else:
+                endpoint.discarded += 1     # nowhere to send it (no far end yet, on hold)
             return
         if audio:
             table = self._translate.get(endpoint.side)
             if table is not None:
                 data = self._rewrite(data, other.payload_type, table)
                 if data is None:
-                    endpoint.dropped += 1
+                    endpoint.discarded += 1
                     return
-        elif endpoint.event_type is not None and pt == endpoint.event_type:
+        elif event:
             if other.event_type is None:
+                endpoint.events += 1
                 return  # the far side took no telephone-event: reported via on_dtmf only
             if other.event_type != pt:
                 data = self._rewrite(data, other.event_type, None)
+        else:
+            endpoint.discarded += 1         # neither the audio nor the event payload type
+            return
         self.send(other, data)
 
     @staticmethod
@@ -366,8 +386,9 @@ class RelaySession:
         payload = packet.payload.translate(table) if table is not None else packet.payload
         return replace(packet, payload_type=pt, payload=payload, padding=0).to_bytes()
 
-    def send(self, endpoint: RtpEndpoint, data: bytes):
-        """Send ``data`` out of ``endpoint``'s socket to its destination, counting it."""
+    def send(self, endpoint: RtpEndpoint, data: bytes) -> bool:
+        """Send ``data`` out of ``endpoint``'s socket to its destination, counting it; False
+        (counted in ``send_errors``) when the socket refused it."""
         try:
             if endpoint.connected:      # latched: no address to pass, no route lookup
                 endpoint.sock.send(data)
@@ -375,9 +396,10 @@ class RelaySession:
                 endpoint.sendto(data, endpoint.destination)
         except OSError:
             endpoint.send_errors += 1
-            return
+            return False
         endpoint.sent_packets += 1
         endpoint.sent_octets += len(data)
+        return True
 
     def _dtmf_in(self, endpoint: RtpEndpoint, data: bytes):
         receiver = self._dtmf_receivers.get(endpoint.side)

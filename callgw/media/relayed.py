@@ -6,7 +6,8 @@ RTP out of the gateway socket; gateway RTP reaches ``to_client`` (the fast path 
 ``callgw.media.endpoint`` calls it directly, and counts into this object like an endpoint),
 which converts the codec if needed and calls the ``deliver`` callback (with the gateway's
 sequence numbers less the packets not delivered, RFC 4733 events and comfort noise, so that
-the client sees a gap only where a packet was lost); ``send_dtmf`` adds
+the client sees a gap only where a packet was lost; it returns False when the client's
+transport did not take the frame: counted as ``discarded``); ``send_dtmf`` adds
 RFC 4733 events to the stream toward the gateway, sharing its sequence numbers.
 
 Tests: tests/media/test_media_relayed.py, tests/media/test_media_timers.py.
@@ -46,9 +47,13 @@ class ClientMedia:
         self._filler = None         # while the client is detached: silence toward the gateway
         self._filler_ts = 0
         # counted by the endpoint fast path like an RTP endpoint's sends
-        self.sent_packets = 0
+        self.sent_packets = 0       # gateway packets handed to the client's transport
         self.sent_octets = 0
         self.send_errors = 0
+        self.discarded = 0          # gateway packets the client's transport did not take
+        self.audio_out = 0          # audio packets sent toward the gateway (the playout's)
+        self.audio_unsent = 0       # pulled from the playout, but the gateway socket refused
+                                    # them or the gateway had no address / did not receive
 
     def wire(self, gateway):
         """The gateway side is (re)connected: set conversion, playout and the fast path."""
@@ -130,7 +135,12 @@ class ClientMedia:
         packets = self.playout.pull(now)
         if gateway is not None and gateway.destination is not None and gateway.send_allowed:
             for data in packets:
-                session.send(gateway, data)
+                if session.send(gateway, data):
+                    self.audio_out += 1
+                else:
+                    self.audio_unsent += 1
+        else:
+            self.audio_unsent += len(packets)
         wake = self.playout.next_wakeup()
         if wake is None or session.closed:
             return
@@ -169,8 +179,9 @@ class ClientMedia:
 
     # --- gateway -> client ---------------------------------------------------------------
 
-    def to_client(self, data: bytes):
-        """One gateway RTP packet to the ``deliver`` callback."""
+    def to_client(self, data: bytes) -> bool:
+        """One gateway RTP packet to the ``deliver`` callback; False when it did not reach the
+        client's transport (the callback said so, failed, or the packet is malformed)."""
         if data[0] == 0x80:  # no padding, extension or CSRCs: the usual case, read in place
             payload = data[12:]
             sequence = data[2] << 8 | data[3]
@@ -179,16 +190,17 @@ class ClientMedia:
             try:
                 packet = parse_rtp(data)
             except RtpParseError:
-                self.send_errors += 1
-                return
+                return False
             payload, sequence, timestamp = packet.payload, packet.sequence, packet.timestamp
         if self.translate is not None:
             payload = payload.translate(self.translate)
         try:
-            self.deliver(payload, (sequence - self.skipped) & 0xFFFF, timestamp)
+            return self.deliver(payload, (sequence - self.skipped) & 0xFFFF,
+                                timestamp) is not False
         except Exception:
             log.failure("media {call_id}: client delivery failed",
                         call_id=self.session.call_id)
+            return False
 
     def stop(self):
         """Cancel the pacing timer and the filler (the session closes)."""

@@ -68,19 +68,23 @@ class HttpSession:
         if self.request is request:
             self.request = None
 
-    def _event(self, payload: bytes) -> None:
+    def _event(self, payload: bytes) -> bool:
+        """Send one payload as an event; False when no stream is attached (it waits in the
+        replay buffer)."""
         event = fr.sse_event(payload, self.next_id)
         self.events.append((self.next_id, event))
         self.next_id += 1
         if self.request is not None:
             self.request.write(event)
+            return True
+        return False
 
     # -- the writer interface of ClientConnection -------------------------------------------------
     def write_control(self, message: m.Message) -> None:
         self._event(m.encode(message))
 
-    def write_media(self, data: bytes) -> None:
-        self._event(data)
+    def write_media(self, data: bytes) -> bool:
+        return self._event(data)
 
     def lose(self) -> None:
         self.sessions.by_id.pop(self.sid, None)

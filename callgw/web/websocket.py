@@ -18,6 +18,11 @@ other end callgw did not ask for (the TCP connection dropped: 1006; the page wen
 the page gave the session up: 4000) is a *lost* session, reported as ``connection lost``, whose
 answered calls wait ``[client] reattach_grace`` seconds for an ``attach``.
 
+Real-time audio is not queued behind a slow reader: once open, the connection is the
+transport's streaming producer (in place of the HTTP channel that handed it over), and while the
+transport says its buffer is full a media frame is not sent (``write_media`` returns False; the
+relay counts it as discarded). Control messages are always sent.
+
 Tests: tests/web/test_websocket.py, tests/web/test_browser_continuity.py.
 """
 from __future__ import annotations
@@ -25,7 +30,9 @@ from __future__ import annotations
 import txaio
 from autobahn.twisted.resource import WebSocketResource
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from twisted.internet.interfaces import IPushProducer
 from twisted.web.resource import Resource
+from zope.interface import implementer
 
 from protocols.client import framing as fr
 from protocols.client import messages as m
@@ -34,13 +41,38 @@ from protocols.client.errors import RemoteProtocolError
 PATH = "/client/v1/ws"
 
 
+@implementer(IPushProducer)
+class _Backlog:
+    """Whether the transport's buffer is full (it pauses and resumes us)."""
+
+    full = False
+
+    def pauseProducing(self) -> None:
+        self.full = True
+
+    def resumeProducing(self) -> None:
+        self.full = False
+
+    def stopProducing(self) -> None:
+        self.full = True
+
+
 class ClientWebSocketProtocol(WebSocketServerProtocol):
     """One WebSocket client; the writer of its ``ClientConnection``. (``log`` stays autobahn's
     own leveled logger: a plain twisted Logger here would print all its debug messages.)"""
 
     conn = None
+    backlog = None
+    media_dropped = 0
 
     def onOpen(self) -> None:
+        self.backlog = _Backlog()
+        try:
+            self.transport.unregisterProducer()       # the HTTP channel's, before the upgrade
+            self.transport.registerProducer(self.backlog, True)
+        except (AttributeError, RuntimeError) as e:
+            self.log.warn("websocket: no backpressure on this transport: {error}", error=e)
+            self.backlog = None
         peer = self.transport.getPeer()
         self.conn = self.factory.manager.open("wss", (peer.host, peer.port), self)
 
@@ -67,11 +99,26 @@ class ClientWebSocketProtocol(WebSocketServerProtocol):
     def write_control(self, message: m.Message) -> None:
         self.sendMessage(m.encode(message), isBinary=False)
 
-    def write_media(self, data: bytes) -> None:
+    def write_media(self, data: bytes) -> bool:
+        if self.backlog is not None and self.backlog.full:
+            self.media_dropped += 1
+            return False
         self.sendMessage(data, isBinary=True)
+        return True
 
     def lose(self) -> None:
         self.sendClose(1000)
+
+    def _closeConnection(self, abort: bool = False) -> None:
+        """autobahn's hook to close the transport: give up the producer first (TLS closes
+        only once none is registered)."""
+        if self.backlog is not None:
+            self.backlog = None
+            try:
+                self.transport.unregisterProducer()
+            except (AttributeError, RuntimeError):
+                pass
+        super()._closeConnection(abort)
 
 
 def make_factory(manager) -> WebSocketServerFactory:

@@ -152,10 +152,13 @@ class ReliableEndpoint:
         else:
             self._transmit(message, now)
 
-    def send_media(self, payload: bytes) -> None:
-        """Queue one media frame (sent once, never retransmitted)."""
+    def send_media(self, payload: bytes) -> bool:
+        """Queue one media frame (sent once, never retransmitted); False when the
+        anti-amplification budget refuses it (it is not sent)."""
         if self._budget() >= self._wire_size(payload):
             self._emit(payload)
+            return True
+        return False
 
     def media_datagram(self, payload: bytes) -> bytes | None:
         """The datagram carrying media frame ``payload`` (sealed when sealing), to send at

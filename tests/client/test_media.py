@@ -77,3 +77,17 @@ def test_player_paces_frames_and_recorder_keeps_only_its_key():
     recorder.receive(b"\x01short")
     assert recorder.frames == 25 and recorder.dropped == 2
     assert recorder.pcm == g711.alaw_decode(g711.alaw_encode(pcm))
+
+
+def test_the_recorder_counts_frames_that_never_arrived():
+    from callgw.client.media import MediaRecorder
+    from protocols.client import framing as fr
+
+    class Call:
+        key = b"k" * 16
+    rec = MediaRecorder(Call())
+    for seq in [65530, 65531, 65533, 65532, 0, 3, 4]:    # 65534, 65535, 1, 2 lost; wrap, reorder
+        rec.receive(fr.encode_media(fr.MediaFrame(Call.key, 0, seq, seq * 160, b"\xff" * 160)))
+    assert rec.frames == 7 and rec.missing == 4
+    rec.receive(fr.encode_media(fr.MediaFrame(b"x" * 16, 0, 5, 0, b"\xff" * 160)))
+    assert rec.dropped == 1 and rec.missing == 4

@@ -34,7 +34,7 @@ class Capture(ProcessProtocol):
         self.ended = defer.Deferred()
         self.err = b""
         self.argv = ["dumpcap", "-i", "lo", "-f", capture_filter, "-a", f"duration:{seconds}",
-                     "-w", self.path]
+                     "-B", "64", "-w", self.path]
 
     def start(self):
         reactor.spawnProcess(self, require_peer("dumpcap"), self.argv, env=None)
