@@ -28,6 +28,8 @@ from twisted.internet.defer import maybeDeferred
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from callgw.store.errors import log_write_failure
+
 
 class HealthPoller(Service):
     """Probes every gateway of ``directory`` with ``pingers[protocol]`` when it is due."""
@@ -115,5 +117,5 @@ class HealthPoller(Service):
         if self.store is not None and (status != previous or rtt_ms is not None):
             self.store.run("set_gateway_status", name, status,
                            self.directory.rtt_ms.get(name)).addErrback(
-                lambda f: self.log.failure("saving status of gateway {gateway}", f,
-                                           gateway=name))
+                lambda f: log_write_failure(self.log, f, "saving status of gateway {gateway}",
+                                            gateway=name))

@@ -68,6 +68,20 @@ def _connection_gone(error: BaseException) -> bool:
     return "connection is closed" in text or "connection is lost" in text
 
 
+def log_write_failure(log, failure, text: str, **fields) -> None:
+    """Log a failed store write whose data is written again later (status, publication): a
+    database fault is one warning line (``text: cause``), anything else a failure with its
+    traceback. ``failure`` may wrap the fault in a ``FirstError`` (``gatherResults``)."""
+    value = failure.value
+    inner = getattr(value, "subFailure", None)
+    if inner is not None:
+        value = inner.value
+    if isinstance(value, StoreUnavailable):
+        log.warn(text + ": {cause}", cause=str(value), **fields)
+    else:
+        log.failure(text, failure, **fields)
+
+
 def unavailable(error: BaseException) -> BaseException:
     """``error`` as a ``StoreUnavailable`` when it is a passing database fault, else itself."""
     fault = fault_of(error)

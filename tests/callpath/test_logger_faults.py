@@ -174,3 +174,16 @@ def test_stopping_during_the_fault_logs_the_unwritten_cdrs_in_full():
     assert d.called
     text = [t for t in logged.texts() if "not written at shutdown" in t]
     assert len(text) == 1 and '"call_id": "call-1"' in text[0] and "client hung up" in text[0]
+
+
+def test_a_status_write_lost_to_a_fault_is_one_warning_line():
+    from twisted.internet.defer import FirstError
+    from twisted.logger import Logger
+    from twisted.python.failure import Failure
+
+    from callgw.store.errors import log_write_failure
+    fault = Failure(unavailable(sqlite3.OperationalError("database is locked")))
+    with Logged() as logged:
+        log_write_failure(Logger(), Failure(FirstError(fault, 0)), "publishing call servers")
+    assert [e.get("log_level").name for e in logged.events] == ["warn"]
+    assert "publishing call servers: database unavailable (locked)" in logged.texts()[0]

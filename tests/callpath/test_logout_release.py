@@ -8,10 +8,10 @@ import pytest_twisted
 
 from callgw.client.links import connect
 from protocols.client import messages as m
-from tests.callpath.callgw_env import (HAVE_SIPP, PASSWORD, Sipp, client_url, prepare_db,
-                                       settled_cdr, start, within)
+from tests.callpath.callgw_env import (PASSWORD, Sipp, client_url, prepare_db, settled_cdr,
+                                       start, within)
 
-pytestmark = pytest.mark.skipif(not HAVE_SIPP, reason="sipp (sip-tester) is not installed")
+pytestmark = pytest.mark.peers("sipp")
 
 
 @pytest_twisted.inlineCallbacks

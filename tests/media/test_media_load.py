@@ -27,11 +27,9 @@ from twisted.internet.utils import getProcessOutputAndValue
 from protocols.client import framing as fr
 from test_media_calls import settled_cdr, sipp_gateway, start, url, write_tone
 from test_media_calls_wire import Capture
-from tests.callpath.callgw_env import HAVE_SIPP, events_of, prepare_db
+from tests.callpath.callgw_env import prepare_db
 
-HAVE_TSHARK = shutil.which("dumpcap") is not None and shutil.which("tshark") is not None
-pytestmark = pytest.mark.skipif(not (HAVE_SIPP and HAVE_TSHARK),
-                                reason="needs sipp, dumpcap and tshark")
+pytestmark = pytest.mark.peers("sipp", "dumpcap", "tshark")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CALLS = 40
 SECONDS = 6.0
