@@ -25,6 +25,7 @@ from twisted.internet import defer, reactor, task
 from twisted.internet.utils import getProcessOutputAndValue
 
 from protocols.client import framing as fr
+from protocols.client.sealing import HEADER_SIZE, TAG_SIZE, is_sealed
 from test_media_calls import settled_cdr, sipp_gateway, start, url, write_tone
 from test_media_calls_wire import Capture
 from tests.callpath.callgw_env import prepare_db
@@ -38,7 +39,8 @@ PASSWORD = "correct horse"
 
 @defer.inlineCallbacks
 def udp_payloads(path):
-    """``(time, src port, dst port, payload bytes)`` of every UDP datagram in the capture."""
+    """``(time, src port, dst port, payload bytes)`` of every UDP datagram in the capture
+    (client-protocol datagrams with their seal taken off: it authenticates, it hides nothing)."""
     out, err, code = yield getProcessOutputAndValue(
         shutil.which("tshark"), ["-r", str(path), "-T", "fields", "-e", "frame.time_epoch",
                                  "-e", "udp.srcport", "-e", "udp.dstport", "-e", "udp.payload"],
@@ -48,8 +50,10 @@ def udp_payloads(path):
     for line in out.decode().splitlines():
         cols = line.split("\t")
         if len(cols) == 4 and cols[3]:
-            rows.append((float(cols[0]), int(cols[1]), int(cols[2]),
-                         bytes.fromhex(cols[3].replace(":", ""))))
+            data = bytes.fromhex(cols[3].replace(":", ""))
+            if is_sealed(data):         # the session's datagram seal: header + payload + tag
+                data = data[HEADER_SIZE:-TAG_SIZE]
+            rows.append((float(cols[0]), int(cols[1]), int(cols[2]), data))
     return rows
 
 
