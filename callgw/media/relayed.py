@@ -92,8 +92,11 @@ class ClientMedia:
             return
         # in order and due: straight out (what _pump would do, with no timer left to set)
         gateway = session.endpoints.get("gateway")
-        if gateway is not None and gateway.send_allowed and gateway.destination is not None:
-            session.send(gateway, packet)
+        if gateway is not None and gateway.send_allowed and gateway.destination is not None \
+                and session.send(gateway, packet):
+            self.audio_out += 1
+        else:
+            self.audio_unsent += 1
 
     def detach(self):
         """The client's session is gone for now (it may re-attach): the gateway hears
