@@ -18,6 +18,11 @@ CPU share (it must not be the bottleneck).
     .venv/bin/python bench/cps.py [--rates 200,400,...] [--seconds 8] [--rows ceiling,sippy,callgw]
                                   [--baseline REV]
 
+``--overload FACTOR`` ends each callgw row with one step offering FACTOR times the highest
+rate it held (``--overload-seconds`` long; ``--overload-rate RATE``: that rate for every row) and reports offered, completed, refused with cause
+``congestion`` (admission control, callgw/callserver/admission.py) and failed with any other
+cause, with the latency of set-ups and of refusals.
+
 ``--baseline REV`` adds a row for callgw as of git revision REV (exported from this checkout's
 history and run from its own tree) in the same run, to compare a change against the code before
 it on the same machine at the same time.
@@ -47,6 +52,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PY = sys.executable
 USERS = 8
+SESSIONS = 32           # client sessions of the load (USERS users, several sessions each)
+SESSION_CALLS = 64      # live calls one session may have (callgw/frontend/connection.py)
 UAS_SCENARIO = os.path.join(ROOT, "bench", "uas.xml")
 PASSWORD = "bench password"
 
@@ -192,7 +199,7 @@ def row_sippy(work, rates, seconds):
         stop(uas)
 
 
-def row_callgw(work, rates, seconds, root=ROOT, tag="callgw"):
+def row_callgw(work, rates, seconds, root=ROOT, tag="callgw", overload=None):
     """callgw from ``root`` (this checkout, or a baseline revision's tree: its own store
     code prepares the database and its own ``bench/cps.py _serve`` runs it)."""
     work = os.path.join(work, tag)
@@ -222,14 +229,29 @@ def row_callgw(work, rates, seconds, root=ROOT, tag="callgw"):
         wait_bound(client_port, socket.SOCK_STREAM, 20)
         time.sleep(0.5)
 
-        def step(rate):
+        def step(rate, seconds=seconds):
             out = os.path.join(work, f"load-{rate}.json")
             load = spawn([PY, os.path.abspath(__file__), "_load", f"tcp://127.0.0.1:{client_port}",
                           str(rate), str(seconds), out], 0, work, env=env, log=f"load-{rate}.log")
             load.wait(seconds + 60)
             with open(out) as f:
                 return json.load(f)
-        return _steps(rates, lambda r: _with_cpu(server.pid, lambda: step(r)))
+        rows = _steps(rates, lambda r: _with_cpu(server.pid, lambda: step(r)))
+        if overload is not None:
+            factor, over_seconds, fixed = overload
+            held = max([r["offered"] for r in rows if r.get("held")] or [rates[0]])
+            rate = fixed or int(held * factor)
+            factor = round(rate / held, 2)
+            print(f"overload: offering {rate}/s ({factor} x {held:.0f}/s held) for "
+                  f"{over_seconds:g} s", flush=True)
+            result = _with_cpu(server.pid, lambda: step(rate, over_seconds))
+            result.update(overload=True, held_rate=held, factor=factor)
+            result["achieved"] = result["ok"] / result["elapsed"] if result["elapsed"] else 0.0
+            done = result["ok"] + result["failed"]
+            result["cpu_ms_per_call"] = 1000.0 * result["dut_cpu"] / max(1, done)
+            print(json.dumps(result), flush=True)
+            rows.append(result)
+        return rows
     finally:
         stop(server)
         stop(uas)
@@ -325,7 +347,11 @@ def serve(config_path):
 
 
 def load_generator(url, rate, seconds, out_path):
-    """Offer ``rate`` calls/s for ``seconds`` over USERS logged-in sessions; write figures."""
+    """Offer ``rate`` calls/s for ``seconds`` over SESSIONS logged-in sessions; write figures.
+
+    A session never has more than SESSION_CALLS live calls (the protocol's limit: callgw
+    answers more with an error, and ends a session after ten errors): a call due while every
+    session is full is not placed and counted as ``client_limited``."""
     sys.path.insert(0, ROOT)
     from twisted.internet import defer, reactor, task
 
@@ -333,26 +359,39 @@ def load_generator(url, rate, seconds, out_path):
     from protocols.client import messages as m
 
     rate, seconds = float(rate), float(seconds)
-    figures = {"offered": rate, "calls": 0, "ok": 0, "failed": 0, "causes": {}}
+    figures = {"offered": rate, "calls": 0, "ok": 0, "failed": 0, "refused": 0,
+               "client_limited": 0, "causes": {}}
     latencies = []
+    refusals = []
 
     @defer.inlineCallbacks
     def run():
         sessions = []
-        for i in range(USERS):
+        for i in range(SESSIONS):
             session = yield connect(url, reactor)
             transport = getattr(session.link, "transport", None)
             if transport is not None and hasattr(transport, "setTcpNoDelay"):
                 transport.setTcpNoDelay(True)
-            yield session.login(f"bench{i}", PASSWORD)
+            yield session.login(f"bench{i % USERS}", PASSWORD)
             sessions.append(session)
+        live = [0] * SESSIONS
+        turn = [0]
         total = int(rate * seconds)
         usage0 = resource.getrusage(resource.RUSAGE_SELF)
         started = time.monotonic()
         pending = []
 
         def place(n):
-            session = sessions[n % USERS]
+            for _ in range(SESSIONS):
+                index = turn[0] % SESSIONS
+                turn[0] += 1
+                if live[index] < SESSION_CALLS:
+                    break
+            else:
+                figures["client_limited"] += 1
+                return
+            live[index] += 1
+            session = sessions[index]
             sent = time.perf_counter()
             call = session.call(f"+4930{n % 1000000:07d}")
 
@@ -362,9 +401,14 @@ def load_generator(url, rate, seconds, out_path):
             call.connected.addCallback(connected)
 
             def ended(msg):
+                live[index] -= 1
                 if isinstance(msg, m.Disconnected) and msg.cause == "normal" \
                         and call.connected.called:
                     figures["ok"] += 1
+                elif isinstance(msg, m.Disconnected) and msg.cause == "congestion" \
+                        and not call.connected.called:
+                    figures["refused"] += 1         # turned away at admission
+                    refusals.append((time.perf_counter() - sent) * 1000.0)
                 else:
                     figures["failed"] += 1
                     key = getattr(msg, "cause", None) or type(msg).__name__
@@ -379,7 +423,7 @@ def load_generator(url, rate, seconds, out_path):
                 place(placed)
                 placed += 1
             yield task.deferLater(reactor, 0.002, lambda: None)
-        figures["calls"] = placed
+        figures["calls"] = placed - figures["client_limited"]
         finished = defer.DeferredList(pending)
         finished.addTimeout(30, reactor)
         try:
@@ -390,9 +434,11 @@ def load_generator(url, rate, seconds, out_path):
         usage = resource.getrusage(resource.RUSAGE_SELF)
         cpu = (usage.ru_utime - usage0.ru_utime) + (usage.ru_stime - usage0.ru_stime)
         figures["load_cpu_share"] = cpu / figures["elapsed"]
-        figures["failed"] = placed - figures["ok"]
+        figures["failed"] = figures["calls"] - figures["ok"]
         figures["p50_ms"] = percentile(latencies, 50)
         figures["p99_ms"] = percentile(latencies, 99)
+        figures["refusal_p50_ms"] = percentile(refusals, 50)
+        figures["refusal_p99_ms"] = percentile(refusals, 99)
 
     def done(result):
         if hasattr(result, "getTraceback"):
@@ -412,6 +458,8 @@ def table(results):
              "|---|---:|---:|---:|:-:|---:|---:|---:|---:|"]
     for name, rows in results.items():
         for r in rows:
+            if r.get("overload"):
+                continue
             if "error" in r and "offered" not in r:
                 lines.append(f"| {name} | {r['error']} | | | | | | | |")
                 continue
@@ -422,6 +470,24 @@ def table(results):
                 f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
                 f"{r['cpu_ms_per_call']:.2f} | "
                 f"{'' if share is None else f'{100 * share:.0f}%'} |")
+    over = [(name, r) for name, rows in results.items() for r in rows if r.get("overload")]
+    if over:
+        lines += ["", "| overload | offered/s | held/s before | completed/s | completed | "
+                  "refused (congestion) | failed (other causes) | p50 / p99 set-up ms | "
+                  "p50 / p99 refusal ms | DUT CPU ms/call |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for name, r in over:
+            other = {k: v for k, v in r["causes"].items() if k != "congestion"}
+            if r.get("client_limited"):
+                other["not placed: every session at its call limit"] = r["client_limited"]
+            failed = r["calls"] - r["ok"] - r["refused"]
+            lines.append(
+                f"| {name} ({r['factor']} x) | {r['offered']:.0f} | {r['held_rate']:.0f} | "
+                f"{r['achieved']:.0f} | {r['ok']} of {r['calls']} | {r['refused']} | "
+                f"{failed} {json.dumps(other) if other else ''} | "
+                f"{r['p50_ms']:.1f} / {r['p99_ms']:.1f} | "
+                f"{r['refusal_p50_ms']:.1f} / {r['refusal_p99_ms']:.1f} | "
+                f"{r['cpu_ms_per_call']:.2f} |")
     return "\n".join(lines)
 
 
@@ -441,6 +507,14 @@ def main():
                         "work directory) in the same run, as the row callgw@REV")
     p.add_argument("--rt", action="store_true",
                    help="run each row's processes SCHED_FIFO (chrt -f 10): a loaded machine")
+    p.add_argument("--overload", type=float, metavar="FACTOR",
+                   help="after the callgw rows' steps, offer FACTOR times the highest rate "
+                        "held (e.g. 1.3) and report completed, refused (congestion) and "
+                        "failed calls")
+    p.add_argument("--overload-seconds", type=float, default=15.0)
+    p.add_argument("--overload-rate", type=int, metavar="RATE",
+                   help="offer this rate in the overload step instead (the same for every "
+                        "row, to compare rows)")
     args = p.parse_args()
     if args.rt:
         REALTIME[:] = ["chrt", "-f", "10"]
@@ -448,19 +522,24 @@ def main():
     work = tempfile.mkdtemp(prefix="callgw-cps-")
     print(f"work directory: {work}; {os.cpu_count()} CPUs; load on core 0, DUT on core 1",
           flush=True)
-    runners = {"ceiling": row_ceiling, "sippy": row_sippy, "callgw": row_callgw}
+    overload = (args.overload or 1.3, args.overload_seconds, args.overload_rate) \
+        if args.overload or args.overload_rate else None
+    runners = {"ceiling": row_ceiling, "sippy": row_sippy,
+               "callgw": lambda w, r, s: row_callgw(w, r, s, overload=overload)}
     rows = args.rows.split(",")
     if args.baseline:
         base = export_revision(args.baseline, work)
         tag = f"callgw@{args.baseline}"
-        runners[tag] = lambda w, r, s: row_callgw(w, r, s, root=base, tag=tag)
+        runners[tag] = lambda w, r, s: row_callgw(w, r, s, root=base, tag=tag,
+                                                  overload=overload)
         rows.append(tag)
     results = {}
     for name in rows:
         print(f"== {name}", flush=True)
         results[name] = runners[name](work, rates, args.seconds)
     print(table(results))
-    best = {name: max([r["offered"] for r in rows if r.get("held")] or [0])
+    best = {name: max([r["offered"] for r in rows if r.get("held") and not r.get("overload")]
+                      or [0])
             for name, rows in results.items()}
     print("highest rate held: " + ", ".join(f"{k} {v:.0f}/s" for k, v in best.items()))
 

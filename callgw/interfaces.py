@@ -311,6 +311,10 @@ class ICallServer(Interface):
     healthy = Attribute("False when the server must not get new calls.")
     draining = Attribute("True while finishing its calls before stopping.")
 
+    def admits():
+        """Whether the server takes a new call now, from its measured load (admission
+        control: reactor lag, call set-ups in flight); False is counted as a refusal."""
+
     def launch(request, leg):
         """Run the call ``request`` (a ``CallRequest``) with ``leg`` as its leg a.
 

@@ -11,14 +11,16 @@ interface. A call server
   whose b legs come from the leg provider of each gateway's protocol
   (``providers[protocol].make_leg(gateway, call_id)``);
 - knows its ``capacity``, ``active`` calls, ``healthy`` and ``draining`` flags (read by the
-  balancer and published to the call-servers table), and ``stop_calls`` releases everything.
+  balancer and published to the call-servers table), and ``stop_calls`` releases everything;
+- ``admits()``: admission control from measured load (callgw/callserver/admission.py): the
+  balancer skips a server that refuses, and the call is answered with cause ``congestion``.
 
 ``CallPathService`` runs the call path's parts that the composition root (callgw/compose.py)
 made and handed in: the leg providers (one per native protocol; it names none), the logger,
 registrar, front end and health poller.
 
 Tests: tests/callpath/test_frontend.py, tests/callpath/test_sipp_calls.py,
-tests/callpath/test_publish_faults.py.
+tests/callpath/test_publish_faults.py, tests/callpath/test_admission.py.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from zope.interface import implementer
 
 from callgw import numbers
 from callgw.callserver import events as ev
+from callgw.callserver.admission import Admission
 from callgw.callserver.handler import CallContext, CallHandler, Timers
 from callgw.callserver.legs.echo import ECHO_GATEWAY
 from callgw.callserver.media import standby
@@ -65,18 +68,31 @@ class CallServer:
         self.draining = False
         self.handlers: dict[str, CallHandler] = {}
         self.launched = 0
+        self.admission = Admission(clock, max_limit=capacity)
 
     @property
     def active(self) -> int:
         return len(self.handlers)
 
+    def admits(self) -> bool:
+        """Whether this server takes a new call now (callgw/callserver/admission.py: reactor
+        lag and call set-ups in flight); a refusal is counted and ``admission.reason`` says
+        why."""
+        return self.admission.admits()
+
     def launch(self, request: CallRequest, leg):
         """Authorize, then start a handler; fires with it (None when refused)."""
+        self.admission.began(request.call_id)
         d = self.director.authorize(request.user, request.number, request.contact,
                                     request.tenant, request.call_id)
         d.addCallbacks(self._authorized, self._refused, callbackArgs=(request, leg),
                        errbackArgs=(request, leg))
+        d.addBoth(self._settled, request.call_id)
         return d
+
+    def _settled(self, result, call_id: str):
+        self.admission.settle(call_id, result if isinstance(result, CallHandler) else None)
+        return result
 
     def _refused(self, failure, request: CallRequest, leg):
         failure.trap(Refused)
@@ -156,6 +172,7 @@ class CallServer:
 
     def stop_calls(self, cause: int = 41, text: str = "callgw shutting down") -> int:
         """Release every call on both legs now; returns how many."""
+        self.admission.stop()
         handlers = list(self.handlers.values())
         for handler in handlers:
             handler.stop(cause, text)
@@ -164,7 +181,7 @@ class CallServer:
     def status(self) -> dict:
         return {"name": self.name, "address": self.address, "capacity": self.capacity,
                 "weight": self.weight, "healthy": self.healthy, "draining": self.draining,
-                "active_calls": self.active}
+                "active_calls": self.active, "admission": self.admission.status()}
 
 
 class CallPathService(MultiService):

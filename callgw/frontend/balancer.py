@@ -28,13 +28,19 @@ class Balancer:
         self.policy = policy
         self._turn = 0
         self._current: dict[str, int] = {}
+        self.congested = False
 
     def add(self, server) -> None:
         self.servers.append(server)
 
     def eligible(self) -> list:
-        return [s for s in self.servers
+        """The servers that may take a call now; ``congested`` says whether one that is
+        healthy and below capacity refused it for its measured load (admission control)."""
+        pool = [s for s in self.servers
                 if s.healthy and not s.draining and s.active < s.capacity]
+        admitted = [s for s in pool if s.admits()]
+        self.congested = len(admitted) < len(pool)
+        return admitted
 
     def pick(self):
         """The call server for the next call, or None."""

@@ -16,8 +16,9 @@ then call the four methods of ``FrontEnd``:
 A ``ClientConnection`` provides ``username``, ``user`` (store row), ``tenant`` (row or name),
 ``peer`` (host, port), ``framing``, ``send(message)``, ``send_media(frame)``, ``close(reason)``.
 While a session is open its registration is refreshed every ``registration_ttl / 2`` seconds
-(the listeners close sessions that stop pinging). A full or unhealthy call-server pool answers
-the call with ``disconnected`` cause ``congestion``.
+(the listeners close sessions that stop pinging). A full or unhealthy call-server pool, or one
+whose measured load refuses new calls (admission control), answers the call with
+``disconnected`` cause ``congestion``.
 
 Tests: tests/callpath/test_frontend.py.
 """
@@ -257,11 +258,13 @@ class FrontEnd(Service):
             peer=f"{host}:{port}", requested=self.clock.seconds())
         server = self.balancer.pick()
         if server is None:
+            reason = "congestion: call set-ups over the measured load" if \
+                self.balancer.congested else "no call server available"
             self.logger.event(request.call_id, "rejected", user=conn.username,
-                              reason="no call server available", peer=request.peer)
+                              reason=reason, peer=request.peer)
             if self.metrics is not None:
                 self.metrics.outcome("rejected")
-            leg.send(ev.Release(34, "no call server available"))
+            leg.send(ev.Release(34, reason))
             return
         d = server.launch(request, leg)
         d.addErrback(self._launch_failed, request, leg)

@@ -10,6 +10,10 @@ class Server:
     def __init__(self, name, capacity=10, weight=100, active=0):
         self.name, self.capacity, self.weight, self.active = name, capacity, weight, active
         self.healthy, self.draining = True, False
+        self.admitting = True
+
+    def admits(self):
+        return self.admitting
 
 
 def test_least_calls():
@@ -54,3 +58,14 @@ def test_full_or_unhealthy_pool():
 def test_bad_policy():
     with pytest.raises(ValueError):
         Balancer([], "random")
+
+
+def test_a_server_refusing_for_its_load_is_skipped_and_marks_congestion():
+    a, b = Server("a"), Server("b")
+    bal = Balancer([a, b], "round-robin")
+    a.admitting = False
+    assert [bal.pick().name for _ in range(3)] == ["b", "b", "b"] and bal.congested
+    b.admitting = False
+    assert bal.pick() is None and bal.congested
+    a.admitting = b.admitting = True
+    assert bal.pick() is not None and not bal.congested

@@ -1,0 +1,85 @@
+"""Admission control (callgw/callserver/admission.py) on a Clock with a fake load: no timing
+assertions, the lag is made by advancing the clock past the probe's due time."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from twisted.internet import task
+
+from callgw.callserver.admission import Admission
+
+
+def handler(state="call-initiated"):
+    return SimpleNamespace(state=SimpleNamespace(value=state))
+
+
+def run(adm, clock, seconds, late=0.0):
+    """Let the probe run ``seconds``; each probe fires ``late`` seconds after it was due
+    (a reactor busy for that long)."""
+    end = clock.seconds() + seconds
+    while clock.seconds() < end:
+        clock.advance(adm.interval + late)
+
+
+def test_set_ups_in_flight_are_bounded_and_answered_calls_leave():
+    clock = task.Clock()
+    adm = Admission(clock, initial_limit=10, min_limit=4, max_limit=10)
+    calls = {}
+    for i in range(10):
+        assert adm.admits()
+        adm.began(f"c{i}")
+        calls[f"c{i}"] = handler()
+        adm.settle(f"c{i}", calls[f"c{i}"])
+    assert not adm.admits() and adm.refused == 1 and "10 call set-ups" in adm.reason
+    calls["c3"].state.value = "active"              # answered: no longer in flight
+    calls["c4"].state.value = "released"
+    assert adm.admits() and adm.in_flight == 8
+    adm.settle("c9", None)                         # a launch refused or failed leaves at once
+    assert adm.in_flight == 7
+    adm.stop()
+
+
+def test_lag_shrinks_the_limit_and_drowning_refuses_everything_then_recovers():
+    clock = task.Clock()
+    adm = Admission(clock, initial_limit=64, min_limit=8, max_limit=1000)
+    assert adm.admits()                             # starts the probe
+    run(adm, clock, 1.0)
+    assert adm.lag < 0.001 and adm.limit == 64      # idle: nothing in flight, no growth
+    run(adm, clock, 10.0, late=0.2)                 # 200 ms late: over the 100 ms target
+    assert adm.lag > adm.target_lag and adm.limit == 8
+    run(adm, clock, 3.0, late=0.4)                  # 400 ms late: over max_lag
+    assert adm.lag > adm.max_lag
+    assert not adm.admits() and "reactor lag" in adm.reason
+    run(adm, clock, 2.0)                            # the load went: lag decays, calls admitted
+    assert adm.lag < adm.target_lag and adm.admits()
+    adm.stop()
+
+
+def test_the_limit_grows_while_it_is_used_without_lag():
+    clock = task.Clock()
+    adm = Admission(clock, initial_limit=8, min_limit=8, max_limit=100)
+    assert adm.admits()
+    for i in range(8):
+        adm.began(f"c{i}")
+        adm.settle(f"c{i}", handler("delivered"))   # ringing: in flight for a while
+    assert not adm.admits()
+    run(adm, clock, 2.0)
+    assert adm.limit > 8 and adm.admits()
+    for i in range(8, 200):
+        if adm.admits():
+            adm.began(f"c{i}")
+            adm.settle(f"c{i}", handler("delivered"))
+        run(adm, clock, 0.05)
+    assert int(adm.limit) == 100 and adm.in_flight == 100    # capped by capacity
+    adm.stop()
+    assert not clock.getDelayedCalls()
+
+
+def test_a_clock_jump_is_not_load():
+    clock = task.Clock()
+    adm = Admission(clock)
+    assert adm.admits()
+    clock.advance(30)                               # suspended, or a test's clock: one probe
+    clock.advance(0.05)
+    assert adm.lag == 0.0 and adm.admits()
+    adm.stop()
