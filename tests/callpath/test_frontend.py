@@ -115,6 +115,32 @@ def test_full_pool_gets_congestion():
     assert conn.sent[-1].command == "disconnected" and conn.sent[-1].cause == "congestion"
 
 
+def test_a_lagging_reactor_refuses_new_calls_with_congestion_before_any_gateway():
+    """Admission control (callgw/callserver/admission.py): while the reactor runs its timers
+    400 ms late (a Clock advanced past the probe), a new call is refused at once with cause
+    congestion and the reason in its event; calls up stay up; once the lag goes, calls are
+    taken again."""
+    fe, servers, slaves, store, clock, logger = build(n_servers=1,
+                                                      scripts={"gw1": {"Setup": (ev.Alerting(),)}})
+    alice, bob = conn_for(store, "alice"), conn_for(store, "bob")
+    fe.client_message(alice, call(cid="c1"))
+    assert alice.commands() == ["trying", "ringing"]
+    for _ in range(20):
+        clock.advance(servers[0].admission.interval + 0.4)
+    fe.client_message(bob, call(cid="c2"))
+    assert bob.commands() == ["disconnected"] and bob.sent[-1].cause == "congestion"
+    assert len(slaves.legs) == 1 and servers[0].active == 1
+    logger.flush()
+    reasons = [row[0] for row in store.db.conn.execute(
+        "SELECT data FROM call_events WHERE kind = 'rejected'").fetchall()]
+    assert len(reasons) == 1 and "congestion: call set-ups over the measured load" in reasons[0]
+    for _ in range(40):
+        clock.advance(servers[0].admission.interval)
+    fe.client_message(bob, call(cid="c3"))
+    assert bob.commands()[-2:] == ["trying", "ringing"] and len(slaves.legs) == 2
+    servers[0].stop_calls()
+
+
 def test_session_closed_releases_calls():
     fe, servers, slaves, store, clock, logger = build(
         scripts={"gw1": {"Setup": (ev.Connect(),)}})
