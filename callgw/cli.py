@@ -16,7 +16,7 @@ import os
 import sys
 import time
 
-from callgw import cli_admin, passwords
+from callgw import admin_service, cli_admin, passwords
 from callgw.config import ConfigError, defaults, dump, load
 from callgw.callserver.legs.registry import PROTOCOLS, protocol
 from callgw.store.db import RULE_KINDS, Database, StoreError
@@ -50,22 +50,6 @@ def _host_port(text: str) -> tuple[str, int | None]:
     if not host or (port is not None and (not port.isdigit() or not 1 <= int(port) <= 65535)):
         raise argparse.ArgumentTypeError(f"expected HOST[:PORT], got {text!r}")
     return host, int(port) if port is not None else None
-
-
-def _resolvable(host: str, port: int) -> None:
-    """A gateway's host must be an address or a name that resolves now (the running gateway
-    resolves it again when it places calls)."""
-    import ipaddress
-    import socket
-    try:
-        ipaddress.ip_address(host)
-        return
-    except ValueError:
-        pass
-    try:
-        socket.getaddrinfo(host, port, proto=socket.IPPROTO_UDP)
-    except (socket.gaierror, UnicodeError) as e:
-        raise CliError(f"--address: host name {host!r} does not resolve ({e})") from None
 
 
 def _table(rows: list[dict], columns: list[str]) -> str:
@@ -158,9 +142,9 @@ def cmd_user_enable(db, args, out):
 
 
 def cmd_gateway_add(db, args, out):
+    """Checked and stored by ``callgw.admin_service`` (the admin API's gateway writes too)."""
     entry = protocol(args.protocol)
     host, port = args.address
-    port = port or entry.default_port
     given = {}
     for key, flag in _OPTION_FLAGS.items():
         value = getattr(args, "opt_" + key)
@@ -169,18 +153,12 @@ def cmd_gateway_add(db, args, out):
         if key not in {o.key for o in entry.options}:
             raise CliError(f"{flag} is not an option of {entry.name} gateways")
         given[key] = value
-    options = entry.check_options(given)
-    probe = entry.check_probe(args.probe)
-    row = {"name": args.name, "protocol": entry.name, "host": host, "port": port,
-           "options": options}
-    entry.check_gateway(row)
-    _resolvable(host, port)
-    db.add_gateway(args.name, entry.name, host, port, args.prefix, time.time(),
-                   capacity=args.capacity, priority=args.priority, weight=args.weight,
-                   strip_digits=args.strip, prepend=args.prepend, keep_plus=not args.no_plus,
-                   caller_id=args.caller_id, options=options, probe=probe,
-                   probe_interval=args.probe_interval, down_after=args.down_after,
-                   up_after=args.up_after)
+    admin_service.add_gateway(db, args.name, entry.name, {
+        "host": host, "port": port, "prefixes": args.prefix, "capacity": args.capacity,
+        "priority": args.priority, "weight": args.weight, "strip_digits": args.strip,
+        "prepend": args.prepend, "keep_plus": not args.no_plus, "caller_id": args.caller_id,
+        "options": given, "probe": args.probe, "probe_interval": args.probe_interval,
+        "down_after": args.down_after, "up_after": args.up_after})
     print(f"gateway {args.name} added", file=out)
 
 
@@ -195,7 +173,7 @@ def cmd_gateway_list(db, args, out):
 
 
 def cmd_gateway_remove(db, args, out):
-    db.remove_gateway(args.name)
+    admin_service.remove_gateway(db, args.name)
     print(f"gateway {args.name} removed", file=out)
 
 

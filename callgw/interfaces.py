@@ -187,6 +187,11 @@ class IStore(Interface):
         Fires with its result; fails with its exception.
         """
 
+    def write(fn, *args, **kwargs):
+        """Run ``fn(database, *args, **kwargs)`` on the store's writer thread (the admin
+        service's changes, ``callgw.admin_service``). Fires with its result; fails with its
+        exception."""
+
     def watch(callback):
         """Call ``callback()`` (it may return a Deferred) whenever the admin CLI changed a
         configuration table, within the reload interval."""

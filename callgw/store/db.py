@@ -370,41 +370,39 @@ class Database(AdminAccounts, CallReports, Admission):
 
         ``options`` are the protocol's own (checked by its registry entry in
         callgw/callserver/legs/ before they get here: the store does not know protocols)."""
-        if not re.match(r"^[a-z][a-z0-9]{1,15}$", protocol or ""):
-            raise StoreError(f"protocol {protocol!r}: expected a protocol name such as sip")
-        if options is not None and not isinstance(options, dict):
-            raise StoreError("gateway options must be a mapping")
-        if probe_interval is not None and not 1.0 <= float(probe_interval) <= 3600.0:
-            raise StoreError(f"probe interval {probe_interval}: expected 1-3600 seconds")
-        if not (1 <= int(down_after) <= 100 and 1 <= int(up_after) <= 100):
-            raise StoreError("down-after and up-after: expected 1-100 probes")
-        if not prefixes:
-            raise StoreError("a gateway needs at least one prefix (e.g. +1, or + for all)")
-        for p in prefixes:
-            check_prefix(p)
-        if not 1 <= int(port) <= 65535:
-            raise StoreError(f"port {port} out of range 1-65535")
-        if capacity < 1 or weight < 0 or strip_digits < 0:
-            raise StoreError("capacity must be >= 1, weight and strip digits >= 0")
-        if prepend and not re.match(r"^\+?[0-9]*$", prepend):
-            raise StoreError(f"prepend {prepend!r} must be digits")
-        if caller_id not in ("pass", "withhold") and not (
-                caller_id.startswith("fixed:") and E164.match(caller_id[6:])):
-            raise StoreError(f"caller id {caller_id!r}: expected pass, withhold or fixed:+E164")
-        row = {"name": name, "protocol": protocol, "host": host, "port": int(port),
-               "prefixes": json.dumps(sorted(set(prefixes))),
-               "capacity": capacity, "priority": priority, "weight": weight,
-               "status": "unknown", "rtt_ms": None,
-               "options": json.dumps(options or {}, sort_keys=True), "probe": probe,
-               "probe_interval": probe_interval, "down_after": int(down_after),
-               "up_after": int(up_after),
-               "strip_digits": strip_digits, "prepend": prepend,
-               "keep_plus": 1 if keep_plus else 0, "caller_id": caller_id, "enabled": 1,
-               "created": now}
+        row = {"name": name, **_gateway_columns(
+            protocol, host, port, prefixes, capacity, priority, weight, strip_digits, prepend,
+            keep_plus, caller_id, options, probe, probe_interval, down_after, up_after),
+               "status": "unknown", "rtt_ms": None, "enabled": 1, "created": now}
         with self._tx():
             if self.get_gateway(name):
                 raise StoreError(f"gateway {name!r} exists")
             self.conn.insert("gateways", row)
+            self._changed()
+        return self.get_gateway(name)
+
+    def change_gateway(self, name: str, **fields) -> dict:
+        """Change gateway ``name``: ``fields`` are ``add_gateway``'s keywords (all of them: the
+        whole new configuration, checked the same way; its name, status and whether it is
+        enabled stay). Raises StoreError (no such gateway, a field that is wrong)."""
+        columns = _gateway_columns(**fields)
+        with self._tx():
+            if not self.get_gateway(name):
+                raise StoreError(f"no gateway {name!r}")
+            names = sorted(columns)
+            self.conn.execute(
+                "UPDATE gateways SET " + ", ".join(f"{c} = ?" for c in names) + " WHERE name = ?",
+                (*(columns[c] for c in names), name))
+            self._changed()
+        return self.get_gateway(name)
+
+    def set_gateway_enabled(self, name: str, enabled: bool) -> dict:
+        """Enable a gateway, or drain it (disabled: selection passes it over, its calls go on)."""
+        with self._tx():
+            cur = self.conn.execute("UPDATE gateways SET enabled = ? WHERE name = ?",
+                                    (1 if enabled else 0, name))
+            if cur.rowcount == 0:
+                raise StoreError(f"no gateway {name!r}")
             self._changed()
         return self.get_gateway(name)
 
@@ -614,6 +612,44 @@ class _Transaction:
         if self.outer:
             self.conn.end(commit=exc_type is None)
         return False
+
+
+def _gateway_columns(protocol: str, host: str, port: int, prefixes: list[str],
+                     capacity: int = 100, priority: int = 10, weight: int = 100,
+                     strip_digits: int = 0, prepend: str = "", keep_plus: bool = True,
+                     caller_id: str = "pass", options: dict | None = None, probe: str = "",
+                     probe_interval: float | None = None, down_after: int = 3,
+                     up_after: int = 2) -> dict:
+    """A gateway's configuration columns, checked; StoreError names the field that is wrong."""
+    if not re.match(r"^[a-z][a-z0-9]{1,15}$", protocol or ""):
+        raise StoreError(f"protocol {protocol!r}: expected a protocol name such as sip")
+    if options is not None and not isinstance(options, dict):
+        raise StoreError("gateway options must be a mapping")
+    if probe_interval is not None and not 1.0 <= float(probe_interval) <= 3600.0:
+        raise StoreError(f"probe interval {probe_interval}: expected 1-3600 seconds")
+    if not (1 <= int(down_after) <= 100 and 1 <= int(up_after) <= 100):
+        raise StoreError("down-after and up-after: expected 1-100 probes")
+    if not prefixes:
+        raise StoreError("a gateway needs at least one prefix (e.g. +1, or + for all)")
+    for p in prefixes:
+        check_prefix(p)
+    if not 1 <= int(port) <= 65535:
+        raise StoreError(f"port {port} out of range 1-65535")
+    if capacity < 1 or weight < 0 or strip_digits < 0:
+        raise StoreError("capacity must be >= 1, weight and strip digits >= 0")
+    if prepend and not re.match(r"^\+?[0-9]*$", prepend):
+        raise StoreError(f"prepend {prepend!r} must be digits")
+    if caller_id not in ("pass", "withhold") and not (
+            caller_id.startswith("fixed:") and E164.match(caller_id[6:])):
+        raise StoreError(f"caller id {caller_id!r}: expected pass, withhold or fixed:+E164")
+    return {"protocol": protocol, "host": host, "port": int(port),
+            "prefixes": json.dumps(sorted(set(prefixes))),
+            "capacity": capacity, "priority": priority, "weight": weight,
+            "options": json.dumps(options or {}, sort_keys=True), "probe": probe,
+            "probe_interval": probe_interval, "down_after": int(down_after),
+            "up_after": int(up_after),
+            "strip_digits": strip_digits, "prepend": prepend,
+            "keep_plus": 1 if keep_plus else 0, "caller_id": caller_id}
 
 
 def _gateway(row: dict) -> dict:

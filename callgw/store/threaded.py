@@ -166,6 +166,11 @@ class ThreadedStore(Service):
             return self._call(read, self.read_pool)
         return self._call(lambda: method(self.db, *args, **kwargs))
 
+    def write(self, fn: Callable[..., Any], *args, **kwargs) -> Deferred:
+        """Run ``fn(database, *args, **kwargs)`` on the writer thread (the admin service's
+        changes); fires with its result, fails like ``run``."""
+        return self._call(lambda: fn(self.db, *args, **kwargs))
+
     def _call(self, fn: Callable[[], Any], pool: ThreadPool | None = None) -> Deferred:
         def work():
             try:

@@ -5,7 +5,8 @@ returns the resource mounted at ``/api`` on the HTTPS site (``WebSite.add_resour
 
 - ``GET /api/calls``: ``{"active": [...], "recent": [...]}`` from the call logger's memory
   (the active-call rows and the newest CDRs first; ``?limit=N`` for CDRs, at most 500);
-- ``GET /api/gateways``: each gateway with status, RTT, calls in progress and capacity;
+- ``/api/gateways``: each gateway with status, RTT, calls in progress and capacity, and an
+  admin's changes (add, change, drain, enable, remove): ``callgw.web.gateways_api``;
 - ``GET /api/servers``: each call server with capacity, active calls, health and draining;
 - the operator dashboard's routes (call stories, ending a call, CDRs by filter and as CSV,
   refused attempts, the live stream): ``callgw.web.dashboard``;
@@ -23,6 +24,7 @@ import json
 from twisted.web.resource import Resource
 
 from callgw.web.dashboard import Dashboard, add_routes
+from callgw.web.gateways_api import Gateways
 from callgw.web.limits import bounded_int
 from callgw.web.openapi import OpenApi
 
@@ -48,5 +50,6 @@ def make_api(callpath) -> Resource:
     dashboard = Dashboard(callpath)
     root.putChild(b"servers", _Json(lambda limit: dashboard.servers()))
     add_routes(root, dashboard)
+    root.putChild(b"gateways", Gateways(dashboard))
     root.putChild(b"openapi.json", OpenApi())
     return root

@@ -23,9 +23,8 @@ guard admits admins only, see callgw/web/admin.py):
   filter (``callgw.store.reports.CDR_FILTERS``), newest first; ``format=csv`` answers
   ``text/csv`` as a download;
 - ``GET /api/refused?since=&limit=``: attempts the director refused, with their reasons;
-- ``GET /api/gateways``: each gateway with ``status`` (``up``, ``down``, ``unknown`` as probed,
-  ``draining`` when disabled: it takes no new calls, its calls go on), RTT, calls, capacity and
-  ``failures`` (attempts that failed over from it in the last hour);
+- ``/api/gateways`` (the list: each gateway with ``status``, RTT, calls, capacity and
+  recent ``failures``; and the changes) is ``callgw.web.gateways_api``'s;
 - ``GET /api/stats/calls?since=&until=``: counters per minute from the store (calls by
   outcome, answer-seizure ratio, set-up latency: ``callgw.store.reports.call_stats``), by
   default the last hour, at most a day; the dashboard draws them as charts.
@@ -341,18 +340,6 @@ class Refused(Resource):
             "refused_attempts", since, limit), lambda rows: _json(request, rows))
 
 
-class Gateways(Resource):
-    isLeaf = True
-
-    def __init__(self, dashboard: Dashboard):
-        super().__init__()
-        self.dashboard = dashboard
-
-    def render_GET(self, request):
-        return _later(request, self.dashboard.refresh_failures(),
-                      lambda _: _json(request, self.dashboard.gateways()))
-
-
 class CallStats(Resource):
     """``/api/stats/calls``: calls per minute by outcome, ASR and set-up latency."""
 
@@ -383,7 +370,6 @@ def add_routes(root: Resource, dashboard: Dashboard) -> None:
     root.putChild(b"calls", Calls(dashboard))
     root.putChild(b"cdrs", Cdrs(dashboard))
     root.putChild(b"refused", Refused(dashboard))
-    root.putChild(b"gateways", Gateways(dashboard))
     stats = Resource()
     stats.putChild(b"calls", CallStats(dashboard))
     root.putChild(b"stats", stats)

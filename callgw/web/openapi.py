@@ -23,6 +23,28 @@ def _ok(description: str, schema: dict | None = None, kind: str = "application/j
 _ARRAY = {"type": "array", "items": {"type": "object"}}
 _CALL_ID = {"name": "call_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _NOT_FOUND = {"404": {"description": "no such call"}}
+_CSRF = {"name": "X-CSRF-Token", "in": "header", "required": False,
+         "schema": {"type": "string"}, "description": "the session's token (session only)"}
+_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+_NO_GATEWAY = {"404": {"description": "no such gateway"}}
+_MISTAKE = {"400": {"description": "a field is wrong (one line saying which)"},
+            "415": {"description": "the body is not application/json"}}
+_GATEWAY_FIELDS = {"type": "object", "additionalProperties": False, "properties": {
+    "host": {"type": "string"}, "port": {"type": ["integer", "null"]},
+    "prefixes": {"type": "array", "items": {"type": "string"}},
+    "capacity": {"type": "integer"}, "priority": {"type": "integer"},
+    "weight": {"type": "integer"}, "strip_digits": {"type": "integer"},
+    "prepend": {"type": "string"}, "keep_plus": {"type": "boolean"},
+    "caller_id": {"type": "string"},
+    "options": {"type": "object", "description": "the protocol's own options"},
+    "probe": {"type": ["string", "null"]}, "probe_interval": {"type": ["number", "null"]},
+    "down_after": {"type": "integer"}, "up_after": {"type": "integer"}}}
+_GATEWAY_ADD = {**_GATEWAY_FIELDS, "required": ["name", "protocol", "host", "prefixes"],
+                "properties": {**_GATEWAY_FIELDS["properties"], "name": {"type": "string"},
+                               "protocol": {"type": "string"}}}
+_GATEWAY = {"type": "object", "properties": {**_GATEWAY_ADD["properties"],
+                                             "enabled": {"type": "boolean"},
+                                             "status": {"type": "string"}}}
 
 
 def _query(name: str, kind: str = "string", description: str = "") -> dict:
@@ -53,10 +75,7 @@ DOCUMENT = {
             "responses": {**_ok("the call's story"), **_NOT_FOUND}}},
         "/api/calls/{call_id}/end": {"post": {
             "summary": "end a live call: both legs released, cause 16",
-            "parameters": [_CALL_ID,
-                           {"name": "X-CSRF-Token", "in": "header", "required": False,
-                            "schema": {"type": "string"},
-                            "description": "the session's token (session only)"}],
+            "parameters": [_CALL_ID, _CSRF],
             "responses": {**_ok("the call was ended"), **_NOT_FOUND}}},
         "/api/cdrs": {"get": {
             "summary": "call records by filter, newest first",
@@ -76,8 +95,36 @@ DOCUMENT = {
             "summary": "attempts the call director refused, with reasons",
             "parameters": [_query("since", "number"), _query("limit", "integer")],
             "responses": _ok("refused attempts", _ARRAY)}},
-        "/api/gateways": {"get": {"summary": "gateways: status, probe RTT, calls, failures",
-                                  "responses": _ok("gateways", _ARRAY)}},
+        "/api/gateways": {
+            "get": {"summary": "gateways: status, probe RTT, calls, failures",
+                    "responses": _ok("gateways", _ARRAY)},
+            "post": {"summary": "add a gateway (checked like `callgw gateway add`)",
+                     "parameters": [_CSRF],
+                     "requestBody": {"required": True, "content": {"application/json": {
+                         "schema": _GATEWAY_ADD}}},
+                     "responses": {"201": {"description": "the stored gateway", "content": {
+                         "application/json": {"schema": _GATEWAY}}}, **_MISTAKE}}},
+        "/api/gateways/{name}": {
+            "get": {"summary": "a gateway's stored configuration (passwords left out)",
+                    "parameters": [_NAME],
+                    "responses": {**_ok("the stored gateway", _GATEWAY), **_NO_GATEWAY}},
+            "patch": {"summary": "change the fields given; the rest stays",
+                      "parameters": [_NAME, _CSRF],
+                      "requestBody": {"required": True, "content": {"application/json": {
+                          "schema": _GATEWAY_FIELDS}}},
+                      "responses": {**_ok("the stored gateway", _GATEWAY), **_MISTAKE,
+                                    **_NO_GATEWAY}},
+            "delete": {"summary": "remove a gateway (its calls go on)",
+                       "parameters": [_NAME, _CSRF],
+                       "responses": {**_ok("removed"), **_NO_GATEWAY}}},
+        "/api/gateways/{name}/drain": {"post": {
+            "summary": "drain a gateway: no new calls, its calls go on",
+            "parameters": [_NAME, _CSRF],
+            "responses": {**_ok("the stored gateway", _GATEWAY), **_NO_GATEWAY}}},
+        "/api/gateways/{name}/enable": {"post": {
+            "summary": "take new calls again",
+            "parameters": [_NAME, _CSRF],
+            "responses": {**_ok("the stored gateway", _GATEWAY), **_NO_GATEWAY}}},
         "/api/stats/calls": {"get": {
             "summary": "counters per minute from the call records: calls by outcome, "
                        "answer-seizure ratio, set-up latency",

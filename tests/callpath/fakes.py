@@ -10,7 +10,7 @@ from callgw.store.db import Database
 
 
 class SyncStore:
-    """``IStore.run`` over an in-memory Database, firing at once."""
+    """``IStore.run`` and ``write`` over an in-memory Database, firing at once."""
 
     def __init__(self, db: Database | None = None):
         self.db = db or Database(":memory:")
@@ -22,6 +22,13 @@ class SyncStore:
         self.calls.append(name)
         try:
             return succeed(getattr(self.db, name)(*args, **kwargs))
+        except Exception as e:      # noqa: BLE001 - turned into a failed Deferred
+            return fail(e)
+
+    def write(self, fn, *args, **kwargs):
+        self.calls.append(getattr(fn, "__name__", repr(fn)))
+        try:
+            return succeed(fn(self.db, *args, **kwargs))
         except Exception as e:      # noqa: BLE001 - turned into a failed Deferred
             return fail(e)
 

@@ -6,7 +6,7 @@ from openapi_spec_validator import validate
 from twisted.internet.task import Clock
 from twisted.web.test.requesthelper import DummyRequest
 
-from callgw.web import dashboard
+from callgw.web import dashboard, gateways_api
 from callgw.web.api import make_api
 from callgw.web.openapi import DOCUMENT
 
@@ -48,8 +48,17 @@ def test_the_document_and_the_routes_agree():
         if path in static:
             continue
         resource = root.children[parts[0].encode()]
-        assert parts[0] == "calls", path
         child = resource.getChild(parts[1].encode(), DummyRequest([]))
+        if parts[0] == "gateways":
+            assert parts[1] == "{name}" and isinstance(child, gateways_api.Gateway), path
+            if len(parts) == 3:
+                assert parts[2] in ("drain", "enable") and set(DOCUMENT["paths"][path]) == {
+                    "post"}, path
+            else:                   # its POST is .../drain and .../enable
+                assert set(DOCUMENT["paths"][path]) == _methods(child) - {"post"}, path
+                assert {path + "/drain", path + "/enable"} <= documented
+            continue
+        assert parts[0] == "calls", path
         if parts[1] == "stream":
             assert isinstance(child, dashboard.Stream)
         else:
