@@ -1,6 +1,7 @@
 """The one place that decides what an admin may change, shared by the admin CLI
-(``callgw/cli.py``) and the admin JSON API (``callgw/web/gateways_api.py``): gateways for now
-(add, change, drain, enable, remove).
+(``callgw/cli.py``) and the admin JSON API (``callgw/web/gateways_api.py``,
+``callgw/web/accounts_api.py``): gateways (add, change, drain, enable, remove), tenants with
+their branding (add, disable, enable) and users (add, new password, disable, enable).
 
 Owned by operations. Each function takes a ``Database`` (``callgw.store.db``) and runs
 synchronously: the CLI calls it in its own process; the API runs it on the store's writer
@@ -8,7 +9,9 @@ thread (``IStore.write``), never on the reactor (a host name is resolved here). 
 fields are checked in two steps, whichever door they came through: the protocol's registry
 entry (``callgw.callserver.legs.registry``: that callgw has the protocol, its own options, its
 probing modes, checks across options and the address), then the store (prefixes, numbers,
-ranges). A mistake raises ``AdminError`` (``NoSuchGateway`` when the gateway is not there) or
+ranges). A user's password is stored only as its scrypt-derived key (``callgw.passwords``; on
+the API's side that runs on the store's writer thread, off the reactor), and no function here
+returns it. A mistake raises ``AdminError`` (``NotFound`` when the thing named is not there) or
 the store's ``StoreError``, each one line for the operator: the CLI prints it (exit code 2), the
 API answers it as a 400 (404).
 
@@ -17,7 +20,8 @@ is checked again as if it were added (a protocol cannot change: remove the gatew
 Every change bumps the store's change serial, so running gateways reload it within
 ``[general] reload_interval`` seconds.
 
-Tests: tests/test_cli.py (the CLI's gateway commands), tests/web/test_gateways_api.py (the API).
+Tests: tests/test_cli.py (the CLI's commands), tests/web/test_gateways_api.py and
+tests/web/test_accounts_api.py (the API).
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ import ipaddress
 import socket
 import time
 
+from callgw import passwords
 from callgw.callserver.legs.registry import protocol
 from callgw.store.errors import StoreError
 
@@ -33,7 +38,11 @@ class AdminError(ValueError):
     """An admin's mistake, said in one line."""
 
 
-class NoSuchGateway(AdminError):
+class NotFound(AdminError):
+    """The gateway, user or tenant named is not there."""
+
+
+class NoSuchGateway(NotFound):
     """The gateway named is not configured."""
 
 
@@ -63,12 +72,12 @@ def resolvable(host: str, port: int) -> None:
         raise AdminError(f"--address: host name {host!r} does not resolve ({e})") from None
 
 
-def check_types(fields: dict, allowed=GATEWAY_FIELDS) -> None:
+def check_types(fields: dict, allowed=GATEWAY_FIELDS, what: str = "gateway") -> None:
     """Each field known and of its JSON type (what the API takes from a request body)."""
     for key, value in fields.items():
         kinds = allowed.get(key)
         if kinds is None:
-            raise AdminError(f"{key}: not a gateway field (fields: "
+            raise AdminError(f"{key}: not a {what} field (fields: "
                              f"{', '.join(sorted(allowed))})")
         if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
             names = " or ".join("null" if k is type(None) else k.__name__ for k in kinds)
@@ -150,3 +159,81 @@ def remove_gateway(db, name: str) -> None:
         if db.get_gateway(name) is None:
             raise NoSuchGateway(f"no gateway {name!r}") from None
         raise
+
+
+# -- tenants and their branding ----------------------------------------------------------------
+TENANT_FIELDS = {"timezone": (str,), "country": (str,), "branding": (dict,)}
+
+
+def get_tenant(db, name: str) -> dict:
+    tenant = db.get_tenant(name)
+    if tenant is None:
+        raise NotFound(f"no tenant {name!r}")
+    return tenant
+
+
+def add_tenant(db, name: str, timezone: str = "UTC", country: str = "1",
+               branding: dict | None = None, now: float | None = None) -> dict:
+    """Add a tenant with the shipped default rules; ``branding`` (text values: what the client
+    shows its users, e.g. ``{"product": "Acme Phone"}``) over the defaults."""
+    if not isinstance(name, str) or not name:
+        raise AdminError("a tenant needs a name")
+    if branding is not None and not all(isinstance(k, str) and isinstance(v, str)
+                                        for k, v in branding.items()):
+        raise AdminError("branding: expected an object of text values")
+    return db.add_tenant(name, time.time() if now is None else now, timezone=timezone,
+                         country=country, branding=branding)
+
+
+def set_tenant_enabled(db, name: str, enabled: bool) -> dict:
+    """Disable a tenant (its users cannot log in; running gateways end their sessions within
+    the reload interval) or enable it again."""
+    get_tenant(db, name)
+    db.set_tenant_enabled(name, enabled)
+    return get_tenant(db, name)
+
+
+# -- users -------------------------------------------------------------------------------------
+USER_FIELDS = {"password": (str,), "tenant": (str,), "number": (str, type(None)),
+               "country": (str, type(None))}
+
+
+def public_user(row: dict) -> dict:
+    """A user's row without its password key."""
+    return {k: v for k, v in row.items() if k != "password"}
+
+
+def get_user(db, name: str) -> dict:
+    user = db.get_user(name)
+    if user is None:
+        raise NotFound(f"no user {name!r}")
+    return public_user(user)
+
+
+def _credential(password: str, hash_password) -> str:
+    if not isinstance(password, str) or not password:
+        raise AdminError("a password is needed")
+    return hash_password(password)
+
+
+def add_user(db, name: str, password: str, tenant: str = "default", number: str | None = None,
+             country: str | None = None, now: float | None = None,
+             hash_password=passwords.hash_password) -> dict:
+    """Add a user (its password stored as a scrypt-derived key); returns it, key left out."""
+    credential = _credential(password, hash_password)
+    return public_user(db.add_user(name, credential, time.time() if now is None else now,
+                                   tenant=tenant, number=number, country=country))
+
+
+def set_user_password(db, name: str, password: str,
+                      hash_password=passwords.hash_password) -> dict:
+    get_user(db, name)
+    db.set_password(name, _credential(password, hash_password))
+    return get_user(db, name)
+
+
+def set_user_enabled(db, name: str, enabled: bool) -> dict:
+    """Disable a user (their sessions and calls end within the reload interval) or enable."""
+    get_user(db, name)
+    db.set_enabled(name, enabled)
+    return get_user(db, name)

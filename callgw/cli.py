@@ -93,7 +93,7 @@ def cmd_hash_password(db, args, out):
 
 
 def cmd_tenant_add(db, args, out):
-    db.add_tenant(args.name, time.time(), timezone=args.timezone, country=args.country)
+    admin_service.add_tenant(db, args.name, timezone=args.timezone, country=args.country)
     print(f"tenant {args.name} added with the default rules", file=out)
 
 
@@ -103,20 +103,19 @@ def cmd_tenant_list(db, args, out):
 
 
 def cmd_tenant_disable(db, args, out):
-    db.set_tenant_enabled(args.name, False)
+    admin_service.set_tenant_enabled(db, args.name, False)
     print(f"tenant {args.name} disabled: its users' sessions end within the reload interval",
           file=out)
 
 
 def cmd_tenant_enable(db, args, out):
-    db.set_tenant_enabled(args.name, True)
+    admin_service.set_tenant_enabled(db, args.name, True)
     print(f"tenant {args.name} enabled", file=out)
 
 
 def cmd_user_add(db, args, out):
-    credential = passwords.hash_password(_password(args))
-    db.add_user(args.name, credential, time.time(), tenant=args.tenant, number=args.number,
-                country=args.country)
+    admin_service.add_user(db, args.name, _password(args), tenant=args.tenant,
+                           number=args.number, country=args.country)
     print(f"user {args.name} added", file=out)
 
 
@@ -126,18 +125,18 @@ def cmd_user_list(db, args, out):
 
 
 def cmd_user_passwd(db, args, out):
-    db.set_password(args.name, passwords.hash_password(_password(args)))
+    admin_service.set_user_password(db, args.name, _password(args))
     print(f"password of {args.name} changed", file=out)
 
 
 def cmd_user_disable(db, args, out):
-    db.set_enabled(args.name, False)
+    admin_service.set_user_enabled(db, args.name, False)
     print(f"user {args.name} disabled: their sessions and calls end within the reload interval",
           file=out)
 
 
 def cmd_user_enable(db, args, out):
-    db.set_enabled(args.name, True)
+    admin_service.set_user_enabled(db, args.name, True)
     print(f"user {args.name} enabled", file=out)
 
 

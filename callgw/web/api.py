@@ -7,6 +7,8 @@ returns the resource mounted at ``/api`` on the HTTPS site (``WebSite.add_resour
   (the active-call rows and the newest CDRs first; ``?limit=N`` for CDRs, at most 500);
 - ``/api/gateways``: each gateway with status, RTT, calls in progress and capacity, and an
   admin's changes (add, change, drain, enable, remove): ``callgw.web.gateways_api``;
+- ``/api/tenants`` and ``/api/users`` (list, add, disable, enable; a user's new password):
+  ``callgw.web.accounts_api``;
 - ``GET /api/servers``: each call server with capacity, active calls, health and draining;
 - the operator dashboard's routes (call stories, ending a call, CDRs by filter and as CSV,
   refused attempts, the live stream): ``callgw.web.dashboard``;
@@ -23,6 +25,7 @@ import json
 
 from twisted.web.resource import Resource
 
+from callgw.web.accounts_api import Tenants, Users
 from callgw.web.dashboard import Dashboard, add_routes
 from callgw.web.gateways_api import Gateways
 from callgw.web.limits import bounded_int
@@ -51,5 +54,7 @@ def make_api(callpath) -> Resource:
     root.putChild(b"servers", _Json(lambda limit: dashboard.servers()))
     add_routes(root, dashboard)
     root.putChild(b"gateways", Gateways(dashboard))
+    root.putChild(b"tenants", Tenants(dashboard))
+    root.putChild(b"users", Users(dashboard))
     root.putChild(b"openapi.json", OpenApi())
     return root

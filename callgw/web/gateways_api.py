@@ -46,11 +46,11 @@ def _public(row: dict) -> dict:
     return row
 
 
-def _body(request) -> dict | bytes:
+def body_of(request) -> dict | bytes:
     """The request's JSON object, or the bytes of the error answer."""
     ctype = (request.getHeader(b"content-type") or b"").split(b";")[0].strip().lower()
     if ctype != b"application/json":
-        return _json(request, {"error": "send the gateway as application/json"}, 415)
+        return _json(request, {"error": "send the body as application/json"}, 415)
     raw = request.content.read(MAX_BODY + 1)
     if len(raw) > MAX_BODY:
         return _json(request, {"error": "body too large"}, 413)
@@ -63,25 +63,22 @@ def _body(request) -> dict | bytes:
     return body
 
 
-def _change(request, dashboard, what: str, name: str, fn, *args, code: int = 200,
-            render=None):
-    """Run ``fn(db, *args)`` on the store's writer; answer with its row (or ``render``)."""
+def change(request, dashboard, what: str, fn, *args, code: int = 200, render=_public):
+    """Run ``fn(db, *args)`` (an ``admin_service`` function) on the store's writer; answer
+    with ``render(its result)`` as JSON, or its mistake; log ``what`` was done, by whom."""
     source = source_of(request.getClientAddress())
     d = dashboard.callpath.store.write(fn, *args)
 
     def done(result):
-        log.info("admin API: gateway {name} {what} from {source}", name=name, what=what,
-                 source=source)
-        if render is not None:
-            return render(result)
-        return _json(request, _public(result), code)
+        log.info("admin API: {what} from {source}", what=what, source=source)
+        return _json(request, render(result), code)
 
     def mistake(failure):
-        error = failure.check(admin_service.NoSuchGateway, StoreUnavailable,
+        error = failure.check(admin_service.NotFound, StoreUnavailable,
                               admin_service.AdminError, StoreError)
         if error is None:
             return failure
-        status = {admin_service.NoSuchGateway: 404, StoreUnavailable: 503}.get(error, 400)
+        status = {admin_service.NotFound: 404, StoreUnavailable: 503}.get(error, 400)
         return _json(request, {"error": str(failure.value)}, status)
     d.addCallback(done)
     d.addErrback(mistake)
@@ -105,7 +102,7 @@ class Gateways(Resource):
                       lambda _: _json(request, self.dashboard.gateways()))
 
     def render_POST(self, request):
-        body = _body(request)
+        body = body_of(request)
         if isinstance(body, bytes):
             return body
         name, proto = body.pop("name", None), body.pop("protocol", None)
@@ -116,8 +113,8 @@ class Gateways(Resource):
             admin_service.check_types(body)
         except admin_service.AdminError as e:
             return _json(request, {"error": str(e)}, 400)
-        return _change(request, self.dashboard, "added", name, admin_service.add_gateway,
-                       name, proto, body, code=201)
+        return change(request, self.dashboard, f"gateway {name} added",
+                      admin_service.add_gateway, name, proto, body, code=201)
 
 
 class Gateway(Resource):
@@ -147,23 +144,24 @@ class Gateway(Resource):
     def render_PATCH(self, request):
         if not self._bare(request):
             return _json(request, {"error": "not found"}, 404)
-        body = _body(request)
+        body = body_of(request)
         if isinstance(body, bytes):
             return body
-        return _change(request, self.dashboard, "changed", self.name,
-                       admin_service.change_gateway, self.name, body)
+        return change(request, self.dashboard, f"gateway {self.name} changed",
+                      admin_service.change_gateway, self.name, body)
 
     def render_DELETE(self, request):
         if not self._bare(request):
             return _json(request, {"error": "not found"}, 404)
-        return _change(request, self.dashboard, "removed", self.name,
-                       admin_service.remove_gateway, self.name,
-                       render=lambda _: _json(request, {"removed": self.name}))
+        return change(request, self.dashboard, f"gateway {self.name} removed",
+                      admin_service.remove_gateway, self.name,
+                      render=lambda _: {"removed": self.name})
 
     def render_POST(self, request):
         action = request.postpath
         if action not in ([b"drain"], [b"enable"]):
             return _json(request, {"error": "not found"}, 404)
         enabled = action == [b"enable"]
-        return _change(request, self.dashboard, "enabled" if enabled else "drained",
-                       self.name, admin_service.set_gateway_enabled, self.name, enabled)
+        return change(request, self.dashboard,
+                      f"gateway {self.name} {'enabled' if enabled else 'drained'}",
+                      admin_service.set_gateway_enabled, self.name, enabled)

@@ -42,6 +42,16 @@ _GATEWAY_FIELDS = {"type": "object", "additionalProperties": False, "properties"
 _GATEWAY_ADD = {**_GATEWAY_FIELDS, "required": ["name", "protocol", "host", "prefixes"],
                 "properties": {**_GATEWAY_FIELDS["properties"], "name": {"type": "string"},
                                "protocol": {"type": "string"}}}
+_TENANT = {"type": "object", "required": ["name"], "additionalProperties": False,
+           "properties": {"name": {"type": "string"}, "timezone": {"type": "string"},
+                          "country": {"type": "string"},
+                          "branding": {"type": "object",
+                                       "additionalProperties": {"type": "string"}}}}
+_USER = {"type": "object", "required": ["name", "password"], "additionalProperties": False,
+         "properties": {"name": {"type": "string"}, "password": {"type": "string"},
+                        "tenant": {"type": "string"},
+                        "number": {"type": ["string", "null"]},
+                        "country": {"type": ["string", "null"]}}}
 _GATEWAY = {"type": "object", "properties": {**_GATEWAY_ADD["properties"],
                                              "enabled": {"type": "boolean"},
                                              "status": {"type": "string"}}}
@@ -125,6 +135,43 @@ DOCUMENT = {
             "summary": "take new calls again",
             "parameters": [_NAME, _CSRF],
             "responses": {**_ok("the stored gateway", _GATEWAY), **_NO_GATEWAY}}},
+        "/api/tenants": {
+            "get": {"summary": "tenants (with their branding)",
+                    "responses": _ok("tenants", _ARRAY)},
+            "post": {"summary": "add a tenant (with the shipped default rules)",
+                     "parameters": [_CSRF],
+                     "requestBody": {"required": True, "content": {"application/json": {
+                         "schema": _TENANT}}},
+                     "responses": {"201": {"description": "the tenant", "content": {
+                         "application/json": {"schema": {"type": "object"}}}}, **_MISTAKE}}},
+        "/api/tenants/{name}": {"get": {
+            "summary": "a tenant", "parameters": [_NAME],
+            "responses": {**_ok("the tenant"), "404": {"description": "no such tenant"}}}},
+        "/api/users": {
+            "get": {"summary": "users (no password keys)", "responses": _ok("users", _ARRAY)},
+            "post": {"summary": "add a user (the password kept only as its scrypt key)",
+                     "parameters": [_CSRF],
+                     "requestBody": {"required": True, "content": {"application/json": {
+                         "schema": _USER}}},
+                     "responses": {"201": {"description": "the user", "content": {
+                         "application/json": {"schema": {"type": "object"}}}}, **_MISTAKE}}},
+        "/api/users/{name}": {"get": {
+            "summary": "a user", "parameters": [_NAME],
+            "responses": {**_ok("the user"), "404": {"description": "no such user"}}}},
+        "/api/users/{name}/password": {"post": {
+            "summary": "set a user's password", "parameters": [_NAME, _CSRF],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["password"],
+                "properties": {"password": {"type": "string"}}}}}},
+            "responses": {**_ok("the user"), **_MISTAKE,
+                          "404": {"description": "no such user"}}}},
+        **{f"/api/{kind}/{{name}}/{action}": {"post": {
+            "summary": f"{text} a {kind[:-1]}", "parameters": [_NAME, _CSRF],
+            "responses": {**_ok(f"the {kind[:-1]}"),
+                          "404": {"description": f"no such {kind[:-1]}"}}}}
+           for kind in ("tenants", "users")
+           for action, text in (("disable", "disable (sessions end within the reload "
+                                            "interval)"), ("enable", "enable again"))},
         "/api/stats/calls": {"get": {
             "summary": "counters per minute from the call records: calls by outcome, "
                        "answer-seizure ratio, set-up latency",

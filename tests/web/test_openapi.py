@@ -6,7 +6,7 @@ from openapi_spec_validator import validate
 from twisted.internet.task import Clock
 from twisted.web.test.requesthelper import DummyRequest
 
-from callgw.web import dashboard, gateways_api
+from callgw.web import accounts_api, dashboard, gateways_api
 from callgw.web.api import make_api
 from callgw.web.openapi import DOCUMENT
 
@@ -57,6 +57,15 @@ def test_the_document_and_the_routes_agree():
             else:                   # its POST is .../drain and .../enable
                 assert set(DOCUMENT["paths"][path]) == _methods(child) - {"post"}, path
                 assert {path + "/drain", path + "/enable"} <= documented
+            continue
+        if parts[0] in ("tenants", "users"):
+            assert parts[1] == "{name}" and isinstance(child, accounts_api._Item), path
+            if len(parts) == 3:
+                assert parts[2] in ("disable", "enable", "password"), path
+                assert parts[2] != "password" or parts[0] == "users", path
+                assert set(DOCUMENT["paths"][path]) == {"post"}, path
+            else:
+                assert set(DOCUMENT["paths"][path]) == _methods(child) - {"post"}, path
             continue
         assert parts[0] == "calls", path
         if parts[1] == "stream":
