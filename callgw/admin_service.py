@@ -1,7 +1,8 @@
 """The one place that decides what an admin may change, shared by the admin CLI
 (``callgw/cli.py``) and the admin JSON API (``callgw/web/gateways_api.py``,
-``callgw/web/accounts_api.py``): gateways (add, change, drain, enable, remove), tenants with
-their branding (add, disable, enable) and users (add, new password, disable, enable).
+``callgw/web/accounts_api.py``, ``callgw/web/rules_api.py``): gateways (add, change, drain,
+enable, remove), tenants with their branding (add, disable, enable), users (add, new password,
+disable, enable), authorization rules (add, remove) and address books (add, remove).
 
 Owned by operations. Each function takes a ``Database`` (``callgw.store.db``) and runs
 synchronously: the CLI calls it in its own process; the API runs it on the store's writer
@@ -21,7 +22,7 @@ Every change bumps the store's change serial, so running gateways reload it with
 ``[general] reload_interval`` seconds.
 
 Tests: tests/test_cli.py (the CLI's commands), tests/web/test_gateways_api.py and
-tests/web/test_accounts_api.py (the API).
+tests/web/test_accounts_api.py, tests/web/test_rules_api.py (the API).
 """
 from __future__ import annotations
 
@@ -237,3 +238,41 @@ def set_user_enabled(db, name: str, enabled: bool) -> dict:
     get_user(db, name)
     db.set_enabled(name, enabled)
     return get_user(db, name)
+
+
+# -- authorization rules -----------------------------------------------------------------------
+RULE_FIELDS = {"kind": (str,), "value": (str,), "user": (str, type(None)),
+               "tenant": (str, type(None)), "note": (str,)}
+
+
+def add_rule(db, kind: str, value: str, user: str | None = None, tenant: str | None = None,
+             note: str = "", now: float | None = None) -> dict:
+    """Add a rule (``kind`` as the CLI spells it, ``max-concurrent`` or ``max_concurrent``) for
+    ``user``, else for ``tenant`` (default: the default tenant); returns the stored rule."""
+    if user is not None and tenant is not None:
+        raise AdminError("a rule belongs to a user or to a tenant, not both")
+    rule_id = db.add_rule(kind.replace("-", "_"), value, time.time() if now is None else now,
+                          tenant=None if user is not None else (tenant or "default"),
+                          username=user, note=note)
+    return next(r for r in db.list_rules(tenant=tenant if user is None else None,
+                                         username=user) if r["id"] == rule_id)
+
+
+def remove_rule(db, rule_id: int) -> None:
+    if not any(r["id"] == rule_id for r in db.list_rules()):
+        raise NotFound(f"no rule {rule_id}")
+    db.remove_rule(rule_id)
+
+
+# -- address books -----------------------------------------------------------------------------
+def book_add(db, user: str, name: str, number: str) -> dict:
+    """Add ``name`` with E.164 ``number`` to ``user``'s address book; returns the entry."""
+    get_user(db, user)
+    db.book_add(user, name, number)
+    return {"name": name, "number": number}
+
+
+def book_remove(db, user: str, name: str) -> None:
+    if not any(e["name"] == name for e in db.book_list(user)):
+        raise NotFound(f"{user!r} has no entry {name!r}")
+    db.book_remove(user, name)

@@ -177,10 +177,9 @@ def cmd_gateway_remove(db, args, out):
 
 
 def cmd_rule_add(db, args, out):
-    rule_id = db.add_rule(args.kind.replace("-", "_"), args.value, time.time(),
-                          tenant=args.tenant if not args.user else None, username=args.user,
-                          note=args.note)
-    print(f"rule {rule_id} added", file=out)
+    rule = admin_service.add_rule(db, args.kind, args.value, user=args.user,
+                                  tenant=args.tenant if not args.user else None, note=args.note)
+    print(f"rule {rule['id']} added", file=out)
 
 
 def cmd_rule_list(db, args, out):
@@ -189,12 +188,12 @@ def cmd_rule_list(db, args, out):
 
 
 def cmd_rule_remove(db, args, out):
-    db.remove_rule(args.id)
+    admin_service.remove_rule(db, args.id)
     print(f"rule {args.id} removed", file=out)
 
 
 def cmd_book_add(db, args, out):
-    db.book_add(args.user, args.name, args.number)
+    admin_service.book_add(db, args.user, args.name, args.number)
     print(f"{args.name} added to {args.user}'s address book", file=out)
 
 
@@ -203,7 +202,7 @@ def cmd_book_list(db, args, out):
 
 
 def cmd_book_remove(db, args, out):
-    db.book_remove(args.user, args.name)
+    admin_service.book_remove(db, args.user, args.name)
     print(f"{args.name} removed from {args.user}'s address book", file=out)
 
 

@@ -9,6 +9,7 @@ returns the resource mounted at ``/api`` on the HTTPS site (``WebSite.add_resour
   admin's changes (add, change, drain, enable, remove): ``callgw.web.gateways_api``;
 - ``/api/tenants`` and ``/api/users`` (list, add, disable, enable; a user's new password):
   ``callgw.web.accounts_api``;
+- ``/api/rules`` and ``/api/books/<user>`` (list, add, remove): ``callgw.web.rules_api``;
 - ``GET /api/servers``: each call server with capacity, active calls, health and draining;
 - the operator dashboard's routes (call stories, ending a call, CDRs by filter and as CSV,
   refused attempts, the live stream): ``callgw.web.dashboard``;
@@ -28,6 +29,7 @@ from twisted.web.resource import Resource
 from callgw.web.accounts_api import Tenants, Users
 from callgw.web.dashboard import Dashboard, add_routes
 from callgw.web.gateways_api import Gateways
+from callgw.web.rules_api import Books, Rules
 from callgw.web.limits import bounded_int
 from callgw.web.openapi import OpenApi
 
@@ -56,5 +58,7 @@ def make_api(callpath) -> Resource:
     root.putChild(b"gateways", Gateways(dashboard))
     root.putChild(b"tenants", Tenants(dashboard))
     root.putChild(b"users", Users(dashboard))
+    root.putChild(b"rules", Rules(dashboard))
+    root.putChild(b"books", Books(dashboard))
     root.putChild(b"openapi.json", OpenApi())
     return root

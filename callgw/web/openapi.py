@@ -52,6 +52,12 @@ _USER = {"type": "object", "required": ["name", "password"], "additionalProperti
                         "tenant": {"type": "string"},
                         "number": {"type": ["string", "null"]},
                         "country": {"type": ["string", "null"]}}}
+_RULE = {"type": "object", "required": ["kind", "value"], "additionalProperties": False,
+         "properties": {"kind": {"type": "string", "description": "allow, block, "
+                                                                  "max-concurrent, ..."},
+                        "value": {"type": "string"}, "user": {"type": ["string", "null"]},
+                        "tenant": {"type": ["string", "null"]}, "note": {"type": "string"}}}
+_USER_NAME = {"name": "user", "in": "path", "required": True, "schema": {"type": "string"}}
 _GATEWAY = {"type": "object", "properties": {**_GATEWAY_ADD["properties"],
                                              "enabled": {"type": "boolean"},
                                              "status": {"type": "string"}}}
@@ -172,6 +178,40 @@ DOCUMENT = {
            for kind in ("tenants", "users")
            for action, text in (("disable", "disable (sessions end within the reload "
                                             "interval)"), ("enable", "enable again"))},
+        "/api/rules": {
+            "get": {"summary": "authorization rules, of one user or tenant when given",
+                    "parameters": [_query("user"), _query("tenant")],
+                    "responses": _ok("rules", _ARRAY)},
+            "post": {"summary": "add a rule for a user or a tenant (default: the default "
+                                "tenant)",
+                     "parameters": [_CSRF],
+                     "requestBody": {"required": True, "content": {"application/json": {
+                         "schema": _RULE}}},
+                     "responses": {"201": {"description": "the rule", "content": {
+                         "application/json": {"schema": {"type": "object"}}}}, **_MISTAKE}}},
+        "/api/rules/{id}": {"delete": {
+            "summary": "remove a rule",
+            "parameters": [{"name": "id", "in": "path", "required": True,
+                            "schema": {"type": "integer"}}, _CSRF],
+            "responses": {**_ok("removed"), "404": {"description": "no such rule"}}}},
+        "/api/books/{user}": {
+            "get": {"summary": "a user's address book", "parameters": [_USER_NAME],
+                    "responses": {**_ok("entries", _ARRAY),
+                                  "404": {"description": "no such user"}}},
+            "post": {"summary": "add an address-book entry",
+                     "parameters": [_USER_NAME, _CSRF],
+                     "requestBody": {"required": True, "content": {"application/json": {
+                         "schema": {"type": "object", "required": ["name", "number"],
+                                    "additionalProperties": False, "properties": {
+                                        "name": {"type": "string"},
+                                        "number": {"type": "string"}}}}}},
+                     "responses": {"201": {"description": "the entry", "content": {
+                         "application/json": {"schema": {"type": "object"}}}}, **_MISTAKE,
+                         "404": {"description": "no such user"}}}},
+        "/api/books/{user}/{name}": {"delete": {
+            "summary": "remove an address-book entry",
+            "parameters": [_USER_NAME, _NAME, _CSRF],
+            "responses": {**_ok("removed"), "404": {"description": "no such entry"}}}},
         "/api/stats/calls": {"get": {
             "summary": "counters per minute from the call records: calls by outcome, "
                        "answer-seizure ratio, set-up latency",

@@ -6,7 +6,7 @@ from openapi_spec_validator import validate
 from twisted.internet.task import Clock
 from twisted.web.test.requesthelper import DummyRequest
 
-from callgw.web import accounts_api, dashboard, gateways_api
+from callgw.web import accounts_api, dashboard, gateways_api, rules_api
 from callgw.web.api import make_api
 from callgw.web.openapi import DOCUMENT
 
@@ -66,6 +66,17 @@ def test_the_document_and_the_routes_agree():
                 assert set(DOCUMENT["paths"][path]) == {"post"}, path
             else:
                 assert set(DOCUMENT["paths"][path]) == _methods(child) - {"post"}, path
+            continue
+        if parts[0] == "rules":
+            assert parts[1] == "{id}" and isinstance(child, rules_api.Rule), path
+            assert set(DOCUMENT["paths"][path]) == _methods(child) == {"delete"}, path
+            continue
+        if parts[0] == "books":
+            assert parts[1] == "{user}" and isinstance(child, rules_api.Book), path
+            if len(parts) == 3:                 # DELETE of an entry, by its name
+                assert parts[2] == "{name}" and set(DOCUMENT["paths"][path]) == {"delete"}
+            else:
+                assert set(DOCUMENT["paths"][path]) == _methods(child) - {"delete"}, path
             continue
         assert parts[0] == "calls", path
         if parts[1] == "stream":
