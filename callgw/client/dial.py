@@ -20,9 +20,13 @@ in ``connected``); when nothing arrived within ``--no-media-after`` seconds it a
 carry the media (``answer`` with ``mode: relay``), and carries on in relay mode.
 
 Exit codes: 0 a normal call (connected, then ended normally); 1 the call failed (busy,
-unreachable, no answer...); 2 bad arguments; 3 unauthorized (login or call refused);
-4 no connection (refused, TLS verification, timeout); 5 protocol error or no answer in time.
-Every outcome other than 0 prints its reason. Tests: tests/client/test_dial.py.
+unreachable, no answer...); 2 bad arguments (a target the protocol would refuse, a ``--record``
+file that cannot be written: checked before connecting, one line); 3 unauthorized (login or
+call refused); 4 no connection (refused -- a UDP server where nothing listens included --, TLS
+verification, with the ``--cacert`` hint, timeout, a server-side login failure); 5 protocol
+error or no answer in time. Every outcome other than 0 prints its reason in one line. Once
+connected, every way out (errors, SIGINT/SIGTERM) sends ``logout`` first.
+Tests: tests/client/test_dial.py, tests/client/test_dial_errors.py.
 """
 from __future__ import annotations
 
@@ -40,8 +44,15 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNAUTHORIZED, EXIT_CONNECT, EXIT_PROTOCOL
 log = Logger()
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments are one line (and exit 2), not the whole usage."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="callgw-dial", description="Place one call through callgw.")
+    p = _Parser(prog="callgw-dial", description="Place one call through callgw.")
     p.add_argument("--server", default="tcp://127.0.0.1:7060",
                    help="udp|tcp|tls|wss|https://HOST:PORT (default %(default)s)")
     p.add_argument("--user", required=True, help="user name")
@@ -91,12 +102,49 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         p.error(f"--dtmf {args.dtmf!r}: digits are 0-9, *, #, A-D")
     if args.target.startswith("+") and not m.E164_RE.match(args.target):
         p.error(f"{args.target!r} is not an E.164 number (+ then 2-15 digits)")
+    problem = target_problem(args.target)
+    if problem:
+        p.error(f"{args.target!r} is not an E.164 number (+ then 2-15 digits) or an "
+                f"address-book entry: {problem}")
+    if args.record:
+        problem = unwritable(args.record)
+        if problem:
+            p.error(f"--record {args.record}: {problem}")
     try:
         from callgw.client.links import parse_url
         parse_url(args.server)
     except ValueError as e:
         p.error(str(e))
     return args
+
+
+def target_problem(target: str) -> str | None:
+    """Why the protocol would refuse ``target`` in a ``call`` (None: it would not): the same
+    check the library makes when it sends, made before connecting."""
+    from protocols.client.errors import LocalProtocolError
+    number = target if target.startswith("+") else None
+    try:
+        m.to_dict(m.Call(call="c1", number=number, contact=None if number else target,
+                         mode="relay"))
+    except LocalProtocolError as e:
+        return str(e).split(": ", 1)[-1]
+    return None
+
+
+def unwritable(path: str) -> str | None:
+    """Why ``path`` cannot be written (None: it can), found by opening it for appending; a
+    file this check created is removed again."""
+    if os.path.isdir(path):
+        return "is a folder"
+    existed = os.path.exists(path)
+    try:
+        with open(path, "ab"):
+            pass
+    except OSError as e:
+        return e.strerror or str(e)
+    if not existed:
+        os.unlink(path)
+    return None
 
 
 def say(text: str) -> None:
@@ -107,9 +155,35 @@ def _with_timeout(d: defer.Deferred, reactor, seconds: float) -> defer.Deferred:
     return d.addTimeout(seconds, reactor)
 
 
+def connect_problem(error: Exception, args: argparse.Namespace) -> str:
+    """One line for a connection that failed, with what to do about a TLS refusal."""
+    text = str(error) or type(error).__name__
+    scheme = args.server.split(":", 1)[0]
+    if scheme in ("tls", "wss", "https") and ("certificate verify failed" in text or
+                                               "CERTIFICATE_VERIFY_FAILED" in text):
+        hint = ("give callgw's certificate with --cacert FILE (its path is in callgw's log: "
+                "'TLS: self-signed certificate ...'), or --insecure to skip the check"
+                if not args.cacert else f"--cacert {args.cacert} is not the certificate "
+                "the server presented (or does not name its address)")
+        return (f"cannot connect to {args.server}: TLS: the server's certificate is not "
+                f"trusted (certificate verify failed); {hint}")
+    return f"cannot connect to {args.server}: {text}"
+
+
+@defer.inlineCallbacks
+def _logout(reactor, session) -> defer.Deferred:
+    """Log out (every call of the session ends normally at the server), at most 3 s."""
+    if session is None or session.is_closed:
+        return None
+    yield session.logout().addTimeout(3, reactor).addErrback(lambda f: session.close())
+    return None
+
+
 @defer.inlineCallbacks
 def dial(reactor, args: argparse.Namespace):
-    """Run one call; fires with the exit code."""
+    """Run one call; fires with the exit code. Whatever goes wrong after the connection is up,
+    ``logout`` is sent before the end (and on SIGINT/SIGTERM: the reactor's shutdown waits for
+    it), so no call is left for callgw to reap."""
     from callgw.client import ConnectError, LoginRefused, SessionLost, connect
     if args.insecure:
         say("warning: --insecure: the server's TLS certificate is not verified")
@@ -117,29 +191,47 @@ def dial(reactor, args: argparse.Namespace):
         session = yield connect(args.server, reactor, cacert=args.cacert,
                                 insecure=args.insecure, timeout=min(args.timeout, 30.0))
     except (ConnectError, OSError) as e:
-        say(f"error: cannot connect to {args.server}: {e}")
+        say(f"error: {connect_problem(e, args)}")
         return EXIT_CONNECT
+    current = {"session": session}
+    trigger = reactor.addSystemEventTrigger("before", "shutdown",
+                                            lambda: _logout(reactor, current["session"]))
+    try:
+        code = yield _session(reactor, session, args, current)
+    except Exception as e:                  # a bug of ours: said in one line, still logged out
+        say(f"error: {type(e).__name__}: {e}")
+        code = EXIT_PROTOCOL
+    finally:
+        reactor.removeSystemEventTrigger(trigger)
+        yield _logout(reactor, current["session"])
+    return code
+
+
+@defer.inlineCallbacks
+def _session(reactor, session, args, current):
+    from callgw.client import LoginRefused, SessionLost
     try:
         welcome = yield _with_timeout(session.login(args.user, args.password), reactor,
                                       args.timeout)
     except LoginRefused as e:
         if e.code >= 500:                  # the server failed (e.g. its database): not a refusal
             say(f"error: login failed: {e.text} (server error {e.code})")
-            session.close()
             return EXIT_CONNECT
         retry = f" (retry in {e.retry} s)" if e.retry else ""
         say(f"unauthorized: {e.code} {e.text}{retry}")
-        session.close()
         return EXIT_UNAUTHORIZED
-    except (SessionLost, defer.TimeoutError, ValueError) as e:
-        say(f"error: login failed: {e or 'no answer'}")
-        session.close()
-        return EXIT_CONNECT if isinstance(e, SessionLost) else EXIT_PROTOCOL
+    except defer.TimeoutError:
+        say(f"error: login failed: no answer from {args.server} within {args.timeout:g} s "
+            "(--timeout)")
+        return EXIT_PROTOCOL
+    except SessionLost as e:
+        say(f"error: login failed: {e or 'the connection ended'}")
+        return EXIT_CONNECT
+    except ValueError as e:
+        say(f"error: login failed: {e}")
+        return EXIT_PROTOCOL
     say(f"logged in as {welcome.user} (seen from {welcome.address}:{welcome.port})")
-    current = {"session": session}
     code = yield _call(reactor, session, args, current)
-    session = current["session"]                # the one a re-attach ended on
-    yield session.logout().addTimeout(5, reactor).addErrback(lambda f: session.close())
     return code
 
 
@@ -218,7 +310,11 @@ def _call(reactor, session, args, current):
     recorder = MediaRecorder(call) if args.record else None
     if recorder is not None:
         session.on_media = recorder.receive
-    guard = reactor.callLater(args.timeout, lambda: None if started else call.hangup())
+    def give_up():
+        if not started and not call.ended:
+            say(f"no answer within {args.timeout:g} s (--timeout): hanging up")
+            call.hangup()
+    guard = reactor.callLater(args.timeout, give_up)
     try:
         yield defer.DeferredList([call.connected, call.disconnected], fireOnOneCallback=True)
     finally:
@@ -337,9 +433,8 @@ def main(argv: list[str] | None = None) -> None:
     def done(code):
         result["code"] = code
 
-    def failed(failure):
-        log.failure("callgw-dial", failure)
-        say(f"error: {failure.getErrorMessage()}")
+    def failed(failure):                    # a bug of ours: one line, not a traceback
+        say(f"error: {failure.type.__name__}: {failure.getErrorMessage()}")
 
     def start():
         d = dial(reactor, args)

@@ -15,6 +15,7 @@ Tests: tests/client/test_client.py and tests/client/test_dial.py.
 from __future__ import annotations
 
 import io
+import os
 import ipaddress
 from urllib.parse import urlsplit
 
@@ -170,16 +171,57 @@ class StreamLink(Protocol, _BaseLink):
 
 class UdpLink(DatagramProtocol, _BaseLink):
     """UDP: reliable control messages (``ReliableChannel``), media datagrams as they are.
-    One socket (so one source port, ids from 1) per session."""
+    One socket (so one source port, ids from 1) per session, connected to the server's address:
+    only the server's datagrams reach it, and when nothing listens there the host's ICMP "port
+    unreachable" ends the link at once ("connection refused") instead of after the
+    retransmissions."""
 
     def __init__(self, reactor, host: str, port: int):
         self.reactor, self.addr = reactor, (host, port)
         self.channel = ReliableChannel(reactor, self._send, self._deliver, self._give_up,
                                        side=m.CLIENT, validated=True)
+        self._connected = False
+        self._port = None
+        self._closing = False
+
+    def startProtocol(self) -> None:
+        self._port = self.transport
+        try:
+            self.transport.connect(*self.addr)
+            self._connected = True
+        except (OSError, ValueError) as e:      # e.g. a host name: keep sending by address
+            log.debug("client: UDP socket not connected to {addr}: {error}",
+                      addr=self.addr, error=str(e))
+
+    def connectionRefused(self) -> None:
+        self.close(f"connection refused: nothing listens at udp {self.addr[0]}:{self.addr[1]}")
+
+    def stopProtocol(self) -> None:
+        """The reactor dropped the socket (not our ``close``): an error came back on it --
+        for a connected UDP socket, the ICMP "port unreachable" of a host where nothing
+        listens (the epoll reactor reports it as a lost connection)."""
+        port = self._port
+        if port is None or self._closing:
+            return
+        import errno
+        import socket as _socket
+        try:
+            code = port.socket.getsockopt(_socket.SOL_SOCKET, _socket.SO_ERROR)
+        except (OSError, AttributeError):
+            code = 0
+        self.transport = self._port = None
+        if code in (0, errno.ECONNREFUSED):
+            self.connectionRefused()
+        else:
+            self.channel.close()
+            self._lost_once(f"udp {self.addr[0]}:{self.addr[1]}: {os.strerror(code)}")
 
     def _send(self, data: bytes) -> None:
         if self.transport is not None:
-            self.transport.write(data, self.addr)
+            if self._connected:
+                self.transport.write(data)
+            else:
+                self.transport.write(data, self.addr)
 
     def _deliver(self, item) -> None:
         if isinstance(item, m.Message):
@@ -211,6 +253,7 @@ class UdpLink(DatagramProtocol, _BaseLink):
         self._send(payload)
 
     def close(self, reason: str = "closed") -> None:
+        self._closing = True
         self.channel.close()
         if self.transport is not None:
             port, self.transport = self.transport, None
