@@ -64,6 +64,8 @@ class Playout:
         self.packets_out = 0
         self.bytes_out = 0
         self.last_timestamp = None
+        self._idle_since = None     # when a timestamp was first asked for with no audio sent
+        self._event_ts = None       # the last timestamp handed out for an event
 
     @property
     def cursor(self) -> int:
@@ -77,10 +79,26 @@ class Playout:
         return first
 
     def current_timestamp(self, now: float) -> int:
-        """The RTP timestamp an event starting now should carry."""
-        if self.last_timestamp is None:
-            return self.offset & 0xFFFFFFFF
-        return self.last_timestamp
+        """The stream's RTP timestamp at ``now``: the last audio packet's timestamp plus the
+        time since it left, or -- with no audio sent at all -- the stream's first timestamp plus
+        the time since it was first asked for."""
+        rate = self.samples / self.ptime
+        if self.last_timestamp is None or self.last_emit is None:
+            if self._idle_since is None:
+                self._idle_since = now
+            return (self.offset + int((now - self._idle_since) * rate)) & 0xFFFFFFFF
+        return (self.last_timestamp + int(max(0.0, now - self.last_emit) * rate)) & 0xFFFFFFFF
+
+    def event_timestamp(self, now: float) -> int:
+        """The RTP timestamp of an RFC 4733 event starting now (2.3: the event's start on the
+        stream's clock), later than the previous event's: two events never share one (a
+        receiver takes the second for the first one going on, as it did when DTMF without
+        media gave every digit the same timestamp)."""
+        ts = self.current_timestamp(now)
+        if self._event_ts is not None and _rel(ts, self._event_ts) <= 0:
+            ts = (self._event_ts + self.samples) & 0xFFFFFFFF
+        self._event_ts = ts
+        return ts
 
     def push(self, payload: bytes, sequence: int, timestamp: int, now: float):
         """Accept one client frame (``sequence`` is informative; the timeline uses timestamps)."""

@@ -162,7 +162,7 @@ class ClientMedia:
         sender = DtmfSender(gateway.event_type, self.playout.ssrc, ptime=gateway.ptime)
         try:
             plan = sender.packets(digit, duration_ms, 0,
-                                  self.playout.current_timestamp(clock.seconds()))
+                                  self.playout.event_timestamp(clock.seconds()))
         except DtmfError:
             return defer.fail()
         done = defer.Deferred()
