@@ -4,17 +4,22 @@ Owned by the foundation. ``load(path)`` reads a file with stdlib ``tomllib`` and
 ``Config``; an unknown key or a bad value raises ``ConfigError`` with one line naming the key and
 the problem. ``dump(config, redact=False)`` writes the effective configuration back as TOML that
 ``load`` accepts unchanged. Listeners are one setting each, ``"HOST:PORT"`` (``"[::1]:PORT"`` for
-IPv6) or ``"off"``, and default to 127.0.0.1.
+IPv6) or ``"off"``, and default to 127.0.0.1. A relative SQLite ``database`` path is made
+absolute when loaded -- against the config file's folder, or for the built-in default against
+``home()`` -- so the gateway and the admin CLI open the same file wherever they are run from.
 
-Tests: tests/test_config.py.
+Tests: tests/test_config.py, tests/test_default_paths.py.
 """
 from __future__ import annotations
 
 import copy
 import ipaddress
 import math
+import os
+import sys
 import tomllib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 
@@ -294,8 +299,35 @@ class Config:
 
 
 def defaults() -> Config:
-    return Config({s: {k: copy.deepcopy(v[0]) for k, v in keys.items()}
-                   for s, keys in SCHEMA.items()})
+    values = {s: {k: copy.deepcopy(v[0]) for k, v in keys.items()} for s, keys in SCHEMA.items()}
+    _anchor_database(values["general"], None)
+    return Config(values)
+
+
+def home() -> Path:
+    """Where the built-in default paths point, the same for the gateway and the admin CLI
+    wherever each is run from: ``$CALLGW_HOME``; else, in a virtualenv, the folder holding it
+    (the project folder with ``make run``); else ``$XDG_DATA_HOME/callgw``
+    (``~/.local/share/callgw``)."""
+    env = os.environ.get("CALLGW_HOME")
+    if env:
+        return Path(env).expanduser().resolve()
+    if sys.prefix != sys.base_prefix:
+        return Path(sys.prefix).resolve().parent
+    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data) / "callgw"
+
+
+def _anchor_database(general: dict, config_path: str | None) -> None:
+    """A relative SQLite ``database`` path is made absolute: against the folder of the config
+    file that names it, or -- the built-in default -- against ``home()``. So ``twistd callgw``
+    and ``callgw ...`` open the same file whatever folder they start in."""
+    database = general.get("database")
+    if not isinstance(database, str) or not database or database == ":memory:" or \
+            "://" in database or os.path.isabs(database):
+        return
+    base = Path(os.path.abspath(config_path)).parent if config_path else home()
+    general["database"] = str(base / database)
 
 
 def from_dict(data: dict[str, Any], path: str | None = None) -> Config:
@@ -329,6 +361,8 @@ def from_dict(data: dict[str, Any], path: str | None = None) -> Config:
             parse(values["manhole"]["password_hash"])
         except ValueError as e:
             raise ConfigError(f"[manhole] password_hash: {e}") from None
+    named = isinstance(data.get("general"), dict) and "database" in data["general"]
+    _anchor_database(values["general"], path if named else None)
     return Config(values, path)
 
 
