@@ -1,7 +1,7 @@
 """The one place that decides what an admin may change, shared by the admin CLI
 (``callgw/cli.py``) and the admin JSON API (``callgw/web/gateways_api.py``,
 ``callgw/web/accounts_api.py``, ``callgw/web/rules_api.py``): gateways (add, change, drain,
-enable, remove), tenants with their branding (add, disable, enable), users (add, new password,
+enable, remove), tenants with their branding (add, change, disable, enable), users (add, new password,
 disable, enable), authorization rules (add, remove) and address books (add, remove).
 
 Owned by operations. Each function takes a ``Database`` (``callgw.store.db``) and runs
@@ -179,11 +179,36 @@ def add_tenant(db, name: str, timezone: str = "UTC", country: str = "1",
     shows its users, e.g. ``{"product": "Acme Phone"}``) over the defaults."""
     if not isinstance(name, str) or not name:
         raise AdminError("a tenant needs a name")
-    if branding is not None and not all(isinstance(k, str) and isinstance(v, str)
-                                        for k, v in branding.items()):
-        raise AdminError("branding: expected an object of text values")
+    if branding is not None:
+        _check_branding(branding)
+        branding = {k: v for k, v in branding.items() if v is not None}
     return db.add_tenant(name, time.time() if now is None else now, timezone=timezone,
                          country=country, branding=branding)
+
+
+def _check_branding(branding: dict) -> None:
+    if not all(isinstance(k, str) and (v is None or isinstance(v, str))
+               for k, v in branding.items()):
+        raise AdminError("branding: expected an object of text values")
+
+
+def change_tenant(db, name: str, changes: dict) -> dict:
+    """Change a tenant's ``timezone``, ``country`` or ``branding`` (merged into its branding;
+    a ``null`` value removes that key). Clients see new branding at their next sign-in after
+    the reload interval."""
+    if "name" in changes:
+        raise AdminError("a tenant's name cannot change")
+    check_types(changes, TENANT_FIELDS, "tenant")
+    current = get_tenant(db, name)
+    branding = dict(current["branding"])
+    _check_branding(changes.get("branding", {}))
+    for key, value in changes.get("branding", {}).items():
+        if value is None:
+            branding.pop(key, None)
+        else:
+            branding[key] = value
+    return db.change_tenant(name, changes.get("timezone", current["timezone"]),
+                            changes.get("country", current["country"]), branding)
 
 
 def set_tenant_enabled(db, name: str, enabled: bool) -> dict:

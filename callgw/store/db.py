@@ -192,6 +192,21 @@ class Database(AdminAccounts, CallReports, Admission):
                 raise StoreError(f"no tenant {name!r}")
             self._changed()
 
+    def change_tenant(self, name: str, timezone: str, country: str, branding: dict) -> dict:
+        """Set a tenant's time zone, country code and branding (the whole of it). Raises
+        StoreError for an unknown tenant or a wrong value."""
+        _check_timezone(timezone)
+        if not country.isdigit():
+            raise StoreError(f"country code {country!r} must be digits, e.g. 1 or 49")
+        with self._tx():
+            cur = self.conn.execute(
+                "UPDATE tenants SET timezone = ?, country = ?, branding = ? WHERE name = ?",
+                (timezone, country, json.dumps(branding), name))
+            if cur.rowcount == 0:
+                raise StoreError(f"no tenant {name!r}")
+            self._changed()
+        return self.get_tenant(name)
+
     def list_tenants(self) -> list[dict]:
         return [self.get_tenant(r["name"]) for r in self._rows("SELECT name FROM tenants")]
 

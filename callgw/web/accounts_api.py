@@ -8,7 +8,8 @@ scrypt key is derived there, off the reactor). Mounted at ``/api/tenants`` and `
 
 - ``GET /api/tenants``; ``POST /api/tenants`` ``{"name", "timezone", "country", "branding"}``
   (a new tenant gets the shipped default rules; ``branding``: text values over the defaults);
-  ``GET /api/tenants/<name>``; ``POST /api/tenants/<name>/disable`` (its users cannot log in,
+  ``GET /api/tenants/<name>``; ``PATCH /api/tenants/<name>`` ``{"timezone", "country",
+  "branding"}`` (branding merged into the tenant's, a ``null`` value removing a key); ``POST /api/tenants/<name>/disable`` (its users cannot log in,
   their sessions end within the reload interval) and ``.../enable``;
 - ``GET /api/users``; ``POST /api/users`` ``{"name", "password", "tenant", "number",
   "country"}``; ``GET /api/users/<name>``; ``POST /api/users/<name>/password``
@@ -105,6 +106,15 @@ class _Item(Resource):
                 return _json(request, {"error": f"no {self.kind} {self.name!r}"}, 404)
             return _json(request, public(row))
         return _later(request, self.dashboard.callpath.store.run(read, self.name), found)
+
+    def render_PATCH(self, request):
+        if request.postpath not in ([], [b""]) or self.kind != "tenant":
+            return _json(request, {"error": "not found"}, 404)
+        body = body_of(request)
+        if isinstance(body, bytes):
+            return body
+        return change(request, self.dashboard, f"tenant {self.name} changed",
+                      admin_service.change_tenant, self.name, body, render=_same)
 
     def render_POST(self, request):
         action = request.postpath

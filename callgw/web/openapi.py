@@ -150,9 +150,19 @@ DOCUMENT = {
                          "schema": _TENANT}}},
                      "responses": {"201": {"description": "the tenant", "content": {
                          "application/json": {"schema": {"type": "object"}}}}, **_MISTAKE}}},
-        "/api/tenants/{name}": {"get": {
-            "summary": "a tenant", "parameters": [_NAME],
-            "responses": {**_ok("the tenant"), "404": {"description": "no such tenant"}}}},
+        "/api/tenants/{name}": {
+            "get": {"summary": "a tenant", "parameters": [_NAME],
+                    "responses": {**_ok("the tenant"),
+                                  "404": {"description": "no such tenant"}}},
+            "patch": {"summary": "change a tenant's time zone, country or branding (merged; "
+                                 "a null value removes a key)",
+                      "parameters": [_NAME, _CSRF],
+                      "requestBody": {"required": True, "content": {"application/json": {
+                          "schema": {"type": "object", "additionalProperties": False,
+                                     "properties": {k: v for k, v in _TENANT["properties"]
+                                                    .items() if k != "name"}}}}},
+                      "responses": {**_ok("the tenant"), **_MISTAKE,
+                                    "404": {"description": "no such tenant"}}}},
         "/api/users": {
             "get": {"summary": "users (no password keys)", "responses": _ok("users", _ARRAY)},
             "post": {"summary": "add a user (the password kept only as its scrypt key)",

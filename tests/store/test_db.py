@@ -142,3 +142,24 @@ def test_tenant_wide_limits_belong_to_tenants(db):
     db.add_rule("tenant_max_concurrent", "40", NOW, tenant="default")
     with pytest.raises(StoreError, match="give --tenant"):
         db.add_rule("tenant_max_per_minute", "100", NOW, username="alice")
+
+
+def test_gateway_and_tenant_changes_bump_the_serial(db):
+    db.add_gateway("gw1", "sip", "127.0.0.1", 5060, ["+49"], NOW)
+    serial = db.change_serial()
+    row = db.change_gateway("gw1", protocol="sip", host="127.0.0.2", port=5070,
+                            prefixes=["+33"], capacity=5)
+    assert (row["host"], row["port"], row["prefixes"], row["capacity"]) == (
+        "127.0.0.2", 5070, ["+33"], 5)
+    assert row["status"] == "unknown" and row["enabled"] is True
+    assert db.set_gateway_enabled("gw1", False)["enabled"] is False
+    with pytest.raises(StoreError, match="prefix"):
+        db.change_gateway("gw1", protocol="sip", host="h", port=1, prefixes=["33"])
+    with pytest.raises(StoreError, match="no gateway"):
+        db.set_gateway_enabled("nope", True)
+    tenant = db.change_tenant("default", "Europe/Berlin", "49", {"greeting": "Hallo"})
+    assert (tenant["timezone"], tenant["country"], tenant["branding"]) == (
+        "Europe/Berlin", "49", {"greeting": "Hallo"})
+    with pytest.raises(StoreError, match="no tenant"):
+        db.change_tenant("nope", "UTC", "1", {})
+    assert db.change_serial() == serial + 3

@@ -1,6 +1,6 @@
 """The admin API's tenants and users (callgw/web/accounts_api.py over callgw/admin_service.py)
 against a running callgw: without credentials 401; an admin (HTTP Basic over TLS) adds a tenant
-with its branding and a user in it, who then places a call with ``callgw-dial`` (a subprocess)
+with its branding (then changes the branding) and a user in it, who then places a call with ``callgw-dial`` (a subprocess)
 to callgw's echo number; disabled, the user is refused; enabled with a new password set over
 the API, the user calls again with it. No answer carries a password or its key; mistakes get
 the CLI's one line as 400s, unknown names 404s; from a session a change needs its CSRF token.
@@ -46,6 +46,19 @@ def test_an_admin_manages_tenants_and_users_who_then_call(tmp_path):
             "branding": {"product": "Acme Phone"}})
         assert code == 201, tenant
         assert tenant["branding"]["product"] == "Acme Phone" and tenant["country"] == "49"
+        code, _, tenant = yield api(base, "/api/tenants/acme", "PATCH", body={
+            "branding": {"greeting": "Hallo", "logo": None}, "timezone": "UTC"})
+        assert code == 200, tenant
+        assert tenant["branding"]["greeting"] == "Hallo" and "logo" not in tenant["branding"]
+        assert tenant["branding"]["product"] == "Acme Phone" and tenant["timezone"] == "UTC"
+        for body, words in (({"country": "DE"}, "digits"), ({"name": "x"}, "cannot change"),
+                            ({"branding": {"logo": 1}}, "text values")):
+            code, _, answer = yield api(base, "/api/tenants/acme", "PATCH", body=body)
+            assert code == 400 and words in answer["error"], (body, answer)
+        code, _, _ = yield api(base, "/api/tenants/nope", "PATCH", body={"country": "1"})
+        assert code == 404
+        code, _, _ = yield api(base, "/api/users/bob", "PATCH", body={"country": "1"})
+        assert code == 404
         _, _, tenants = yield api(base, "/api/tenants")
         assert sorted(t["name"] for t in tenants) == ["acme", "default"]
         for body, words in (({"name": "acme"}, "exists"),
