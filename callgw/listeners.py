@@ -78,8 +78,13 @@ class StreamListener(_ListenerBase):
         return d
 
     def _failed(self, failure):
-        self.log.failure("cannot listen: {name} on {addr}", failure, name=self.name,
-                         addr=str(self.listener))
+        """The address is taken (or not ours): a ``StartupError`` naming the listener, said
+        once by the GatewayService."""
+        from twisted.internet.error import CannotListenError
+
+        from callgw.startup import cannot_listen
+        if failure.check(CannotListenError):
+            raise cannot_listen(self.name, str(self.listener), failure.value)
         return failure
 
 
@@ -92,9 +97,15 @@ class DatagramListener(_ListenerBase):
 
     def startService(self) -> None:
         """Binds now; raises if the address cannot be bound."""
+        from twisted.internet.error import CannotListenError
+
+        from callgw.startup import cannot_listen
         super().startService()
-        port = self.reactor.listenUDP(self.listener.port, self.protocol,
-                                      interface=self.listener.host)
+        try:
+            port = self.reactor.listenUDP(self.listener.port, self.protocol,
+                                          interface=self.listener.host)
+        except CannotListenError as e:
+            raise cannot_listen(self.name, str(self.listener), e) from None
         grow_buffers(port)
         self._listening(port, "udp")
 

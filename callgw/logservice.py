@@ -22,7 +22,12 @@ class JsonLogService(Service):
 
     def startService(self):
         super().startService()
-        self._file = open(self.path, "a", encoding="utf-8")
+        try:
+            self._file = open(self.path, "a", encoding="utf-8")
+        except OSError as e:
+            from callgw.startup import StartupError
+            raise StartupError(f"[general] log_json {self.path}: cannot write it: "
+                               f"{e.strerror or e}") from None
         self._observer = jsonFileLogObserver(self._file)
         globalLogPublisher.addObserver(self._observer)
 

@@ -55,8 +55,13 @@ class GatewayService(MultiService):
         self.ready.callback(self)
 
     def _failed(self, failure):
+        from callgw.startup import describe
         failure = getattr(failure.value, "subFailure", failure)
-        self.log.failure("callgw failed to start", failure)
+        why = describe(failure)
+        if why is not None:             # the machine or the configuration: one line says it
+            self.log.critical("callgw failed to start: {why}", why=why)
+        else:
+            self.log.failure("callgw failed to start", failure)
         self.ready.errback(failure)
 
     def stopService(self) -> Deferred:

@@ -38,12 +38,31 @@ def makeService(options):
 
 def _already_logged(failure):
     """GatewayService logged the start-up failure with its cause: a gateway that cannot bind
-    its listeners or open its database must not linger half-started, so twistd stops."""
+    its listeners or open its database must not linger half-started, so twistd stops -- and
+    the process exits with status 1, so a supervisor or a script sees it failed."""
     from twisted.internet import reactor
+    _exit_status_at_exit(1)
     if reactor.running:
         reactor.stop()
     else:                       # failed while twistd starts services, before the loop runs
         reactor.callWhenRunning(reactor.stop)
+
+
+def _exit_status_at_exit(code: int) -> None:
+    """twistd exits 0 once its reactor stopped, whatever stopped it: end the process with
+    ``code`` once twistd is done (its cleanup, the pidfile, ran before ``atexit``)."""
+    import atexit
+    import os
+    import sys
+
+    def end():
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(code)
+    atexit.register(end)
 
 
 def _freeze_startup_objects(service):

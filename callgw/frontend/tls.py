@@ -108,9 +108,18 @@ class CertificateService(Service):
         self.fingerprint: str | None = None
 
     def startService(self) -> None:
-        """Makes the self-signed certificate if needed; raises if the files are unusable."""
+        """Makes the self-signed certificate if needed; raises ``StartupError`` naming the
+        setting and the file when the files are missing or unusable."""
         super().startService()
-        self.ensure()
+        from callgw.startup import StartupError
+        try:
+            self.ensure()
+            self.options()              # the key and certificate load, and belong together
+        except (OSError, ValueError, TypeError) as e:
+            what = "[web] cert/key" if self.configured else "self-signed certificate"
+            path = getattr(e, "filename", None) or self.cert_path
+            raise StartupError(f"{what} {path}: {getattr(e, 'strerror', None) or e}") \
+                from None
 
     def ensure(self) -> None:
         if not self.configured and not (os.path.exists(self.cert_path)

@@ -115,6 +115,16 @@ class ThreadedStore(Service):
             lambda f: self.log.failure("change poll stopped", f))
 
     def _failed_open(self, failure):
+        """A database that cannot be opened (a missing folder, no permission, a locked or
+        broken file, a server that refuses) stops start-up with one line naming it; anything
+        else keeps its traceback."""
+        from callgw.startup import StartupError
+        from callgw.store.errors import fault_of
+        value = failure.value
+        if fault_of(value) is not None or isinstance(value, OSError):
+            why = getattr(value, "text", None) or getattr(value, "strerror", None) or value
+            raise StartupError(f"[general] database {redacted(self.path)}: cannot open it: "
+                               f"{why}")
         self.log.failure("cannot open the database {path}", failure, path=redacted(self.path))
         return failure
 
