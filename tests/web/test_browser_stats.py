@@ -1,6 +1,8 @@
 """The dashboard's counters over time (callgw/web/static/admin/charts.js over
-``GET /api/stats/calls``, callgw/web/dashboard.py) in headless Chromium, against a running callgw
-whose only destination is its echo number (``[calls] echo_number``: no gateway peer needed).
+``GET /api/stats/calls``, callgw/web/dashboard.py) and its gateway buttons (Drain / Enable, over
+callgw/web/gateways_api.py) in headless Chromium, against a running callgw whose only
+destination is its echo number (``[calls] echo_number``: no gateway peer needed; the one SIP
+gateway configured is never probed or called).
 
 ``callgw-dial`` (a subprocess) places two calls to the echo number and one the director refuses
 (a blocked +1900 number); the admin signs in ("User name", "Password", "Sign in") and the
@@ -8,7 +10,8 @@ section "Counters" draws, from the store, calls per minute by outcome (two answe
 refused bars, also said in the chart's caption), the answer-seizure ratio (100 %: both calls that
 reached a "gateway" were answered) and the set-up latency (a point for the minute of the calls).
 The same figures over the API: 401 without credentials, 400 for a window over a day. A
-screenshot of the charts is saved and checked to render.
+screenshot of the charts is saved and checked to render. "Drain gateway gw9" makes its status
+read "draining" (and the API says it is disabled); "Enable gateway gw9" takes it back.
 """
 from __future__ import annotations
 
@@ -55,7 +58,7 @@ def fetch(base, path, auth=True):
 @pytest_twisted.inlineCallbacks
 def test_the_counters_chart_the_calls_just_made(tmp_path):
     need_browser()
-    prepare_db(tmp_path)
+    prepare_db(tmp_path, gateways=[("gw9", 9, ["+33"], {})])
     add_admin(tmp_path / "callgw.sqlite3")
     gw = yield start(tmp_path, web=True, calls={"echo_number": ECHO})
     host, port = gw.client.address("https")
@@ -119,6 +122,32 @@ def test_the_counters_chart_the_calls_just_made(tmp_path):
             return figures, drawn, browser.errors
 
         figures, drawn, errors = yield browser.run(charts)
+
+        def status(page):
+            return page.evaluate("() => [...document.querySelectorAll("
+                                 "'tr[data-gateway=gw9] td')][3]?.textContent")
+
+        def drain():
+            page = browser.page
+            page.get_by_role("button", name="Drain gateway gw9").click()
+            page.wait_for_function("() => [...document.querySelectorAll("
+                                   "'tr[data-gateway=gw9] td')][3]?.textContent === 'draining'",
+                                   timeout=15000)
+            browser.screenshot(tmp_path / "screens", "gateway-draining")
+            return status(page)
+        assert (yield browser.run(drain)) == "draining"
+        _, body = yield threads.deferToThread(fetch, base, "/api/gateways/gw9")
+        assert json.loads(body)["enabled"] is False
+
+        def enable():
+            page = browser.page
+            page.get_by_role("button", name="Enable gateway gw9").click()
+            page.get_by_role("button", name="Drain gateway gw9").wait_for(timeout=15000)
+            return status(page)
+        assert (yield browser.run(enable)) == "unknown"
+        _, body = yield threads.deferToThread(fetch, base, "/api/gateways/gw9")
+        assert json.loads(body)["enabled"] is True
+        errors = browser.errors
         assert drawn["answered"] == 2 and drawn["refused"] == 1, drawn
         assert drawn["images"] >= 3
         assert drawn["asr points"] and set(drawn["asr points"]) == {100}, drawn

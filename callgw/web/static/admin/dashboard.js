@@ -3,7 +3,7 @@
 // /api/calls/stream (Server-Sent Events: active calls, gateways, call servers, once a second),
 // a call's story /api/calls/<id> (events, both legs' messages, routing), /api/cdrs (filters,
 // CSV), /api/refused, the counters of the last hour /api/stats/calls (drawn by charts.js).
-// Changes (End call) carry the session's CSRF token.
+// Changes (End call, Drain / Enable a gateway) carry the session's CSRF token.
 // Tests: tests/web/test_browser_dashboard.py (Chromium, a call to sipp),
 // tests/web/test_browser_stats.py (the charts).
 
@@ -253,25 +253,47 @@ export function mount(root, {csrf, say: report}) {
 
   // -- Gateways, call servers -----------------------------------------------------------------
   const gateways = table("Gateways", ["Name", "Protocol", "Address", "Status", "Probe RTT",
-    "Calls", "Recent failures"]);
-  const gwRows = new Map();
+    "Calls", "Recent failures", "Actions"]);
+  const gwRows = new Map();     // name -> {tr, drain, enable}
+
+  // Drain (no new calls, its calls go on) or enable a gateway: the admin API's change, with
+  // the session's CSRF token; the row follows over the live stream once gateways reload.
+  async function gatewayAction(name, action) {
+    try {
+      await api(`/api/gateways/${encodeURIComponent(name)}/${action}`,
+        {method: "POST", headers: {"X-CSRF-Token": csrf}});
+      note(action === "drain" ? `gateway ${name} draining: it takes no new calls`
+        : `gateway ${name} takes calls again`);
+    } catch (e) {
+      note(`gateway ${name}: ${e.message}`);
+    }
+  }
 
   function showGateways(list) {
     const seen = new Set();
     for (const g of list) {
       seen.add(g.name);
-      let tr = gwRows.get(g.name);
-      if (!tr) {
-        tr = $("tr", {"data-gateway": g.name});
-        gwRows.set(g.name, tr);
+      let entry = gwRows.get(g.name);
+      if (!entry) {
+        const tr = $("tr", {"data-gateway": g.name});
+        const drain = $("button", {type: "button", text: "Drain",
+          "aria-label": `Drain gateway ${g.name}`,
+          on: {click: () => gatewayAction(g.name, "drain")}});
+        const enable = $("button", {type: "button", text: "Enable",
+          "aria-label": `Enable gateway ${g.name}`,
+          on: {click: () => gatewayAction(g.name, "enable")}});
+        entry = {tr, drain, enable};
+        gwRows.set(g.name, entry);
         gateways.body.append(tr);
       }
-      tr.className = `status-${g.status}`;
-      fillRow(tr, [g.name, g.protocol, `${g.host}:${g.port}`, g.status,
+      entry.tr.className = `status-${g.status}`;
+      fillRow(entry.tr, [g.name, g.protocol, `${g.host}:${g.port}`, g.status,
         g.rtt_ms == null ? "" : `${Number(g.rtt_ms).toFixed(1)} ms`,
-        `${g.active} / ${g.capacity}`, g.failures]);
+        `${g.active} / ${g.capacity}`, g.failures, g.enabled ? entry.drain : entry.enable]);
     }
-    for (const [name, tr] of gwRows) if (!seen.has(name)) { tr.remove(); gwRows.delete(name); }
+    for (const [name, entry] of gwRows) {
+      if (!seen.has(name)) { entry.tr.remove(); gwRows.delete(name); }
+    }
   }
 
   const servers = table("Call servers", ["Name", "State", "Calls", "Weight"]);
