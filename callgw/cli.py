@@ -164,11 +164,22 @@ def cmd_gateway_add(db, args, out):
 def cmd_gateway_list(db, args, out):
     rows = [dict(g, address=f"{g['host']}:{g['port']}", prefixes=",".join(g["prefixes"]),
                  probe=g["probe"] or "default",
+                 status=g["status"] if g["enabled"] else "draining",
                  options=" ".join(f"{k}={v}" for k, v in sorted(g["options"].items())
                                   if "password" not in k))
             for g in db.list_gateways()]
     print(_table(rows, ["name", "protocol", "address", "prefixes", "capacity", "priority",
                         "weight", "probe", "status", "options"]), file=out)
+
+
+def cmd_gateway_drain(db, args, out):
+    admin_service.set_gateway_enabled(db, args.name, False)
+    print(f"gateway {args.name} draining: no new calls, its calls go on", file=out)
+
+
+def cmd_gateway_enable(db, args, out):
+    admin_service.set_gateway_enabled(db, args.name, True)
+    print(f"gateway {args.name} enabled", file=out)
 
 
 def cmd_gateway_remove(db, args, out):
@@ -308,6 +319,10 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--caller-id", default="pass", help="pass, withhold or fixed:+E164")
     cmd(g, "list", cmd_gateway_list, "list gateways")
     cmd(g, "remove", cmd_gateway_remove, "remove a gateway").add_argument("name")
+    cmd(g, "drain", cmd_gateway_drain,
+        "drain a gateway: no new calls, its calls go on").add_argument("name")
+    cmd(g, "enable", cmd_gateway_enable, "take calls on a drained gateway again").add_argument(
+        "name")
 
     r = group("rule", "authorization rules")
     a = cmd(r, "add", cmd_rule_add, "add a rule for a user or a tenant")

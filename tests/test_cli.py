@@ -44,6 +44,15 @@ def test_users_gateways_rules_and_book(cli):
     assert cli("book", "add", "alice", "mum", "+441234567").returncode == 0
     assert "+441234567" in cli("book", "list", "alice").stdout
     assert cli("book", "remove", "alice", "mum").returncode == 0
+    r = cli("gateway", "drain", "gw1")
+    assert r.returncode == 0 and "draining" in r.stdout, r.stderr
+    db = Database(cli.db_path)
+    assert db.get_gateway("gw1")["enabled"] is False
+    db.close()
+    assert "draining" in cli("gateway", "list").stdout
+    assert cli("gateway", "enable", "gw1").returncode == 0
+    r = cli("gateway", "drain", "nope")
+    assert r.returncode == 2 and "no gateway 'nope'" in r.stderr, r.stderr
     assert cli("gateway", "remove", "gw1").returncode == 0
     assert cli("user", "disable", "alice").returncode == 0
 
