@@ -1,8 +1,8 @@
 """The one place that decides what an admin may change, shared by the admin CLI
 (``callgw/cli.py``) and the admin JSON API (``callgw/web/gateways_api.py``,
 ``callgw/web/accounts_api.py``, ``callgw/web/rules_api.py``): gateways (add, change, drain,
-enable, remove), tenants with their branding (add, change, disable, enable), users (add, new password,
-disable, enable), authorization rules (add, remove) and address books (add, remove).
+enable, remove), tenants with their branding (add, change, disable, enable), users (add, new
+password, disable, enable), authorization rules (add, remove) and address books (add, remove).
 
 Owned by operations. Each function takes a ``Database`` (``callgw.store.db``) and runs
 synchronously: the CLI calls it in its own process; the API runs it on the store's writer

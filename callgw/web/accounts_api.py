@@ -9,8 +9,9 @@ scrypt key is derived there, off the reactor). Mounted at ``/api/tenants`` and `
 - ``GET /api/tenants``; ``POST /api/tenants`` ``{"name", "timezone", "country", "branding"}``
   (a new tenant gets the shipped default rules; ``branding``: text values over the defaults);
   ``GET /api/tenants/<name>``; ``PATCH /api/tenants/<name>`` ``{"timezone", "country",
-  "branding"}`` (branding merged into the tenant's, a ``null`` value removing a key); ``POST /api/tenants/<name>/disable`` (its users cannot log in,
-  their sessions end within the reload interval) and ``.../enable``;
+  "branding"}`` (branding merged into the tenant's, a ``null`` value removing a key);
+  ``POST /api/tenants/<name>/disable`` (its users cannot log in, their sessions end within the
+  reload interval) and ``.../enable``;
 - ``GET /api/users``; ``POST /api/users`` ``{"name", "password", "tenant", "number",
   "country"}``; ``GET /api/users/<name>``; ``POST /api/users/<name>/password``
   ``{"password"}``; ``POST /api/users/<name>/disable`` and ``.../enable``.

@@ -1,7 +1,7 @@
 """The admin API's tenants and users (callgw/web/accounts_api.py over callgw/admin_service.py)
 against a running callgw: without credentials 401; an admin (HTTP Basic over TLS) adds a tenant
-with its branding (then changes the branding) and a user in it, who then places a call with ``callgw-dial`` (a subprocess)
-to callgw's echo number; disabled, the user is refused; enabled with a new password set over
+with its branding (then changes the branding) and a user in it, who then places a call with
+``callgw-dial`` (a subprocess) to callgw's echo number; disabled, the user is refused; enabled with a new password set over
 the API, the user calls again with it. No answer carries a password or its key; mistakes get
 the CLI's one line as 400s, unknown names 404s; from a session a change needs its CSRF token.
 """
