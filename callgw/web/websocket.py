@@ -97,10 +97,14 @@ class ClientWebSocketProtocol(WebSocketServerProtocol):
 
     # -- the writer interface of ClientConnection -------------------------------------------------
     def write_control(self, message: m.Message) -> None:
+        if self.state != self.STATE_OPEN:       # closing or closed: the session is ending
+            return
         self.sendMessage(m.encode(message), isBinary=False)
 
     def write_media(self, data: bytes) -> bool:
-        if self.backlog is not None and self.backlog.full:
+        """False when the frame was not sent: a full send backlog, or a WebSocket already
+        closing (the relay may still deliver a frame in the same reactor turn)."""
+        if self.state != self.STATE_OPEN or (self.backlog is not None and self.backlog.full):
             self.media_dropped += 1
             return False
         self.sendMessage(data, isBinary=True)
