@@ -11,8 +11,8 @@ report about our stream yields the round-trip time (RFC 3550 6.4.1).
 ``statistics`` gives per-direction packets, octets, loss, jitter and an E-model MOS estimate
 (``protocols.rtp.stats``), the latched addresses, each side's local RTP port and the RTT when
 known. Every packet callgw received is accounted for: ``packets`` = ``forwarded`` +
-``discarded`` + ``events`` (RFC 4733 packets delivered as DTMF) + ``after_end`` (read as the
-session closed); ``lost`` counts what never arrived. ``loss`` and ``mos`` describe what the receiving side gets, so they count lost and
+``discarded`` + ``events`` (RFC 4733 packets delivered as DTMF); ``after_end`` says how many of
+the discarded ones were read only as the session closed; ``lost`` counts what never arrived. ``loss`` and ``mos`` describe what the receiving side gets, so they count lost and
 discarded packets together. Client to gateway in relayed mode: ``discarded`` frames came too
 late or twice for the playout (or before it existed); ``forwarded`` is the audio RTP actually
 sent to the gateway (the playout fills gaps, so it can exceed ``packets``; ``filled_ms``),
@@ -179,15 +179,18 @@ class SessionQuality:
     def _rtp_direction(self, source, target, forwarded=None, discarded=0) -> dict:
         """One RTP source's figures. ``packets`` were received from it; each was either
         ``forwarded`` (sent on), ``discarded`` (callgw did not send it on: nowhere to send, a
-        send that failed, a transport that did not take it) or, for RFC 4733, counted in
+        send that failed, a transport that did not take it, or -- ``after_end``, a part of
+        ``discarded`` -- still queued when the session closed) or, for RFC 4733, counted in
         ``events``; ``lost`` never arrived (sequence gaps, RFC 3550 A.3). ``loss`` and ``mos``
-        are those of what the far side gets: lost and discarded packets together."""
+        are those of what the far side gets during the call: lost and discarded packets
+        together, less those read only as the call ended."""
         expected = source.expected()
         lost = source.lost()
-        discarded += source.discarded
+        discarded += source.discarded + source.after_end
         if target is not None:
             discarded += target.send_errors
-        loss = min(1.0, (lost + discarded) / expected) if expected > 0 else 0.0
+        impaired = lost + discarded - source.after_end
+        loss = min(1.0, impaired / expected) if expected > 0 else 0.0
         jitter_ms = source.jitter * 1000.0 / source.clock_rate
         return {
             "packets": source.packets, "octets": source.octets, "lost": lost,
