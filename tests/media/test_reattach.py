@@ -26,7 +26,17 @@ TONE = g711.encode("PCMU", bytes(320))      # 20 ms of silence-level PCM, any pa
 
 
 class Proxy:
-    """A fixture: a TCP proxy to callgw's client port that the test can kill."""
+    """A fixture: a TCP proxy to callgw's client port that the test can kill and restart."""
+
+    def __init__(self, gw):
+        self.factory = TrackedProxyFactory("127.0.0.1", gw.client.address("tcp")[1])
+        self.listening = reactor.listenTCP(0, self.factory, interface="127.0.0.1")
+        self.port = self.listening.getHost().port
+        self.url = f"tcp://127.0.0.1:{self.port}"
+
+    def restart(self):
+        """Listen again on the same port (the client's URL stays valid)."""
+        self.listening = reactor.listenTCP(self.port, self.factory, interface="127.0.0.1")
 
     def kill(self):
         """Drop every proxied connection at once, as a network change would."""
@@ -78,12 +88,7 @@ class TrackedProxyFactory(ProxyFactory):
         return proto
 
 
-def proxy_to(gw):
-    proxy = Proxy.__new__(Proxy)
-    proxy.factory = TrackedProxyFactory("127.0.0.1", gw.client.address("tcp")[1])
-    proxy.listening = reactor.listenTCP(0, proxy.factory, interface="127.0.0.1")
-    proxy.url = f"tcp://127.0.0.1:{proxy.listening.getHost().port}"
-    return proxy
+proxy_to = Proxy
 
 
 @pytest_twisted.inlineCallbacks
@@ -174,14 +179,13 @@ def test_callgw_dial_re_attaches_when_its_connection_drops(tmp_path):
     prepare_db(tmp_path, gateways=[("gw1", sipp.port, ["+49"], {})])
     gw = yield start(tmp_path)
     proxy = proxy_to(gw)
-    port = proxy.listening.getHost().port
     try:
         running = dial("--server", proxy.url, "--user", "alice", "--duration", "6",
                        "--play", str(source), "--record", str(heard), "+4930123456")
         yield sleep(2.5)
         yield proxy.kill()
         yield sleep(1.0)
-        proxy.listening = reactor.listenTCP(port, proxy.factory, interface="127.0.0.1")
+        proxy.restart()
         code, out = yield running
         assert code == 0, out
         assert "session lost: re-attaching to the call" in out and "re-attached" in out, out
