@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import time
 import zlib
 from contextlib import contextmanager
 from functools import lru_cache
@@ -130,10 +131,28 @@ class SqliteConnection(Connection):
         conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None,
                                check_same_thread=False)
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-        conn.execute("PRAGMA journal_mode = WAL")
+        self._use_wal(conn, busy_timeout)
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
         self.raw = conn
+
+    @staticmethod
+    def _use_wal(conn: sqlite3.Connection, busy_timeout: float) -> None:
+        """Put the file in WAL mode (a setting the file keeps). SQLite answers "database is
+        locked" at once, without its busy timeout, when another connection holds the file
+        while this one changes the journal mode (processes starting together on a new file):
+        that is retried until ``busy_timeout`` has passed."""
+        deadline = time.monotonic() + busy_timeout
+        pause = 0.005
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() + pause > deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
 
     def execute(self, sql, params=()):
         return self.raw.execute(sql, tuple(params))
