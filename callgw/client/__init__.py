@@ -5,7 +5,8 @@ Owned by the client library. URLs: ``udp://HOST:PORT``, ``tcp://HOST:PORT``,
 session and call objects are in ``session.py``; ``dial.py`` is the ``callgw-dial`` command.
 """
 from callgw.client.links import ConnectError, connect
-from callgw.client.session import ClientCall, ClientSession, LoginRefused, SessionLost
+from callgw.client.session import (ClientCall, ClientSession, LoginRefused, RedirectFailed,
+                                   SessionLost)
 
 __all__ = ["connect", "ConnectError", "ClientSession", "ClientCall", "LoginRefused",
-           "SessionLost"]
+           "SessionLost", "RedirectFailed"]

@@ -4,7 +4,8 @@ Owned by the client library (issue 4, "Python client and command line").
 
     callgw-dial [--server URL] --user NAME [--password PW] [--cacert FILE | --insecure]
                 [--duration SECONDS] [--timeout SECONDS] [--play WAV] [--record WAV]
-                [--dtmf DIGITS] [--media relay|direct] [--no-media-after SECONDS] TARGET
+                [--dtmf DIGITS] [--media relay|direct] [--no-media-after SECONDS]
+                [--verbose] TARGET
 
 URL is ``udp://HOST:PORT``, ``tcp://HOST:PORT``, ``tls://HOST:PORT``, ``wss://HOST:PORT`` or
 ``https://HOST:PORT`` (default ``tcp://127.0.0.1:7060``). The password comes from
@@ -18,6 +19,10 @@ second after ``connected``; digits the far end sends print as ``status: dtmf D``
 ``--media direct`` sends and receives RTP on the client's own port (the gateway's address comes
 in ``connected``); when nothing arrived within ``--no-media-after`` seconds it asks callgw to
 carry the media (``answer`` with ``mode: relay``), and carries on in relay mode.
+A ``redirect`` from the server (a front end sending the client to a call server) is followed
+by the library (same kind of link, same TLS settings, the derived key reused, at most three in
+a row); ``--verbose`` prints each one as ``redirected to HOST:PORT (text)``. One that cannot be
+followed ends with exit code 4 and its reason ("too many redirects: A -> B -> ...").
 
 Exit codes: 0 a normal call (connected, then ended normally); 1 the call failed (busy,
 unreachable, no answer...); 2 bad arguments (a target the protocol would refuse, a ``--record``
@@ -80,6 +85,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         "gateway's; default %(default)s)")
     p.add_argument("--dtmf", metavar="DIGITS",
                    help="send these DTMF digits (0-9 * # A-D) once connected")
+    p.add_argument("--verbose", "-v", action="store_true",
+                   help="also print the protocol's session events (redirects)")
     p.add_argument("target", metavar="TARGET", help="E.164 number (+...) or address-book entry")
     args = p.parse_args(argv)
     args.pcm = None
@@ -207,9 +214,21 @@ def dial(reactor, args: argparse.Namespace):
     return code
 
 
+def _trace(session, args) -> None:
+    """``--verbose``: say where a redirect sends the session."""
+    if args.verbose:
+        session.on_redirect = lambda address, port, text: say(
+            f"redirected to {_host_port(address, port)}" + (f" ({text})" if text else ""))
+
+
+def _host_port(address: str, port: int) -> str:
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
 @defer.inlineCallbacks
 def _session(reactor, session, args, current):
     from callgw.client import LoginRefused, SessionLost
+    _trace(session, args)
     try:
         welcome = yield _with_timeout(session.login(args.user, args.password), reactor,
                                       args.timeout)
@@ -246,6 +265,7 @@ def _reattach(reactor, args, token: str, key: bytes, until: float):
         try:
             session = yield connect(args.server, reactor, cacert=args.cacert,
                                     insecure=args.insecure, timeout=5.0)
+            _trace(session, args)
             yield _with_timeout(session.login_token(token), reactor, 10.0)
         except LoginRefused as e:
             say(f"re-attach: login refused: {e.code} {e.text}")

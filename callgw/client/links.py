@@ -431,16 +431,38 @@ class HttpLink(_BaseLink):
 
 
 def connect(url: str, reactor=None, cacert: str | None = None, insecure: bool = False,
-            timeout: float = 10.0, local_address: str | None = None) -> Deferred:
+            timeout: float = 10.0, local_address: str | None = None,
+            server_name: str | None = None) -> Deferred:
     """Open a session to ``url``. Fires with a ``ClientSession``; fails with ``ConnectError``
     (or ValueError for a bad URL). ``local_address``: the address to send from (a host with
-    several)."""
+    several). ``server_name``: the name the server's TLS certificate must carry (default: the
+    host of each link -- the URL's, then the address a ``redirect`` names). The session
+    follows a ``redirect`` over a link of the same kind, with the same TLS settings."""
     if reactor is None:
         from twisted.internet import reactor as global_reactor
         reactor = global_reactor
     scheme, host, port, path = parse_url(url)
+
+    def reopen(address: str, new_port: int) -> Deferred:
+        return open_link(scheme, address, new_port, path, reactor, cacert=cacert,
+                         insecure=insecure, timeout=timeout, local_address=local_address,
+                         server_name=server_name)
+
+    ready = open_link(scheme, host, port, path, reactor, cacert=cacert, insecure=insecure,
+                      timeout=timeout, local_address=local_address, server_name=server_name)
+    ready.addCallback(lambda lk: ClientSession(lk, url, clock=reactor, reopen=reopen))
+    return ready
+
+
+def open_link(scheme: str, host: str, port: int, path: str, reactor, *,
+              cacert: str | None = None, insecure: bool = False, timeout: float = 10.0,
+              local_address: str | None = None, server_name: str | None = None) -> Deferred:
+    """One link (no session yet) of ``scheme`` to ``host``:``port``; fires with it, fails with
+    ``ConnectError``."""
+    url = f"{scheme}://{_netloc(host, port)}{path}"
     ready: Deferred = Deferred()
-    creator = tls_creator(host, cacert, insecure) if scheme in ("tls", "wss", "https") else None
+    creator = tls_creator(server_name or host, cacert, insecure) \
+        if scheme in ("tls", "wss", "https") else None
     tcp = endpoints.HostnameEndpoint(reactor, host, port, timeout=timeout,
                                      bindAddress=(local_address, 0) if local_address else None)
     if scheme in ("tcp", "tls"):
@@ -468,7 +490,6 @@ def connect(url: str, reactor=None, cacert: str | None = None, insecure: bool = 
     timer = reactor.callLater(timeout, lambda: ready.called or ready.errback(
         ConnectError(f"no connection to {url} within {timeout:g} s")))
     ready.addBoth(lambda r: (timer.active() and timer.cancel(), r)[1])
-    ready.addCallback(lambda lk: ClientSession(lk, url, clock=reactor))
     return ready
 
 

@@ -90,7 +90,7 @@ class MediaPlayer:
 
     def _tick(self) -> None:
         chunk = self.pcm[self.offset:self.offset + 2 * SAMPLES]
-        if self.waiting and len(chunk) == 2 * SAMPLES:
+        if (self.waiting or self.session.moving) and len(chunk) == 2 * SAMPLES:
             self.offset += 2 * SAMPLES          # real time goes on while we re-attach
             return
         if len(chunk) < 2 * SAMPLES or self.call.ended or self.session.is_closed:

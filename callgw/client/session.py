@@ -8,6 +8,13 @@ and the call states; this module feeds it what the link delivers, runs its ``Der
 writes, Deferreds and ``ClientCall`` events. A session never raises into the reactor: server
 input it cannot handle is logged and dropped.
 
+A ``redirect`` (docs/protocol.md, "Redirect") is followed here: the session opens a link of
+the same kind to the new address (``reopen``, given by ``links.connect``), and the core logs
+in there again with the key it already derived (no second scrypt) or the newest token, then
+re-sends ``attach`` for the calls it was taking back. ``login()`` fires only with the final
+server's welcome; a refused redirect (bad address, more than three in a row) fails it with
+``RedirectFailed`` ("too many redirects: A -> B -> C -> D -> E").
+
     session = yield connect("tls://127.0.0.1:7061", cacert="callgw-cert.pem")
     welcome = yield session.login("alice", "secret")      # fails with LoginRefused
     call = session.call("+4930123456")
@@ -47,6 +54,11 @@ class LoginRefused(Exception):
 
 class SessionLost(Exception):
     """The link closed before the answer came."""
+
+
+class RedirectFailed(SessionLost):
+    """A ``redirect`` could not be followed: a bad address, too many in a row, or no link to
+    the new address (``str()`` says which, in one line)."""
 
 
 class RequestRefused(Exception):
@@ -127,13 +139,20 @@ class ClientSession:
     log = Logger()
     SILENCE = 3
 
-    def __init__(self, link, url: str = "", clock=None):
+    def __init__(self, link, url: str = "", clock=None, reopen=None):
+        """``reopen(address, port)``: a Deferred firing with a new link of the same kind to
+        that address (failing with the reason), for following a ``redirect``; without it a
+        redirect ends the session."""
         self.link = link
         self.url = url
         self.clock = clock
-        link.deliver, link.media, link.lost = self._deliver, self._media, self._lost
+        self.reopen = reopen
+        self._wire(link)
         self.core = core.ClientSession(now=self._now(), silence_factor=self.SILENCE,
-                                       local_checks=False)
+                                       local_checks=False, server=_where(url))
+        self.on_redirect: Callable[[str, int, str | None], None] | None = None
+        self.moving = False          # between a redirect and the new server's welcome
+        self._failure: Exception | None = None   # why the session ends, when we ended it
         self.calls: dict[str, ClientCall] = {}
         self.closed: Deferred = Deferred()
         self.on_message: Callable[[m.Message], None] | None = None
@@ -149,6 +168,9 @@ class ClientSession:
     @property
     def welcome(self) -> m.Welcome | None:
         return self.core.welcome
+
+    def _wire(self, link) -> None:
+        link.deliver, link.media, link.lost = self._deliver, self._media, self._lost
 
     def _now(self) -> float:
         return self.clock.seconds() if self.clock is not None else 0.0
@@ -184,6 +206,8 @@ class ClientSession:
 
     def ping(self) -> Deferred:
         """Fires with ``Pong``."""
+        if self.link is None:
+            return fail(SessionLost("moving to another server (redirect)"))
         d = Deferred()
         self._pings.append(d)
         self.core.ping(self._now())
@@ -195,10 +219,11 @@ class ClientSession:
              address: str | None = None, port: int | None = None) -> ClientCall:
         """Place a call to ``number`` (E.164) or ``contact`` (address-book entry); direct
         mode names where the client receives RTP (``address``, ``port``)."""
-        if self.core.state is core.ClientState.CLOSED:   # the core refuses: an ended call
-            call = ClientCall(self, "c0")
+        if self.core.state is core.ClientState.CLOSED or self.core.following:
+            call = ClientCall(self, "c0")            # the core refuses: an ended call
             call._event(m.Disconnected(call=call.id, cause="network-error",
-                                       text="session lost"))
+                                       text="moving to another server (redirect): try again"
+                                       if self.core.following else "session lost"))
             return call
         call_id = self.core.call(self._now(), number=number, contact=contact, mode=mode,
                                  codecs=codecs, address=address, port=port)
@@ -296,29 +321,39 @@ class ClientSession:
 
     def close(self) -> None:
         """Drop the link without logging out."""
-        if not self.is_closed:
+        if self.is_closed:
+            return
+        if self.link is None:                    # between two servers
+            self._lost("closed")
+        else:
             self.link.close()
 
     # -- the core's actions ---------------------------------------------------------------------
     def _pump(self) -> None:
-        for action in self.core.next_actions():
-            try:
-                getattr(self, "_on_" + type(action).__name__)(action)
-            except Exception:
-                self.log.failure("client: handling {action} for {url}", action=action,
-                                 url=self.url)
+        actions = self.core.next_actions()
+        while actions:                           # a handler may make the core act again
+            for action in actions:
+                try:
+                    getattr(self, "_on_" + type(action).__name__)(action)
+                except Exception:
+                    self.log.failure("client: handling {action} for {url}", action=action,
+                                     url=self.url)
+            actions = self.core.next_actions()
         self._arm_timer()
 
     def _on_Send(self, action: ev.Send) -> None:
-        if not self.is_closed:
+        if not self.is_closed and self.link is not None:
             self.link.send(action.message)
 
     def _on_SendMedia(self, action: ev.SendMedia) -> None:
-        if not self.is_closed:
+        if not self.is_closed and self.link is not None:
             self.link.send_media(action.payload)
 
     def _on_Close(self, action: ev.Close) -> None:
         if self.is_closed:
+            return
+        if self.link is None:                    # between two servers: no link to close
+            self._lost(action.text)
             return
         if self._logging_out:                    # the server closes once it has our logout
             if hasattr(self.link, "finish"):
@@ -333,6 +368,11 @@ class ClientSession:
         self.link.seal_datagrams(action)
 
     def _on_DeriveKey(self, action: ev.DeriveKey) -> None:
+        if self._password is None:               # after a redirect, the login long done
+            self._failure = RedirectFailed(f"{self.core.hops[-1]} asks for a key with other "
+                                           "parameters; log in again")
+            self.core.close(self._now(), 0, str(self._failure))
+            return
         d = deferToThread(scram.salted_password, self._password, action.salt, action.n,
                           action.r, action.p)
         d.addCallback(self._key_derived)
@@ -347,13 +387,69 @@ class ClientSession:
         self._end_login(failure.value)
 
     def _on_Welcomed(self, action: ev.Welcomed) -> None:
+        if self.moving:
+            self.moving = False
+            self.log.info("client: logged in at {server} after a redirect",
+                          server=self.core.hops[-1])
         self._end_login(None, action.welcome)
 
     def _on_LoginFailed(self, action: ev.LoginFailed) -> None:
         if self.core.state is core.ClientState.CLOSED:
             self._end_login(ValueError(f"the server's signature is wrong: {action.text}"))
+        elif self._login is None and self.moving:   # refused where a redirect sent us
+            self.moving = False
+            self._failure = RedirectFailed(f"{self.core.hops[-1]} (redirected to) refused "
+                                           f"the login: {action.code} {action.text}")
+            self.core.close(self._now(), 0, str(self._failure))
         else:
             self._end_login(LoginRefused(action.code, action.text, action.retry))
+
+    def _on_Redirected(self, action: ev.Redirected) -> None:
+        """Leave this link (the server ends its session) and open one to the new address."""
+        old, self.link, self.moving = self.link, None, True
+        old.deliver = old.media = old.lost = _ignore
+        if self.clock is not None:               # after this delivery (UDP: its ack goes)
+            self.clock.callLater(0, old.close)
+        else:
+            old.close()
+        for d in self._pings:
+            d.errback(SessionLost("moving to another server (redirect)"))
+        self._pings = []
+        where = self.core.hops[-1]
+        self.log.info("client: redirected from {url} to {where} ({text})", url=self.url,
+                      where=where, text=action.text or "")
+        if self.on_redirect is not None:
+            self.on_redirect(action.address, action.port, action.text)
+        if self.reopen is None:
+            self._failure = RedirectFailed(f"redirected to {where}: this link cannot follow")
+            self.core.close(self._now(), 0, str(self._failure))
+            return
+        d = self.reopen(action.address, action.port)
+        d.addCallbacks(self._relinked, self._relink_failed, errbackArgs=(where,))
+        d.addErrback(lambda f: self.log.failure("client: following the redirect to {where}",
+                                                f, where=where))
+
+    def _relinked(self, link) -> None:
+        if self.is_closed:                       # given up meanwhile
+            link.deliver = link.media = link.lost = _ignore
+            link.close()
+            return
+        self.link = link
+        self._wire(link)
+        self.core.reconnected(self._now())
+        self._pump()
+
+    def _relink_failed(self, failure, where: str) -> None:
+        if self.is_closed:
+            return
+        self._failure = RedirectFailed(f"redirected to {where}: {failure.getErrorMessage()}")
+        self.core.close(self._now(), 0, str(self._failure))
+        self._pump()
+
+    def _on_RedirectRefused(self, action: ev.RedirectRefused) -> None:
+        self.log.warn("client: not following a redirect from {url}: {text}", url=self.url,
+                      text=action.text)
+        self._failure = RedirectFailed(action.text)
 
     def _on_CallEvent(self, action: ev.CallEvent) -> None:
         call = self.calls.get(action.call)
@@ -442,11 +538,13 @@ class ClientSession:
         if self.is_closed:
             return
         self.is_closed = True
+        if self._failure is not None:            # we ended it: say why, not how the link went
+            reason = str(self._failure)
         self.core.close(self._now(), 0, reason)
         self.core.next_actions()
         self._arm_timer()
         if self._login is not None:
-            self._end_login(SessionLost(reason))
+            self._end_login(self._failure or SessionLost(reason))
         for d in self._pings:
             d.errback(SessionLost(reason))
         self._pings = []
@@ -455,3 +553,14 @@ class ClientSession:
             call._event(m.Disconnected(call=call.id, cause="network-error",
                                        text="session lost"))
         self.closed.callback(reason)
+
+
+def _ignore(*args) -> None:
+    """What a link left for another (a redirect) still reports goes nowhere."""
+
+
+def _where(url: str) -> str:
+    """``HOST:PORT`` of a link's URL, for the "too many redirects" text."""
+    from urllib.parse import urlsplit
+    netloc = urlsplit(url).netloc
+    return netloc or "the server"

@@ -12,11 +12,19 @@ ping intervals. Requests (address book, history, token refresh: ``book_list``...
 their ``req``; the answers come back as ``RequestAnswered``. Time comes in as ``now``;
 ``get_timer`` / ``handle_timer`` as on the server.
 
+A ``redirect`` (in answer to ``login`` in place of ``welcome``, or once logged in) is followed
+(docs/protocol.md, "Redirect"): the machine asks the library for a new link of the same framing
+(``Redirected``), logs in again there by itself once told ``reconnected`` (the salted password
+it already derived, no second scrypt; or the newest token) and re-sends ``attach`` for the
+calls it was taking back or had up. At most ``MAX_REDIRECTS`` in a row; a bad address or one
+more redirect ends the session (``RedirectRefused``, then ``Close``).
+
 Tests: tests/client_proto/test_client_session.py.
 """
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import os
 from enum import Enum
 from typing import Any, Callable
@@ -28,6 +36,9 @@ from protocols.client.errors import (AuthCode, ErrorCode, LocalProtocolError, Pr
                                      RemoteProtocolError)
 from protocols.client.framing import CONTROL, MediaFrame, decode_media, encode_media, kind_of
 
+MAX_REDIRECTS = 3            # redirects in a row (no other server message in between)
+# server messages that do not end a chain of redirects: the login's, and a refusal
+_LOGIN_ANSWERS = frozenset({"challenge", "welcome", "redirect", "unauthorized", "error"})
 _FATAL_ERRORS = (ErrorCode.IDLE_TIMEOUT, ErrorCode.LOGIN_TIMEOUT, ErrorCode.TOO_MANY_ERRORS,
                  ErrorCode.UNREACHABLE, ErrorCode.BAD_FRAME, ErrorCode.FRAME_TOO_LARGE)
 
@@ -38,6 +49,7 @@ class ClientState(Enum):
     DERIVING = "deriving"                # waiting for the library's scrypt result
     AWAIT_WELCOME = "await-welcome"
     AUTHENTICATED = "authenticated"
+    REDIRECTED = "redirected"            # told to go elsewhere: waiting for the new link
     CLOSED = "closed"
 
 
@@ -45,12 +57,14 @@ class ClientSession:
     """One connection's session, seen from the client."""
 
     def __init__(self, *, now: float, random: Callable[[int], bytes] = os.urandom,
-                 silence_factor: float = 3.0, local_checks: bool = True) -> None:
+                 silence_factor: float = 3.0, local_checks: bool = True,
+                 server: str = "the server") -> None:
         """``local_checks=False`` sends a command the session state does not allow (before
         login, a second login) and leaves refusing it to the server, as the Python library
-        always has; a closed session and an unknown call id still raise. A server ``error``
-        then ends the session only when the server closes the transport (a WebSocket
-        ``bad-frame`` does not)."""
+        always has; a closed session, one following a redirect and an unknown call id still
+        raise. A server ``error`` then ends the session only when the server closes the
+        transport (a WebSocket ``bad-frame`` does not). ``server`` names where the link goes
+        (``HOST:PORT``) in the "too many redirects" text."""
         self.state = ClientState.CONNECTED
         self.welcome: m.Welcome | None = None
         self.calls: dict[str, dict[str, Any]] = {}
@@ -69,6 +83,10 @@ class ClientSession:
         self.token: str | None = None          # the newest token (welcome, then refresh)
         self.expires: int | None = None
         self._ending: set[str] = set()         # calls up at logout: the server reports their end
+        self._how: tuple[str, str] | None = None   # ("password", user) or ("token", token)
+        self._salted: tuple[tuple, bytes] | None = None  # ((user, salt, n, r, p), salted)
+        self.hops: list[str] = [server]        # this chain of redirects: where it began, then each
+        self.following = False                 # from a redirect until the next server's welcome
 
     def next_actions(self) -> list[Any]:
         """Drain the actions (``events.py``) produced so far, in order."""
@@ -86,6 +104,8 @@ class ClientSession:
 
     def _need_for_command(self, *states: ClientState) -> None:
         """``_need`` for the library's commands (see ``local_checks``)."""
+        if self.following:
+            raise LocalProtocolError("following a redirect: not logged in at the new server yet")
         if self._local_checks or self.state is ClientState.CLOSED:
             self._need(*states)
 
@@ -96,6 +116,7 @@ class ClientSession:
         nonce = m.b64e(self._random(18))
         self._send(m.Login(user=user, nonce=nonce), now)
         self._login = {"user": user, "client_nonce": nonce}
+        self._how, self._salted = ("password", user), None
         self.state = ClientState.AWAIT_CHALLENGE
 
     def login_token(self, token: str, now: float) -> None:
@@ -105,6 +126,7 @@ class ClientSession:
         self._expect_sealed(sealing.token_keys(token, nonce))
         self._send(m.Login(token=token, nonce=nonce), now)
         self._login = {}
+        self._how = ("token", token)
         self.state = ClientState.AWAIT_WELCOME
 
     def key_derived(self, salted: bytes, now: float) -> None:
@@ -113,6 +135,8 @@ class ClientSession:
             return
         self._need(ClientState.DERIVING)
         lg = self._login
+        # kept for a redirect's second login (same salt and parameters: no second scrypt)
+        self._salted = ((lg["user"], lg["salt"], lg["n"], lg["r"], lg["p"]), salted)
         auth = scram.auth_message(lg["user"], lg["client_nonce"], lg["nonce"], lg["salt"],
                                   lg["n"], lg["r"], lg["p"])
         lg["expected"] = scram.server_signature(scram.server_key(salted), auth)
@@ -166,6 +190,8 @@ class ClientSession:
                                                    f"{msg.command} from the server"), now)
             return
         self._last_heard = now
+        if msg.command not in _LOGIN_ANSWERS:
+            self.hops[:] = self.hops[-1:]       # the server did something: a chain ended
         getattr(self, "_on_" + msg.command)(msg, now)
 
     def _unexpected(self, msg: m.Message) -> None:
@@ -181,6 +207,10 @@ class ClientSession:
             return
         lg.update(nonce=msg.nonce, salt=msg.salt, n=msg.n, r=msg.r, p=msg.p)
         self.state = ClientState.DERIVING
+        if self.following and self._salted is not None and self._salted[0] == (
+                lg["user"], msg.salt, msg.n, msg.r, msg.p):
+            self.key_derived(self._salted[1], now)     # derived before: a redirect's login
+            return
         self._actions.append(ev.DeriveKey(msg.salt, msg.n, msg.r, msg.p))
 
     def _on_welcome(self, msg: m.Welcome, now: float) -> None:
@@ -202,6 +232,12 @@ class ClientSession:
         if self._keys is not None:       # UDP: seal from now on, and accept only sealed
             self._actions.append(ev.SealDatagrams(self._keys.client, self._keys.server, True))
         self._actions.append(ev.Welcomed(msg))
+        if self.following:               # after a redirect: take the carried calls back
+            self.following = False
+            for call_id, call in self.calls.items():
+                if call.get("carried"):
+                    call["carried"] = False
+                    self._send(m.Attach(call=call_id, key=call["attach"]), now)
 
     def _on_unauthorized(self, msg: m.Unauthorized, now: float) -> None:
         if msg.call is not None:
@@ -219,6 +255,13 @@ class ClientSession:
             return
         self._login_ended()
         self._actions.append(ev.LoginFailed(msg.code, msg.text or "", msg.retry))
+        if self.following:                      # the new server refused us: nothing to carry
+            self.following = False
+            for call_id in [c for c, call in self.calls.items() if call.get("carried")]:
+                del self.calls[call_id]
+                self._actions.append(ev.CallEvent(call_id, m.Disconnected(
+                    call=call_id, cause="network-error",
+                    text="the server redirected to refused the login")))
 
     def _expect_sealed(self, keys: sealing.DatagramKeys) -> None:
         """A login answer is due: a welcome comes sealed with these keys (UDP), anything
@@ -231,12 +274,67 @@ class ClientSession:
         """A refused login: back to ``connected``, or to ``authenticated`` when it was a
         second login (``local_checks=False``) on a session the server still has."""
         self._login = {}
+        self._salted = None                     # refused: that key proves nothing
         self.state = (ClientState.AUTHENTICATED if self.welcome is not None
                       else ClientState.CONNECTED)
 
     def _on_redirect(self, msg: m.Redirect, now: float) -> None:
-        self._actions.append(ev.SessionEvent(msg))
-        self._close(0, "redirected")
+        """docs/protocol.md, "Redirect": in answer to a login (in place of ``welcome``) or
+        once logged in. Calls being taken back (``attach``) or up with a media key are carried
+        to the new server (``attach`` again there); calls still being set up end here with
+        ``network-error``, unanswered requests are lost."""
+        if self.state not in (ClientState.AWAIT_WELCOME, ClientState.AUTHENTICATED):
+            self._unexpected(msg)
+            return
+        target = _host_port(msg.address, msg.port)
+        problem = _bad_target(msg.address, msg.port)
+        if problem is not None:
+            self._refuse_redirect(ErrorCode.BAD_FIELD, f"redirect to {target}: {problem}")
+            return
+        self.hops.append(target)
+        if len(self.hops) - 1 > MAX_REDIRECTS:
+            self._refuse_redirect(ErrorCode.OUT_OF_ORDER,
+                                  "too many redirects: " + " -> ".join(self.hops))
+            return
+        for call_id, call in list(self.calls.items()):
+            key = call.get("attach") if call["state"] == "attaching" else \
+                call.get("key") if call["state"] == "active" else None
+            if key is None:
+                del self.calls[call_id]
+                self._actions.append(ev.CallEvent(call_id, m.Disconnected(
+                    call=call_id, cause="network-error", text="redirected to another server")))
+            else:
+                self.calls[call_id] = {"state": "attaching", "key": None, "attach": key,
+                                       "carried": True}
+        if self.requests:
+            self._actions.append(ev.RequestsLost(tuple(self.requests)))
+            self.requests.clear()
+        self.state = ClientState.REDIRECTED
+        self.following = True
+        self.welcome, self._keys, self._login = None, None, {}
+        self._actions.append(ev.Redirected(msg.address, msg.port, msg.text,
+                                           len(self.hops) - 1))
+
+    def _refuse_redirect(self, code: ErrorCode, text: str) -> None:
+        self._actions.append(ev.RedirectRefused(text))
+        self._close(code, text)
+
+    def reconnected(self, now: float) -> None:
+        """The library's answer to ``Redirected``: the link to the new server is open. The
+        session logs in again the way it did before (``login`` / ``login_token``)."""
+        self._need(ClientState.REDIRECTED)
+        assert self._how is not None
+        self.state = ClientState.CONNECTED
+        nonce = m.b64e(self._random(18))
+        if self._how[0] == "password":
+            self._send(m.Login(user=self._how[1], nonce=nonce), now)
+            self._login = {"user": self._how[1], "client_nonce": nonce}
+            self.state = ClientState.AWAIT_CHALLENGE
+        else:
+            token = self.token or self._how[1]
+            self._expect_sealed(sealing.token_keys(token, nonce))
+            self._send(m.Login(token=token, nonce=nonce), now)
+            self.state = ClientState.AWAIT_WELCOME
 
     def _on_error(self, msg: m.Error, now: float) -> None:
         if msg.req is not None and self.requests.pop(msg.req, None) is not None:
@@ -349,7 +447,7 @@ class ClientSession:
         call = f"c{self._next_call}"
         self._send(m.Attach(call=call, key=key), now)
         self._next_call += 1
-        self.calls[call] = {"state": "attaching", "key": None}
+        self.calls[call] = {"state": "attaching", "key": None, "attach": key}
         return call
 
     def _call_command(self, message: m.Message, now: float) -> None:
@@ -446,6 +544,8 @@ class ClientSession:
 
     def _close(self, code: int, text: str) -> None:
         self.state = ClientState.CLOSED
+        self.following = False
+        self._salted = None
         self.calls.clear()
         if self.requests:
             self._actions.append(ev.RequestsLost(tuple(self.requests)))
@@ -477,3 +577,22 @@ class ClientSession:
             self._close(ErrorCode.IDLE_TIMEOUT, "the server stopped answering")
         elif now >= self._last_sent + interval:
             self.ping(now)
+
+
+def _host_port(address: str, port: int) -> str:
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def _bad_target(address: str, port: int) -> str | None:
+    """Why a redirect's address and port cannot be connected to (None: they can). The
+    message's own check (canonical IP, port 1..65535) ran when it was decoded; a message made
+    in memory is checked again here."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return "not an IP address"
+    if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+        return "not a port"
+    if ip.is_unspecified or ip.is_multicast or str(ip) == "255.255.255.255":
+        return "not an address of one host"
+    return None

@@ -181,6 +181,27 @@ class Welcomed:
 
 
 @dataclass(frozen=True)
+class Redirected:
+    """The server sent the client elsewhere (``redirect``, docs/protocol.md "Redirect"): open
+    a link of the same framing to ``address``:``port``, then call
+    ``ClientSession.reconnected(now)`` (the session logs in again there by itself: same
+    derived key, or the newest token) -- or ``close(now, code, text)`` when that link fails.
+    ``hops``: redirects in a row so far (1..3)."""
+    address: str
+    port: int
+    text: str | None
+    hops: int
+
+
+@dataclass(frozen=True)
+class RedirectRefused:
+    """The client does not follow a ``redirect`` (a bad address, or more than three in a
+    row: ``text`` says which, e.g. "too many redirects: A -> B -> C -> D -> E"); a ``Close``
+    with the same text follows."""
+    text: str
+
+
+@dataclass(frozen=True)
 class LoginFailed:
     """Login refused (``code`` an AuthCode or ErrorCode); ``retry`` seconds when throttled."""
     code: int

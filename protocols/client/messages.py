@@ -283,7 +283,7 @@ class Unauthorized(Message):
 
 @dataclass(frozen=True, kw_only=True)
 class Redirect(Message):
-    """Go to this call server instead (the session then ends)."""
+    """Go to this address instead: the client opens the same framing there and logs in again (sent in answer to `login` in place of `welcome`, or once logged in); this session ends."""
     command: ClassVar[str] = "redirect"
     sender: ClassVar[str] = SERVER
     address: str = f(ADDRESS, True)

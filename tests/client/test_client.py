@@ -154,3 +154,42 @@ def test_keepalive_pings_and_gives_up_on_a_silent_server():
     for _ in range(3):
         clock.advance(30)
     assert link.closed and session.closed.called
+
+
+def test_a_redirect_the_library_cannot_follow_fails_the_login_in_one_line():
+    from callgw.client import RedirectFailed
+    link = Link()
+    tried = []
+
+    def reopen(address, port):
+        tried.append((address, port))
+        return defer.fail(ConnectionRefusedError("connection refused"))
+
+    session = ClientSession(link, "tcp://127.0.0.1:7060", reopen=reopen)
+    d = session.login_token("v1.x.y.z")
+    link.deliver(m.Redirect(address="127.0.0.9", port=7070, text="go"))
+    assert link.deliver is not session._deliver        # the old link is left
+    failures = []
+    d.addErrback(failures.append)
+    assert tried == [("127.0.0.9", 7070)] and session.closed.called
+    assert failures[0].type is RedirectFailed
+    assert str(failures[0].value).startswith("redirected to 127.0.0.9:7070: ")
+    assert link.closed
+
+
+def test_a_second_link_takes_the_login_and_a_carried_attach():
+    first, second = Link(), Link()
+    session = ClientSession(first, "tcp://127.0.0.1:7060",
+                            reopen=lambda address, port: defer.succeed(second))
+    d = session.login_token("v1.x.y.z")
+    first.deliver(m.Welcome(user="alice", token="t2", expires=1, address="127.0.0.1", port=1,
+                            ping=30))
+    call = session.attach(b"K" * 16)
+    first.deliver(m.Redirect(address="127.0.0.9", port=7070))     # in answer to attach
+    assert session.moving and d.called
+    assert [x.command for x in second.sent] == ["login"] and second.sent[0].token == "t2"
+    second.deliver(m.Welcome(user="alice", token="t3", expires=1, address="127.0.0.1", port=1,
+                             ping=30))
+    assert second.sent[-1] == m.Attach(call=call.id, key=b"K" * 16) and not session.moving
+    second.deliver(m.Connected(call=call.id, key=b"N" * 16))
+    assert call.connected.called and call.key == b"N" * 16

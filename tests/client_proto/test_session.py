@@ -424,9 +424,8 @@ def test_redirect_and_status():
     h.server.redirect("203.0.113.20", 7000, 0)
     h.pump()
     assert isinstance(h.client_of(ev.SessionEvent)[0].message, m.Status)
-    assert h.client_of(ev.SessionEvent)[1].message == m.Redirect(address="203.0.113.20",
-                                                                  port=7000)
-    assert h.client.state.value == "closed" and h.server.state is State.CLOSED
+    assert h.client_of(ev.Redirected) == [ev.Redirected("203.0.113.20", 7000, None, 1)]
+    assert h.client.state.value == "redirected" and h.server.state is State.CLOSED
 
 
 def test_misuse_of_the_core_is_a_local_error():

@@ -1,0 +1,206 @@
+"""Clients follow ``redirect`` between two real callgw gateways on 127.0.0.1: the first one's
+client listeners verify the login, and its front end (a fixture, tests/client/redirector.py)
+answers ``redirect`` to the second gateway's listener of the same kind; the client logs in
+there with the key it derived once, calls the echo number, hears it connected and hangs up.
+Over UDP, TCP, TLS, WebSocket and HTTP with the library; ``callgw-dial --verbose`` says where
+it went; a re-attach through the front end lands on the gateway that holds the call; a front
+end redirecting to itself ends with "too many redirects"."""
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+import pytest_twisted
+from twisted.internet import defer, reactor
+from twisted.internet.utils import getProcessOutputAndValue
+
+from callgw import passwords
+from callgw.client import RedirectFailed
+from callgw.client.links import connect
+from callgw.service import GatewayService
+from callgw.store.db import Database
+from protocols.client import scram
+from tests.callpath.callgw_env import settled_cdr
+from tests.client.redirector import Redirector
+from tests.helpers import make_config, started
+from tests.ports import free_port
+
+PASSWORD = "correct horse"
+ECHO = "+4930999999"
+SECURITY = {"token_keys": ["k1:a token key both gateways share, for the redirect tests"]}
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+LISTENER = {"udp": "udp", "tcp": "tcp", "tls": "tls", "wss": "https", "https": "https"}
+WAIT = 30.0
+
+
+def within(d, seconds=WAIT):
+    return d.addTimeout(seconds, reactor)
+
+
+def prepare(tmp_path) -> None:
+    """alice, with the same stored credential in both gateways' stores (one salt: the client
+    derives its key once)."""
+    stored = passwords.hash_password(PASSWORD, n=1024)
+    for name in ("front.sqlite3", "gw2.sqlite3"):
+        db = Database(str(tmp_path / name))
+        db.migrate()
+        db.ensure_default_tenant(1.0)
+        db.add_user("alice", stored, 1.0)
+        db.close()
+
+
+@defer.inlineCallbacks
+def two_gateways(tmp_path):
+    """(front, gw2, fixture): started; the fixture sends every login to gw2. Both databases
+    sit in tmp_path, so both gateways use the one self-signed certificate made there."""
+    prepare(tmp_path)
+    fixture = Redirector()
+    front = GatewayService(make_config(
+        tmp_path, general={"database": str(tmp_path / "front.sqlite3"), "node": "front"},
+        security=SECURITY), reactor, frontend=fixture)
+    low = free_port(even=True)
+    gw2 = GatewayService(make_config(
+        tmp_path, general={"database": str(tmp_path / "gw2.sqlite3"), "node": "gw2"},
+        security=SECURITY, calls={"echo_number": ECHO, "health_interval": 0},
+        media={"rtp_ports": f"{low}-{low + 39}"}), reactor)
+    yield started(front)
+    try:
+        yield started(gw2)
+    except BaseException:
+        yield front.stopService()
+        raise
+    for framing, listener in LISTENER.items():
+        fixture.targets[framing] = gw2.client.address(listener)
+    return front, gw2, fixture
+
+
+def url(gw, scheme: str) -> str:
+    host, port = gw.client.address(LISTENER[scheme])
+    return f"{scheme}://{host}:{port}"
+
+
+@defer.inlineCallbacks
+def stop(*gateways):
+    for gw in gateways:
+        yield within(defer.maybeDeferred(gw.stopService))
+
+
+@pytest_twisted.inlineCallbacks
+@pytest.mark.parametrize("scheme", ["udp", "tcp", "tls", "wss", "https"])
+def test_login_is_redirected_and_the_call_runs_on_the_second_gateway(tmp_path, scheme,
+                                                                       monkeypatch):
+    derived = []
+    real = scram.salted_password
+    monkeypatch.setattr(scram, "salted_password",
+                        lambda *a: derived.append(a[2:]) or real(*a))
+    front, gw2, fixture = yield two_gateways(tmp_path)
+    del derived[:]                                    # the stored credential's own
+    session = None
+    try:
+        session = yield within(connect(url(front, scheme), reactor,
+                                       cacert=front.client.cert.cert_path))
+        seen = []
+        session.on_redirect = lambda *a: seen.append(a)
+        welcome = yield within(session.login("alice", PASSWORD))
+        assert welcome.user == "alice" and welcome.signature is not None
+        host, port = fixture.targets[scheme]
+        assert seen == [(host, port, "fixture: use gateway 2")]
+        assert fixture.redirected == [(scheme, "alice")]
+        assert session.core.hops[-1] == f"{host}:{port}"
+        assert len(derived) == 1                      # one scrypt for both gateways
+        call = session.call(ECHO)
+        connected = yield within(call.connected)
+        assert connected.key is not None
+        call.hangup()
+        end = yield within(call.disconnected)
+        assert end.cause == "normal"
+        cdrs = yield settled_cdr(gw2, "alice", limit=WAIT)
+        assert cdrs[0]["gateway"] == "echo" and cdrs[0]["answered"]
+        assert (yield front.store.run("cdrs", 5, "alice")) == []
+        yield within(session.logout())
+    finally:
+        if session is not None:
+            session.close()
+        yield stop(gw2, front)
+
+
+@pytest_twisted.inlineCallbacks
+def test_reattach_through_the_front_end_lands_where_the_call_is(tmp_path):
+    """The socket to gw2 drops mid-call; the client logs in again at the front end with its
+    token, is redirected to gw2 and attaches to the call there."""
+    front, gw2, fixture = yield two_gateways(tmp_path)
+    sessions = []
+    try:
+        first = yield within(connect(url(front, "tcp"), reactor))
+        sessions.append(first)
+        yield within(first.login("alice", PASSWORD))
+        call = first.call(ECHO)
+        yield within(call.connected)
+        token, key = first.token, call.key
+        first.link.transport.abortConnection()        # the socket drops; gw2 keeps the call
+        yield within(first.closed)
+        second = yield within(connect(url(front, "tcp"), reactor))
+        sessions.append(second)
+        yield within(second.login_token(token))
+        assert fixture.redirected == [("tcp", "alice"), ("tcp", "alice")]
+        again = second.attach(key)
+        connected = yield within(again.connected)
+        assert connected.key not in (None, key)       # gw2 took it back with a new key
+        again.hangup()
+        end = yield within(again.disconnected)
+        assert end.cause == "normal"
+        cdrs = yield settled_cdr(gw2, "alice", limit=WAIT)
+        assert len(cdrs) == 1 and cdrs[0]["answered"]
+    finally:
+        for session in sessions:
+            session.close()
+        yield stop(gw2, front)
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_front_end_redirecting_to_itself_ends_after_three(tmp_path):
+    front, gw2, fixture = yield two_gateways(tmp_path)
+    session = None
+    try:
+        fixture.targets["tcp"] = own = front.client.address("tcp")
+        session = yield within(connect(url(front, "tcp"), reactor))
+        with pytest.raises(RedirectFailed) as failed:
+            yield within(session.login("alice", PASSWORD))
+        where = f"{own[0]}:{own[1]}"
+        assert str(failed.value) == "too many redirects: " + " -> ".join([where] * 5)
+        assert len(fixture.redirected) == 4
+        yield within(session.closed)
+    finally:
+        if session is not None:
+            session.close()
+        yield stop(gw2, front)
+
+
+def dial(*args):
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": ROOT,
+           "CALLGW_PASSWORD": PASSWORD}
+    d = getProcessOutputAndValue(sys.executable, ["-m", "callgw.client.dial", *args],
+                                 env=env, path=ROOT, reactor=reactor)
+    d.addCallback(lambda r: (r[2], (r[0] + r[1]).decode("utf-8", "replace")))
+    return d.addTimeout(90, reactor)
+
+
+@pytest_twisted.inlineCallbacks
+def test_callgw_dial_verbose_says_where_it_was_sent(tmp_path):
+    front, gw2, fixture = yield two_gateways(tmp_path)
+    try:
+        code, out = yield dial("--server", url(front, "udp"), "--user", "alice", "--verbose",
+                               "--duration", "1", ECHO)
+        host, port = fixture.targets["udp"]
+        assert code == 0, out
+        assert f"redirected to {host}:{port} (fixture: use gateway 2)\n" in out
+        assert "connected\n" in out and "disconnected: normal" in out
+        fixture.targets["tcp"] = own = front.client.address("tcp")
+        code, out = yield dial("--server", url(front, "tcp"), "--user", "alice", ECHO)
+        assert code == 4, out
+        assert out.strip().splitlines()[-1] == (
+            "error: login failed: too many redirects: "
+            + " -> ".join([f"{own[0]}:{own[1]}"] * 5))
+    finally:
+        yield stop(gw2, front)
