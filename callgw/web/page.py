@@ -11,8 +11,9 @@ contents, the *version*. Then:
 - ``/static/<version>/<path>`` serves a file with ``Cache-Control: public, max-age=31536000,
   immutable`` (a new release has a new version, hence new URLs); any other version is 404;
 - every answer carries a strict Content-Security-Policy (scripts, styles, workers and
-  worklets from this origin only, no inline code, connections to this origin only, images
-  from this origin or ``data:``), ``X-Content-Type-Options: nosniff``, ``Referrer-Policy:
+  worklets from this origin only, no inline code, connections to this origin only -- and to
+  the ``wss://`` origins a front end may redirect the page to, added with
+  ``IndexPage.allow_connect(host, port)`` -- images from this origin or ``data:``), ``X-Content-Type-Options: nosniff``, ``Referrer-Policy:
   no-referrer`` and a ``Permissions-Policy`` that allows the microphone to this origin alone.
 
 Only the files loaded are served (no path is ever joined onto the file system at request
@@ -21,7 +22,9 @@ time). Tests: tests/web/test_page.py.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
+import re
 from pathlib import Path
 
 from twisted.web.pages import notFound
@@ -103,6 +106,24 @@ class Root(Resource):
         return notFound()
 
 
+_HOST_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
+                        r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*$")
+
+
+def wss_origin(host: str, port: int) -> str:
+    """``wss://host:port`` for a CSP source; ValueError for anything but an IP address or a
+    host name and a port 1..65535 (nothing else may reach the header)."""
+    if not isinstance(port, int) or not 1 <= port <= 65535:
+        raise ValueError(f"not a port: {port!r}")
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        if not _HOST_NAME.match(host) or len(host) > 253:
+            raise ValueError(f"not an IP address or host name: {host!r}") from None
+        return f"wss://{host}:{port}"
+    return f"wss://[{ip}]:{port}" if ip.version == 6 else f"wss://{ip}:{port}"
+
+
 class IndexPage(Resource):
     """``/``: the page itself."""
 
@@ -111,12 +132,26 @@ class IndexPage(Resource):
     def __init__(self, files: PageFiles):
         super().__init__()
         self.files = files
+        self.connect_sources: list[str] = []
+
+    def allow_connect(self, host: str, port: int) -> None:
+        """Let the page open ``wss://host:port`` too: a client listener a front end may
+        ``redirect`` the page's session to (docs/protocol.md, "Redirect"). ValueError for a
+        bad host or port."""
+        origin = wss_origin(host, port)
+        if origin not in self.connect_sources:
+            self.connect_sources.append(origin)
 
     def render_GET(self, request):
         if request.postpath not in ([], [b""]):
             return notFound().render(request)
         body, etag = self.files.index
-        return _serve(request, body, TYPES[".html"], etag, b"no-cache")
+        out = _serve(request, body, TYPES[".html"], etag, b"no-cache")
+        if self.connect_sources:
+            extra = " ".join(self.connect_sources)
+            request.setHeader(b"content-security-policy", CSP.replace(
+                "connect-src 'self'", f"connect-src 'self' {extra}").encode("ascii"))
+        return out
 
     render_HEAD = render_GET
 

@@ -65,7 +65,8 @@ class WebSite(MultiService):
                                AdminSettings.from_config(config), reactor)
         self.root = page.Root()
         self.page_files = page.PageFiles()
-        self.root.putChild(b"", page.IndexPage(self.page_files))
+        self.index = page.IndexPage(self.page_files)
+        self.root.putChild(b"", self.index)
         self.root.putChild(b"static", page.StaticFiles(self.page_files))
         client, v1 = Resource(), Resource()
         self.root.putChild(b"client", client)
@@ -89,6 +90,12 @@ class WebSite(MultiService):
         if path in ADMIN_PATHS and not isinstance(resource, AdminGuard):
             raise ValueError(f"/{path.decode()} is an admin path: mount admin_only(resource)")
         self.root.putChild(path, resource)
+
+    def allow_connect(self, host: str, port: int) -> None:
+        """The call page may open ``wss://host:port`` as well as its own origin: a call
+        server's client listener a front end redirects the page to (its Content-Security-
+        Policy names it). ValueError for a bad host or port."""
+        self.index.allow_connect(host, port)
 
     def admin_only(self, resource: Resource, bearer: bool = False) -> Resource:
         """``resource`` (a tree) for signed-in admins only; ``bearer``: also for the configured

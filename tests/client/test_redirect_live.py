@@ -12,78 +12,16 @@ import sys
 
 import pytest
 import pytest_twisted
-from twisted.internet import defer, reactor
+from twisted.internet import reactor
 from twisted.internet.utils import getProcessOutputAndValue
 
-from callgw import passwords
 from callgw.client import RedirectFailed
 from callgw.client.links import connect
-from callgw.service import GatewayService
-from callgw.store.db import Database
 from protocols.client import scram
 from tests.callpath.callgw_env import settled_cdr
-from tests.client.redirector import Redirector
-from tests.helpers import make_config, started
-from tests.ports import free_port
+from tests.client.redirector import ECHO, PASSWORD, WAIT, stop, two_gateways, url, within
 
-PASSWORD = "correct horse"
-ECHO = "+4930999999"
-SECURITY = {"token_keys": ["k1:a token key both gateways share, for the redirect tests"]}
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-LISTENER = {"udp": "udp", "tcp": "tcp", "tls": "tls", "wss": "https", "https": "https"}
-WAIT = 30.0
-
-
-def within(d, seconds=WAIT):
-    return d.addTimeout(seconds, reactor)
-
-
-def prepare(tmp_path) -> None:
-    """alice, with the same stored credential in both gateways' stores (one salt: the client
-    derives its key once)."""
-    stored = passwords.hash_password(PASSWORD, n=1024)
-    for name in ("front.sqlite3", "gw2.sqlite3"):
-        db = Database(str(tmp_path / name))
-        db.migrate()
-        db.ensure_default_tenant(1.0)
-        db.add_user("alice", stored, 1.0)
-        db.close()
-
-
-@defer.inlineCallbacks
-def two_gateways(tmp_path):
-    """(front, gw2, fixture): started; the fixture sends every login to gw2. Both databases
-    sit in tmp_path, so both gateways use the one self-signed certificate made there."""
-    prepare(tmp_path)
-    fixture = Redirector()
-    front = GatewayService(make_config(
-        tmp_path, general={"database": str(tmp_path / "front.sqlite3"), "node": "front"},
-        security=SECURITY), reactor, frontend=fixture)
-    low = free_port(even=True)
-    gw2 = GatewayService(make_config(
-        tmp_path, general={"database": str(tmp_path / "gw2.sqlite3"), "node": "gw2"},
-        security=SECURITY, calls={"echo_number": ECHO, "health_interval": 0},
-        media={"rtp_ports": f"{low}-{low + 39}"}), reactor)
-    yield started(front)
-    try:
-        yield started(gw2)
-    except BaseException:
-        yield front.stopService()
-        raise
-    for framing, listener in LISTENER.items():
-        fixture.targets[framing] = gw2.client.address(listener)
-    return front, gw2, fixture
-
-
-def url(gw, scheme: str) -> str:
-    host, port = gw.client.address(LISTENER[scheme])
-    return f"{scheme}://{host}:{port}"
-
-
-@defer.inlineCallbacks
-def stop(*gateways):
-    for gw in gateways:
-        yield within(defer.maybeDeferred(gw.stopService))
 
 
 @pytest_twisted.inlineCallbacks

@@ -118,3 +118,29 @@ def test_every_module_the_page_imports_is_shipped():
                 elif p != ".":
                     out.append(p)
             assert "/".join(out) in files.files, f"{name} imports {target}"
+
+
+@pytest_twisted.inlineCallbacks
+def test_the_page_may_connect_to_the_servers_a_front_end_redirects_to(tmp_path):
+    """``allow_connect``: the page's CSP names a call server's wss:// origin beside its own;
+    nothing but an address or host name and a port gets into the header."""
+    import pytest
+    gw = yield start_gateway(tmp_path, FakeFrontEnd())
+    try:
+        gw.client.web.allow_connect("127.0.0.1", 8444)
+        gw.client.web.allow_connect("::1", 8445)
+        gw.client.web.allow_connect("127.0.0.1", 8444)             # once
+        for host, port in (("a b", 1), ("x;script-src *", 2), ("127.0.0.1", 0),
+                           ("h\r\nx-evil: 1", 3)):
+            with pytest.raises(ValueError):
+                gw.client.web.allow_connect(host, port)
+        host, port = gw.client.address("https")
+        status, headers, _ = yield deferToThread(http1, host, port, cert_path(gw), "GET", "/")
+        assert status == 200
+        assert headers["content-security-policy"] == CSP.replace(
+            "connect-src 'self'", "connect-src 'self' wss://127.0.0.1:8444 wss://[::1]:8445")
+        status, headers, _ = yield deferToThread(http1, host, port, cert_path(gw), "GET",
+                                                 "/no-such-page")
+        assert status == 404
+    finally:
+        yield stop_gateway(gw)

@@ -8,6 +8,13 @@
 // "call" (detail: a server message about a call), "media" (detail: a decoded media frame),
 // "token" (detail: {token, expires}), "closed" (detail: {reason, lost}).
 //
+// A ``redirect`` (section 5, "Redirect") is followed inside the session: it opens the same
+// scheme and path at the address named, logs in again (in the middle of ``login``: with the
+// salted password it just derived, no second scrypt; once logged in: with its token), takes
+// its answered calls back there with ``attach`` (same call id and key) and carries on; a
+// "redirect" event (detail: {address, port, text}) tells the page. At most 3 in a row: the
+// fourth, or an address that is not one host, ends it ("too many redirects: A -> B -> ...").
+//
 // A session is *lost* when its socket drops or the server stops answering pings (not when the
 // page closes it): then "closed" says ``lost: true`` and its calls get no made-up
 // ``disconnected``, because callgw keeps their answered calls for a grace period and a new
@@ -20,6 +27,30 @@ export const VERSION = 1;
 export const WS_PATH = "/client/v1/ws";
 export const MEDIA_HEADER = 24;
 const MAX_MEDIA_PAYLOAD = 1400;
+export const MAX_REDIRECTS = 3;
+// server messages that do not end a chain of redirects (the login's answers)
+const LOGIN_ANSWERS = new Set(["challenge", "welcome", "redirect", "unauthorized", "error"]);
+
+/** Why ``address``:``port`` of a redirect is no place to go (null: it is one). */
+export function badTarget(address, port) {
+  if (!Number.isInteger(port) || port < 1 || port > 65535) return "not a port";
+  if (typeof address !== "string") return "not an IP address";
+  const v4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/.test(address);
+  const v6 = !v4 && address.includes(":") && /^[0-9a-f:.]+$/.test(address) && (() => {
+    try { return new URL(`http://[${address}]/`).hostname === `[${address}]`; } catch { return false; }
+  })();
+  if (!v4 && !v6) return "not an IP address";
+  const first = v4 ? Number(address.split(".")[0]) : 0;
+  if (address === "0.0.0.0" || address === "255.255.255.255" || address === "::" ||
+      (v4 && first >= 224 && first <= 239) || (v6 && address.startsWith("ff"))) {
+    return "not an address of one host";
+  }
+  return null;
+}
+
+export function hostPort(address, port) {
+  return address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`;
+}
 
 export class LoginError extends Error {
   constructor(code, text, retry) {
@@ -73,6 +104,8 @@ export class Session extends EventTarget {
     this.unanswered = 0;             // pings sent since the server last said anything
     this.timers = [];
     this.closed = false;
+    this.hops = [new URL(url).host];  // this chain of redirects: where it began, then each
+    this.moving = false;             // between a redirect and the next server's welcome
   }
 
   /** Open the WebSocket; resolves once it is open. */
@@ -97,38 +130,117 @@ export class Session extends EventTarget {
     return new Promise((resolve, reject) => { this.waiter = { expected, resolve, reject }; });
   }
 
-  /** Password login; resolves with the welcome, rejects with LoginError. */
+  /** Password login; resolves with the welcome (the final server's, after redirects),
+   * rejects with LoginError. */
   async login(user, password) {
-    const clientNonce = b64e(randomBytes(18));
-    this._send({ cmd: "login", user, nonce: clientNonce });
-    const challenge = await this._wait(["challenge"]);
-    const { nonce, n, r, p } = challenge;
-    if (typeof nonce !== "string" || !nonce.startsWith(clientNonce) || nonce.length < clientNonce.length + 16) {
-      throw new LoginError(0, "the server's challenge does not answer ours");
+    let derived = null;                // {params, salted}: kept for a redirect's second login
+    for (;;) {
+      const clientNonce = b64e(randomBytes(18));
+      this._send({ cmd: "login", user, nonce: clientNonce });
+      const challenge = await this._wait(["challenge"]);
+      const { nonce, n, r, p } = challenge;
+      if (typeof nonce !== "string" || !nonce.startsWith(clientNonce) || nonce.length < clientNonce.length + 16) {
+        throw new LoginError(0, "the server's challenge does not answer ours");
+      }
+      if (!Number.isInteger(n) || n < 2 || (n & (n - 1)) || n * r > 2 ** 20 || p * r > 64) {
+        throw new LoginError(0, "the server asked for scrypt parameters over this page's limits");
+      }
+      const salt = b64d(challenge.salt);
+      const params = `${challenge.salt}/${n}/${r}/${p}`;
+      if (!derived || derived.params !== params) {
+        derived = { params, salted: await scram.saltedPassword(password, salt, n, r, p) };
+      }
+      const { salted } = derived;
+      const auth = scram.authMessage(user, clientNonce, nonce, salt, n, r, p);
+      this._send({ cmd: "login", user, nonce, proof: b64e(scram.clientProof(salted, auth)) });
+      const answer = await this._wait(["welcome", "redirect"]);
+      if (answer.cmd === "redirect") {
+        await this._follow(answer);
+        continue;
+      }
+      if (!answer.signature || !equalBytes(b64d(answer.signature), scram.serverSignature(salted, auth))) {
+        this.close();
+        throw new LoginError(401, "the server did not prove it knows the password: not our server");
+      }
+      return this._welcomed(answer);
     }
-    if (!Number.isInteger(n) || n < 2 || (n & (n - 1)) || n * r > 2 ** 20 || p * r > 64) {
-      throw new LoginError(0, "the server asked for scrypt parameters over this page's limits");
-    }
-    const salt = b64d(challenge.salt);
-    const salted = await scram.saltedPassword(password, salt, n, r, p);
-    const auth = scram.authMessage(user, clientNonce, nonce, salt, n, r, p);
-    this._send({ cmd: "login", user, nonce, proof: b64e(scram.clientProof(salted, auth)) });
-    const welcome = await this._wait(["welcome"]);
-    if (!welcome.signature || !equalBytes(b64d(welcome.signature), scram.serverSignature(salted, auth))) {
-      this.close();
-      throw new LoginError(401, "the server did not prove it knows the password: not our server");
-    }
-    return this._welcomed(welcome);
   }
 
-  /** Resume with a token (after a dropped socket); resolves with the welcome. */
+  /** Resume with a token (after a dropped socket); resolves with the welcome (the final
+   * server's, after redirects). */
   async loginToken(token) {
-    this._send({ cmd: "login", token });
-    return this._welcomed(await this._wait(["welcome"]));
+    for (;;) {
+      this._send({ cmd: "login", token });
+      const answer = await this._wait(["welcome", "redirect"]);
+      if (answer.cmd !== "redirect") return this._welcomed(answer);
+      await this._follow(answer);
+    }
+  }
+
+  /** Leave this socket for the address a redirect names (same scheme and path); throws
+   * LoginError when it is no place to go, one too many, or cannot be reached. */
+  async _follow(message) {
+    const target = hostPort(String(message.address), message.port);
+    const bad = badTarget(message.address, message.port);
+    if (bad) throw this._refuse(`redirect to ${target}: ${bad}`);
+    this.hops.push(target);
+    if (this.hops.length - 1 > MAX_REDIRECTS) throw this._refuse(`too many redirects: ${this.hops.join(" -> ")}`);
+    const old = this.ws;
+    if (old) {
+      old.onclose = null; old.onmessage = null; old.onerror = null;
+      if (old.readyState <= WebSocket.OPEN) old.close(1000);
+    }
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    this.welcome = null;
+    this.moving = true;
+    const url = new URL(this.url);
+    url.host = target;
+    this.url = url.toString();
+    this.dispatchEvent(new CustomEvent("redirect", { detail: { address: message.address, port: message.port, text: message.text } }));
+    try {
+      await this.open();
+    } catch (err) {
+      throw this._refuse(`redirected to ${target}: ${err.message}`);
+    }
+  }
+
+  _refuse(text) {
+    this.close(text);
+    return new LoginError(0, text);
+  }
+
+  /** A redirect once logged in (a drained server, a call held elsewhere): follow it, log in
+   * there with the token, take the answered calls back; the others end here. */
+  async _redirected(message) {
+    for (const { reject } of this.pending.values()) reject(new RequestError(0, "redirected to another server"));
+    this.pending.clear();
+    const carried = [];
+    for (const [call, state] of [...this.calls]) {
+      const key = state.key || state.attach;      // up, or being taken back already
+      if (key) {
+        carried.push([call, key]);
+        state.key = null;
+      } else {
+        this.calls.delete(call);
+        this.dispatchEvent(new CustomEvent("call", { detail: { cmd: "disconnected", call, cause: "network-error", text: "redirected to another server" } }));
+      }
+    }
+    try {
+      await this._follow(message);
+      await this.loginToken(this.token);
+    } catch (err) {
+      this.close(err.message || "redirect failed");
+      return;
+    }
+    for (const [call, key] of carried) this._send({ cmd: "attach", call, key: b64e(key) });
   }
 
   _welcomed(welcome) {
     this.welcome = welcome;
+    this.moving = false;
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
     this._setToken(welcome.token, welcome.expires);
     // a ping every interval; three in a row without a word from the server: it is gone
     this.timers.push(setInterval(() => {
@@ -205,7 +317,7 @@ export class Session extends EventTarget {
    * "disconnected" comes as a "call" event. */
   attach(key, codec = "PCMU") {
     const call = `c${this.nextCall++}`;
-    this.calls.set(call, { key: null, codec });
+    this.calls.set(call, { key: null, codec, attach: key });
     this._send({ cmd: "attach", call, key: b64e(key) });
     return call;
   }
@@ -235,9 +347,9 @@ export class Session extends EventTarget {
     this.close();
   }
 
-  close() {
+  close(reason = "closed") {
     if (this.ws && this.ws.readyState <= WebSocket.OPEN) this.ws.close(1000);
-    this._closed("closed");
+    this._closed(reason);
   }
 
   /** Give the session up as lost (the server keeps its answered calls for a while). */
@@ -264,6 +376,7 @@ export class Session extends EventTarget {
     let message;
     try { message = JSON.parse(data); } catch { return; }
     if (!message || message.v !== VERSION || typeof message.cmd !== "string") return;
+    if (!LOGIN_ANSWERS.has(message.cmd)) this.hops = this.hops.slice(-1);  // a chain ended
     this._message(message);
   }
 
@@ -296,7 +409,11 @@ export class Session extends EventTarget {
       this.dispatchEvent(new CustomEvent("call", { detail: message }));
       return;
     }
-    if (cmd === "redirect" || (cmd === "error" && message.call === undefined)) {
+    if (cmd === "redirect" && this.welcome && !this.moving) {
+      this._redirected(message);
+      return;
+    }
+    if (cmd === "error" && message.call === undefined) {
       this.dispatchEvent(new CustomEvent("notice", { detail: message }));
     }
   }

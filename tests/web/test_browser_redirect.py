@@ -1,0 +1,91 @@
+"""The call page follows ``redirect`` (docs/protocol.md, "Redirect"), in headless Chromium with
+a fake microphone playing a 1 kHz tone: the page is served by a first callgw whose front end is
+a fixture (tests/client/redirector.py) answering every login with ``redirect`` to a second
+callgw's HTTPS port; the page reconnects its WebSocket there (same scheme and path, allowed by
+the first site's Content-Security-Policy), logs in again with the key it derived once, calls
+the echo number and hears it; a reload mid-call signs in with the token at the front end, is
+redirected again and takes the call back at the second gateway; hanging up ends it normally.
+The second gateway's CDR is the judge that the call ran there."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import pytest_twisted
+
+from tests.callpath.callgw_env import settled_cdr
+from tests.client.redirector import ECHO, PASSWORD, WAIT, stop, two_gateways
+from tests.web.browser import PEAK, BrowserThread, need_browser, tone_wav
+from tests.web.test_browser_call import status_is
+
+
+@pytest.fixture(autouse=True)
+def _peers_needed():
+    need_browser()
+
+
+def loud(samples, hz, tolerance):
+    return [s for s in samples if s and abs(s["speaker"]["hz"] - hz) < tolerance
+            and s["speaker"]["db"] > -70]
+
+
+@pytest_twisted.inlineCallbacks
+def test_the_page_follows_a_redirect_and_calls_on_the_second_gateway(tmp_path):
+    mic = tone_wav(tmp_path / "tone.wav", hz=1000, seconds=60)
+    front, gw2, fixture = yield two_gateways(tmp_path)
+    front.web.allow_connect(*gw2.client.address("https"))
+    browser = BrowserThread(mic=mic)
+    host, port = front.client.address("https")
+    target = "%s:%d" % fixture.targets["wss"]
+    try:
+        yield browser.start()
+
+        def call_flow():
+            page = browser.page
+            page.goto(f"https://{host}:{port}/")
+            page.get_by_role("textbox", name="User name").fill("alice")
+            page.get_by_role("textbox", name="Password").fill(PASSWORD)
+            page.get_by_role("button", name="Sign in").click()
+            page.get_by_role("textbox", name="Number").fill(ECHO)
+            page.get_by_role("button", name="Call", exact=True).click()
+            status_is(page, "connected", timeout=WAIT * 1000)
+            before = []
+            for _ in range(30):                          # 3 s, every 100 ms
+                before.append(page.evaluate(PEAK))
+                page.wait_for_timeout(100)
+            url = page.evaluate("() => window.callgwPage.session.url")
+            page.reload()
+            page.get_by_role("button", name="Hang up").wait_for()
+            status_is(page, "connected", timeout=WAIT * 1000)
+            page.wait_for_function("() => document.querySelector('#connection').hidden",
+                                   timeout=WAIT * 1000)
+            after = []
+            for _ in range(20):
+                after.append(page.evaluate(PEAK))
+                page.wait_for_timeout(100)
+            page.get_by_role("button", name="Hang up").click()
+            status_is(page, "disconnected: normal — call ended")
+            return before, after, url
+
+        before, after, url = yield browser.run(call_flow)
+        assert url == f"wss://{target}/client/v1/ws"
+        assert fixture.redirected == [("wss", "alice"), ("wss", "alice")]   # sign-in, reload
+        sent = [json.loads(f) for f in browser.sent]
+        received = [json.loads(f) for f in browser.received]
+        redirects = [m for m in received if m["cmd"] == "redirect"]
+        assert len(redirects) == 2 and redirects[0]["text"] == "fixture: use gateway 2"
+        proofs = [m for m in sent if m["cmd"] == "login" and "proof" in m]
+        assert len(proofs) == 2                          # at the front end, then at gw2
+        assert [m["cmd"] for m in sent].count("attach") == 1
+        print(f"speaker before the reload: {len(loud(before, 440, 30))} prompt and "
+              f"{len(loud(before, 1000, 40))} tone samples of {len(before)}; after: "
+              f"{len(loud(after, 1000, 40))} tone samples of {len(after)}")
+        assert loud(before, 440, 30) or loud(before, 1000, 40), before
+        assert len(loud(after, 1000, 40)) >= 0.5 * len(after), after
+        cdrs = yield settled_cdr(gw2, "alice", limit=WAIT)
+        assert len(cdrs) == 1 and cdrs[0]["gateway"] == "echo" and cdrs[0]["answered"]
+        assert (yield front.store.run("cdrs", 5, "alice")) == []
+        assert not browser.errors, browser.errors
+    finally:
+        yield browser.stop()
+        yield stop(gw2, front)
