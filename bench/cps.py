@@ -18,10 +18,16 @@ CPU share (it must not be the bottleneck).
     .venv/bin/python bench/cps.py [--rates 200,400,...] [--seconds 8] [--rows ceiling,sippy,callgw]
                                   [--baseline REV]
 
-``--overload FACTOR`` ends each callgw row with one step offering FACTOR times the highest
-rate it held (``--overload-seconds`` long; ``--overload-rate RATE``: that rate for every row) and reports offered, completed, refused with cause
-``congestion`` (admission control, callgw/callserver/admission.py) and failed with any other
-cause, with the latency of set-ups and of refusals.
+``--overload FACTOR`` ends each callgw row with one run on the same 32 sessions: the highest
+rate it held for ``--overload-warmup`` seconds (35: the SIP stack keeps each call's dialog 32 s
+after it ends, so its memory is at its steady size first), then FACTOR times that rate for
+``--overload-seconds`` (30; ``--overload-rate RATE``: that rate for every row), 5 s without
+calls, and the held rate again for 5 s. It reports offered, completed (and its share of the
+held rate), refused with cause ``congestion`` (admission control,
+callgw/callserver/admission.py) and failed with any other cause, p50/p99 of set-ups and of
+refusals (and when the slowest refusals came), client sessions still up, the device's RSS
+(sampled every 0.25 s) and its growth over the last 20 s of the overload, its CPU share, and
+p50 set-up before against 5 s after.
 
 ``--baseline REV`` adds a row for callgw as of git revision REV (exported from this checkout's
 history and run from its own tree) in the same run, to compare a change against the code before
@@ -30,7 +36,10 @@ it on the same machine at the same time.
 Internal modes: ``_serve CONFIG`` runs callgw; ``_load ...`` is the client-protocol load.
 Experiments (environment of the run): ``CALLGW_BENCH_NO_TRACE=1`` drops message traces,
 ``CALLGW_BENCH_NO_STORE=1`` drops every call-log write, ``CALLGW_BENCH_GC=default`` keeps the
-interpreter's collector thresholds, ``CALLGW_PROFILE=FILE`` profiles callgw's reactor thread.
+interpreter's collector thresholds (``N,N,N``: those), ``CALLGW_PROFILE=FILE`` profiles
+callgw's reactor thread, ``CALLGW_BENCH_GCLOG=FILE`` times every collection (pauses over
+10 ms), ``CALLGW_BENCH_MEMORY=FILE`` writes the heap by type and the cyclic garbage after each
+step, ``CALLGW_BENCH_ADMISSION=target_lag=0.02,max_lag=0.06`` tries other admission settings.
 Results are printed as a Markdown table (copied into docs/performance.md by hand).
 """
 from __future__ import annotations
@@ -47,6 +56,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -229,32 +239,90 @@ def row_callgw(work, rates, seconds, root=ROOT, tag="callgw", overload=None):
         wait_bound(client_port, socket.SOCK_STREAM, 20)
         time.sleep(0.5)
 
-        def step(rate, seconds=seconds):
-            out = os.path.join(work, f"load-{rate}.json")
+        def step(rate, seconds=seconds, plan=None, tag=None):
+            tag = tag or str(rate)
+            out = os.path.join(work, f"load-{tag}.json")
+            plan = plan or [{"name": "step", "rate": rate, "seconds": seconds}]
             load = spawn([PY, os.path.abspath(__file__), "_load", f"tcp://127.0.0.1:{client_port}",
-                          str(rate), str(seconds), out], 0, work, env=env, log=f"load-{rate}.log")
-            load.wait(seconds + 60)
+                          out, json.dumps(plan)], 0, work, env=env, log=f"load-{tag}.log")
+            load.wait(sum(p["seconds"] + p.get("gap", 0) for p in plan) + 90)
+            if os.environ.get("CALLGW_BENCH_MEMORY"):
+                os.kill(server.pid, signal.SIGUSR1)
+                time.sleep(2)
             with open(out) as f:
                 return json.load(f)
         rows = _steps(rates, lambda r: _with_cpu(server.pid, lambda: step(r)))
         if overload is not None:
-            factor, over_seconds, fixed = overload
-            held = max([r["offered"] for r in rows if r.get("held")] or [rates[0]])
-            rate = fixed or int(held * factor)
-            factor = round(rate / held, 2)
-            print(f"overload: offering {rate}/s ({factor} x {held:.0f}/s held) for "
-                  f"{over_seconds:g} s", flush=True)
-            result = _with_cpu(server.pid, lambda: step(rate, over_seconds))
-            result.update(overload=True, held_rate=held, factor=factor)
-            result["achieved"] = result["ok"] / result["elapsed"] if result["elapsed"] else 0.0
-            done = result["ok"] + result["failed"]
-            result["cpu_ms_per_call"] = 1000.0 * result["dut_cpu"] / max(1, done)
-            print(json.dumps(result), flush=True)
-            rows.append(result)
+            rows.append(overload_step(server.pid, rows, rates, overload, step))
         return rows
     finally:
         stop(server)
         stop(uas)
+
+
+def overload_step(pid, rows, rates, overload, step):
+    """One run of three phases on the same sessions: ``before`` (the highest rate held for
+    ``warmup`` seconds: long enough by default for the SIP stack's 32 s of state kept after
+    each call, RFC 6026 Timer M, to reach its steady size, so RSS growth in the overload is
+    the overload's), ``overload`` (FACTOR times it), then 5 s without calls and ``after``
+    (the held rate again, 5 s), with the device's RSS and CPU sampled every 0.25 s."""
+    factor, over_seconds, fixed, warmup = overload
+    held = max([r["offered"] for r in rows if r.get("held")] or [rates[0]])
+    rate = fixed or int(held * factor)
+    factor = round(rate / held, 2)
+    plan = [{"name": "before", "rate": held, "seconds": warmup},
+            {"name": "overload", "rate": rate, "seconds": over_seconds, "gap": 1},
+            {"name": "after", "rate": held, "seconds": 5, "gap": 5}]
+    print(f"overload: offering {rate}/s ({factor} x {held:.0f}/s held) for "
+          f"{over_seconds:g} s, between {held:.0f}/s for {warmup:g} s before and 5 s after a "
+          "5 s pause",
+          flush=True)
+    samples = []
+    stopping = threading.Event()
+
+    def sample():
+        while not stopping.is_set():
+            try:
+                samples.append((time.monotonic(), rss_kib(pid), cpu_seconds(pid)))
+            except OSError:
+                return
+            stopping.wait(0.25)
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        result = step(rate, plan=plan, tag=f"overload-{rate}")
+    finally:
+        stopping.set()
+        sampler.join(5)
+    phases = {p["name"]: p for p in result["phases"]}
+    over = phases["overload"]
+    out = dict(over, overload=True, held_rate=held, factor=factor,
+               sessions=result["sessions"], sessions_up=result["sessions_up"],
+               load_cpu_share=result.get("load_cpu_share"),
+               before=phases["before"], after=phases["after"])
+    out["achieved"] = over["ok"] / over["placing_seconds"]
+    start, end = over["started"], over["ended"]
+    window = [s for s in samples if start <= s[0] <= end]
+    if window:
+        late = [s for s in window if s[0] >= end - 20] or window
+        out["rss_mib_start"] = window[0][1] / 1024
+        out["rss_mib_last20_first"] = late[0][1] / 1024
+        out["rss_mib_end"] = late[-1][1] / 1024
+        out["rss_growth_last20_pct"] = 100.0 * (late[-1][1] - late[0][1]) / late[0][1]
+        out["dut_cpu"] = window[-1][2] - window[0][2]
+        out["dut_cpu_share"] = out["dut_cpu"] / max(1e-9, window[-1][0] - window[0][0])
+    out["cpu_ms_per_call"] = 1000.0 * out.get("dut_cpu", 0.0) / max(1, over["calls"])
+    print(json.dumps(out), flush=True)
+    return out
+
+
+def rss_kib(pid: int) -> int:
+    """Resident set size of ``pid`` in KiB (Linux /proc)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
 
 
 def export_revision(rev: str, work: str) -> str:
@@ -338,6 +406,19 @@ def serve(config_path):
             GC_THRESHOLD
         gw.ready.addCallback(lambda _: tune_collector(threshold))
     reactor.addSystemEventTrigger("before", "shutdown", gw.stopService)
+    admission = os.environ.get("CALLGW_BENCH_ADMISSION")   # experiment: other settings
+    if admission:
+        from callgw.callserver.admission import Admission
+        settings = {k: float(v) for k, v in (kv.split("=") for kv in admission.split(","))}
+        for server in gw.callpath.servers:
+            server.admission = Admission(reactor, max_limit=server.capacity, **settings)
+    gclog_to = os.environ.get("CALLGW_BENCH_GCLOG")   # experiment: the collector's pauses
+    if gclog_to:
+        _log_collections(gclog_to, reactor)
+    memory_to = os.environ.get("CALLGW_BENCH_MEMORY")
+    if memory_to:                                     # experiment: what the heap holds
+        signal.signal(signal.SIGUSR1, lambda *_: reactor.callFromThread(
+            _memory_report, memory_to, gw))
     profile_to = os.environ.get("CALLGW_PROFILE")
     if profile_to:
         import cProfile
@@ -346,23 +427,82 @@ def serve(config_path):
         reactor.run()
 
 
-def load_generator(url, rate, seconds, out_path):
-    """Offer ``rate`` calls/s for ``seconds`` over SESSIONS logged-in sessions; write figures.
+def _log_collections(path, reactor):
+    """Time every collection of the cyclic collector; at shutdown write one JSON line: count
+    and total ms per generation, and each pause over 10 ms (monotonic time, generation, ms)."""
+    import gc
+    started = {}
+    figures = {"count": [0, 0, 0], "total_ms": [0.0, 0.0, 0.0], "pauses": []}
 
-    A session never has more than SESSION_CALLS live calls (the protocol's limit: callgw
-    answers more with an error, and ends a session after ten errors): a call due while every
-    session is full is not placed and counted as ``client_limited``."""
+    def timed(phase, info):
+        if phase == "start":
+            started["t"] = time.perf_counter()
+            return
+        ms = (time.perf_counter() - started.pop("t", time.perf_counter())) * 1000
+        gen = info["generation"]
+        figures["count"][gen] += 1
+        figures["total_ms"][gen] += ms
+        if ms > 10:
+            figures["pauses"].append((round(time.monotonic(), 2), gen, round(ms, 1),
+                                      info.get("collected")))
+    gc.callbacks.append(timed)
+
+    def write():
+        with open(path, "a") as f:
+            f.write(json.dumps(figures) + "\n")
+    reactor.addSystemEventTrigger("before", "shutdown", write)
+
+
+def _memory_report(path, gw):
+    """Append one JSON line: RSS, live objects by type (top 25), then what a full collection
+    frees (cyclic garbage the raised thresholds left) and RSS after it."""
+    import collections
+    import gc
+    before = rss_kib(os.getpid())
+    objects = gc.get_objects()
+    kinds = collections.Counter(type(o).__name__ for o in objects)
+    count = len(objects)
+    del objects
+    started = time.perf_counter()
+    gc.set_debug(gc.DEBUG_SAVEALL)          # what the collection frees: which types in cycles
+    freed = gc.collect()
+    pause = time.perf_counter() - started
+    garbage = collections.Counter(type(o).__name__ for o in gc.garbage)
+    gc.garbage.clear()
+    gc.set_debug(0)
+    report = {"rss_kib": before, "objects": count, "gc_count": gc.get_count(),
+              "freed_by_full_collection": freed, "collection_ms": pause * 1000,
+              "rss_kib_after": rss_kib(os.getpid()), "frozen": gc.get_freeze_count(),
+              "handlers": len(gw.callpath.servers[0].handlers)
+              if hasattr(gw.callpath, "servers") else None,
+              "top": kinds.most_common(25), "garbage": garbage.most_common(40)}
+    with open(path, "a") as f:
+        f.write(json.dumps(report) + "\n")
+
+
+def load_generator(url, out_path, plan):
+    """Offer calls over SESSIONS logged-in sessions as ``plan`` says; write figures.
+
+    ``plan`` is a list of phases ``{"name", "rate", "seconds", "gap"}``: ``gap`` seconds
+    without new calls, then ``rate`` calls/s for ``seconds``. Each call counts in the phase
+    that placed it. A session never has more than SESSION_CALLS live calls (the protocol's
+    limit: callgw answers more with an error, and ends a session after ten errors): a call due
+    while every session is full is not placed and counted as ``client_limited``. Times are
+    ``time.monotonic()`` (the system's clock, comparable with the orchestrator's samples)."""
     sys.path.insert(0, ROOT)
     from twisted.internet import defer, reactor, task
 
     from callgw.client.links import connect
     from protocols.client import messages as m
 
-    rate, seconds = float(rate), float(seconds)
-    figures = {"offered": rate, "calls": 0, "ok": 0, "failed": 0, "refused": 0,
-               "client_limited": 0, "causes": {}}
-    latencies = []
-    refusals = []
+    phases = []
+    for spec in plan:
+        phases.append({"name": spec["name"], "offered": float(spec["rate"]),
+                       "seconds": float(spec["seconds"]), "gap": float(spec.get("gap", 0)),
+                       "calls": 0, "ok": 0, "failed": 0, "refused": 0, "client_limited": 0,
+                       "causes": {}, "_latencies": [], "_refusals": [], "_refused_at": [],
+                       "_pending": []})
+    result = {"sessions": SESSIONS}
 
     @defer.inlineCallbacks
     def run():
@@ -376,19 +516,17 @@ def load_generator(url, rate, seconds, out_path):
             sessions.append(session)
         live = [0] * SESSIONS
         turn = [0]
-        total = int(rate * seconds)
         usage0 = resource.getrusage(resource.RUSAGE_SELF)
-        started = time.monotonic()
-        pending = []
+        run_started = time.monotonic()
 
-        def place(n):
+        def place(n, phase):
             for _ in range(SESSIONS):
                 index = turn[0] % SESSIONS
                 turn[0] += 1
-                if live[index] < SESSION_CALLS:
+                if live[index] < SESSION_CALLS and not sessions[index].is_closed:
                     break
             else:
-                figures["client_limited"] += 1
+                phase["client_limited"] += 1
                 return
             live[index] += 1
             session = sessions[index]
@@ -396,7 +534,7 @@ def load_generator(url, rate, seconds, out_path):
             call = session.call(f"+4930{n % 1000000:07d}")
 
             def connected(msg):
-                latencies.append((time.perf_counter() - sent) * 1000.0)
+                phase["_latencies"].append((time.perf_counter() - sent) * 1000.0)
                 call.hangup()
             call.connected.addCallback(connected)
 
@@ -404,47 +542,78 @@ def load_generator(url, rate, seconds, out_path):
                 live[index] -= 1
                 if isinstance(msg, m.Disconnected) and msg.cause == "normal" \
                         and call.connected.called:
-                    figures["ok"] += 1
+                    phase["ok"] += 1
                 elif isinstance(msg, m.Disconnected) and msg.cause == "congestion" \
                         and not call.connected.called:
-                    figures["refused"] += 1         # turned away at admission
-                    refusals.append((time.perf_counter() - sent) * 1000.0)
+                    phase["refused"] += 1         # turned away at admission
+                    phase["_refusals"].append((time.perf_counter() - sent) * 1000.0)
+                    phase["_refused_at"].append(time.monotonic())
                 else:
-                    figures["failed"] += 1
+                    phase["failed"] += 1
                     key = getattr(msg, "cause", None) or type(msg).__name__
-                    figures["causes"][key] = figures["causes"].get(key, 0) + 1
+                    phase["causes"][key] = phase["causes"].get(key, 0) + 1
             call.disconnected.addCallback(ended)
-            pending.append(call.disconnected)
+            phase["_pending"].append(call.disconnected)
 
-        placed = 0
-        while placed < total:
-            due = min(total, int((time.monotonic() - started) * rate) + 1)
-            while placed < due:
-                place(placed)
-                placed += 1
-            yield task.deferLater(reactor, 0.002, lambda: None)
-        figures["calls"] = placed - figures["client_limited"]
-        finished = defer.DeferredList(pending)
+        n = 0
+        for phase in phases:
+            if phase["gap"]:
+                yield task.deferLater(reactor, phase["gap"], lambda: None)
+            total = int(phase["offered"] * phase["seconds"])
+            placed = 0
+            started = phase["started"] = time.monotonic()
+            while placed < total:
+                due = min(total, int((time.monotonic() - started) * phase["offered"]) + 1)
+                while placed < due:
+                    place(n, phase)
+                    placed += 1
+                    n += 1
+                yield task.deferLater(reactor, 0.002, lambda: None)
+            phase["ended"] = time.monotonic()
+            phase["calls"] = placed - phase["client_limited"]
+            phase["sessions_up_at_end"] = sum(not s.is_closed for s in sessions)
+        finished = defer.DeferredList([d for p in phases for d in p["_pending"]])
         finished.addTimeout(30, reactor)
         try:
             yield finished
         except defer.TimeoutError:
             pass
-        figures["elapsed"] = time.monotonic() - started
+        now = time.monotonic()
         usage = resource.getrusage(resource.RUSAGE_SELF)
         cpu = (usage.ru_utime - usage0.ru_utime) + (usage.ru_stime - usage0.ru_stime)
-        figures["load_cpu_share"] = cpu / figures["elapsed"]
-        figures["failed"] = figures["calls"] - figures["ok"]
-        figures["p50_ms"] = percentile(latencies, 50)
-        figures["p99_ms"] = percentile(latencies, 99)
-        figures["refusal_p50_ms"] = percentile(refusals, 50)
-        figures["refusal_p99_ms"] = percentile(refusals, 99)
+        result["load_cpu_share"] = cpu / (now - run_started)
+        result["sessions_up"] = sum(not s.is_closed for s in sessions)
+        for phase in phases:
+            phase["elapsed"] = now - phase["started"]
+            phase["placing_seconds"] = phase["ended"] - phase["started"]
+            phase["failed"] = phase["calls"] - phase["ok"] - phase["refused"]
+            lat, ref = phase.pop("_latencies"), phase.pop("_refusals")
+            at = phase.pop("_refused_at")
+            # when the slowest refusals were answered (monotonic s, ms): a stall, or spread out
+            phase["refusal_slowest"] = sorted(((round(t, 2), round(ms, 1))
+                                               for t, ms in zip(at, ref)),
+                                              key=lambda x: -x[1])[:20]
+            phase.pop("_pending")
+            phase["p50_ms"] = percentile(lat, 50)
+            phase["p99_ms"] = percentile(lat, 99)
+            phase["refusal_p50_ms"] = percentile(ref, 50)
+            phase["refusal_p99_ms"] = percentile(ref, 99)
+            phase["refusal_max_ms"] = max(ref) if ref else float("nan")
 
-    def done(result):
-        if hasattr(result, "getTraceback"):
-            figures["error"] = result.getErrorMessage()
+    def done(outcome):
+        if hasattr(outcome, "getTraceback"):
+            result["error"] = outcome.getErrorMessage()
+        for phase in phases:
+            phase.pop("_pending", None)
+            phase.pop("_latencies", None)
+            phase.pop("_refusals", None)
+            phase.pop("_refused_at", None)
+        result["phases"] = phases
+        if len(phases) == 1:            # a plain step: its figures at the top level
+            result.update({k: v for k, v in phases[0].items() if k != "name"})
+            result["failed"] = result["calls"] - result["ok"]
         with open(out_path, "w") as f:
-            json.dump(figures, f)
+            json.dump(result, f)
         reactor.stop()
     reactor.callWhenRunning(lambda: run().addBoth(done))
     reactor.run()
@@ -472,22 +641,31 @@ def table(results):
                 f"{'' if share is None else f'{100 * share:.0f}%'} |")
     over = [(name, r) for name, rows in results.items() for r in rows if r.get("overload")]
     if over:
-        lines += ["", "| overload | offered/s | held/s before | completed/s | completed | "
-                  "refused (congestion) | failed (other causes) | p50 / p99 set-up ms | "
-                  "p50 / p99 refusal ms | DUT CPU ms/call |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        lines += ["", "| overload | offered/s | held/s before | completed/s (% of held) | "
+                  "completed | refused `congestion` | failed (other causes) | "
+                  "p50 / p99 set-up ms | p50 / p99 / max refusal ms | sessions up | "
+                  "RSS MiB (growth over the last 20 s) | DUT CPU | p50 set-up before / 5 s "
+                  "after ms |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for name, r in over:
             other = {k: v for k, v in r["causes"].items() if k != "congestion"}
             if r.get("client_limited"):
                 other["not placed: every session at its call limit"] = r["client_limited"]
             failed = r["calls"] - r["ok"] - r["refused"]
+            rss = (f"{r['rss_mib_end']:.0f} ({r['rss_growth_last20_pct']:+.1f}%)"
+                   if "rss_mib_end" in r else "-")
+            share = f"{100 * r['dut_cpu_share']:.0f}%" if "dut_cpu_share" in r else "-"
             lines.append(
-                f"| {name} ({r['factor']} x) | {r['offered']:.0f} | {r['held_rate']:.0f} | "
-                f"{r['achieved']:.0f} | {r['ok']} of {r['calls']} | {r['refused']} | "
+                f"| {name} ({r['factor']} x, {r['placing_seconds']:.0f} s) | "
+                f"{r['offered']:.0f} | {r['held_rate']:.0f} | "
+                f"{r['achieved']:.0f} ({100 * r['achieved'] / r['held_rate']:.0f}%) | "
+                f"{r['ok']} of {r['calls']} | {r['refused']} | "
                 f"{failed} {json.dumps(other) if other else ''} | "
                 f"{r['p50_ms']:.1f} / {r['p99_ms']:.1f} | "
-                f"{r['refusal_p50_ms']:.1f} / {r['refusal_p99_ms']:.1f} | "
-                f"{r['cpu_ms_per_call']:.2f} |")
+                f"{r['refusal_p50_ms']:.1f} / {r['refusal_p99_ms']:.1f} / "
+                f"{r['refusal_max_ms']:.1f} | {r['sessions_up']} of {r['sessions']} | "
+                f"{rss} | {share} | "
+                f"{r['before']['p50_ms']:.1f} / {r['after']['p50_ms']:.1f} |")
     return "\n".join(lines)
 
 
@@ -495,7 +673,7 @@ def main():
     if len(sys.argv) > 1 and sys.argv[1] == "_serve":
         return serve(sys.argv[2])
     if len(sys.argv) > 1 and sys.argv[1] == "_load":
-        return load_generator(*sys.argv[2:6])
+        return load_generator(sys.argv[2], sys.argv[3], json.loads(sys.argv[4]))
     if len(sys.argv) > 1 and sys.argv[1] == "_prepare":
         return _prepare(sys.argv[2], int(sys.argv[3]), sys.argv[4])
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -511,7 +689,10 @@ def main():
                    help="after the callgw rows' steps, offer FACTOR times the highest rate "
                         "held (e.g. 1.3) and report completed, refused (congestion) and "
                         "failed calls")
-    p.add_argument("--overload-seconds", type=float, default=15.0)
+    p.add_argument("--overload-seconds", type=float, default=30.0)
+    p.add_argument("--overload-warmup", type=float, default=35.0,
+                   help="seconds at the held rate before the overload (default 35: the SIP "
+                        "stack keeps each call's dialog 32 s after it ends)")
     p.add_argument("--overload-rate", type=int, metavar="RATE",
                    help="offer this rate in the overload step instead (the same for every "
                         "row, to compare rows)")
@@ -522,7 +703,8 @@ def main():
     work = tempfile.mkdtemp(prefix="callgw-cps-")
     print(f"work directory: {work}; {os.cpu_count()} CPUs; load on core 0, DUT on core 1",
           flush=True)
-    overload = (args.overload or 1.3, args.overload_seconds, args.overload_rate) \
+    overload = (args.overload or 1.3, args.overload_seconds, args.overload_rate,
+                args.overload_warmup) \
         if args.overload or args.overload_rate else None
     runners = {"ceiling": row_ceiling, "sippy": row_sippy,
                "callgw": lambda w, r, s: row_callgw(w, r, s, overload=overload)}

@@ -49,9 +49,30 @@ def test_lag_shrinks_the_limit_and_drowning_refuses_everything_then_recovers():
     assert adm.lag > adm.target_lag and adm.limit == 8
     run(adm, clock, 3.0, late=0.4)                  # 400 ms late: over max_lag
     assert adm.lag > adm.max_lag
+    for i in range(7):                              # fewer than min_limit in flight: the lag
+        assert adm.admits()                         # is not our calls' doing
+        adm.began(f"c{i}")
+        adm.settle(f"c{i}", handler())
+    assert adm.admits()
+    adm.began("c7")
+    adm.settle("c7", handler())
     assert not adm.admits() and "reactor lag" in adm.reason
     run(adm, clock, 2.0)                            # the load went: lag decays, calls admitted
     assert adm.lag < adm.target_lag and adm.admits()
+    adm.stop()
+
+
+def test_lag_from_other_work_refuses_nothing_while_few_calls_are_in_flight():
+    clock = task.Clock()
+    adm = Admission(clock, min_limit=8)
+    assert adm.admits()
+    run(adm, clock, 3.0, late=0.5)                  # a starved process, no calls of ours
+    assert adm.lag > adm.max_lag
+    for i in range(7):
+        assert adm.admits()
+        adm.began(f"c{i}")
+        adm.settle(f"c{i}", handler("delivered"))
+    assert adm.refused == 0
     adm.stop()
 
 
