@@ -111,3 +111,22 @@ def url(gw, scheme: str) -> str:
 def stop(*gateways):
     for gw in gateways:
         yield within(defer.maybeDeferred(gw.stopService))
+
+
+def redirect_session(gw, user: str, address: str, port: int, text: str = "draining"):
+    """Make ``gw`` redirect ``user``'s logged-in session (as a drained call server would):
+    through the session's public ``send``, the way a front end sends one."""
+    [conn] = [c for c in gw.client.manager.connections
+              if c.username == user and not c.closed]
+    conn.send(m.Redirect(address=address, port=port, text=text))
+
+
+@defer.inlineCallbacks
+def until(condition, seconds=WAIT, every=0.05):
+    """Poll ``condition`` until true; AssertionError after ``seconds``."""
+    from twisted.internet import task
+    waited = 0.0
+    while not condition():
+        assert waited < seconds, f"still not so after {seconds} s"
+        yield task.deferLater(reactor, every, lambda: None)
+        waited += every

@@ -19,7 +19,8 @@ from callgw.client import RedirectFailed
 from callgw.client.links import connect
 from protocols.client import scram
 from tests.callpath.callgw_env import settled_cdr
-from tests.client.redirector import ECHO, PASSWORD, WAIT, stop, two_gateways, url, within
+from tests.client.redirector import (ECHO, PASSWORD, WAIT, redirect_session, stop,
+                                     two_gateways, until, url, within)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -92,6 +93,38 @@ def test_reattach_through_the_front_end_lands_where_the_call_is(tmp_path):
         assert len(cdrs) == 1 and cdrs[0]["answered"]
     finally:
         for session in sessions:
+            session.close()
+        yield stop(gw2, front)
+
+
+@pytest_twisted.inlineCallbacks
+@pytest.mark.parametrize("scheme", ["udp", "wss"])
+def test_a_logged_in_session_is_redirected_and_carries_on(tmp_path, scheme):
+    """gw2 redirects alice's logged-in session back to the front end (a drain); the library
+    follows with the key it holds, is sent on to gw2 again, and the next call works."""
+    front, gw2, fixture = yield two_gateways(tmp_path)
+    session = None
+    try:
+        session = yield within(connect(url(front, scheme), reactor,
+                                       cacert=front.client.cert.cert_path))
+        seen = []
+        session.on_redirect = lambda *a: seen.append(a[:2])
+        yield within(session.login("alice", PASSWORD))
+        welcomed = session.welcome
+        redirect_session(gw2, "alice", *front.client.address(
+            "https" if scheme == "wss" else scheme))
+        yield until(lambda: session.welcome not in (None, welcomed))
+        assert not session.is_closed and not session.moving
+        assert [x[0] for x in fixture.redirected] == [scheme] * 2
+        assert seen[1:] == [front.client.address("https" if scheme == "wss" else scheme),
+                            fixture.targets[scheme]]
+        call = session.call(ECHO)
+        yield within(call.connected)
+        call.hangup()
+        end = yield within(call.disconnected)
+        assert end.cause == "normal"
+    finally:
+        if session is not None:
             session.close()
         yield stop(gw2, front)
 

@@ -5,7 +5,9 @@ callgw's HTTPS port; the page reconnects its WebSocket there (same scheme and pa
 the first site's Content-Security-Policy), logs in again with the key it derived once, calls
 the echo number and hears it; a reload mid-call signs in with the token at the front end, is
 redirected again and takes the call back at the second gateway; hanging up ends it normally.
-The second gateway's CDR is the judge that the call ran there."""
+A signed-in page that the second gateway redirects (as a drained call server would) follows
+with its token and calls from where it lands. The second gateway's CDRs are the judge that the
+calls ran there."""
 from __future__ import annotations
 
 import json
@@ -14,7 +16,8 @@ import pytest
 import pytest_twisted
 
 from tests.callpath.callgw_env import settled_cdr
-from tests.client.redirector import ECHO, PASSWORD, WAIT, stop, two_gateways
+from tests.client.redirector import (ECHO, PASSWORD, WAIT, redirect_session, stop,
+                                     two_gateways, until)
 from tests.web.browser import PEAK, BrowserThread, need_browser, tone_wav
 from tests.web.test_browser_call import status_is
 
@@ -85,6 +88,53 @@ def test_the_page_follows_a_redirect_and_calls_on_the_second_gateway(tmp_path):
         cdrs = yield settled_cdr(gw2, "alice", limit=WAIT)
         assert len(cdrs) == 1 and cdrs[0]["gateway"] == "echo" and cdrs[0]["answered"]
         assert (yield front.store.run("cdrs", 5, "alice")) == []
+        assert not browser.errors, browser.errors
+    finally:
+        yield browser.stop()
+        yield stop(gw2, front)
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_signed_in_page_follows_a_redirect_and_carries_on(tmp_path):
+    mic = tone_wav(tmp_path / "tone.wav", hz=1000, seconds=60)
+    front, gw2, fixture = yield two_gateways(tmp_path)
+    front.web.allow_connect(*gw2.client.address("https"))
+    browser = BrowserThread(mic=mic)
+    host, port = front.client.address("https")
+    try:
+        yield browser.start()
+
+        def sign_in():
+            page = browser.page
+            page.goto(f"https://{host}:{port}/")
+            page.get_by_role("textbox", name="User name").fill("alice")
+            page.get_by_role("textbox", name="Password").fill(PASSWORD)
+            page.get_by_role("button", name="Sign in").click()
+            page.get_by_role("textbox", name="Number").wait_for()
+
+        yield browser.run(sign_in)
+        redirect_session(gw2, "alice", host, port)        # back to the front end
+        yield until(lambda: len(fixture.redirected) == 2)  # which sends it on to gw2
+
+        def call():
+            page = browser.page
+            page.wait_for_function("() => { const s = window.callgwPage.session; "
+                                   "return s && s.welcome && !s.moving && !s.closed; }",
+                                   timeout=WAIT * 1000)
+            page.get_by_role("textbox", name="Number").fill(ECHO)
+            page.get_by_role("button", name="Call", exact=True).click()
+            status_is(page, "connected", timeout=WAIT * 1000)
+            page.get_by_role("button", name="Hang up").click()
+            status_is(page, "disconnected: normal — call ended")
+
+        yield browser.run(call)
+        received = [json.loads(f) for f in browser.received]
+        assert [m.get("text") for m in received if m["cmd"] == "redirect"] == [
+            "fixture: use gateway 2", "draining", "fixture: use gateway 2"]
+        sent = [json.loads(f) for f in browser.sent]
+        assert [m for m in sent if m["cmd"] == "login" and "token" in m]    # the token's turn
+        cdrs = yield settled_cdr(gw2, "alice", limit=WAIT)
+        assert len(cdrs) == 1 and cdrs[0]["answered"]
         assert not browser.errors, browser.errors
     finally:
         yield browser.stop()
