@@ -5,13 +5,14 @@ Owned by the client library (issue 4, "Python client and command line").
     callgw-dial [--server URL] --user NAME [--password PW] [--cacert FILE | --insecure]
                 [--duration SECONDS] [--timeout SECONDS] [--play WAV] [--record WAV]
                 [--dtmf DIGITS] [--media relay|direct] [--no-media-after SECONDS]
-                [--verbose] TARGET
+                [--server-name NAME] [--verbose] TARGET
 
 URL is ``udp://HOST:PORT``, ``tcp://HOST:PORT``, ``tls://HOST:PORT``, ``wss://HOST:PORT`` or
 ``https://HOST:PORT`` (default ``tcp://127.0.0.1:7060``). The password comes from
 ``--password`` or ``CALLGW_PASSWORD``. TARGET is an E.164 number (``+4930...``) or an
 address-book entry. TLS is verified (``--cacert`` for callgw's self-signed certificate) unless
-``--insecure`` is given, which prints a warning. After ``connected`` the call is held up for
+``--insecure`` is given, which prints a warning; ``--server-name`` is the name the certificate
+must carry (default: the host of each link, so after a redirect the address it names). After ``connected`` the call is held up for
 ``--duration`` seconds (default 5), then hung up. ``--play`` sends a mono 16-bit 8 kHz WAV file
 as the microphone (relay mode, G.711 as ``connected`` names it); ``--record`` writes what was
 heard to a WAV file (``callgw.client.media``). ``--dtmf`` sends the digits (``dtmf``) half a
@@ -31,7 +32,7 @@ call refused); 4 no connection (refused -- a UDP server where nothing listens in
 verification, with the ``--cacert`` hint, timeout, a server-side login failure); 5 protocol
 error or no answer in time. Every outcome other than 0 prints its reason in one line. Once
 connected, every way out (errors, SIGINT/SIGTERM) sends ``logout`` first.
-Tests: tests/client/test_dial.py, tests/client/test_dial_errors.py.
+Tests: tests/client/test_dial.py, tests/client/test_dial_errors.py, tests/client/test_redirect_live.py.
 """
 from __future__ import annotations
 
@@ -65,6 +66,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     tls = p.add_mutually_exclusive_group()
     tls.add_argument("--cacert", help="PEM certificate to trust (e.g. callgw's self-signed one)")
     tls.add_argument("--insecure", action="store_true", help="do not verify TLS (warns)")
+    p.add_argument("--server-name", metavar="NAME",
+                   help="the name callgw's TLS certificate must carry (default: the host "
+                        "connected to, also after a redirect)")
     p.add_argument("--duration", type=float, default=5.0,
                    help="seconds to stay connected before hanging up (default %(default)s)")
     p.add_argument("--timeout", type=float, default=60.0,
@@ -196,7 +200,8 @@ def dial(reactor, args: argparse.Namespace):
         say("warning: --insecure: the server's TLS certificate is not verified")
     try:
         session = yield connect(args.server, reactor, cacert=args.cacert,
-                                insecure=args.insecure, timeout=min(args.timeout, 30.0))
+                                insecure=args.insecure, server_name=args.server_name,
+                                timeout=min(args.timeout, 30.0))
     except (ConnectError, OSError) as e:
         say(f"error: {connect_problem(e, args)}")
         return EXIT_CONNECT
@@ -264,7 +269,8 @@ def _reattach(reactor, args, token: str, key: bytes, until: float):
         session = None
         try:
             session = yield connect(args.server, reactor, cacert=args.cacert,
-                                    insecure=args.insecure, timeout=5.0)
+                                    insecure=args.insecure, server_name=args.server_name,
+                                    timeout=5.0)
             _trace(session, args)
             yield _with_timeout(session.login_token(token), reactor, 10.0)
         except LoginRefused as e:

@@ -10,7 +10,8 @@ TLS (tls, wss, https) is verified against ``cacert`` (a PEM file, e.g. callgw's 
 certificate) or the system's roots, unless ``insecure`` is set. ``connect`` fails with
 ``ConnectError`` saying why (refused, TLS verification, handshake, timeout).
 
-Tests: tests/client/test_client.py and tests/client/test_dial.py.
+Tests: tests/client/test_client.py, tests/client/test_dial.py and (redirects)
+tests/client/test_redirect_live.py.
 """
 from __future__ import annotations
 

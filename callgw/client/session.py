@@ -27,7 +27,7 @@ server's welcome; a refused redirect (bad address, more than three in a row) fai
     token = yield session.refresh()                        # a Token message
     yield session.logout()
 
-Tests: tests/client/test_client.py.
+Tests: tests/client/test_client.py, tests/client/test_redirect_live.py.
 """
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ it already derived, no second scrypt; or the newest token) and re-sends ``attach
 calls it was taking back or had up. At most ``MAX_REDIRECTS`` in a row; a bad address or one
 more redirect ends the session (``RedirectRefused``, then ``Close``).
 
-Tests: tests/client_proto/test_client_session.py.
+Tests: tests/client_proto/test_client_session.py, tests/client_proto/test_client_redirect.py.
 """
 from __future__ import annotations
 

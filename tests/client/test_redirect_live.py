@@ -130,6 +130,30 @@ def test_a_logged_in_session_is_redirected_and_carries_on(tmp_path, scheme):
 
 
 @pytest_twisted.inlineCallbacks
+def test_tls_keeps_its_verification_across_the_redirect(tmp_path):
+    """A configured server name is checked at every hop (the one certificate names
+    ``localhost``); a name it does not carry is refused at the first."""
+    from callgw.client import ConnectError
+    front, gw2, fixture = yield two_gateways(tmp_path)
+    session = None
+    try:
+        cacert = front.client.cert.cert_path
+        session = yield within(connect(url(front, "tls"), reactor, cacert=cacert,
+                                       server_name="localhost"))
+        yield within(session.login("alice", PASSWORD))
+        assert session.core.hops[-1] == "%s:%d" % fixture.targets["tls"]
+        with pytest.raises(ConnectError) as refused:
+            yield within(connect(url(front, "tls"), reactor, cacert=cacert,
+                                 server_name="nobody.example"))
+        assert "certificate" in str(refused.value).lower() or "verif" in str(
+            refused.value).lower(), str(refused.value)
+    finally:
+        if session is not None:
+            session.close()
+        yield stop(gw2, front)
+
+
+@pytest_twisted.inlineCallbacks
 def test_a_front_end_redirecting_to_itself_ends_after_three(tmp_path):
     front, gw2, fixture = yield two_gateways(tmp_path)
     session = None
