@@ -29,6 +29,14 @@ refusals (and when the slowest refusals came), client sessions still up, the dev
 (sampled every 0.25 s) and its growth over the last 20 s of the overload, its CPU share, and
 p50 set-up before against 5 s after.
 
+``--hold 500,1000 [--hold-media]`` measures memory per call instead (issue 17 target 4): the
+callgw row only, calls placed at ``--hold-rate`` (200/s) and held up at each level in turn
+(no hang-up; the media inactivity timeout is off for the run), RSS sampled every 0.25 s and
+read 5 s after a level is all connected; per call both the marginal figure (between two levels)
+and the average since no call. With ``--hold-media`` every call sends a 20 ms PCMU frame each
+20 ms over its session; callgw relays it as RTP to sipp, which echoes it (``-rtp_echo``), and
+the frames coming back are counted. Kernel socket buffers are not in RSS.
+
 ``--baseline REV`` adds a row for callgw as of git revision REV (exported from this checkout's
 history and run from its own tree) in the same run, to compare a change against the code before
 it on the same machine at the same time.
@@ -136,11 +144,13 @@ def wait_bound(port, kind=socket.SOCK_DGRAM, limit=10.0):
     raise RuntimeError(f"nothing bound port {port}")
 
 
-def sipp_uas(work, core):
+def sipp_uas(work, core, echo=False):
+    """sipp's UAS on ``core``; with ``echo`` it echoes the RTP it gets (``-rtp_echo``)."""
     port, cport = free_port(), free_port(both=False)
+    media = ["-mi", "127.0.0.1", "-mp", str(free_port()), "-rtp_echo"] if echo else []
     proc = spawn(["sipp", "-sf", UAS_SCENARIO, "-i", "127.0.0.1", "-p", str(port),
-                  "-ci", "127.0.0.1", "-cp", str(cport), "-nostdin", "-timeout", "3600s"],
-                 core, work, log=f"uas-{port}.log")
+                  "-ci", "127.0.0.1", "-cp", str(cport), "-nostdin", "-timeout", "3600s"]
+                 + media, core, work, log=f"uas-{port}.log")
     wait_bound(port)
     return proc, port
 
@@ -209,12 +219,12 @@ def row_sippy(work, rates, seconds):
         stop(uas)
 
 
-def row_callgw(work, rates, seconds, root=ROOT, tag="callgw", overload=None):
+def row_callgw(work, rates, seconds, root=ROOT, tag="callgw", overload=None, hold=None):
     """callgw from ``root`` (this checkout, or a baseline revision's tree: its own store
     code prepares the database and its own ``bench/cps.py _serve`` runs it)."""
     work = os.path.join(work, tag)
     os.makedirs(work, exist_ok=True)
-    uas, uas_port = sipp_uas(work, 0)
+    uas, uas_port = sipp_uas(work, 0, echo=bool(hold and hold.get("media")))
     db = os.path.join(work, "callgw.sqlite3")
     subprocess.run([PY, os.path.abspath(__file__), "_prepare", db, str(uas_port), root],
                    check=True)
@@ -231,7 +241,9 @@ def row_callgw(work, rates, seconds, root=ROOT, tag="callgw", overload=None):
                 f'[client]\nudp = "off"\ntcp = "127.0.0.1:{client_port}"\ntls = "off"\n'
                 f'[web]\nhttps = "off"\n[manhole]\ntelnet = "off"\n'
                 f'[sip]\nudp = "127.0.0.1:{sip_port}"\ntcp = "off"\n'
-                f'[calls]\nmax_attempts = 1\n{polling}')
+                f'[calls]\nmax_attempts = 1\n{polling}'
+                # held calls without media stay up (no inactivity timeout in the run)
+                + ('[media]\ninactivity_timeout = 3600\n' if hold else ''))
     env = dict(os.environ, PYTHONPATH=root)
     server = spawn([PY, os.path.join(root, "bench", "cps.py"), "_serve", config], 1, work,
                    env=env, log="callgw.log")
@@ -251,6 +263,8 @@ def row_callgw(work, rates, seconds, root=ROOT, tag="callgw", overload=None):
                 time.sleep(2)
             with open(out) as f:
                 return json.load(f)
+        if hold is not None:
+            return [hold_step(server.pid, work, client_port, env, hold)]
         rows = _steps(rates, lambda r: _with_cpu(server.pid, lambda: step(r)))
         if overload is not None:
             rows.append(overload_step(server.pid, rows, rates, overload, step))
@@ -314,6 +328,51 @@ def overload_step(pid, rows, rates, overload, step):
     out["cpu_ms_per_call"] = 1000.0 * out.get("dut_cpu", 0.0) / max(1, over["calls"])
     print(json.dumps(out), flush=True)
     return out
+
+
+def hold_step(pid, work, client_port, env, hold):
+    """Calls held up at each level of ``hold["levels"]`` (bench's ``_hold``), the device's
+    RSS sampled every 0.25 s; RSS at a level is the mean of the samples of the 2 s before its
+    mark. Per call: the *marginal* figure (RSS between two levels over the calls between
+    them: what one more call costs, without start-up and warm-up) and the average from the
+    state before any call."""
+    out = os.path.join(work, "hold.json")
+    samples = []
+    stopping = threading.Event()
+
+    def sample():
+        while not stopping.is_set():
+            try:
+                samples.append((time.monotonic(), rss_kib(pid), cpu_seconds(pid)))
+            except OSError:
+                return
+            stopping.wait(0.25)
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        load = spawn([PY, os.path.abspath(__file__), "_hold", f"tcp://127.0.0.1:{client_port}",
+                      out, json.dumps(hold)], 0, work, env=env, log="hold.log")
+        load.wait(max(hold["levels"]) / hold["rate"] * 2 + 60 * len(hold["levels"]) + 120)
+    finally:
+        stopping.set()
+        sampler.join(5)
+    with open(out) as f:
+        result = json.load(f)
+    for mark in result["marks"]:
+        window = [s for s in samples if mark["at"] - 2.0 <= s[0] <= mark["at"]]
+        mark["rss_kib"] = sum(s[1] for s in window) / len(window) if window else float("nan")
+        cpu = [s for s in samples if mark["at"] - 2.0 <= s[0] <= mark["at"]]
+        if len(cpu) > 1:
+            mark["cpu_share"] = (cpu[-1][2] - cpu[0][2]) / (cpu[-1][0] - cpu[0][0])
+    marks = result["marks"]
+    base = marks[0]
+    for prev, mark in zip(marks, marks[1:]):
+        calls = mark["calls"] - prev["calls"]
+        mark["marginal_kib_per_call"] = (mark["rss_kib"] - prev["rss_kib"]) / max(1, calls)
+        mark["average_kib_per_call"] = (mark["rss_kib"] - base["rss_kib"]) / max(1, mark["calls"])
+    result.update(hold=True, media=bool(hold.get("media")))
+    print(json.dumps(result), flush=True)
+    return result
 
 
 def rss_kib(pid: int) -> int:
@@ -619,6 +678,107 @@ def load_generator(url, out_path, plan):
     reactor.run()
 
 
+def hold_generator(url, out_path, spec):
+    """Hold calls up (no hang-up) at each level of ``spec["levels"]`` in turn, placed at
+    ``spec["rate"]`` calls/s; once a level is all connected, ``spec["settle"]`` seconds later
+    its time is marked (the orchestrator reads the device's RSS around the marks). With
+    ``spec["media"]`` every connected call sends a 20 ms PCMU frame per 20 ms (what arrives
+    back is counted). Then every call is hung up. ``base`` is marked after the logins, before
+    any call."""
+    sys.path.insert(0, ROOT)
+    from twisted.internet import defer, reactor, task
+
+    from callgw.client.links import connect
+    from protocols.client import framing as fr
+    from protocols.client import messages as m
+
+    result = {"sessions": SESSIONS, "marks": [], "failed": 0, "causes": {},
+              "frames_sent": 0, "frames_received": 0}
+    up = []                 # (session, call) connected
+    hung_up = set()         # ids of the calls we hung up
+    silence = b"\xff" * 160
+
+    @defer.inlineCallbacks
+    def run():
+        sessions = []
+        for i in range(SESSIONS):
+            session = yield connect(url, reactor)
+            transport = getattr(session.link, "transport", None)
+            if transport is not None and hasattr(transport, "setTcpNoDelay"):
+                transport.setTcpNoDelay(True)
+            yield session.login(f"bench{i % USERS}", PASSWORD)
+
+            def media(data, session=session):
+                result["frames_received"] += 1
+            session.on_media = media
+            sessions.append(session)
+        yield task.deferLater(reactor, spec["settle"], lambda: None)
+        result["marks"].append({"name": "base", "calls": 0, "at": time.monotonic()})
+        tick = [0]
+
+        def send_frames():
+            tick[0] += 1
+            seq, ts = tick[0] & 0xFFFF, (tick[0] * 160) & 0xFFFFFFFF
+            for session, call in up:
+                if call.key is not None and not call.ended:
+                    session.link.send_media(fr.encode_media(
+                        fr.MediaFrame(call.key, 0, seq, ts, silence)))
+                    result["frames_sent"] += 1
+        frames = task.LoopingCall(send_frames)
+        if spec.get("media"):
+            frames.start(0.02)
+        placed = 0
+        ended = []
+        for level in spec["levels"]:
+            started = time.monotonic()
+            first = placed
+            while placed < level:
+                due = min(level, first + int((time.monotonic() - started) * spec["rate"]) + 1)
+                while placed < due:
+                    session = sessions[placed % SESSIONS]
+                    call = session.call(f"+4930{placed:07d}")
+                    call.connected.addCallback(lambda _, s=session, c=call: up.append((s, c)))
+
+                    def gone(msg, call=call):
+                        if id(call) not in hung_up:
+                            result["failed"] += 1
+                            key = getattr(msg, "cause", None) or type(msg).__name__
+                            result["causes"][key] = result["causes"].get(key, 0) + 1
+                    call.disconnected.addCallback(gone)
+                    ended.append(call.disconnected)
+                    placed += 1
+                yield task.deferLater(reactor, 0.005, lambda: None)
+            deadline = time.monotonic() + 30
+            while len(up) < level - result["failed"] and time.monotonic() < deadline:
+                yield task.deferLater(reactor, 0.1, lambda: None)
+            yield task.deferLater(reactor, spec["settle"], lambda: None)
+            result["marks"].append({"name": f"{level} calls", "calls": len(up),
+                                    "at": time.monotonic(),
+                                    "frames_sent": result["frames_sent"],
+                                    "frames_received": result["frames_received"]})
+        if frames.running:
+            frames.stop()
+        for session, call in up:
+            hung_up.add(id(call))
+            call.hangup()
+        finished = defer.DeferredList(ended)
+        finished.addTimeout(30, reactor)
+        try:
+            yield finished
+        except defer.TimeoutError:
+            pass
+        result["sessions_up"] = sum(not s.is_closed for s in sessions)
+
+    def done(outcome):
+        if hasattr(outcome, "getTraceback"):
+            result["error"] = outcome.getErrorMessage()
+        with open(out_path, "w") as f:
+            json.dump(result, f)
+        reactor.stop()
+    reactor.callWhenRunning(lambda: run().addBoth(done))
+    reactor.run()
+
+
 # ---------------------------------------------------------------------------- main
 
 def table(results):
@@ -669,11 +829,37 @@ def table(results):
     return "\n".join(lines)
 
 
+def hold_table(r):
+    media = "with media (20 ms frames both ways)" if r["media"] else "without media"
+    lines = [f"| calls held {media} | calls up | RSS MiB | marginal KiB per call | "
+             "average KiB per call since no call | frames sent / received by the client "
+             "in the level | DUT CPU |", "|---|---:|---:|---:|---:|---:|---:|"]
+    prev = {"frames_sent": 0, "frames_received": 0}
+    for mark in r["marks"]:
+        frames = ""
+        if r["media"] and "frames_sent" in mark:
+            frames = (f"{mark['frames_sent'] - prev['frames_sent']} / "
+                      f"{mark['frames_received'] - prev['frames_received']}")
+            prev = mark
+        share = mark.get("cpu_share")
+        lines.append(
+            f"| {mark['name']} | {mark['calls']} | {mark['rss_kib'] / 1024:.1f} | "
+            f"{mark.get('marginal_kib_per_call', float('nan')):.1f} | "
+            f"{mark.get('average_kib_per_call', float('nan')):.1f} | {frames} | "
+            f"{'' if share is None else f'{100 * share:.0f}%'} |")
+    lines.append(f"\nfailed: {r['failed']} {json.dumps(r['causes'])}; sessions up after: "
+                 f"{r.get('sessions_up')} of {r['sessions']}" + (f"; error: {r['error']}"
+                                                               if r.get("error") else ""))
+    return "\n".join(lines)
+
+
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == "_serve":
         return serve(sys.argv[2])
     if len(sys.argv) > 1 and sys.argv[1] == "_load":
         return load_generator(sys.argv[2], sys.argv[3], json.loads(sys.argv[4]))
+    if len(sys.argv) > 1 and sys.argv[1] == "_hold":
+        return hold_generator(sys.argv[2], sys.argv[3], json.loads(sys.argv[4]))
     if len(sys.argv) > 1 and sys.argv[1] == "_prepare":
         return _prepare(sys.argv[2], int(sys.argv[3]), sys.argv[4])
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -690,6 +876,14 @@ def main():
                         "held (e.g. 1.3) and report completed, refused (congestion) and "
                         "failed calls")
     p.add_argument("--overload-seconds", type=float, default=30.0)
+    p.add_argument("--hold", metavar="LEVELS",
+                   help="memory per call instead of rates: hold this many calls up at each "
+                        "level in turn (e.g. 500,1000) and report RSS per call")
+    p.add_argument("--hold-media", action="store_true",
+                   help="with --hold: every call sends a 20 ms frame each 20 ms (relayed to "
+                        "sipp, which echoes the RTP back)")
+    p.add_argument("--hold-rate", type=float, default=200.0,
+                   help="with --hold: calls placed per second (default 200)")
     p.add_argument("--overload-warmup", type=float, default=35.0,
                    help="seconds at the held rate before the overload (default 35: the SIP "
                         "stack keeps each call's dialog 32 s after it ends)")
@@ -706,9 +900,13 @@ def main():
     overload = (args.overload or 1.3, args.overload_seconds, args.overload_rate,
                 args.overload_warmup) \
         if args.overload or args.overload_rate else None
+    hold = None
+    if args.hold:
+        hold = {"levels": [int(n) for n in args.hold.split(",")], "rate": args.hold_rate,
+                "media": args.hold_media, "settle": 5.0}
     runners = {"ceiling": row_ceiling, "sippy": row_sippy,
-               "callgw": lambda w, r, s: row_callgw(w, r, s, overload=overload)}
-    rows = args.rows.split(",")
+               "callgw": lambda w, r, s: row_callgw(w, r, s, overload=overload, hold=hold)}
+    rows = ["callgw"] if hold else args.rows.split(",")
     if args.baseline:
         base = export_revision(args.baseline, work)
         tag = f"callgw@{args.baseline}"
@@ -719,6 +917,9 @@ def main():
     for name in rows:
         print(f"== {name}", flush=True)
         results[name] = runners[name](work, rates, args.seconds)
+    if hold:
+        print(hold_table(results["callgw"][0]))
+        return
     print(table(results))
     best = {name: max([r["offered"] for r in rows if r.get("held") and not r.get("overload")]
                       or [0])
