@@ -409,8 +409,8 @@ class ClientConnection:
         """A client call command the core let through: the front end gets the message itself.
         Calls released because the session ended are the front end's ``session_closed``."""
         message = self._inbound
-        if message is None or getattr(message, "call", None) != event.call:
-            return
+        if message is None or getattr(message, "call", None) != event.call or self.closed:
+            return                      # closed: the front end's answer ended the session
         d = maybeDeferred(self.manager.frontend.client_message, self, message)
         d.addErrback(self._frontend_failed, message)
 

@@ -6,8 +6,9 @@ real client listeners and session code verify each login against its store as us
 callgw's front end would welcome the user, this answers ``redirect`` (docs/protocol.md,
 "Redirect") to the address in ``targets`` for the session's framing (``udp``, ``tcp``, ``tls``,
 ``wss``, ``https``) -- another gateway's listener of the same kind, or anything a test wants
-(itself, for a loop). It never takes a call. ``redirected`` lists ``(framing, user)`` per
-redirect sent.
+(itself, for a loop). After ``redirect_on("attach")`` it welcomes logins instead and answers
+an ``attach`` with the redirect (the call is held elsewhere). It never takes a call.
+``redirected`` lists ``(framing, user)`` per redirect sent.
 
 ``two_gateways(tmp_path)`` starts the pair: ``front`` (this fixture as its front end) and
 ``gw2`` (a plain callgw answering the echo number), alice in both stores with one stored
@@ -43,16 +44,30 @@ class Redirector:
         self.targets: dict[str, tuple[str, int]] = {}
         self.text = text
         self.redirected: list[tuple[str, str]] = []
+        self._when = "login"
 
-    def session_opened(self, conn):
+    def redirect_on(self, when: str) -> None:
+        """``"login"``: answer every login with the redirect; ``"attach"``: welcome logins
+        and answer ``attach`` with it."""
+        assert when in ("login", "attach")
+        self._when = when
+
+    def _redirect(self, conn) -> None:
         address, port = self.targets[conn.framing]
         self.redirected.append((conn.framing, conn.username))
         conn.send(m.Redirect(address=address, port=port, text=self.text))
+
+    def session_opened(self, conn):
+        if self._when == "login":
+            self._redirect(conn)
         return {}
 
     def client_message(self, conn, message):
+        if self._when == "attach" and isinstance(message, m.Attach):
+            self._redirect(conn)
+            return
         conn.send(m.Error(code=ErrorCode.INTERNAL, text="fixture front end: no calls here",
-                          re=message.command))
+                          re=message.command, call=getattr(message, "call", None)))
 
     def client_media(self, conn, frame):
         pass

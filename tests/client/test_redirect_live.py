@@ -98,6 +98,46 @@ def test_reattach_through_the_front_end_lands_where_the_call_is(tmp_path):
 
 
 @pytest_twisted.inlineCallbacks
+@pytest.mark.parametrize("scheme", ["udp", "tcp"])
+def test_an_attach_the_front_end_redirects_is_sent_again_where_the_call_is(tmp_path, scheme):
+    """The front end welcomes the token login and answers the ``attach`` with a redirect (the
+    call is held by gw2): the library logs in at gw2 and sends the attach again there."""
+    front, gw2, fixture = yield two_gateways(tmp_path)
+    sessions = []
+    try:
+        first = yield within(connect(url(front, scheme), reactor))
+        sessions.append(first)
+        yield within(first.login("alice", PASSWORD))
+        call = first.call(ECHO)
+        yield within(call.connected)
+        token, key = first.token, call.key
+        fixture.redirect_on("attach")
+        if scheme == "tcp":
+            first.link.transport.abortConnection()    # the socket drops; gw2 keeps the call
+            yield within(first.closed)
+        else:
+            first.close()                             # UDP: gw2 notices by the pings
+        second = yield within(connect(url(front, scheme), reactor))
+        sessions.append(second)
+        welcome = yield within(second.login_token(token))
+        assert second.core.hops == [second.core.hops[0]] and welcome.user == "alice"
+        again = second.attach(key)                   # at the front end: redirected
+        connected = yield within(again.connected)
+        assert connected.key not in (None, key) and second.core.hops[-1] == "%s:%d" % (
+            fixture.targets[scheme])
+        assert len(fixture.redirected) == 2
+        again.hangup()
+        end = yield within(again.disconnected)
+        assert end.cause == "normal"
+        cdrs = yield settled_cdr(gw2, "alice", limit=WAIT)
+        assert len(cdrs) == 1 and cdrs[0]["answered"]
+    finally:
+        for session in sessions:
+            session.close()
+        yield stop(gw2, front)
+
+
+@pytest_twisted.inlineCallbacks
 @pytest.mark.parametrize("scheme", ["udp", "wss"])
 def test_a_logged_in_session_is_redirected_and_carries_on(tmp_path, scheme):
     """gw2 redirects alice's logged-in session back to the front end (a drain); the library

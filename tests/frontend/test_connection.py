@@ -337,3 +337,27 @@ def test_call_path_message_out_of_state_is_a_local_error(env):
         conn.send(m.Trying(call="c1"))                               # already connected
     conn.send(m.Status(info="quality", call="c1"))
     assert writer.sent[-1] == m.Status(info="quality", call="c1")
+
+
+def test_a_command_answered_with_a_redirect_reaches_the_front_end_once(tmp_path):
+    """A front end answering ``attach`` with ``redirect`` (the call is held elsewhere) ends the
+    session; the release of the attaching call that follows is ``session_closed``'s, not a
+    second ``client_message`` with the same ``attach``."""
+    class Redirecting(FakeFrontEnd):
+        def client_message(self, conn, message):
+            self.messages.append((conn, message))
+            conn.send(m.Redirect(address="127.0.0.2", port=7061, text="the call is there"))
+
+    clock = task.Clock()
+    clock.advance(1_800_000_000)
+    frontend = Redirecting()
+    manager = SessionManager(Store(), frontend, make_config(tmp_path), clock)
+    writer = Writer()
+    conn = manager.open("tcp", ("127.0.0.1", 40000), writer)
+    login(conn, writer)
+    send(conn, m.Attach(call="c1", key=b"K" * 16))
+    assert [msg.command for _, msg in frontend.messages] == ["attach"]
+    assert writer.sent[-1] == m.Redirect(address="127.0.0.2", port=7061,
+                                         text="the call is there")
+    assert writer.lost and conn.state is State.CLOSED
+    assert frontend.closed == [(conn, "redirected")]

@@ -3,8 +3,9 @@ a fake microphone playing a 1 kHz tone: the page is served by a first callgw who
 a fixture (tests/client/redirector.py) answering every login with ``redirect`` to a second
 callgw's HTTPS port; the page reconnects its WebSocket there (same scheme and path, allowed by
 the first site's Content-Security-Policy), logs in again with the key it derived once, calls
-the echo number and hears it; a reload mid-call signs in with the token at the front end, is
-redirected again and takes the call back at the second gateway; hanging up ends it normally.
+the echo number and hears it; a reload mid-call signs in with the token at the front end, which
+now welcomes it and answers its ``attach`` with the redirect (the call is held at the second
+gateway): the page follows and takes the call back there; hanging up ends it normally.
 A signed-in page that the second gateway redirects (as a drained call server would) follows
 with its token and calls from where it lands. The second gateway's CDRs are the judge that the
 calls ran there."""
@@ -57,6 +58,13 @@ def test_the_page_follows_a_redirect_and_calls_on_the_second_gateway(tmp_path):
                 before.append(page.evaluate(PEAK))
                 page.wait_for_timeout(100)
             url = page.evaluate("() => window.callgwPage.session.url")
+            return before, url
+
+        before, url = yield browser.run(call_flow)
+        fixture.redirect_on("attach")
+
+        def reload_and_hang_up():
+            page = browser.page
             page.reload()
             page.get_by_role("button", name="Hang up").wait_for()
             status_is(page, "connected", timeout=WAIT * 1000)
@@ -66,20 +74,22 @@ def test_the_page_follows_a_redirect_and_calls_on_the_second_gateway(tmp_path):
             for _ in range(20):
                 after.append(page.evaluate(PEAK))
                 page.wait_for_timeout(100)
+            moved = page.evaluate("() => window.callgwPage.session.url")
             page.get_by_role("button", name="Hang up").click()
             status_is(page, "disconnected: normal — call ended")
-            return before, after, url
+            return after, moved
 
-        before, after, url = yield browser.run(call_flow)
-        assert url == f"wss://{target}/client/v1/ws"
-        assert fixture.redirected == [("wss", "alice"), ("wss", "alice")]   # sign-in, reload
+        after, moved = yield browser.run(reload_and_hang_up)
+        assert url == moved == f"wss://{target}/client/v1/ws"
+        assert fixture.redirected == [("wss", "alice"), ("wss", "alice")]   # login, attach
         sent = [json.loads(f) for f in browser.sent]
         received = [json.loads(f) for f in browser.received]
         redirects = [m for m in received if m["cmd"] == "redirect"]
         assert len(redirects) == 2 and redirects[0]["text"] == "fixture: use gateway 2"
         proofs = [m for m in sent if m["cmd"] == "login" and "proof" in m]
         assert len(proofs) == 2                          # at the front end, then at gw2
-        assert [m["cmd"] for m in sent].count("attach") == 1
+        attaches = [m for m in sent if m["cmd"] == "attach"]
+        assert len(attaches) == 2 and attaches[0] == attaches[1]    # at the front end, at gw2
         print(f"speaker before the reload: {len(loud(before, 440, 30))} prompt and "
               f"{len(loud(before, 1000, 40))} tone samples of {len(before)}; after: "
               f"{len(loud(after, 1000, 40))} tone samples of {len(after)}")
