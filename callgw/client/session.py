@@ -220,11 +220,7 @@ class ClientSession:
         """Place a call to ``number`` (E.164) or ``contact`` (address-book entry); direct
         mode names where the client receives RTP (``address``, ``port``)."""
         if self.core.state is core.ClientState.CLOSED or self.core.following:
-            call = ClientCall(self, "c0")            # the core refuses: an ended call
-            call._event(m.Disconnected(call=call.id, cause="network-error",
-                                       text="moving to another server (redirect): try again"
-                                       if self.core.following else "session lost"))
-            return call
+            return self._refused_call()
         call_id = self.core.call(self._now(), number=number, contact=contact, mode=mode,
                                  codecs=codecs, address=address, port=port)
         call = self.calls[call_id] = ClientCall(self, call_id)
@@ -236,9 +232,19 @@ class ClientSession:
         lost (its socket dropped): ``key`` is the call's last media key. The call's
         ``connected`` fires with the new key; ``disconnected`` when there was nothing to
         attach."""
+        if self.core.state is core.ClientState.CLOSED or self.core.following:
+            return self._refused_call()
         call_id = self.core.attach(self._now(), key)
         call = self.calls[call_id] = ClientCall(self, call_id)
         self._pump()
+        return call
+
+    def _refused_call(self) -> ClientCall:
+        """The core refuses a call now (closed, or between two servers): an ended call."""
+        call = ClientCall(self, "c0")
+        call._event(m.Disconnected(call=call.id, cause="network-error",
+                                   text="moving to another server (redirect): try again"
+                                   if self.core.following else "session lost"))
         return call
 
     # -- requests about the user's own data -----------------------------------------------------

@@ -187,6 +187,8 @@ def test_a_second_link_takes_the_login_and_a_carried_attach():
     call = session.attach(b"K" * 16)
     first.deliver(m.Redirect(address="127.0.0.9", port=7070))     # in answer to attach
     assert session.moving and d.called
+    early = session.attach(b"E" * 16)                # between the servers: ended at once
+    assert early.disconnected.result.text == "moving to another server (redirect): try again"
     assert [x.command for x in second.sent] == ["login"] and second.sent[0].token == "t2"
     second.deliver(m.Welcome(user="alice", token="t3", expires=1, address="127.0.0.1", port=1,
                              ping=30))
