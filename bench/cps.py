@@ -114,11 +114,19 @@ def percentile(values, p):
 #: ``--rt``: every process of a row runs SCHED_FIFO (``chrt -f 10``) on its core, so a shared
 #: machine's other work cannot take the cores away mid-step (bench/relay.py does the same).
 REALTIME: list[str] = []
+#: callgw itself runs SCHED_RR rather than SCHED_FIFO under ``--rt``: it has two busy threads
+#: on its one core (the reactor and the store's writer). Under FIFO the one running keeps the
+#: core until it blocks: a saturated reactor starved the writer, which then wrote the backlog
+#: in one go while the reactor waited (stalls of 1.2 s in the overload run); round-robin gives
+#: each at most a time slice (``sched_rr_timeslice_ms``, 100 ms here) in turn, as the normal
+#: scheduler would share the core.
+DUT_REALTIME = ["chrt", "-r", "10"]
 
 
-def spawn(argv, core, cwd, env=None, log="out.log"):
+def spawn(argv, core, cwd, env=None, log="out.log", realtime=None):
     out = open(os.path.join(cwd, log), "wb")
-    return subprocess.Popen(REALTIME + ["taskset", "-c", str(core)] + argv, cwd=cwd, env=env,
+    realtime = REALTIME if realtime is None or not REALTIME else realtime
+    return subprocess.Popen(realtime + ["taskset", "-c", str(core)] + argv, cwd=cwd, env=env,
                             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
 
 
@@ -246,7 +254,7 @@ def row_callgw(work, rates, seconds, root=ROOT, tag="callgw", overload=None, hol
                 + ('[media]\ninactivity_timeout = 3600\n' if hold else ''))
     env = dict(os.environ, PYTHONPATH=root)
     server = spawn([PY, os.path.join(root, "bench", "cps.py"), "_serve", config], 1, work,
-                   env=env, log="callgw.log")
+                   env=env, log="callgw.log", realtime=DUT_REALTIME)
     try:
         wait_bound(client_port, socket.SOCK_STREAM, 20)
         time.sleep(0.5)
@@ -473,7 +481,7 @@ def serve(config_path):
             server.admission = Admission(reactor, max_limit=server.capacity, **settings)
     gclog_to = os.environ.get("CALLGW_BENCH_GCLOG")   # experiment: the collector's pauses
     if gclog_to:
-        _log_collections(gclog_to, reactor)
+        _log_collections(gclog_to, reactor, gw.store)
     memory_to = os.environ.get("CALLGW_BENCH_MEMORY")
     if memory_to:                                     # experiment: what the heap holds
         signal.signal(signal.SIGUSR1, lambda *_: reactor.callFromThread(
@@ -486,12 +494,37 @@ def serve(config_path):
         reactor.run()
 
 
-def _log_collections(path, reactor):
+def _log_collections(path, reactor, store):
     """Time every collection of the cyclic collector; at shutdown write one JSON line: count
-    and total ms per generation, and each pause over 10 ms (monotonic time, generation, ms)."""
+    and total ms per generation, and each pause over 10 ms (monotonic time, generation, ms);
+    with the reactor's lateness over 40 ms (a 10 ms probe) and store calls over 30 ms (on
+    their thread), each with the time it ended, to tell which stalls are whose."""
     import gc
     started = {}
-    figures = {"count": [0, 0, 0], "total_ms": [0.0, 0.0, 0.0], "pauses": []}
+    figures = {"count": [0, 0, 0], "total_ms": [0.0, 0.0, 0.0], "pauses": [], "lags": [],
+               "store_calls": []}
+    due = [time.monotonic() + 0.01]
+
+    def probe():
+        now = time.monotonic()
+        if now - due[0] > 0.04:
+            figures["lags"].append((round(now, 2), round((now - due[0]) * 1000, 1)))
+        due[0] = now + 0.01
+        reactor.callLater(0.01, probe)
+    reactor.callLater(0.01, probe)
+    call = store._call
+
+    def timed_call(fn, pool=None):
+        def work():
+            begun = time.perf_counter()
+            try:
+                return fn()
+            finally:
+                ms = (time.perf_counter() - begun) * 1000
+                if ms > 30:
+                    figures["store_calls"].append((round(time.monotonic(), 2), round(ms, 1)))
+        return call(work, pool)
+    store._call = timed_call
 
     def timed(phase, info):
         if phase == "start":
@@ -512,6 +545,48 @@ def _log_collections(path, reactor):
     reactor.addSystemEventTrigger("before", "shutdown", write)
 
 
+def _cycles_through(garbage, names):
+    """For the first garbage object of each type in ``names``: the shortest reference path
+    from it back to itself through garbage (what keeps it for the cyclic collector)."""
+    import gc
+    inside = {id(o) for o in garbage}
+    found = {}
+    for start in garbage:
+        name = type(start).__name__
+        if name not in names or name in found:
+            continue
+        paths = {id(start): [start]}
+        frontier = [start]
+        done = None
+        while frontier and done is None and len(paths) < 20000:
+            nxt = []
+            for obj in frontier:
+                for ref in gc.get_referents(obj):
+                    if ref is start:
+                        done = paths[id(obj)] + [ref]
+                        break
+                    if id(ref) in inside and id(ref) not in paths:
+                        paths[id(ref)] = paths[id(obj)] + [ref]
+                        nxt.append(ref)
+                if done:
+                    break
+            frontier = nxt
+        if done:
+            found[name] = [_describe(o) for o in done]
+    return found
+
+
+def _describe(obj):
+    name = type(obj).__name__
+    if name == "method":
+        return f"method {type(obj.__self__).__name__}.{obj.__func__.__name__}"
+    if name == "function":
+        return f"function {obj.__qualname__}"
+    if isinstance(obj, dict):
+        return "dict(" + ",".join(sorted(map(str, obj))[:6]) + ")"
+    return name
+
+
 def _memory_report(path, gw):
     """Append one JSON line: RSS, live objects by type (top 25), then what a full collection
     frees (cyclic garbage the raised thresholds left) and RSS after it."""
@@ -527,6 +602,8 @@ def _memory_report(path, gw):
     freed = gc.collect()
     pause = time.perf_counter() - started
     garbage = collections.Counter(type(o).__name__ for o in gc.garbage)
+    cycles = _cycles_through(gc.garbage, ("CallHandler", "ClientLeg", "RelaySession",
+                                          "RtpEndpoint", "CallMediaSession", "Playout"))
     gc.garbage.clear()
     gc.set_debug(0)
     report = {"rss_kib": before, "objects": count, "gc_count": gc.get_count(),
@@ -534,7 +611,8 @@ def _memory_report(path, gw):
               "rss_kib_after": rss_kib(os.getpid()), "frozen": gc.get_freeze_count(),
               "handlers": len(gw.callpath.servers[0].handlers)
               if hasattr(gw.callpath, "servers") else None,
-              "top": kinds.most_common(25), "garbage": garbage.most_common(40)}
+              "top": kinds.most_common(25), "garbage": garbage.most_common(40),
+              "cycles": cycles}
     with open(path, "a") as f:
         f.write(json.dumps(report) + "\n")
 
