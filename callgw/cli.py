@@ -239,6 +239,32 @@ def cmd_cdr(db, args, out):
                         "cause", "cause_text"]), file=out)
 
 
+def cmd_server_list(db, args, out):
+    now = time.time()
+    rows = [dict(r, state=_server_state(r, now), heartbeat=f"{now - r['updated']:.0f}s ago",
+                 calls=f"{r['active_calls']}/{r['capacity']}")
+            for r in db.list_call_servers()]
+    print(_table(rows, ["name", "role", "address", "state", "calls", "heartbeat"]), file=out)
+
+
+def _server_state(row: dict, now: float) -> str:
+    if row["role"] == "callserver" and not row["instance"]:
+        return "stopped"
+    state = "up" if row["healthy"] else "unhealthy"
+    return f"{state}, draining" if row["draining"] else state
+
+
+def cmd_server_drain(db, args, out):
+    db.set_draining(args.name, True)
+    print(f"call server {args.name} draining: no new calls, its calls go on (within one "
+          "heartbeat)", file=out)
+
+
+def cmd_server_resume(db, args, out):
+    db.set_draining(args.name, False)
+    print(f"call server {args.name} takes new calls again", file=out)
+
+
 # -- parser -----------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="callgw", description="callgw administration")
@@ -323,6 +349,13 @@ def build_parser() -> argparse.ArgumentParser:
         "drain a gateway: no new calls, its calls go on").add_argument("name")
     cmd(g, "enable", cmd_gateway_enable, "take calls on a drained gateway again").add_argument(
         "name")
+
+    srv = group("server", "call servers (processes of the role callserver, or in-process)")
+    cmd(srv, "list", cmd_server_list, "list call servers: role, state, calls, heartbeat")
+    cmd(srv, "drain", cmd_server_drain,
+        "drain a call server: no new calls, its calls go on").add_argument("name")
+    cmd(srv, "resume", cmd_server_resume,
+        "let a drained call server take new calls again").add_argument("name")
 
     r = group("rule", "authorization rules")
     a = cmd(r, "add", cmd_rule_add, "add a rule for a user or a tenant")

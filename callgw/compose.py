@@ -7,6 +7,12 @@ services to ``root`` (the ``GatewayService``) in start order:
     json-log -> store -> manhole -> callpath (logger, registrar, front end, health) -> client
     (UDP/TCP/TLS listeners and the HTTPS site, with /api and /metrics mounted on it)
 
+The role (``[cluster] role``, ``twistd callgw --role``) decides what is built: ``all`` (one
+process: everything above), ``callserver`` (the same, and a ``ClusterMember`` that joins the
+cluster once the listeners are bound), ``frontend`` (the store, client listeners whose logged-in
+sessions are redirected to a call server, and the ``ClusterPool`` that knows them; no call
+path).
+
 The native protocols come from the static registry (``callgw.callserver.legs.registry``): one
 ``ILegProvider`` per entry, built by the entry from the configuration. Nothing else in callgw
 builds a part of another owner, imports a part to see whether it exists, or writes into another
@@ -27,6 +33,9 @@ from callgw.callserver.logger import CallLogger
 from callgw.callserver.media import CallMedia
 from callgw.callserver.metrics import CallMetrics
 from callgw.callserver.server import CallPathService
+from callgw.cluster.frontend import RedirectingFrontEnd
+from callgw.cluster.member import ClusterMember
+from callgw.cluster.pool import ClusterPool
 from callgw.config import Config
 from callgw.frontend.balancer import Balancer
 from callgw.frontend.clientservice import ClientService
@@ -45,9 +54,10 @@ from callgw.web.api import make_api
 class Parts:
     """What ``build`` made, for the ``GatewayService`` that holds it (and the manhole)."""
     store: ThreadedStore
-    callpath: CallPathService
+    callpath: CallPathService | None        # None in the role frontend
     client: ClientService
     providers: dict = field(default_factory=dict)
+    cluster: object = None                  # ClusterMember (callserver), ClusterPool (frontend)
 
     @property
     def web(self):
@@ -61,6 +71,7 @@ def build(root, config: Config, reactor, frontend=None) -> Parts:
     listeners (tests of the listeners alone)."""
     general, calls = config["general"], config["calls"]
     node = general["node"]
+    role = config["cluster"]["role"]
     if general["log_json"]:
         JsonLogService(general["log_json"]).setServiceParent(root)
     store = ThreadedStore(general["database"], reactor, reload_interval=general["reload_interval"])
@@ -71,6 +82,8 @@ def build(root, config: Config, reactor, frontend=None) -> Parts:
         manhole.setServiceParent(root)
 
     metrics = CallMetrics()
+    if role == "frontend":
+        return _front_end_role(root, config, reactor, store, metrics, namespace)
     logger = CallLogger(store, reactor, node, metrics=metrics)
     providers = {name: entry.build(config, reactor) for name, entry in PROTOCOLS.items()}
     echo_number = calls["echo_number"] or None
@@ -100,7 +113,7 @@ def build(root, config: Config, reactor, frontend=None) -> Parts:
                                director=director, branding=branding, registrar=registrar,
                                media=media, balancer=balancer, frontend=front,
                                providers=providers, metrics=metrics, health=health,
-                               echo_number=echo_number)
+                               echo_number=echo_number, publish=role == "all")
     callpath.setServiceParent(root)
 
     client = ClientService(config, store, frontend if frontend is not None else front, reactor,
@@ -109,5 +122,25 @@ def build(root, config: Config, reactor, frontend=None) -> Parts:
     if client.web is not None:
         client.web.add_resource("api", client.web.admin_only(make_api(callpath)))
         client.web.add_resource("metrics", client.web.admin_only(metrics.resource(), bearer=True))
-    namespace.update(callpath=callpath, client=client)
-    return Parts(store, callpath, client, providers)
+    cluster = None
+    if role == "callserver":        # joins the cluster once its listeners are bound
+        cluster = ClusterMember(config, store, callpath, client, reactor)
+        cluster.setServiceParent(root)
+    namespace.update(callpath=callpath, client=client, cluster=cluster)
+    return Parts(store, callpath, client, providers, cluster)
+
+
+def _front_end_role(root, config: Config, reactor, store, metrics, namespace) -> Parts:
+    """The role ``frontend``: client listeners whose sessions, once logged in, are sent to a
+    call server (callgw/cluster/frontend.py) chosen from the cluster (callgw/cluster/pool.py).
+    No call path, no native protocol, no /api (the call servers serve it)."""
+    balancer = Balancer([], config["calls"]["balancer"])
+    pool = ClusterPool(config, store, balancer, reactor)
+    pool.setServiceParent(root)
+    client = ClientService(config, store, RedirectingFrontEnd(balancer, metrics), reactor,
+                           metrics=metrics)
+    client.setServiceParent(root)
+    if client.web is not None:
+        client.web.add_resource("metrics", client.web.admin_only(metrics.resource(), bearer=True))
+    namespace.update(client=client, cluster=pool)
+    return Parts(store, None, client, {}, pool)

@@ -274,6 +274,27 @@ SCHEMA: dict[str, dict[str, tuple[Any, Callable[[Any], Any], bool, str]]] = {
                     "direct-mode media: relay (passes untouched) or rtpengine (anchored)"),
         "rtpengine": ("127.0.0.1:2223", _hostport, False, "rtpengine's ng control address"),
     },
+    "cluster": {
+        "role": ("all", _choice("all", "frontend", "callserver"), False,
+                 "this process: all (one process), frontend (authenticates clients and sends "
+                 "them to a call server) or callserver (places calls); twistd --role overrides"),
+        "secret": ("", _string, True,
+                   "shared secret of the front ends and call servers (at least 16 characters; "
+                   "needed for the roles frontend and callserver)"),
+        "amp": ("127.0.0.1:7710", _listener, False,
+                "a call server's cluster link that front ends connect to: AMP over TLS with "
+                "the node's certificate ([web] cert or the self-signed one), each side "
+                "proving the secret"),
+        "advertise": ("", _string, False,
+                      "the host clients and front ends reach this call server at (empty: the "
+                      "address each listener binds)"),
+        "heartbeat": (2.0, _number(0.2, 60), False,
+                      "seconds between a call server's heartbeats (its load, in the "
+                      "call-servers table and over the link)"),
+        "dead_after": (3, _number(2, 100, int), False,
+                       "missed heartbeats after which a call server counts as dead: front ends "
+                       "stop choosing it, a survivor closes its calls"),
+    },
 }
 
 
@@ -361,9 +382,24 @@ def from_dict(data: dict[str, Any], path: str | None = None) -> Config:
             parse(values["manhole"]["password_hash"])
         except ValueError as e:
             raise ConfigError(f"[manhole] password_hash: {e}") from None
+    cluster = values["cluster"]
+    if cluster["role"] != "all":
+        check_cluster(values)
     named = isinstance(data.get("general"), dict) and "database" in data["general"]
     _anchor_database(values["general"], path if named else None)
     return Config(values, path)
+
+
+def check_cluster(values: dict) -> None:
+    """What the roles ``frontend`` and ``callserver`` need: a shared secret, a shared database
+    (each process its own SQLite file would be separate clusters)."""
+    secret = values["cluster"]["secret"]
+    if len(secret) < 16:
+        raise ConfigError("[cluster] secret: at least 16 characters, the same on every front "
+                          "end and call server (needed for the role "
+                          f"{values['cluster']['role']})")
+    if values["cluster"]["amp"] == "off" and values["cluster"]["role"] == "callserver":
+        raise ConfigError("[cluster] amp: a call server needs its cluster link (not off)")
 
 
 def load(path: str | None) -> Config:

@@ -16,7 +16,7 @@ Tests: tests/test_service.py.
 from __future__ import annotations
 
 from twisted.application.service import MultiService, Service
-from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
 from twisted.logger import Logger
 
 from callgw.compose import build
@@ -71,7 +71,7 @@ class GatewayService(MultiService):
         Service.stopService(self)
         callpath = self.callpath
         rest = [c for c in reversed(list(self)) if c is not self.store and c is not callpath]
-        d = maybeDeferred(callpath.stopService)
+        d = maybeDeferred(callpath.stopService) if callpath is not None else succeed(None)
         d.addErrback(lambda f: self.log.failure("stopping the call path", f))
         d.addCallback(lambda _: DeferredList([maybeDeferred(c.stopService) for c in rest],
                                              consumeErrors=True))

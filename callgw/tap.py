@@ -13,14 +13,26 @@ from callgw.config import ConfigError, load
 from callgw.runtime import tune_collector
 
 
+ROLES = ("all", "frontend", "callserver")
+
+
 class Options(usage.Options):
-    synopsis = "[--config FILE]"
-    longdesc = "Run the callgw telephony gateway. Without --config, every setting has its default."
-    optParameters = [["config", "c", None, "TOML configuration file (see `callgw config show`)"]]
+    synopsis = "[--config FILE] [--role all|frontend|callserver]"
+    longdesc = ("Run the callgw telephony gateway. Without --config, every setting has its "
+                "default. --role overrides [cluster] role: all (one process, the default), "
+                "frontend (authenticates clients and sends them to a call server) or "
+                "callserver (places calls; front ends send clients to it).")
+    optParameters = [["config", "c", None, "TOML configuration file (see `callgw config show`)"],
+                     ["role", "r", None, "all, frontend or callserver (default: [cluster] role)"]]
 
     def postOptions(self):
+        if self["role"] is not None and self["role"] not in ROLES:
+            raise usage.UsageError(f"--role {self['role']}: expected one of {', '.join(ROLES)}")
         try:
-            self["loaded"] = load(self["config"])
+            config = load(self["config"])
+            if self["role"] is not None:
+                config = config.with_overrides({"cluster": {"role": self["role"]}})
+            self["loaded"] = config
         except ConfigError as e:
             raise usage.UsageError(f"configuration: {e}") from None
 

@@ -114,3 +114,11 @@ class Trace:
 
 
 CallEvent = Setup | Proceeding | Alerting | Connect | Release | MediaOffer | MediaAnswer | Dtmf | Hold
+
+
+@dataclass(frozen=True)
+class AttachKey:
+    """The client leg gave its client a new re-attach key (``connected`` in relayed mode):
+    ``digest`` (SHA-256, hex) lets another node find the call when the client comes back
+    there. A bookkeeping note for the call logger, like ``Trace``, not a call event."""
+    digest: str

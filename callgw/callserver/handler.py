@@ -177,6 +177,9 @@ class CallHandler:
         if type(event) is ev.Trace:
             self.logger.trace(self.ctx.call_id, event)
             return
+        if type(event) is ev.AttachKey:
+            self.logger.attach_key(self.ctx.call_id, event.digest)
+            return
         self.handle("a." + type(event).__name__, event)
 
     def _from_b(self, leg, event) -> None:

@@ -175,6 +175,14 @@ class CallLogger(Service):
             row["recovery"] = recovery
             self._dirty.add(call_id)
 
+    def attach_key(self, call_id: str, digest: str) -> None:
+        """The call's client holds a new re-attach key (its SHA-256 ``digest``), written with
+        the active-call row so that another node can send a returning client here."""
+        row = self.rows.get(call_id)
+        if row is not None:
+            row["attach_key"] = digest
+            self._dirty.add(call_id)
+
     def event(self, call_id: str, kind: str, **data) -> None:
         self._events.append({"call_id": call_id, "kind": kind, "at": self.clock.seconds(),
                              "data": data})
@@ -234,6 +242,7 @@ class CallLogger(Service):
         for call_id, row in self.rows.items():
             row = dict(row)
             row.pop("recovery", None)           # dialog state: the next start's, not a display's
+            row.pop("attach_key", None)
             handler = self.calls.get(call_id)
             media = handler.media if handler is not None else None
             if media is not None:

@@ -201,7 +201,9 @@ class CallPathService(MultiService):
     def __init__(self, store, clock, node: str, timers: Timers, *, logger, directory, director,
                  branding, registrar, media, balancer, frontend, providers: dict, metrics,
                  health=None, n_servers: int = 1, publish_interval: float = 5.0,
-                 echo_number: str | None = None):
+                 echo_number: str | None = None, publish: bool = True):
+        """``publish``: write the call servers to the call-servers table every
+        ``publish_interval`` (the role ``all``; a cluster member writes its own row)."""
         super().__init__()
         self.store = store
         self.clock = clock
@@ -219,6 +221,7 @@ class CallPathService(MultiService):
         self.metrics = metrics
         self.health = health
         self.publish_interval = publish_interval
+        self.publish = publish
         self.echo_number = echo_number
         self.servers: list[CallServer] = []
         self._publish = None
@@ -252,21 +255,25 @@ class CallPathService(MultiService):
         d = DeferredList(started, fireOnOneErrback=True, consumeErrors=True)
         d.addErrback(lambda f: getattr(f.value, "subFailure", f))
         d.addCallback(lambda _: self.directory.reload())
-        d.addCallback(lambda _: self.store.run("orphaned_calls", self.node))
-        d.addCallback(self._recover)
+        d.addCallback(lambda _: self.store.run("node_calls", self.node))
+        d.addCallback(self._recover, self.node,
+                      "callgw restarted: released the call its previous run left open")
         d.addCallback(self._loaded)
         d.addErrback(lambda f: self.log.failure("call path start", f) or f)
         return d
 
-    def _recover(self, rows: list[dict]):
-        """Close the calls a previous run of this node left open (it crashed): one CDR each
-        (cause 41, the restart named), the active-call rows dropped, and each native leg's far
-        end released by its provider (SIP: a BYE built from the stored dialog). Fires once the
-        records are written; the releases go on in the background, each logged."""
+    def _recover(self, rows: list[dict], node: str, text: str,
+                 dead_before: float | None = None):
+        """Close the calls ``node`` left open (a previous run of this node that crashed, or
+        another call server that died: then only while it still counts as dead at
+        ``dead_before``): one CDR each (cause 41, ``text``), the active-call rows dropped, and
+        each native leg's far end released by its provider (SIP: a BYE built from the stored
+        dialog). Only the calls this process closed are released (another survivor may have
+        closed some first). Fires with how many were closed, once the records are written;
+        the releases go on in the background, each logged."""
         if not rows:
-            return None
+            return 0
         now = self.clock.seconds()
-        text = "callgw restarted: released the call its previous run left open"
         cdrs, events = [], []
         for row in rows:
             answered = row.get("answered")
@@ -278,18 +285,29 @@ class CallPathService(MultiService):
                 "ended": now, "duration": round(now - answered, 3) if answered else 0.0,
                 "cause": 41, "cause_text": text, "media_mode": row["media_mode"],
                 "stats": {"outcome": "answered" if answered else "failed",
-                          "released_by": "callgw", "recovered": True,
+                          "released_by": "callgw", "recovered": True, "recovered_by": self.node,
                           "last_state": row["state"], "last_update": row["updated"]}})
             events.append({"call_id": row["call_id"], "kind": "recovered", "at": now,
-                           "data": {"state": row["state"], "legs": [r.get("protocol") for r in
-                                                                    row["recovery"]]}})
-        d = self.store.run("close_orphans", self.node, cdrs, events)
-        d.addCallback(self._release_orphans, rows)
+                           "data": {"state": row["state"], "node": node, "by": self.node,
+                                    "legs": [r.get("protocol") for r in row["recovery"]]}})
+        d = self.store.run("close_calls", node, cdrs, events, dead_before)
+        d.addCallback(self._release_orphans, rows, node)
         return d
 
-    def _release_orphans(self, closed: int, rows: list[dict]) -> None:
+    def take_over(self, node: str, dead_before: float):
+        """Call server ``node`` stopped heartbeating: close its calls (see ``_recover``);
+        fires with how many this process closed."""
+        d = self.store.run("node_calls", node)
+        d.addCallback(self._recover, node, f"call server {node} died: its call was released "
+                      f"by {self.node}", dead_before)
+        return d
+
+    def _release_orphans(self, closed: list[str], rows: list[dict], node: str) -> int:
         released = 0
+        mine = set(closed)
         for row in rows:
+            if row["call_id"] not in mine:
+                continue
             for recovery in row["recovery"]:
                 provider = self.providers.get(recovery.get("protocol"))
                 if provider is None:
@@ -300,16 +318,20 @@ class CallPathService(MultiService):
                 d = maybeDeferred(provider.release_orphan, gateway, recovery)
                 d.addCallbacks(
                     lambda _, c=row["call_id"], g=recovery.get("gateway"): self.log.info(
-                        "call {call_id} left open by the previous run: released at {gateway}",
-                        call_id=c, gateway=g),
+                        "call {call_id} left open by {node}: released at {gateway}",
+                        call_id=c, gateway=g, node=node),
                     lambda f, c=row["call_id"], g=recovery.get("gateway"): self.log.warn(
-                        "call {call_id} left open by the previous run: releasing it at "
-                        "{gateway} failed: {why}", call_id=c, gateway=g,
+                        "call {call_id} left open by {node}: releasing it at "
+                        "{gateway} failed: {why}", call_id=c, gateway=g, node=node,
                         why=f.getErrorMessage()))
                 released += 1
-        self.log.warn("start-up: {n} call(s) left open by the previous run of {node} closed "
-                      "with a CDR (cause 41); {r} far end(s) being released", n=closed,
-                      node=self.node, r=released)
+        if closed:
+            who = (f"start-up: {len(closed)} call(s) left open by the previous run of {node}"
+                   if node == self.node else
+                   f"{len(closed)} call(s) left open by dead call server {node}")
+            self.log.warn("{who} closed with a CDR (cause 41); {r} far end(s) being released",
+                          who=who, r=released)
+        return len(closed)
 
     def _loaded(self, _) -> None:
         from twisted.internet.task import LoopingCall
@@ -317,10 +339,11 @@ class CallPathService(MultiService):
             return
         if self.health is not None:
             self.health.startService()
-        self._publish = LoopingCall(self._publish_servers)
-        self._publish.clock = self.clock
-        self._publish.start(self.publish_interval, now=True).addErrback(
-            lambda f: self.log.failure("call-server publishing stopped", f))
+        if self.publish:
+            self._publish = LoopingCall(self._publish_servers)
+            self._publish.clock = self.clock
+            self._publish.start(self.publish_interval, now=True).addErrback(
+                lambda f: self.log.failure("call-server publishing stopped", f))
         self.log.info("call path ready: {n} call server(s), {g} gateway(s), policy {p}, "
                       "protocols {protocols}", n=len(self.servers),
                       g=len(self.directory.gateways), p=self.balancer.policy,

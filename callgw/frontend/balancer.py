@@ -33,6 +33,12 @@ class Balancer:
     def add(self, server) -> None:
         self.servers.append(server)
 
+    def remove(self, server) -> None:
+        """``server`` leaves the pool (a call-server node that stopped)."""
+        if server in self.servers:
+            self.servers.remove(server)
+        self._current.pop(server.name, None)
+
     def eligible(self) -> list:
         """The servers that may take a call now; ``congested`` says whether one that is
         healthy and below capacity refused it for its measured load (admission control)."""
@@ -73,7 +79,7 @@ class Balancer:
         """Write each server's state to the call-servers table; fires when written."""
         from twisted.internet.defer import gatherResults
         return gatherResults([
-            store.run("upsert_call_server", s.name, getattr(s, "address", "in-process"), now,
+            store.run("upsert_call_server", s.name, s.address, now,
                       capacity=s.capacity, weight=s.weight, healthy=s.healthy,
                       draining=s.draining, active_calls=s.active)
             for s in self.servers], consumeErrors=True)

@@ -16,7 +16,8 @@ Tests: tests/frontend/test_framings.py.
 from __future__ import annotations
 
 from twisted.application.service import MultiService, Service
-from twisted.internet.defer import DeferredList, maybeDeferred
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
+from twisted.python.failure import Failure
 
 from callgw.connlimits import ConnectionLimits
 from callgw.frontend.connection import SessionManager
@@ -39,6 +40,7 @@ class ClientService(MultiService):
         if config.listener("client", "tls") or config.listener("web", "https"):
             self.cert.setServiceParent(self)            # made/loaded only when TLS is used
         self.listeners: dict[str, Service] = {}
+        self._waiting: list[Deferred] = []
         udp = config.listener("client", "udp")
         if udp is not None:
             self._add("udp", DatagramListener("client-udp", udp,
@@ -76,7 +78,32 @@ class ClientService(MultiService):
     def startService(self):
         """Fires when every listener is bound; fails with the first that cannot bind."""
         Service.startService(self)
-        return _gather([maybeDeferred(child.startService) for child in self])
+        d = _gather([maybeDeferred(child.startService) for child in self])
+        d.addBoth(self._bound)
+        return d
+
+    def _bound(self, result):
+        waiting, self._waiting = self._waiting, []
+        for w in waiting:
+            if isinstance(result, Failure):
+                w.errback(result)
+            else:
+                w.callback(self.addresses())
+        return result
+
+    def when_listening(self) -> Deferred:
+        """Fires with ``addresses()`` once every listener is bound (fails if one cannot)."""
+        d = Deferred()
+        self._waiting.append(d)
+        return d
+
+    def addresses(self) -> dict[str, tuple[str, int]]:
+        """Each bound listener's (host, port) by framing: ``udp``, ``tcp``, ``tls``, ``wss``
+        and ``https`` (both on the web listener): where a redirected client goes."""
+        out = {framing: self.address(framing) for framing in self.listeners}
+        if "https" in out:
+            out["wss"] = out["https"]
+        return out
 
     def stopService(self):
         """Fires when every session is closed and every socket stopped."""

@@ -476,8 +476,8 @@ class ClientConnection:
         self._drive()
 
     def _accept(self, extra: dict | None) -> None:
-        if self.session.state is CoreState.CLOSED:      # lost while the front end was busy
-            self._report_closed("connection lost")
+        if self.session.state is CoreState.CLOSED:      # lost (or redirected) meanwhile
+            self._report_closed(self._reason or "connection lost")
             return
         fields: dict[str, Any] = {}
         number = self.user.get("number")

@@ -19,6 +19,7 @@ from typing import Any, Iterable
 
 from callgw.store.admins import AdminAccounts
 from callgw.store.admission import Admission
+from callgw.store.cluster import Cluster
 from callgw.store.dialect import Connection, connect, upsert_sql
 from callgw.store.errors import StoreError
 from callgw.store.reports import CallReports
@@ -91,7 +92,7 @@ def check_prefix(prefix: str) -> str:
     return prefix
 
 
-class Database(AdminAccounts, CallReports, Admission):
+class Database(AdminAccounts, CallReports, Admission, Cluster):
     """One connection to the callgw database. Not thread-safe: one owner thread at a time."""
 
     def __init__(self, path: str, busy_timeout: float = 10.0):
@@ -481,9 +482,13 @@ class Database(AdminAccounts, CallReports, Admission):
                           (*fields.values(), call_id))
 
     def active_calls(self, node: str | None = None) -> list[dict]:
-        if node is None:
-            return self._rows("SELECT * FROM active_calls ORDER BY started")
-        return self._rows("SELECT * FROM active_calls WHERE node = ? ORDER BY started", [node])
+        """The active-call rows (of every node, or ``node``'s), without the re-attach key
+        digest (a lookup key, not a display's)."""
+        where, params = ("WHERE node = ? ", [node]) if node is not None else ("", [])
+        rows = self._rows(f"SELECT * FROM active_calls {where}ORDER BY started", params)
+        for row in rows:
+            row.pop("attach_key", None)
+        return rows
 
     def write_call_log(self, events: list[dict], traces: list[dict], cdrs: list[dict],
                        ended: list[str]) -> None:
@@ -584,25 +589,9 @@ class Database(AdminAccounts, CallReports, Admission):
                            for c in _CDR_COLUMNS) for cdr in cdrs])
             self.write_call_log(events, traces, [], ended)
 
-    def orphaned_calls(self, node: str) -> list[dict]:
-        """``node``'s active-call rows at start-up: calls a previous run left open."""
-        rows = self._rows("SELECT * FROM active_calls WHERE node = ? ORDER BY started", [node])
-        for row in rows:
-            row["recovery"] = json.loads(row.get("recovery") or "[]")
-        return rows
-
-    def close_orphans(self, node: str, cdrs: list[dict], events: list[dict]) -> int:
-        """Write the CDRs and events of the calls a previous run of ``node`` left open and drop
-        their active-call rows, in one transaction; returns how many rows were dropped."""
-        with self._tx():
-            self.call_log_batch([], events, [], cdrs, [])
-            self.forget_admissions(node)
-            return self.conn.execute("DELETE FROM active_calls WHERE node = ?",
-                                     (node,)).rowcount
-
 
 _ACTIVE_COLUMNS = ("call_id", "username", "target", "gateway", "call_server", "node", "state",
-                   "media_mode", "started", "updated", "tenant", "answered", "recovery")
+                   "media_mode", "started", "updated", "tenant", "answered", "recovery", "attach_key")
 _ACTIVE_DEFAULTS = {"tenant": "default"}
 _CDR_COLUMNS = ("call_id", "username", "tenant", "target", "gateway", "call_server",
                 "requested", "ringing", "answered", "ended", "duration", "cause", "cause_text",

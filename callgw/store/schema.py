@@ -115,6 +115,17 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX call_admissions_tenant ON call_admissions (tenant, admitted)",
         "CREATE INDEX call_admissions_node ON call_admissions (node)",
     ],
+    # 8: process roles (callgw/store/cluster.py): a call-server node's role, the process
+    # holding its name, its cluster link and client listeners; an active call's re-attach key
+    # digest, so that a client coming back on another node is sent to the one holding its call
+    [
+        "ALTER TABLE call_servers ADD COLUMN role TEXT NOT NULL DEFAULT 'all'",
+        "ALTER TABLE call_servers ADD COLUMN instance TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE call_servers ADD COLUMN link TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE call_servers ADD COLUMN listeners TEXT NOT NULL DEFAULT '{}'",
+        "ALTER TABLE active_calls ADD COLUMN attach_key TEXT",
+        "CREATE INDEX active_calls_node ON active_calls (node)",
+    ],
 ]
 
 #: Tables whose rows the admin CLI edits; a write to any of them bumps the change serial.

@@ -46,7 +46,8 @@ READS = frozenset({
     "schema_version", "change_serial", "get_tenant", "list_tenants", "get_user", "list_users",
     "disabled_accounts",
     "list_rules", "rules_for", "book_list", "get_gateway", "list_gateways",
-    "list_call_servers", "registrations", "active_calls", "call_events", "call_trace", "cdrs",
+    "list_call_servers", "cluster_nodes", "node_calls", "locate_call", "dead_nodes",
+    "registrations", "active_calls", "call_events", "call_trace", "cdrs",
     "cdrs_before", "get_cdr", "director_snapshot", "list_admins", "admin_credentials",
     "cdr_search", "refused_attempts", "call_story", "gateway_failures", "call_stats"})
 

@@ -31,5 +31,5 @@ def test_calls_and_cdr(tmp_path):
     db = Database(str(path))
     db.call_log_batch([], [], [], [], ["n-1"])
     assert db.active_calls() == [] and db.get_cdr("n-0")["stats"] == {"attempts": 1}
-    assert db.close_orphans("n", [], []) == 0
+    assert db.close_calls("n", [], []) == []
     db.close()

@@ -283,7 +283,7 @@ def test_one_call_per_specific_endpoint_and_the_gateways_own_dlcx(tmp_path):
         node = env.gw.config["general"]["node"]
         recovery = []
         for _ in range(50):
-            rows = yield env.gw.store.run("orphaned_calls", node)
+            rows = yield env.gw.store.run("node_calls", node)
             recovery = [r for row in rows for r in row["recovery"]]
             if recovery:
                 break

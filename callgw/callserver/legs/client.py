@@ -21,6 +21,7 @@ tests/callpath/test_sipp_calls.py (real calls through sipp).
 """
 from __future__ import annotations
 
+import hashlib
 import os
 
 from twisted.logger import Logger
@@ -228,6 +229,8 @@ class ClientLeg:
                                   codec=media.codecs[0] if media.codecs else None)
         else:
             self.key = os.urandom(16)
+            if self.sink is not None:   # where a client coming back on another node is sent
+                self.sink(self, ev.AttachKey(hashlib.sha256(self.key).hexdigest()))
             if self.media is not None:
                 self.media.client_connected(self)
             message = m.Connected(call=self.call, key=self.key, codec=self.codec)

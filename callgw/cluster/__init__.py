@@ -1,0 +1,1 @@
+"""Process roles: front ends and call servers as separate processes (docs/operations.md)."""
