@@ -103,7 +103,9 @@ def build(root, config: Config, reactor, frontend=None) -> Parts:
     balancer = Balancer([], calls["balancer"])
     front = FrontEnd(balancer, reactor, logger, registrar, branding, store, node,
                      registration_ttl=2 * config["client"]["idle_timeout"], metrics=metrics,
-                     media=media, reattach_grace=config["client"]["reattach_grace"])
+                     media=media, reattach_grace=config["client"]["reattach_grace"],
+                     locate=(lambda user, digest: store.run("locate_call", user, digest))
+                     if role == "callserver" else None)
     health = None
     if calls["health_interval"] > 0:
         health = HealthPoller(directory, {n: p.ping for n, p in providers.items()}, reactor,

@@ -14,7 +14,7 @@ Why redirect rather than carry calls over the link: measured in docs/performance
 ("Roles"), the front end's work per call is the login alone, and media never takes an extra
 hop.
 
-Tests: tests/cluster/test_frontend.py, tests/cluster/test_roles.py (real processes).
+Tests: tests/cluster/test_roles.py (real processes).
 """
 from __future__ import annotations
 

@@ -69,8 +69,8 @@ def certificate_digest(x509) -> bytes:
     """SHA-256 of a pyOpenSSL certificate's DER form (b"" when there is none)."""
     if x509 is None:
         return b""
-    from OpenSSL import crypto
-    return hashlib.sha256(crypto.dump_certificate(crypto.FILETYPE_ASN1, x509)).digest()
+    from cryptography.hazmat.primitives import hashes
+    return x509.to_cryptography().fingerprint(hashes.SHA256())
 
 
 def new_nonce() -> bytes:
@@ -83,11 +83,13 @@ class CallServerLink(amp.AMP):
 
     log = Logger()
 
-    def __init__(self, node: str, secret: bytes, status):
+    def __init__(self, node: str, secret: bytes, status, certificate):
+        """``certificate()``: SHA-256 of this node's TLS certificate (DER)."""
         super().__init__()
         self.node = node
         self.secret = secret
         self.status = status
+        self.certificate = certificate
         self.proven = False
         self._nonce: bytes | None = None
         self._peer_nonce = b""
@@ -97,9 +99,6 @@ class CallServerLink(amp.AMP):
         peer = self.transport.getPeer()
         return f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', 0)}"
 
-    def _certificate(self) -> bytes:
-        return certificate_digest(self.transport.getHostCertificate())
-
     @Hello.responder
     def hello(self, node: str, nonce: bytes):
         if self._nonce is not None:
@@ -107,14 +106,14 @@ class CallServerLink(amp.AMP):
         self._nonce, self._peer_nonce, self._peer_node = new_nonce(), nonce, node
         return {"node": self.node, "nonce": self._nonce,
                 "proof": make_proof(self.secret, "callserver", self.node, nonce, self._nonce,
-                               self._certificate())}
+                               self.certificate())}
 
     @Prove.responder
     def prove(self, proof: bytes):
         if self._nonce is None:
             raise Refused("prove before hello")
         expected = make_proof(self.secret, "frontend", self._peer_node, self._nonce,
-                         self._peer_nonce, self._certificate())
+                         self._peer_nonce, self.certificate())
         if not hmac.compare_digest(expected, proof):
             self.log.warn("cluster link from {peer} ({node}): refused: it does not prove the "
                           "[cluster] secret", peer=self._peer(), node=self._peer_node)

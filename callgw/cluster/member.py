@@ -17,13 +17,13 @@ client, reactor)``, built by the composition root for the role ``callserver``:
   sure one survivor closes each call once.
 - ``stopService``: leaves the table (the row stays, naming no process; the drain order stays).
 
-Tests: tests/cluster/test_member.py, tests/cluster/test_roles.py (real processes).
+Tests: tests/cluster/test_roles.py (real processes).
 """
 from __future__ import annotations
 
 import uuid
 
-from twisted.application.service import MultiService
+from twisted.application.service import Service
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.protocol import Factory
 from twisted.internet.task import LoopingCall
@@ -35,14 +35,13 @@ from callgw.startup import StartupError
 from callgw.store.errors import StoreError, StoreUnavailable
 
 
-class ClusterMember(MultiService):
+class ClusterMember(Service):
     """This call-server process in the cluster; see the module docstring."""
 
     log = Logger()
     name = "cluster"
 
     def __init__(self, config, store, callpath, client, reactor):
-        super().__init__()
         cluster = config["cluster"]
         self.node = config["general"]["node"]
         self.secret = cluster["secret"].encode()
@@ -61,15 +60,14 @@ class ClusterMember(MultiService):
         self._taking: set[str] = set()
         self._fault: str | None = None
         factory = Factory.forProtocol(lambda: CallServerLink(self.node, self.secret,
-                                                             self.status))
+                                                             self.status, client.cert.digest))
         self.link = StreamListener("cluster-link", config.listener("cluster", "amp"), factory,
                                    reactor, tls_context=client.cert.context())
-        self.link.setServiceParent(self)
 
     # -- lifecycle ----------------------------------------------------------------------------
     def startService(self) -> Deferred:
         """Fires once joined; fails (``StartupError``) when the name is in use."""
-        MultiService.startService(self)
+        Service.startService(self)
         d = maybeDeferred(self.link.startService)
         d.addCallback(lambda _: self.client.when_listening())
         d.addCallback(self._join)
@@ -121,7 +119,8 @@ class ClusterMember(MultiService):
             d.addCallback(lambda _: self.store.run("leave_cluster", self.node, self.instance))
             d.addErrback(lambda f: self.log.warn("cluster: leaving the table failed: {why}",
                                                  why=f.getErrorMessage()))
-        d.addCallback(lambda _: MultiService.stopService(self))
+        d.addCallback(lambda _: Service.stopService(self))
+        d.addCallback(lambda _: self.link.stopService())
         return d
 
     # -- what front ends ask ------------------------------------------------------------------

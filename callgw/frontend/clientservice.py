@@ -26,6 +26,9 @@ from callgw.frontend.tls import CertificateService
 from callgw.frontend.udp import ClientDatagramProtocol
 from callgw.listeners import DatagramListener, StreamListener
 
+_PENDING = object()
+
+
 class ClientService(MultiService):
     """Every client listener; ``manager`` is shared, ``web`` is the site (or None when off)."""
 
@@ -41,6 +44,7 @@ class ClientService(MultiService):
             self.cert.setServiceParent(self)            # made/loaded only when TLS is used
         self.listeners: dict[str, Service] = {}
         self._waiting: list[Deferred] = []
+        self._outcome = _PENDING
         udp = config.listener("client", "udp")
         if udp is not None:
             self._add("udp", DatagramListener("client-udp", udp,
@@ -83,18 +87,25 @@ class ClientService(MultiService):
         return d
 
     def _bound(self, result):
+        self._outcome = result
         waiting, self._waiting = self._waiting, []
         for w in waiting:
-            if isinstance(result, Failure):
-                w.errback(result)
-            else:
-                w.callback(self.addresses())
+            self._tell(w)
         return result
+
+    def _tell(self, d: Deferred) -> None:
+        if isinstance(self._outcome, Failure):
+            d.errback(self._outcome)
+        else:
+            d.callback(self.addresses())
 
     def when_listening(self) -> Deferred:
         """Fires with ``addresses()`` once every listener is bound (fails if one cannot)."""
         d = Deferred()
-        self._waiting.append(d)
+        if self._outcome is _PENDING:
+            self._waiting.append(d)
+        else:
+            self._tell(d)
         return d
 
     def addresses(self) -> dict[str, tuple[str, int]]:

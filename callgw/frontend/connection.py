@@ -263,6 +263,7 @@ class ClientConnection:
             s.incoming(caller=message.caller, name=message.name, number=message.number,
                        codecs=message.codecs, call=message.call)
         elif kind is m.Redirect:
+            self._reason = "redirected"
             s.redirect(message.address, message.port, self._now(), text=message.text)
         elif kind is m.Error:
             s.send_error(message.code, message.text or "error", call=message.call,
@@ -477,7 +478,8 @@ class ClientConnection:
 
     def _accept(self, extra: dict | None) -> None:
         if self.session.state is CoreState.CLOSED:      # lost (or redirected) meanwhile
-            self._report_closed(self._reason or "connection lost")
+            self._report_closed("redirected" if self._reason == "redirected"
+                                else "connection lost")
             return
         fields: dict[str, Any] = {}
         number = self.user.get("number")

@@ -24,6 +24,7 @@ Tests: tests/callpath/test_frontend.py.
 """
 from __future__ import annotations
 
+import hashlib
 import hmac
 import itertools
 import os
@@ -55,7 +56,9 @@ class FrontEnd(Service):
 
     def __init__(self, balancer, clock, logger, registrar=None, branding=None, store=None,
                  node: str = "callgw-1", registration_ttl: float = 180.0, metrics=None,
-                 media=None, reattach_grace: float = 30.0):
+                 media=None, reattach_grace: float = 30.0, locate=None):
+        """``locate(username, key_digest)``: fires with the call-servers row of the node
+        holding a call this one does not (the role ``callserver``), or None."""
         self.balancer = balancer
         self.clock = clock
         self.logger = logger
@@ -73,6 +76,7 @@ class FrontEnd(Service):
         self.media = media      # callgw.callserver.media.CallMedia: routes frames by call key
         self.reattach_grace = reattach_grace
         self.detached: dict[bytes, tuple] = {}      # call key -> (leg, username, grace timer)
+        self.locate = locate
 
     # -- lifecycle ----------------------------------------------------------------------------
     def startService(self) -> None:
@@ -193,7 +197,8 @@ class FrontEnd(Service):
 
     def _attach(self, conn, calls: dict, message) -> None:
         """``attach {call, key}``: the same user's client, holding the call's current key,
-        takes a call back, from a lost session or from one it is leaving."""
+        takes a call back, from a lost session or from one it is leaving; a call another call
+        server holds (``locate``) sends the client there with ``redirect``."""
         key = bytes(message.key)
         leg = None
         entry = self.detached.get(key)
@@ -204,15 +209,42 @@ class FrontEnd(Service):
                 entry[2].cancel()
         else:
             leg = self._leg_of_live_session(conn, key)
+        if leg is None and self.locate is not None:     # held by another call server?
+            d = self.locate(conn.username, hashlib.sha256(key).hexdigest())
+            d.addCallback(self._located, conn, message)
+            d.addErrback(self._locate_failed, conn, message)
+            return
         if leg is None:
-            self.log.info("attach refused: user {user} peer {peer}: no call with that key",
-                          user=conn.username, peer=_peer(conn))
-            conn.send(m.Disconnected(call=message.call, cause="network-error",
-                                     text="no call to attach"))
+            self._no_call_to_attach(conn, message)
             return
         calls[message.call] = leg
         leg.reattach(conn, message.call)
         self.logger.event(leg.call_id, "client-attached", peer="%s:%s" % _peer(conn))
+
+    def _no_call_to_attach(self, conn, message) -> None:
+        self.log.info("attach refused: user {user} peer {peer}: no call with that key",
+                      user=conn.username, peer=_peer(conn))
+        conn.send(m.Disconnected(call=message.call, cause="network-error",
+                                 text="no call to attach"))
+
+    def _located(self, node: dict | None, conn, message) -> None:
+        """The call is held by call server ``node`` (a row of the call-servers table): the
+        client goes there, on the same framing, and attaches again."""
+        where = (node or {}).get("listeners", {}).get(conn.framing)
+        if node is None or node["name"] == self.node or not where:
+            self._no_call_to_attach(conn, message)
+            return
+        self.log.info("attach: user {user} peer {peer}: the call is held by call server "
+                      "{node}: redirected", user=conn.username, peer=_peer(conn),
+                      node=node["name"])
+        conn.send(m.Redirect(address=where[0], port=int(where[1]),
+                             text=f"call server {node['name']} holds the call"))
+
+    def _locate_failed(self, failure, conn, message) -> None:
+        self.log.warn("attach: user {user} peer {peer}: finding the call server holding the "
+                      "call failed: {why}", user=conn.username, peer=_peer(conn),
+                      why=failure.getErrorMessage())
+        self._no_call_to_attach(conn, message)
 
     def _leg_of_live_session(self, conn, key: bytes):
         """A call still held by another live session of the same user (its loss not yet

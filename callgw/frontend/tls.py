@@ -146,6 +146,14 @@ class CertificateService(Service):
             privateKey=serialization.load_pem_private_key(key_pem, None),
             certificate=x509.load_pem_x509_certificate(cert_pem), **kwargs)
 
+    def digest(self) -> bytes:
+        """SHA-256 of the certificate's DER form (what a peer's TLS stack sees)."""
+        if self.fingerprint is None:
+            self.ensure()
+        with open(self.cert_path, "rb") as f:
+            cert = x509.load_pem_x509_certificate(f.read())
+        return cert.fingerprint(hashes.SHA256())
+
     def context(self, alpn: tuple[bytes, ...] | None = None) -> _LazyContext:
         """A context factory for ``StreamListener(tls_context=...)``, loaded at listen time."""
         return _LazyContext(self, alpn)

@@ -14,53 +14,16 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from callgw.store.db import Database
 from tests.callpath.callgw_env import PASSWORD, Sipp, prepare_db
 from tests.ports import free_port
+from tests.processes import ROOT, stop, twistd, wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
 CALLS = 3
 pytestmark = pytest.mark.peers("sipp")
-
-
-def _twistd(tmp_path, config):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    log = open(tmp_path / f"twistd-{time.monotonic_ns()}.log", "w+b")
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from twisted.scripts.twistd import run; run()", "-n",
-         "--pidfile=", "callgw", "--config", str(config)],
-        cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
-    return proc, log
-
-
-def _wait_for(log, pattern, proc, limit=60.0):
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        log.seek(0)
-        text = log.read().decode("utf-8", "replace")
-        found = re.search(pattern, text)
-        if found:
-            return found, text
-        if proc.poll() is not None:
-            break
-        time.sleep(0.1)
-    log.seek(0)
-    raise AssertionError(f"no {pattern!r} in callgw's output:\n"
-                         + log.read().decode("utf-8", "replace")[-4000:])
-
-
-def _stop(proc):
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def test_kill_9_with_calls_up_then_restart_closes_and_releases_them(tmp_path, db_target):
@@ -77,9 +40,9 @@ def test_kill_9_with_calls_up_then_restart_closes_and_releases_them(tmp_path, db
         '[mgcp]\nudp = "off"\n[calls]\nhealth_interval = 0\n')
     dials, first, second = [], None, None
     try:
-        first, log = _twistd(tmp_path, config)
-        found, _ = _wait_for(log, r"listening: client-tcp tcp 127\.0\.0\.1:(\d+)", first)
-        _wait_for(log, "callgw ready", first)
+        first, log = twistd(tmp_path, config)
+        found, _ = wait_for(log, r"listening: client-tcp tcp 127\.0\.0\.1:(\d+)", first)
+        wait_for(log, "callgw ready", first)
         env = dict(os.environ, PYTHONPATH=str(ROOT), CALLGW_PASSWORD=PASSWORD)
         for i in range(CALLS):
             dials.append(subprocess.Popen(
@@ -104,9 +67,9 @@ def test_kill_9_with_calls_up_then_restart_closes_and_releases_them(tmp_path, db
             dial.kill()
             dial.wait()
 
-        second, log2 = _twistd(tmp_path, config)
-        _wait_for(log2, "callgw ready", second)
-        _, text = _wait_for(log2, r"start-up: 3 call\(s\) left open by the previous run of "
+        second, log2 = twistd(tmp_path, config)
+        wait_for(log2, "callgw ready", second)
+        _, text = wait_for(log2, r"start-up: 3 call\(s\) left open by the previous run of "
                                   r"crashy closed", second)
         code = None
         deadline = time.monotonic() + 20
@@ -114,7 +77,7 @@ def test_kill_9_with_calls_up_then_restart_closes_and_releases_them(tmp_path, db
             code = sipp.process.poll()
             time.sleep(0.1)
         assert code == 0, sipp.log()         # every call got its BYE: sipp's scenario passed
-        assert len(re.findall(r"released at paid", _wait_for(
+        assert len(re.findall(r"released at paid", wait_for(
             log2, r"(?s)(released at paid.*){3}", second)[1])) == 3
 
         db = Database(db_target)
@@ -135,5 +98,5 @@ def test_kill_9_with_calls_up_then_restart_closes_and_releases_them(tmp_path, db
                 dial.wait()
         for proc in (first, second):
             if proc is not None:
-                _stop(proc)
+                stop(proc)
         sipp.stop()
