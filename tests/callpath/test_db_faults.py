@@ -197,9 +197,12 @@ def test_calls_and_logins_go_on_during_a_database_fault_and_no_cdr_is_lost(tmp_p
         assert f'callgw_call_log_write_failures_total{{fault="{logger.fault}"}}' in metrics
         fault.end()
         # the database is back: everything held is written, once
-        assert (yield until(lambda: logger.held is None, 15)), logger.fault
+        every = {f"+493010000{i}": 1 for i in range(1, 5)}
+        # (``held`` is None as soon as the retry takes the records: wait for the commit)
+        assert (yield until(lambda: logger.held is None and cdr_counts(db_path)[0] == every,
+                            15)), (logger.fault, cdr_counts(db_path))
         counts, active = cdr_counts(db_path)
-        assert counts == {f"+493010000{i}": 1 for i in range(1, 5)}, counts
+        assert counts == every, counts
         assert active == 0
         assert len(watch.having("database writable again")) == 1
         metrics = generate_latest(gw.callpath.metrics.registry).decode()
