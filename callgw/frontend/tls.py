@@ -14,6 +14,7 @@ Tests: tests/frontend/test_tls.py.
 from __future__ import annotations
 
 import datetime
+import fcntl
 import ipaddress
 import os
 
@@ -51,13 +52,17 @@ def make_self_signed(cert_path: str, key_path: str, hosts: list[str], now: float
             .add_extension(x509.SubjectAlternativeName(alt), critical=False)
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .sign(key, hashes.SHA256()))
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # each file appears whole (written aside, then renamed), the key before its certificate:
+    # a process that sees the certificate finds its key complete
+    fd = os.open(key_path + ".new", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(key.private_bytes(serialization.Encoding.PEM,
                                   serialization.PrivateFormat.PKCS8,
                                   serialization.NoEncryption()))
-    with open(cert_path, "wb") as f:
+    os.replace(key_path + ".new", key_path)
+    with open(cert_path + ".new", "wb") as f:
         f.write(cert.public_bytes(serialization.Encoding.PEM))
+    os.replace(cert_path + ".new", cert_path)
 
 
 def fingerprint(cert_pem: bytes) -> str:
@@ -125,8 +130,16 @@ class CertificateService(Service):
         if not self.configured and not (os.path.exists(self.cert_path)
                                         and os.path.exists(self.key_path)):
             os.makedirs(os.path.dirname(self.cert_path), exist_ok=True)
-            make_self_signed(self.cert_path, self.key_path, self.hosts, self.clock.seconds())
-            self.log.info("made a self-signed certificate: {path}", path=self.cert_path)
+            # processes starting together in one folder (a front end and call servers on one
+            # host) make it once: the others wait and use it (no key of one with another's
+            # certificate)
+            with open(self.cert_path + ".lock", "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                if not (os.path.exists(self.cert_path) and os.path.exists(self.key_path)):
+                    make_self_signed(self.cert_path, self.key_path, self.hosts,
+                                     self.clock.seconds())
+                    self.log.info("made a self-signed certificate: {path}",
+                                  path=self.cert_path)
         with open(self.cert_path, "rb") as f:
             self.fingerprint = fingerprint(f.read())
         self.log.info("TLS certificate {path} SHA-256 {fingerprint}", path=self.cert_path,

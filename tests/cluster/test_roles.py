@@ -28,11 +28,15 @@ from tests.processes import ROOT, output, stop, twistd, wait_for
 
 pytestmark = pytest.mark.peers("sipp")
 SECRET = "cluster-secret-for-the-test"
-FIRST = 6                   # long calls placed before the crash
+FIRST = 4                   # long calls placed before the crash (the tenant's limit: 4)
 LATER = 3                   # short calls after it: survivor, restarted node, drained node
 
 
+RTP_PORTS = {"cs-a": "20000-20999", "cs-b": "21000-21999"}     # below the ephemeral ports
+
+
 def config(tmp_path, db_url, node, sip_port=None):
+    tmp_path.mkdir(exist_ok=True)
     path = tmp_path / f"{node}.toml"
     path.write_text(
         f'[general]\ndatabase = "{db_url}"\nnode = "{node}"\nreload_interval = 0.5\n'
@@ -41,7 +45,9 @@ def config(tmp_path, db_url, node, sip_port=None):
         '[client]\nudp = "off"\ntcp = "127.0.0.1:0"\ntls = "off"\nreattach_grace = 0\n'
         '[web]\nhttps = "off"\n[manhole]\ntelnet = "off"\n[mgcp]\nudp = "off"\n'
         + (f'[sip]\nudp = "127.0.0.1:{sip_port}"\ntcp = "off"\n' if sip_port else '')
-        + '[calls]\nhealth_interval = 0\n')
+        + '[calls]\nhealth_interval = 0\n'
+        '[media]\ninactivity_timeout = 600\n'       # sipp's gateway sends no RTP
+        f'rtp_ports = "{RTP_PORTS.get(node, "22000-22999")}"\n')
     return path
 
 
@@ -94,7 +100,8 @@ def test_front_end_two_call_servers_kill_9_rejoin_and_drain(tmp_path, pg_url):
             wait_for(fe_log, f"cluster: link to call server {name} up", fe)
 
         # a second process under a live node's name does not start
-        dup, dup_log = twistd(tmp_path, cs_config["cs-a"], "--role", "callserver", name="dup")
+        twin = config(tmp_path / "twin", pg_url, "cs-a", free_port())  # its own ports
+        dup, dup_log = twistd(tmp_path, twin, "--role", "callserver", name="dup")
         try:
             assert dup.wait(60) == 1
         finally:
