@@ -137,10 +137,12 @@ def _front_end_role(root, config: Config, reactor, store, metrics, namespace) ->
     call server (callgw/cluster/frontend.py) chosen from the cluster (callgw/cluster/pool.py).
     No call path, no native protocol, no /api (the call servers serve it)."""
     balancer = Balancer([], config["calls"]["balancer"])
-    pool = ClusterPool(config, store, balancer, reactor)
-    pool.setServiceParent(root)
     client = ClientService(config, store, RedirectingFrontEnd(balancer, metrics), reactor,
                            metrics=metrics)
+    # the call page it serves may follow a redirect to a call server's wss:// listener
+    pool = ClusterPool(config, store, balancer, reactor,
+                       allow_connect=client.web.allow_connect if client.web is not None else None)
+    pool.setServiceParent(root)
     client.setServiceParent(root)
     if client.web is not None:
         client.web.add_resource("metrics", client.web.admin_only(metrics.resource(), bearer=True))

@@ -74,7 +74,9 @@ class ClusterPool(Service):
     log = Logger()
     name = "cluster"
 
-    def __init__(self, config, store, balancer, reactor):
+    def __init__(self, config, store, balancer, reactor, allow_connect=None):
+        """``allow_connect(host, port)``: lets the call page this front end serves open a call
+        server's ``wss`` listener (its Content-Security-Policy), or None without a page."""
         cluster = config["cluster"]
         self.node = config["general"]["node"]
         self.secret = cluster["secret"].encode()
@@ -83,6 +85,7 @@ class ClusterPool(Service):
         self.store = store
         self.balancer = balancer
         self.clock = reactor
+        self.allow_connect = allow_connect
         self.nodes: dict[str, RemoteCallServer] = {}
         self._loop: LoopingCall | None = None
         self._busy = False
@@ -144,9 +147,21 @@ class ClusterPool(Service):
                 known = None
             if known is None:
                 self._add(name, row["link"])
+                self._allow(name, row["listeners"])
             self.nodes[name].listeners = self.nodes[name].listeners or row["listeners"]
         for name in [n for n in self.nodes if n not in seen]:
             self._drop(name)
+
+    def _allow(self, name: str, listeners: dict) -> None:
+        where = listeners.get("wss")
+        if self.allow_connect is None or not where:
+            return
+        try:
+            self.allow_connect(where[0], int(where[1]))
+        except ValueError as e:
+            self.log.warn("cluster: call server {name}: its wss listener {where} cannot be "
+                          "named in the call page's policy: {why}", name=name, where=where,
+                          why=e)
 
     def _add(self, name: str, link: str) -> None:
         host, _, port = link.rpartition(":")
