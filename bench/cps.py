@@ -209,13 +209,18 @@ def row_ceiling(work, rates, seconds):
 
 
 def row_sippy(work, rates, seconds):
-    b2bua = shutil.which("b2bua") or os.path.join(os.path.dirname(PY), "b2bua")
+    # CALLGW_BENCH_B2BUA: Sippy's b2bua script from a virtualenv of its own (Sippy 2.5 brings
+    # Flask and more: kept out of callgw's), run with that virtualenv's Python
+    own = os.environ.get("CALLGW_BENCH_B2BUA")
+    b2bua = own or shutil.which("b2bua") or os.path.join(os.path.dirname(PY), "b2bua")
     if not os.path.exists(b2bua):
-        return [{"error": "Sippy B2BUA not installed (pip install sippy==2.5.0)"}]
+        return [{"error": "Sippy B2BUA not installed (pip install sippy==2.5.0, or its "
+                          "virtualenv's bin/b2bua in CALLGW_BENCH_B2BUA)"}]
+    python = os.path.join(os.path.dirname(b2bua), "python") if own else PY
     uas, uas_port = sipp_uas(work, 0)
     port = free_port()
     env = dict(os.environ, SIPLOG_BEND="none")
-    proc = spawn([PY, b2bua, "-f", "-u", "-A", "0", "--sip_address=127.0.0.1",
+    proc = spawn([python, b2bua, "-f", "-u", "-A", "0", "--sip_address=127.0.0.1",
                   f"--sip_port={port}", "-s", f"127.0.0.1:{uas_port}",
                   "-c", os.path.join(work, "b2bua.sock")], 1, work, env=env, log="b2bua.log")
     try:
