@@ -41,6 +41,9 @@ the frames coming back are counted. Kernel socket buffers are not in RSS.
 history and run from its own tree) in the same run, to compare a change against the code before
 it on the same machine at the same time.
 
+``--callservers 1,2`` runs the process roles instead (bench/roles.py): a front end and N call
+servers over PostgreSQL, with the CPU per call of each role.
+
 Internal modes: ``_serve CONFIG`` runs callgw; ``_load ...`` is the client-protocol load.
 Experiments (environment of the run): ``CALLGW_BENCH_NO_TRACE=1`` drops message traces,
 ``CALLGW_BENCH_NO_STORE=1`` drops every call-log write, ``CALLGW_BENCH_GC=default`` keeps the
@@ -973,7 +976,14 @@ def main():
     p.add_argument("--overload-rate", type=int, metavar="RATE",
                    help="offer this rate in the overload step instead (the same for every "
                         "row, to compare rows)")
+    p.add_argument("--callservers", metavar="N[,N]",
+                   help="instead of the rows: the process roles, one front end and N call "
+                        "servers over PostgreSQL (bench/roles.py), CPU per call of each role")
     args = p.parse_args()
+    if args.callservers:            # bench/roles.py: the same steps through the roles
+        import roles
+        return roles.main(["--callservers", args.callservers, "--rates", args.rates,
+                           "--seconds", str(args.seconds)] + (["--rt"] if args.rt else []))
     if args.rt:
         REALTIME[:] = ["chrt", "-f", "10"]
     rates = [int(r) for r in args.rates.split(",")]
