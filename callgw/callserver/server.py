@@ -246,6 +246,16 @@ class CallPathService(MultiService):
         self.balancer.add(server)
         return server
 
+    def drain(self, on: bool) -> bool:
+        """The operator's order (``callgw server drain``): this process's call servers take no
+        new calls (or take them again); their calls go on. True when it changed anything."""
+        changed = False
+        for server in self.servers:
+            if server.draining != on:
+                server.draining = on
+                changed = True
+        return changed
+
     # -- lifecycle ----------------------------------------------------------------------------
     def startService(self) -> Deferred:
         """Fires once every leg provider is ready and the gateways are loaded; fails with the

@@ -163,12 +163,10 @@ class ClusterMember(Service):
     def _apply(self, row: dict) -> None:
         """The operator's drain order, from this node's row."""
         draining = bool(row["draining"])
-        for server in self._servers():
-            if server.draining != draining:
-                server.draining = draining
-                self.log.info("cluster: call server {node} {what} (operator's order)",
-                              node=self.node, what="draining: no new calls" if draining
-                              else "takes new calls again")
+        if self.callpath.drain(draining):
+            self.log.info("cluster: call server {node} {what} (operator's order)",
+                          node=self.node, what="draining: no new calls" if draining
+                          else "takes new calls again")
 
     def _survive(self, dead: list[str], dead_before: float) -> None:
         for node in dead:
@@ -198,7 +196,6 @@ class ClusterMember(Service):
         if failure.check(StoreError):       # the name was taken over: stop taking calls
             self.log.error("cluster: {why}: this call server takes no new calls",
                            why=failure.getErrorMessage())
-            for server in self._servers():
-                server.draining = True
+            self.callpath.drain(True)
             return
         self.log.failure("cluster heartbeat", failure)

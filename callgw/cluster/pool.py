@@ -29,9 +29,10 @@ from callgw.store.errors import StoreUnavailable
 
 class RemoteCallServer:
     """A call-server node as the balancer sees it (name, healthy, draining, active, capacity,
-    weight, ``admits()``), and where its clients go (``listener(framing)``)."""
+    weight, ``admits()``), and where its clients go (``listener(framing)``). Healthy while its
+    link is proven (``linked``) and its last status is at most ``fresh_for`` seconds old."""
 
-    def __init__(self, name: str, link: str):
+    def __init__(self, name: str, link: str, listeners: dict, clock, fresh_for: float):
         self.name = name
         self.link = link
         self.address = link
@@ -39,14 +40,13 @@ class RemoteCallServer:
         self.weight = 100
         self.active = 0
         self.draining = False
-        self.listeners: dict[str, list] = {}
+        self.listeners: dict[str, list] = dict(listeners)
         self.proto: FrontEndLink | None = None
-        self.service: ClientService | None = None
         self.last_status = float("-inf")
+        self.clock = clock
+        self.fresh_for = fresh_for
         self._admits = False
         self._healthy = False
-        self.fresh_for = 0.0
-        self.clock = None
 
     @property
     def healthy(self) -> bool:
@@ -59,6 +59,16 @@ class RemoteCallServer:
     def listener(self, framing: str) -> tuple[str, int] | None:
         where = self.listeners.get(framing)
         return (where[0], int(where[1])) if where else None
+
+    def linked(self, proto: FrontEndLink) -> None:
+        self.proto = proto
+
+    def unlinked(self, proto: FrontEndLink) -> bool:
+        """The connection of ``proto`` ended; True when it was this node's current link."""
+        if self.proto is not proto:
+            return False
+        self.proto = None
+        return True
 
     def update(self, status: dict, now: float) -> None:
         self.active, self.capacity = status["active"], max(1, status["capacity"])
@@ -87,6 +97,7 @@ class ClusterPool(Service):
         self.clock = reactor
         self.allow_connect = allow_connect
         self.nodes: dict[str, RemoteCallServer] = {}
+        self.links: dict[str, ClientService] = {}       # node -> its link, reconnecting
         self._loop: LoopingCall | None = None
         self._busy = False
         self._fault: str | None = None
@@ -146,9 +157,8 @@ class ClusterPool(Service):
                 self._drop(name)                # restarted elsewhere
                 known = None
             if known is None:
-                self._add(name, row["link"])
+                self._add(name, row["link"], row["listeners"])
                 self._allow(name, row["listeners"])
-            self.nodes[name].listeners = self.nodes[name].listeners or row["listeners"]
         for name in [n for n in self.nodes if n not in seen]:
             self._drop(name)
 
@@ -163,18 +173,18 @@ class ClusterPool(Service):
                           "named in the call page's policy: {why}", name=name, where=where,
                           why=e)
 
-    def _add(self, name: str, link: str) -> None:
+    def _add(self, name: str, link: str, listeners: dict) -> None:
         host, _, port = link.rpartition(":")
-        server = RemoteCallServer(name, link)
-        server.clock = self.clock
-        server.fresh_for = self.heartbeat * self.dead_after
+        server = RemoteCallServer(name, link, listeners, self.clock,
+                                  self.heartbeat * self.dead_after)
         endpoint = endpoints.SSL4ClientEndpoint(self.clock, host.strip("[]"), int(port),
                                                 ssl.CertificateOptions())
         factory = Factory.forProtocol(lambda: self._link(server))
-        server.service = ClientService(endpoint, factory, retryPolicy=backoffPolicy(
+        service = ClientService(endpoint, factory, retryPolicy=backoffPolicy(
             initialDelay=0.25, maxDelay=max(2.0, self.heartbeat * 2)), clock=self.clock)
-        server.service.startService()
+        service.startService()
         self.nodes[name] = server
+        self.links[name] = service
         self.balancer.add(server)
         self.log.info("cluster: call server {name} at {link}", name=name, link=link)
 
@@ -186,23 +196,22 @@ class ClusterPool(Service):
                             lambda proto, reason: self._lost(server, proto, reason))
 
     def _lost(self, server: RemoteCallServer, proto: FrontEndLink, reason) -> None:
-        if server.proto is proto:
-            server.proto = None
+        if server.unlinked(proto):
             self.log.warn("cluster: link to call server {name} lost: {why}",
                           name=server.name, why=reason.getErrorMessage())
 
     def _proven(self, proto: FrontEndLink, server: RemoteCallServer) -> None:
-        server.proto = proto
+        server.linked(proto)
         self.log.info("cluster: link to call server {name} up", name=server.name)
         self._status(server)
 
     def _drop(self, name: str):
         server = self.nodes.pop(name, None)
+        service = self.links.pop(name, None)
         if server is None:
             return None
         self.balancer.remove(server)
         self.log.info("cluster: call server {name} left", name=name)
-        service, server.service, server.proto = server.service, None, None
         return service.stopService() if service is not None else None
 
     # -- status -------------------------------------------------------------------------------

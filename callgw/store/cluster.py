@@ -71,10 +71,15 @@ class Cluster:
 
     def set_draining(self, name: str, draining: bool) -> None:
         """The operator's order: ``name`` takes no new calls (or takes them again)."""
-        cur = self.conn.execute("UPDATE call_servers SET draining = ? WHERE name = ?",
-                                (int(draining), name))
-        if cur.rowcount == 0:
+        rows = self._rows("SELECT role FROM call_servers WHERE name = ?", [name])
+        if not rows:
             raise StoreError(f"no call server {name!r}")
+        if rows[0]["role"] != "callserver":
+            raise StoreError(f"call server {name!r} runs inside a process of the role "
+                             f"{rows[0]['role']}: only call servers of the role callserver "
+                             "can be drained")
+        self.conn.execute("UPDATE call_servers SET draining = ? WHERE name = ?",
+                          (int(draining), name))
 
     def cluster_nodes(self) -> list[dict]:
         """The call-server nodes (role ``callserver``), with their listeners decoded."""

@@ -59,6 +59,9 @@ def test_a_live_name_is_refused_a_dead_one_taken_and_the_drain_order_kept(db):
     assert node["instance"] == "" and node["draining"] == 0
     with pytest.raises(StoreError, match="no call server 'cs-x'"):
         db.set_draining("cs-x", True)
+    db.upsert_call_server("one/cs1", "in-process", NOW)
+    with pytest.raises(StoreError, match="role all: only call servers of the role callserver"):
+        db.set_draining("one/cs1", True)
 
 
 def test_a_dead_nodes_calls_are_closed_once(db):
