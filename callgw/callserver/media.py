@@ -36,6 +36,8 @@ Tests: tests/media/test_media_calls.py (sipp as the gateway, callgw-dial as the 
 """
 from __future__ import annotations
 
+import random
+
 from twisted.internet.defer import succeed
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
@@ -62,7 +64,8 @@ class CallMedia:
 
     def __init__(self, reactor, media_config: dict, clock=None, anchor=None):
         low, high = (int(x) for x in str(media_config["rtp_ports"]).split("-"))
-        self.relay = MediaRelay(reactor, PortRange(low, high), address=media_config["address"],
+        ports = PortRange(low, high, start=random.randrange(1 << 16))   # see PortRange
+        self.relay = MediaRelay(reactor, ports, address=media_config["address"],
                                 inactivity_timeout=float(media_config["inactivity_timeout"]),
                                 clock=clock)
         self.keys: dict[bytes, CallMediaSession] = {}

@@ -1,7 +1,8 @@
 """RTP/RTCP port pairs from a configured range (RFC 3550 11: RTP on an even port, RTCP on the
 next odd one).
 
-``PortRange`` hands out even ports whose odd neighbour is also in range; a port goes back to
+``PortRange`` hands out even ports whose odd neighbour is also in range, from a given point of
+the range on (callgw starts each process at a random one); a port goes back to
 the end of the free list when released (so a just-closed port is reused last, and stray late
 packets of an old call rarely reach a new one). Binding is the caller's job: a pair that fails
 to bind is released and the next one tried (see ``callgw.media.relay``).
@@ -20,12 +21,16 @@ class PortsExhausted(Exception):
 class PortRange:
     """Even RTP ports ``p`` with ``low <= p`` and ``p + 1 <= high``."""
 
-    def __init__(self, low: int, high: int):
+    def __init__(self, low: int, high: int, start: int = 0):
+        """``start``: how many pairs into the range the first allocation is (the list wraps
+        around): processes sharing a range, or another program holding a block of it, then
+        do not all try the same ports first."""
         if not 0 < low < high <= 65535:
             raise ValueError("bad port range %d-%d" % (low, high))
         first = low + (low & 1)
         self.low, self.high = low, high
         self._free = deque(range(first, high, 2))
+        self._free.rotate(-(start % max(1, len(self._free))))
         self._used = set()
         self.capacity = len(self._free)
 

@@ -151,6 +151,11 @@ class SipEndpoint:
         self.port, self.tcp_port = self.transports.start()
         return self.port
 
+    @property
+    def user_agent(self) -> str:
+        """Our User-Agent (and Server) header value, the UAS core's."""
+        return self.uas.user_agent
+
     def local_address(self, transport):
         """(host, port) to put in Via and Contact for ``transport``."""
         if transport == "udp" or self.tcp_port is None:
@@ -667,7 +672,7 @@ class SipEndpoint:
                 self._run(server, server.respond(response))
             return True
         profile = sess.Profile(self.advertised_host, self.port, transport=transport,
-                               timers=self.timers)
+                               timers=self.timers, user_agent=self.user_agent)
         session = UasSession(profile, request)
         listener = self.inbound(session)
         if listener is None:

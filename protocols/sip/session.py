@@ -423,7 +423,8 @@ class Profile:
     'tls'; ``proxy`` is an outbound proxy 'host:port' or None; ``credentials`` a (username,
     password) pair or None; ``tls`` the certificate policy of a TLS hop; ``sips`` makes the
     Request-URI, To and Contact sips: URIs (RFC 5630: TLS on every hop) instead of sip: over
-    TLS to the first hop only; ``keepalive`` the dialog's liveness check (default off).
+    TLS to the first hop only; ``keepalive`` the dialog's liveness check (default off);
+    ``user_agent`` our User-Agent header value.
     """
     local_host: str
     local_port: int
@@ -436,6 +437,7 @@ class Profile:
     tls: TlsPolicy | None = None
     sips: bool = False
     keepalive: KeepaliveConfig = field(default_factory=KeepaliveConfig)
+    user_agent: str = USER_AGENT        # our User-Agent in requests ([sip] user_agent)
 
     @property
     def allow(self):

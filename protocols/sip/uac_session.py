@@ -26,7 +26,7 @@ from __future__ import annotations
 from protocols.sip.dialog import Dialog, DialogSession
 from protocols.sip.message import Headers, Request, parse_name_addr
 from protocols.sip.keepalive import invite_headers, min_se, negotiated_by_2xx
-from protocols.sip.session import (USER_AGENT, Abandon, Answered, Ended, Input, Progress,
+from protocols.sip.session import (Abandon, Answered, Ended, Input, Progress,
                                    Rejected, SendAck, SendRequest, State, bracket, build_table,
                                    reason_cause, token)
 from protocols.sip.transaction import StartTimer, StopTimer
@@ -156,7 +156,7 @@ class UacSession(DialogSession):
     def _send_invite(self, sdp):
         self.local_sdp = sdp
         extra = list(self.identity) + [("Allow", self.profile.allow),
-                                       ("User-Agent", USER_AGENT)]
+                                       ("User-Agent", self.profile.user_agent)]
         extra += invite_headers(self.profile.keepalive)
         self.invite = self.dialog.request("INVITE", cseq=self.dialog.local_cseq, body=sdp or b"",
                                           extra=extra, uri=self.request_uri)

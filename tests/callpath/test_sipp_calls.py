@@ -73,7 +73,7 @@ def test_answered_then_client_hangs_up(tmp_path):
 def test_gateway_hangs_up(tmp_path):
     sipp = Sipp("uas_gateway_bye.xml", tmp_path).start()
     prepare_db(tmp_path, gateways=[("gw1", sipp.port, ["+"], {})])
-    gw = yield start(tmp_path)
+    gw = yield start(tmp_path, sip={"udp": "127.0.0.1:0", "user_agent": "ExampleTel/2.1"})
     try:
         session = yield login(gw)
         call = session.call("+4930123456")
@@ -81,6 +81,9 @@ def test_gateway_hangs_up(tmp_path):
         end = yield within(call.disconnected)
         assert end.cause == "normal"
         assert (yield sipp.wait(gw.reactor)) == 0, sipp.log()
+        # [sip] user_agent is what the gateway sees in our INVITE
+        seen = (tmp_path / "sipp_messages.log").read_text(errors="replace")
+        assert "User-Agent: ExampleTel/2.1" in seen and "User-Agent: callgw" not in seen
         cdr = (yield settled_cdr(gw, "alice"))[0]
         assert cdr["cause"] == 16 and cdr["stats"]["released_by"] == "b"
         assert cdr["stats"]["outcome"] == "answered"

@@ -25,3 +25,10 @@ def test_release_returns_the_pair_last_and_ignores_strangers():
 def test_bad_range():
     with pytest.raises(ValueError):
         PortRange(5000, 5000)
+
+
+def test_a_start_point_rotates_the_order_and_wraps():
+    ports = PortRange(30000, 30007, start=1)        # pairs 30000 ... 30006: from the second
+    assert [ports.allocate() for _ in range(4)] == [30002, 30004, 30006, 30000]
+    ports = PortRange(30000, 30007, start=6)        # past the end: wraps (6 = 4 + 2)
+    assert [ports.allocate() for _ in range(4)] == [30004, 30006, 30000, 30002]

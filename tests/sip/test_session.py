@@ -73,6 +73,12 @@ def test_invite_headers_identity_and_rewritten_number():
     assert wire(invite).cseq == (1, "INVITE")
 
 
+def test_the_invite_names_the_configured_user_agent():
+    assert started()[1].headers.get("User-Agent") == "callgw"
+    _, invite = started(user_agent="ExampleTel Gateway/2.1")
+    assert wire(invite).headers.get("User-Agent") == "ExampleTel Gateway/2.1"
+
+
 def test_privacy_hides_the_caller_in_from_but_asserts_it():
     _, invite = started(privacy=True)
     assert invite.from_.uri.user == "anonymous"

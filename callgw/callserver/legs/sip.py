@@ -78,7 +78,8 @@ def _profile(endpoint, gateway):
         sips=bool(gateway.get("sips", False)),
         keepalive=sess.KeepaliveConfig(
             mode=(gateway.get("keepalive") or "off").lower(),
-            interval=float(gateway.get("keepalive_interval") or 30.0)))
+            interval=float(gateway.get("keepalive_interval") or 30.0)),
+        user_agent=endpoint.user_agent)
 
 
 def gateway_hop(gateway):
