@@ -20,6 +20,7 @@ from callgw import admin_service, cli_admin, passwords
 from callgw.config import ConfigError, defaults, dump, load
 from callgw.callserver.legs.registry import PROTOCOLS, protocol
 from callgw.store.db import RULE_KINDS, Database, StoreError
+from callgw.store.dialect import redacted
 
 
 class CliError(Exception):
@@ -81,7 +82,7 @@ _OPTION_FLAGS = {key: flag for key, (flag, _, _) in _protocol_options().items()}
 
 # -- commands ---------------------------------------------------------------------------------
 def cmd_init(db, args, out):
-    print(f"database ready: {args.database} (schema {db.schema_version()})", file=out)
+    print(f"database ready: {redacted(args.database)} (schema {db.schema_version()})", file=out)
 
 
 def cmd_config_show(db, args, out):

@@ -241,3 +241,18 @@ def test_mgcp_gateways_take_endpoints_and_refuse_trunks(cli):
     r = cli("gateway", "add", "trunk", "--protocol", "mgcp", "--address", "127.0.0.1",
             "--prefix", "+1", "--endpoint", "aaln/1@gw", "--endpoint", "ds/ds1-1/1@gw")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "RFC 3064" in r.stderr
+
+
+def test_init_names_a_postgresql_database_without_its_password(tmp_path, pg_url):
+    """`callgw init` output ends up in terminals and provisioning logs: the URL's password is
+    masked as in the gateway's own log line."""
+    url = pg_url.replace("postgresql://postgres@", "postgresql://postgres:Pw-never-shown@", 1)
+    assert url != pg_url
+    cfg = tmp_path / "pg.toml"
+    cfg.write_text(f'[general]\ndatabase = "{url}"\n')
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    r = subprocess.run([sys.executable, "-m", "callgw.cli", "--config", str(cfg), "init"],
+                       env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "database ready: postgresql://postgres:***@127.0.0.1:" in r.stdout
+    assert "Pw-never-shown" not in r.stdout + r.stderr
