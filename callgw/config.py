@@ -133,6 +133,16 @@ def _hostport(value: Any) -> Any:
     return value
 
 
+def _address_or_empty(value: Any) -> Any:
+    if _string(value):
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IP address (a client is redirected to an "
+                             "address, not a name)") from None
+    return value
+
+
 def _echo_number(value: Any) -> Any:
     if _string(value):
         from callgw.numbers import NumberError, check
@@ -285,9 +295,9 @@ SCHEMA: dict[str, dict[str, tuple[Any, Callable[[Any], Any], bool, str]]] = {
                 "a call server's cluster link that front ends connect to: AMP over TLS with "
                 "the node's certificate ([web] cert or the self-signed one), each side "
                 "proving the secret"),
-        "advertise": ("", _string, False,
-                      "the host clients and front ends reach this call server at (empty: the "
-                      "address each listener binds)"),
+        "advertise": ("", _address_or_empty, False,
+                      "the IP address clients and front ends reach this call server at (empty: "
+                      "the address each listener binds); a redirect carries an address"),
         "heartbeat": (2.0, _number(0.2, 60), False,
                       "seconds between a call server's heartbeats (its load, in the "
                       "call-servers table and over the link)"),

@@ -31,6 +31,8 @@ def test_manhole_is_off_without_a_credential():
     ("[media]\nrtp_ports = \"30001-30000\"\n", "[media] rtp_ports"),
     ("[security]\ntoken_keys = [\"short\"]\n", "[security] token_keys"),
     ("[manhole]\npassword_hash = \"plain\"\n", "[manhole] password_hash"),
+    ("[cluster]\nadvertise = \"cs-1.example.net\"\n",
+     "[cluster] advertise: 'cs-1.example.net' is not an IP address"),
     ("[sip\n", "not valid TOML"),
 ])
 def test_errors_name_the_key(tmp_path, toml, message):
