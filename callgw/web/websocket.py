@@ -95,6 +95,23 @@ class ClientWebSocketProtocol(WebSocketServerProtocol):
             else:                                             # dropped, or the page went away
                 self.conn.connection_lost("connection lost")  # may re-attach (section 9)
 
+    # -- autobahn's per-call debug lines, without their cost --------------------------------------
+    # autobahn's ``dataReceived`` and ``sendData`` build a debug line's arguments (``hltype``,
+    # ``hlval``: qualified names and colour styling) on every call, logged or not: about a sixth
+    # of the CPU of relayed media over wss (bench/relay.py path (c), cProfile). With autobahn's
+    # debug logging off (the default: ``make_resource(debug=False)``) they go straight through.
+    def dataReceived(self, data: bytes) -> None:
+        if txaio.get_global_log_level() == "debug":
+            super().dataReceived(data)
+            return
+        self._dataReceived(data)
+
+    def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
+        if chopsize or sync or self.send_queue or txaio.get_global_log_level() == "debug":
+            super().sendData(data, sync, chopsize)
+            return
+        self.transport.write(data)
+
     # -- the writer interface of ClientConnection -------------------------------------------------
     def write_control(self, message: m.Message) -> None:
         if self.state != self.STATE_OPEN:       # closing or closed: the session is ending
