@@ -9,6 +9,18 @@ way. Paths, all measured in one run:
   media frames of protocols/client/framing.py (24-byte header with the call's key, 160-octet
   payload; ``decode_media`` / ``encode_media``), one frame per datagram on one shared
   front-end UDP port, to a relay session's ``client_frame``, and back through ``deliver``;
+- ``callgw-wss``: path (c), media frames over ``wss://`` as the call page sends them: one
+  WebSocket-over-TLS session per call to callgw's real front end (twisted.web + autobahn at
+  ``/client/v1/ws``, a ``ClientConnection`` logged in with a token, frames to a real
+  ``CallMedia`` by key, ``serve --path c``), binary messages of one 184-byte frame each, masked
+  with random keys; the gateway side is RTP to and from the C generator. The client side is a
+  small node program (``WSS_GEN_JS``, built-in modules only: the C generator does no TLS or
+  WebSocket) on the load's core below the C generator's priority, on the same schedule
+  (a shared CLOCK_REALTIME start). Its CPU share is reported (``wss_gen_cpu``): while the relay
+  ran out of core it used about a third of its own, so it was not the bottleneck. Latency
+  toward the client is taken in JavaScript on arrival (an upper bound: its event loop's delay
+  included); the relay's CPU counts the measured seconds only (not the TLS handshakes and
+  logins). ``CALLGW_PROFILE=FILE`` profiles that relay process;
 - ``twisted``: path (a) through bench/twisted_forwarder.py (a minimal Twisted forwarder);
 - ``rtpengine``: path (a) through rtpengine's userspace relay, driven over the ng protocol
   (UDP, bencode) when the ``rtpengine`` binary exists.
@@ -102,7 +114,7 @@ static void flush(int side) {
 }
 
 int main(int argc, char **argv) {
-  if (argc < 7) { fprintf(stderr, "usage: gen CONFIG BASE WARMUP MEASURE DRAIN TICK_US\n"); return 2; }
+  if (argc < 7) { fprintf(stderr, "usage: gen CONFIG BASE WARMUP MEASURE DRAIN TICK_US [START_REAL_NS]\n"); return 2; }
   FILE *f = fopen(argv[1], "r"); int S; if (!f || fscanf(f, "%d", &S) != 1) return 2;
   int base = atoi(argv[2]);
   stream_t *st = calloc(S, sizeof(stream_t));
@@ -121,7 +133,10 @@ int main(int argc, char **argv) {
     st[i].dst.sin_family = AF_INET; st[i].dst.sin_port = htons(dport); inet_pton(AF_INET, ip, &st[i].dst.sin_addr);
   }
   const uint64_t period = 20000000ull;
-  uint64_t start = now_ns() + 20000000ull; warm_end = start + (uint64_t)(atof(argv[3]) * 1e9);
+  uint64_t start = now_ns() + 20000000ull;
+  if (argc > 7) { uint64_t at = strtoull(argv[7], NULL, 10), r = real_ns();  /* a shared start (CLOCK_REALTIME ns) */
+    start = at > r ? now_ns() + (at - r) : now_ns(); }
+  warm_end = start + (uint64_t)(atof(argv[3]) * 1e9);
   uint64_t send_end = warm_end + (uint64_t)(atof(argv[4]) * 1e9), stop = send_end + (uint64_t)(atof(argv[5]) * 1e9);
   uint64_t skew = real_ns() - now_ns(); warm_real = warm_end + skew; send_real = send_end + skew;
   uint64_t m = 0, recv_meas = 0, recv_total = 0, late = 0, late_max = 0;
@@ -185,6 +200,112 @@ int main(int argc, char **argv) {
 }
 """
 
+
+WSS_GEN_JS = r"""
+// Path (c)'s client side: N WebSocket-over-TLS sessions to callgw (one per call, as a browser
+// has), token login, then one 184-byte binary media frame per call every 20 ms (client
+// protocol framing: kind 1, PCMU, sequence, timestamp, 16-byte key, 160 octets whose first 8
+// carry the CLOCK_REALTIME send time in ns, as the C generator's). Frames coming back carry the
+// C generator's send time: their latency is measured here on arrival in JavaScript (an upper
+// bound: it includes this process's own event-loop delay). Frames are masked with random keys,
+// as browsers do. Writes one JSON line of figures.
+'use strict';
+const fs = require('fs'), tls = require('tls'), crypto = require('crypto');
+const cfg = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
+const N = cfg.keys.length, PERIOD = 20e6;                       // ns
+// CLOCK_REALTIME in ns, as the C generator and the kernel's receive timestamps have it: the
+// monotonic clock plus the offset the orchestrator measured (performance.timeOrigin is off by
+// more than the latencies measured here)
+const OFFSET = BigInt(cfg.realtime_offset_ns);
+const nowReal = () => process.hrtime.bigint() + OFFSET;
+const start = BigInt(cfg.start_real_ns), warmEnd = start + BigInt(Math.round(cfg.warmup * 1e9));
+const sendEnd = warmEnd + BigInt(Math.round(cfg.seconds * 1e9));
+const stop = sendEnd + BigInt(Math.round(cfg.drain * 1e9));
+const HIST = 2000000, hist = new Uint32Array(HIST);
+let sentMeas = 0, sentTotal = 0, recvMeas = 0, recvTotal = 0, ready = 0, failed = 0, late = 0, dropped = 0;
+let pool = Buffer.alloc(0), poolAt = 0;
+function maskKey() { if (poolAt + 4 > pool.length) { pool = crypto.randomBytes(65536); poolAt = 0; } poolAt += 4; return pool.subarray(poolAt - 4, poolAt); }
+function wsFrame(opcode, payload) {          // a client frame: FIN, masked
+  const len = payload.length; const head = len < 126 ? 6 : 8; const out = Buffer.allocUnsafe(head + len);
+  out[0] = 0x80 | opcode; let o;
+  if (len < 126) { out[1] = 0x80 | len; o = 2; } else { out[1] = 0x80 | 126; out.writeUInt16BE(len, 2); o = 4; }
+  const mk = maskKey(); mk.copy(out, o); o += 4;
+  for (let i = 0; i < len; i++) out[o + i] = payload[i] ^ mk[i & 3];
+  return out;
+}
+const calls = [];
+for (let i = 0; i < N; i++) {
+  const c = { i, key: Buffer.from(cfg.keys[i], 'hex'), sock: null, buf: Buffer.alloc(0), open: false, ready: false, seq: i * 7, ts: i * 1000 };
+  calls.push(c);
+  setTimeout(() => connect(c), 2 * i);             // not all at once: the listen backlog
+}
+function connect(c) {
+  const sock = tls.connect({ host: '127.0.0.1', port: cfg.wss_port, rejectUnauthorized: false });
+  c.sock = sock; sock.setNoDelay(true);
+  const wsKey = crypto.randomBytes(16).toString('base64');
+  sock.on('secureConnect', () => sock.write('GET /client/v1/ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+    'Sec-WebSocket-Key: ' + wsKey + '\r\nSec-WebSocket-Version: 13\r\n\r\n'));
+  sock.on('data', (d) => { c.buf = c.buf.length ? Buffer.concat([c.buf, d]) : d; pump(c); });
+  sock.on('error', () => { if (!c.ready) failed++; c.ready = false; });
+  sock.on('close', () => { c.ready = false; });
+}
+function pump(c) {
+  if (!c.open) {
+    const end = c.buf.indexOf('\r\n\r\n'); if (end < 0) return;
+    const head = c.buf.subarray(0, end).toString();
+    if (!head.startsWith('HTTP/1.1 101')) { failed++; c.sock.destroy(); return; }
+    c.open = true; c.buf = c.buf.subarray(end + 4);
+    c.sock.write(wsFrame(1, Buffer.from(cfg.logins[c.i])));
+  }
+  for (;;) {
+    if (c.buf.length < 2) return;
+    const op = c.buf[0] & 0x0f; let len = c.buf[1] & 0x7f, o = 2;
+    if (len === 126) { if (c.buf.length < 4) return; len = c.buf.readUInt16BE(2); o = 4; }
+    else if (len === 127) { if (c.buf.length < 10) return; len = Number(c.buf.readBigUInt64BE(2)); o = 10; }
+    if (c.buf.length < o + len) return;
+    const p = c.buf.subarray(o, o + len); c.buf = c.buf.subarray(o + len);
+    if (op === 1) { if (!c.ready && p.toString().includes('"welcome"')) { c.ready = true; ready++; } }
+    else if (op === 2) {
+      recvTotal++;
+      if (len >= 24 + 8) {
+        const t = nowReal(), sent = p.readBigUInt64LE(24);
+        if (sent >= warmEnd && sent < sendEnd) { recvMeas++; const us = t > sent ? Number((t - sent) / 1000n) : 0; hist[us < HIST ? us : HIST - 1]++; }
+      }
+    } else if (op === 9) { c.sock.write(wsFrame(10, p)); }
+    else if (op === 8) { c.ready = false; }
+  }
+}
+const payload = Buffer.alloc(184, 0xff);
+let m = 0;
+function tick() {
+  const t = nowReal();
+  if (t >= stop) return finish();
+  while (true) {
+    const k = m % N, due = start + BigInt(Math.floor(m / N)) * BigInt(PERIOD) + BigInt(Math.floor(k * PERIOD / N));
+    if (due > t || due >= sendEnd) break;
+    const c = calls[k]; m++;
+    if (!c.ready) { dropped++; continue; }
+    payload[0] = 1; payload[1] = 0; payload.writeUInt16BE(c.seq & 0xffff, 2); payload.writeUInt32BE(c.ts >>> 0, 4);
+    c.key.copy(payload, 8); const wall = nowReal(); payload.writeBigUInt64LE(wall, 24); payload.writeUInt32LE(k, 32);
+    if (t - due > 1000000n) late++;
+    c.sock.write(wsFrame(2, payload)); sentTotal++; if (wall >= warmEnd && wall < sendEnd) sentMeas++;
+    c.seq++; c.ts += 160;
+  }
+  setTimeout(tick, 1);
+}
+function pct(total, q) { const want = Math.floor(total * q); let c = 0; for (let i = 0; i < HIST; i++) { c += hist[i]; if (c > want) return i; } return HIST; }
+let cpu0 = null, wall0 = null;
+function finish() {
+  const u = process.cpuUsage(cpu0);
+  const wall = Number(nowReal() - wall0) / 1e9;
+  process.stdout.write(JSON.stringify({ sessions: N, ready, failed, sent: sentMeas, sent_total: sentTotal, not_sent: dropped,
+    received: recvMeas, received_total: recvTotal, late_sends: late, p50_us: pct(recvMeas, 0.5), p99_us: pct(recvMeas, 0.99),
+    p999_us: pct(recvMeas, 0.999), cpu_s: (u.user + u.system) / 1e6, wall_s: wall }) + '\n');
+  process.exit(0);
+}
+const wait = Number(start - nowReal()) / 1e6;
+setTimeout(() => { cpu0 = process.cpuUsage(); wall0 = nowReal(); tick(); }, Math.max(0, wait));
+"""
 
 # --- relay servers (run in their own process, pinned to core 1) ------------------------------
 
@@ -258,6 +379,111 @@ def serve(args):
     reactor.run()
     usage = resource.getrusage(resource.RUSAGE_SELF)
     print(json.dumps({"cpu": usage.ru_utime + usage.ru_stime}), file=sys.stderr)
+
+
+def serve_wss(args):
+    """Path (c): callgw's real WebSocket front end over TLS (twisted.web + autobahn, the
+    ``/client/v1/ws`` resource, ``ClientConnection`` sessions logged in with tokens, media frames
+    to a real ``CallMedia`` by key), one session per call as a browser has; the gateway side is
+    RTP to the C generator. Prints the gateway destinations, the port, each call's login text
+    and key as one JSON line."""
+    import resource
+    import tempfile
+    from pathlib import Path
+    sys.path.insert(0, ROOT)
+    from twisted.internet import epollreactor
+    epollreactor.install()
+    from twisted.internet import defer, reactor, ssl
+    from twisted.web.resource import Resource
+    from twisted.web.server import Site
+
+    from callgw.callserver.events import MediaDescription
+    from callgw.callserver.media import CallMedia
+    from callgw.frontend.connection import SessionManager
+    from callgw.frontend.tls import make_self_signed
+    from callgw.web.websocket import make_resource
+    from protocols.client import messages as m
+    from tests.frontend.test_connection import Store
+    from tests.helpers import make_config
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    tmp = Path(tempfile.mkdtemp(prefix="callgw-wss-"))
+    media = CallMedia(reactor, {"address": "127.0.0.1",
+                                "rtp_ports": "%d-%d" % RELAY_PORTS,
+                                "inactivity_timeout": 0}, clock=reactor)
+    waiting = {}        # key -> the call's CallMediaSession, until its first frame binds it
+
+    class Leg:
+        """What ``CallMediaSession`` reads of a client leg."""
+
+        def __init__(self, conn, key):
+            self.conn, self.key, self.codec = conn, key, "PCMU"
+
+        def use_media(self, media_session):
+            self.media = media_session
+
+    class FrontEnd:
+        """The front end's media routing (``FrontEnd.client_media``: ``CallMedia.client_frame``
+        by key); a call's first frame binds its media session to the session that sent it, as
+        ``connected`` does in a call."""
+        media_frames_dropped = 0
+
+        def session_opened(self, conn):
+            return defer.succeed({})
+
+        def client_message(self, conn, message):
+            return None
+
+        def client_media(self, conn, frame):
+            cms = waiting.pop(bytes(frame.key), None)
+            if cms is not None:
+                leg = Leg(conn, bytes(frame.key))
+                cms.bind(leg)
+                cms.client_connected(leg)
+            if not media.client_frame(conn, frame):
+                self.media_frames_dropped += 1
+
+        def session_closed(self, conn, reason):
+            return None
+
+    manager = SessionManager(Store(), FrontEnd(), make_config(tmp), reactor)
+    cert, key = str(tmp / "cert.pem"), str(tmp / "key.pem")
+    make_self_signed(cert, key, ["127.0.0.1"], reactor.seconds())
+    root, client, v1 = Resource(), Resource(), Resource()
+    root.putChild(b"client", client)
+    client.putChild(b"v1", v1)
+    v1.putChild(b"ws", make_resource(manager))
+    context = ssl.DefaultOpenSSLContextFactory(key, cert)
+    port = reactor.listenSSL(0, Site(root), context, backlog=1024,
+                             interface="127.0.0.1").getHost().port
+    dst, logins, keys, ports = [], [], [], {}
+
+    def keep(result, i):
+        ports[i] = result[1]
+    for i in range(args.calls):
+        cms = media.session("call-%d" % i)
+        cms.allocate("b").addCallback(keep, i)
+        cms.connect("b", MediaDescription("127.0.0.1", args.gen_base + 1, ("PCMU",)))
+        call_key = i.to_bytes(4, "big") + bytes(12)       # as the C generator writes it
+        waiting[call_key] = cms
+        token, _ = manager.tokens.issue("alice", reactor.seconds())
+        logins.append(m.encode(m.Login(token=token)).decode())
+        keys.append(call_key.hex())
+        dst.append(["127.0.0.1", 0])                        # the client side: the wss port
+        dst.append(["127.0.0.1", ports[i]])
+    import gc
+    gc.collect()
+    gc.freeze()
+    print(json.dumps({"dst": dst, "wss_port": port, "logins": logins, "keys": keys}),
+          flush=True)
+    reactor.callLater(args.lifetime, reactor.stop)
+    profile_to = os.environ.get("CALLGW_PROFILE")     # where path (c)'s time goes
+    if profile_to:
+        import cProfile
+        cProfile.runctx("reactor.run()", globals(), {"reactor": reactor}, profile_to)
+    else:
+        reactor.run()
 
 
 # --- rtpengine over the ng protocol -------------------------------------------------------------
@@ -423,14 +649,76 @@ def run_generator(gen, workdir, dst, calls, opts, frames=False):
     return json.loads(out.stdout)
 
 
-def start_server(cmd):
+def start_server(cmd, info=False):
     proc = subprocess.Popen(pin_relay() + cmd, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=ROOT)
     line = proc.stdout.readline()
     if not line:
         proc.wait(5)
         raise RuntimeError("server failed: %s" % proc.stderr.read()[-2000:])
-    return proc, json.loads(line)["dst"]
+    return proc, (json.loads(line) if info else json.loads(line)["dst"])
+
+
+#: path (c)'s client generator (node) on the load's core, below the C generator's priority
+PIN_NODE = ["chrt", "-f", "5", "taskset", "-c", "0"]
+
+
+def run_wss(gen, workdir, info, calls, opts, pid):
+    """Path (c): node's WebSocket sessions for the client side, the C generator for the
+    gateway side (RTP), both on one schedule from a shared CLOCK_REALTIME start. Loss and
+    latency per direction; the step's figures are the sum (loss) and the worse (latency)."""
+    script = os.path.join(workdir, "wssgen.js")
+    with open(script, "w") as f:
+        f.write(WSS_GEN_JS)
+    start = time.time_ns() + int((2.0 + 0.008 * calls) * 1e9)      # connect and log in first
+    offset = min((time.time_ns() - time.monotonic_ns()) for _ in range(2000))
+    cfg = os.path.join(workdir, "wss.json")
+    with open(cfg, "w") as f:
+        json.dump({"wss_port": info["wss_port"], "logins": info["logins"], "keys": info["keys"],
+                   "start_real_ns": str(start), "warmup": opts.warmup, "seconds": opts.seconds,
+                   "drain": 0.5, "realtime_offset_ns": str(offset)}, f)
+    node = subprocess.Popen(PIN_NODE + ["node", script, cfg], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        config = os.path.join(workdir, "gen.conf")
+        with open(config, "w") as f:
+            f.write("%d\n" % calls)
+            for i in range(calls):
+                host, port = info["dst"][2 * i + 1]
+                f.write("1 %s %d 0 %d\n" % (host, port, i))
+        load = subprocess.Popen(PIN_LOAD + [gen, config, str(GEN_BASE), str(opts.warmup),
+                                            str(opts.seconds), "0.5", str(opts.tick_us),
+                                            str(start)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # the relay's CPU over the measured seconds only (not the TLS handshakes and logins)
+        window = []
+        for at in (opts.warmup, opts.warmup + opts.seconds):
+            time.sleep(max(0.0, (start + at * 1e9 - time.time_ns()) / 1e9))
+            window.append((time.monotonic(), sum(cpu_seconds(pid))))
+        stdout_c, stderr_c = load.communicate(timeout=opts.seconds + 60)
+        if load.returncode != 0:
+            raise RuntimeError("generator failed: %s" % stderr_c.strip())
+        rtp = json.loads(stdout_c)
+        stdout, stderr = node.communicate(timeout=30)
+    finally:
+        if node.poll() is None:
+            node.kill()
+            node.wait()
+    if not stdout.strip():
+        raise RuntimeError("wss generator failed: %s" % stderr[-2000:])
+    ws = json.loads(stdout)
+    return {"sent": rtp["sent"] + ws["sent"], "received": rtp["received"] + ws["received"],
+            "received_total": rtp["received_total"] + ws["received_total"],
+            "send_errors": rtp["send_errors"], "late_sends": rtp["late_sends"] + ws["late_sends"],
+            "p50_us": max(rtp["p50_us"], ws["p50_us"]), "p99_us": max(rtp["p99_us"], ws["p99_us"]),
+            "p999_us": max(rtp["p999_us"], ws["p999_us"]),
+            "cpu_s": rtp["cpu_s"] + ws["cpu_s"], "wall_s": rtp["wall_s"],
+            "to_gateway": {k: rtp[k] for k in ("sent", "received", "p50_us", "p99_us")},
+            "to_client": {k: ws[k] for k in ("sent", "received", "p50_us", "p99_us")},
+            "sessions_ready": ws["ready"], "sessions_failed": ws["failed"],
+            "frames_not_sent": ws["not_sent"],
+            "relay_window": (window[1][1] - window[0][1], window[1][0] - window[0][0]),
+            "wss_gen_cpu": round(ws["cpu_s"] / ws["wall_s"], 3) if ws["wall_s"] else None}
 
 
 def stop_server(proc):
@@ -456,6 +744,12 @@ def one_step(path, calls, gen, workdir, opts, engine):
             proc, dst = start_server([sys.executable, os.path.join(HERE, "twisted_forwarder.py"),
                                       "--calls", str(calls), "--lifetime", lifetime])
             pid = proc.pid
+        elif path == "callgw-wss":
+            proc, info = start_server([sys.executable, os.path.abspath(__file__), "serve",
+                                       "--path", "c", "--calls", str(calls),
+                                       "--gen-base", str(GEN_BASE), "--lifetime",
+                                       str(float(lifetime) + 10 + 0.008 * calls)], info=True)
+            pid = proc.pid
         else:
             proc, dst = start_server([sys.executable, os.path.abspath(__file__), "serve",
                                       "--path", "a" if path == "callgw" else "b",
@@ -464,7 +758,11 @@ def one_step(path, calls, gen, workdir, opts, engine):
             pid = proc.pid
         before = cpu_seconds(pid) if pid else (0.0, 0.0)
         started = time.monotonic()
-        result = run_generator(gen, workdir, dst, calls, opts, frames=(path == "callgw-frames"))
+        if path == "callgw-wss":
+            result = run_wss(gen, workdir, info, calls, opts, pid)
+        else:
+            result = run_generator(gen, workdir, dst, calls, opts,
+                                   frames=(path == "callgw-frames"))
         elapsed = time.monotonic() - started
         after = cpu_seconds(pid) if pid else (0.0, 0.0)
         user, system = after[0] - before[0], after[1] - before[1]
@@ -473,6 +771,11 @@ def one_step(path, calls, gen, workdir, opts, engine):
         result["relay_user_share"] = round(user / used, 2) if used else None
         relayed = result["received_total"]
         result["relay_us_per_packet"] = round(1e6 * used / relayed, 2) if pid and relayed else None
+        if "relay_window" in result:    # path (c): the measured seconds only, not the logins
+            cpu, seconds = result.pop("relay_window")
+            result["relay_cpu"] = round(cpu / seconds, 3)
+            packets = result["received"] * seconds / opts.seconds
+            result["relay_us_per_packet"] = round(1e6 * cpu / packets, 2) if packets else None
     finally:
         if proc is not None:
             stop_server(proc)
@@ -495,12 +798,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command")
     s = sub.add_parser("serve")
-    s.add_argument("--path", choices=("a", "b"), default="a")
+    s.add_argument("--path", choices=("a", "b", "c"), default="a")
     s.add_argument("--calls", type=int, required=True)
     s.add_argument("--gen-base", type=int, default=GEN_BASE)
     s.add_argument("--lifetime", type=float, default=60.0)
     parser.add_argument("--steps", default="100,250,500,750,1000,1250,1500,1750,2000")
-    parser.add_argument("--paths", default="none,callgw,callgw-frames,twisted,rtpengine")
+    parser.add_argument("--paths",
+                        default="none,callgw,callgw-frames,callgw-wss,twisted,rtpengine")
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--warmup", type=float, default=1.5)
     parser.add_argument("--max-loss", type=float, default=0.001)
@@ -511,7 +815,7 @@ def main():
     parser.add_argument("--json", help="also write all results to this file")
     opts = parser.parse_args()
     if opts.command == "serve":
-        return serve(opts)
+        return serve_wss(opts) if opts.path == "c" else serve(opts)
     global RT
     RT = opts.rt
     steps = [int(n) for n in opts.steps.split(",")]
