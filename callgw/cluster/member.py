@@ -12,12 +12,15 @@ client, reactor)``, built by the composition root for the role ``callserver``:
   the process does not start (``StartupError``, one line).
 - every ``[cluster] heartbeat`` seconds: writes its load, reads the operator's drain order
   (``callgw server drain NAME``) and applies it to its call servers, and looks for call
-  servers whose heartbeat stopped ``dead_after`` beats ago: their calls are closed here
+  servers whose heartbeat stopped ``dead_after`` beats ago (once this node itself wrote every
+  heartbeat of that window: after a database outage each node waits that long again, so the
+  first one back does not take the others for dead): their calls are closed here
   (``CallPathService.take_over``: a CDR with cause 41, the far ends released); the store makes
   sure one survivor closes each call once.
 - ``stopService``: leaves the table (the row stays, naming no process; the drain order stays).
 
-Tests: tests/cluster/test_roles.py (real processes).
+Tests: tests/cluster/test_roles.py (real processes), tests/cluster/test_member.py (the dead
+node rule with a fake clock and store).
 """
 from __future__ import annotations
 
@@ -59,6 +62,8 @@ class ClusterMember(Service):
         self._beating: Deferred | None = None
         self._taking: set[str] = set()
         self._fault: str | None = None
+        self._last_written: float | None = None     # start of the last heartbeat written
+        self._writing_since: float | None = None    # heartbeats written without a gap since
         factory = Factory.forProtocol(lambda: CallServerLink(self.node, self.secret,
                                                              self.status, client.cert.digest))
         self.link = StreamListener("cluster-link", config.listener("cluster", "amp"), factory,
@@ -97,6 +102,7 @@ class ClusterMember(Service):
 
     def _joined(self, row: dict) -> None:
         self.joined = True
+        self._last_written = self._writing_since = self.clock.seconds()
         self._apply(row)
         self.log.info("cluster: joined as call server {node} (link {link}, clients "
                       "{listeners}){draining}", node=self.node, link=row["link"],
@@ -149,13 +155,24 @@ class ClusterMember(Service):
                                                status["active"], status["capacity"],
                                                status["healthy"]))
         d.addCallback(self._apply)
-        d.addCallback(lambda _: self.store.run("dead_nodes",
-                                               now - self.heartbeat * self.dead_after,
-                                               self.node))
+        d.addCallback(lambda _: self._written(now))
+        d.addCallback(lambda judge: self.store.run("dead_nodes",
+                                                   now - self.heartbeat * self.dead_after,
+                                                   self.node) if judge else [])
         d.addCallback(self._survive, now - self.heartbeat * self.dead_after)
         d.addCallbacks(self._beaten, self._beat_failed)
         d.addBoth(self._beat_done)
         d.callback(None)
+
+    def _written(self, now: float) -> bool:
+        """This node's heartbeat of ``now`` is written; True when it may judge others dead:
+        only after writing every heartbeat of the last ``dead_after`` (a gap -- the database
+        was down or hung, or this process stalled -- starts the count again), so that a live
+        call server had as long to write its own since the database answered again."""
+        if self._last_written is None or now - self._last_written > 1.5 * self.heartbeat:
+            self._writing_since = now
+        self._last_written = now
+        return now - self._writing_since >= self.heartbeat * self.dead_after
 
     def _beat_done(self, _) -> None:
         self._beating = None
