@@ -3,7 +3,8 @@
 Every TOML block in docs/operations.md loads with callgw's own configuration loader (the roles
 ``frontend`` and ``callserver`` with their [cluster] checks); the two-host layout's processes
 share what a cluster must share (secret, database, token keys, certificate), have unique node
-names named like their files, and bind no address twice on one host; every ``callgw ...``
+names named like their files, and bind no address twice on one host; the firewall table opens
+every port they (and rtpengine) bind; every ``callgw ...``
 command shown parses with callgw's own argparse parser and every ``--role`` named exists; each
 unit's ExecStart is accepted by ``twistd callgw``'s option parser with the layout's
 configuration, the units differ only in their role, and ``systemd-analyze verify`` finds
@@ -114,6 +115,26 @@ def test_the_layout_is_one_cluster_that_fits_on_its_hosts():
         for proto, (address, _) in _bound(config):
             assert not ipaddress.ip_address(address).is_loopback, (name, proto, address)
             assert not ipaddress.ip_address(address).is_unspecified, (name, proto, address)
+
+
+def test_the_firewall_table_opens_what_the_layout_binds():
+    text = doc()
+    table = text[text.index("### Firewall"):text.index("## Running under systemd")]
+    opened = set(re.findall(r"(\d+(?:-\d+)?)/(udp|tcp)", table))
+    for name, (_, data) in layout().items():
+        config = from_dict(data)
+        for proto, (_, ports) in _bound(config):
+            port = str(ports[0]) if len(ports) == 1 else f"{ports[0]}-{ports[-1]}"
+            assert (port, proto) in opened, f"{name} binds {port}/{proto}: not in the table"
+        if config["cluster"]["role"] == "callserver":
+            port = config["media"]["rtpengine"].rpartition(":")[2]
+            assert (port, "udp") in opened, f"rtpengine's ng port {port}/udp: not in the table"
+    ini = dict(re.findall(r"^([\w-]+) = (.*)$", re.search(r"```ini\n(.*?)```", text,
+                                                         re.S).group(1), re.M))
+    assert (f"{ini['port-min']}-{ini['port-max']}", "udp") in opened
+    assert any(ini["listen-ng"] == c["media"]["rtpengine"]
+               for c in (from_dict(d) for _, d in layout().values()) if c["cluster"]["role"]
+               == "callserver")
 
 
 def _bound(config) -> list[tuple[str, tuple[str, range]]]:
