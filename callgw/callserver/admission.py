@@ -23,14 +23,22 @@ with cause ``congestion``, Q.850 34). It decides from measured load, not a fixed
 - ``limit`` adapts at each probe (additive increase, multiplicative decrease, as TCP's
   congestion window): lag over ``target_lag`` cuts it by a tenth (down to ``min_limit``);
   otherwise, when at least half of it is in use, it grows by a sixteenth (at least 1) up to
-  ``max_limit``.
+  ``max_limit``;
+- *CPU*: lag counts (cuts the limit, refuses everything) only while the process is busy: its
+  CPU time (all threads, ``time.process_time``) over wall time (``time.monotonic``), measured
+  over at least ``busy_window`` seconds, is at least ``busy_threshold``. A process that lags
+  while mostly idle is starved by other work on the machine (a loaded test runner, a
+  neighbour), or blocked, and refusing calls would not cure that. Until a first window is
+  measured the process counts as busy.
 
 The probe starts with the first ``admits`` and stops with ``stop``. Figures (``status``):
-``lag_ms``, ``limit``, ``in_flight``, ``admitted``, ``refused``.
+``lag_ms``, ``busy``, ``limit``, ``in_flight``, ``admitted``, ``refused``.
 
-Tests: tests/callpath/test_admission.py (a Clock and a fake load).
+Tests: tests/callpath/test_admission.py (a Clock, a fake load and a fake CPU clock).
 """
 from __future__ import annotations
+
+from time import monotonic, process_time
 
 DONE_STATES = frozenset({"active", "released"})
 
@@ -40,7 +48,10 @@ class Admission:
 
     def __init__(self, clock, *, interval: float = 0.05, target_lag: float = 0.02,
                  max_lag: float = 0.06, min_limit: int = 8, initial_limit: int = 64,
-                 max_limit: int = 1000, jump: float = 1.0):
+                 max_limit: int = 1000, jump: float = 1.0, busy_threshold: float = 0.5,
+                 busy_window: float = 0.2, cpu=None, wall=None):
+        """``cpu`` and ``wall`` (callables returning seconds) default to the process's CPU
+        time and the monotonic clock."""
         self.clock = clock
         self.interval = interval
         self.target_lag = target_lag
@@ -56,6 +67,12 @@ class Admission:
         self.reason: str | None = None           # why the last call was refused
         self._probe = None
         self._due = None
+        self.busy_threshold = busy_threshold
+        self.busy_window = busy_window
+        self._cpu = cpu
+        self._wall = wall
+        self.busy = 1.0                          # CPU share of the last window (busy at first)
+        self._window = None                      # (cpu, wall) where the window began
 
     # -- the rule -------------------------------------------------------------------------------
     def admits(self) -> bool:
@@ -64,7 +81,7 @@ class Admission:
             self._arm()
         if len(self.pending) < self.min_limit:
             return True
-        if self.lag > self.max_lag:
+        if self.lag > self.max_lag and self.busy >= self.busy_threshold:
             self._prune()
             if len(self.pending) >= self.min_limit:
                 return self._refuse(f"reactor lag {self.lag * 1000:.0f} ms")
@@ -115,11 +132,23 @@ class Admission:
             self._arm()
             return
         self.lag += (late - self.lag) * 0.25
-        if self.lag > self.target_lag:
+        self._measure_busy()
+        if self.lag > self.target_lag and self.busy >= self.busy_threshold:
             self.limit = max(float(self.min_limit), self.limit * 0.9)
         elif len(self.pending) * 2 >= self.limit:
             self.limit = min(float(self.max_limit), self.limit + max(1.0, self.limit / 16))
         self._arm()
+
+    def _measure_busy(self) -> None:
+        cpu = (self._cpu or process_time)()
+        wall = (self._wall or monotonic)()
+        if self._window is None:
+            self._window = (cpu, wall)
+            return
+        spent = wall - self._window[1]
+        if spent >= self.busy_window:
+            self.busy = (cpu - self._window[0]) / spent
+            self._window = (cpu, wall)
 
     def stop(self) -> None:
         """Stop the probe (the call server stops); ``admits`` would start it again."""
@@ -128,5 +157,6 @@ class Admission:
         self._probe = None
 
     def status(self) -> dict:
-        return {"lag_ms": round(self.lag * 1000, 1), "limit": int(self.limit),
+        return {"lag_ms": round(self.lag * 1000, 1), "busy": round(self.busy, 2),
+                "limit": int(self.limit),
                 "in_flight": self.in_flight, "admitted": self.admitted, "refused": self.refused}

@@ -1,5 +1,6 @@
 """Admission control (callgw/callserver/admission.py) on a Clock with a fake load: no timing
-assertions, the lag is made by advancing the clock past the probe's due time."""
+assertions, the lag is made by advancing the clock past the probe's due time; the CPU clock is
+the Clock too (a process busy all the time) unless a test says otherwise."""
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -23,7 +24,8 @@ def run(adm, clock, seconds, late=0.0):
 
 def test_set_ups_in_flight_are_bounded_and_answered_calls_leave():
     clock = task.Clock()
-    adm = Admission(clock, initial_limit=10, min_limit=4, max_limit=10)
+    adm = Admission(clock, initial_limit=10, min_limit=4, max_limit=10, cpu=clock.seconds,
+                    wall=clock.seconds)
     calls = {}
     for i in range(10):
         assert adm.admits()
@@ -41,7 +43,8 @@ def test_set_ups_in_flight_are_bounded_and_answered_calls_leave():
 
 def test_lag_shrinks_the_limit_and_drowning_refuses_everything_then_recovers():
     clock = task.Clock()
-    adm = Admission(clock, initial_limit=64, min_limit=8, max_limit=1000)
+    adm = Admission(clock, initial_limit=64, min_limit=8, max_limit=1000, cpu=clock.seconds,
+                    wall=clock.seconds)
     assert adm.admits()                             # starts the probe
     run(adm, clock, 1.0)
     assert adm.lag < 0.001 and adm.limit == 64      # idle: nothing in flight, no growth
@@ -64,7 +67,8 @@ def test_lag_shrinks_the_limit_and_drowning_refuses_everything_then_recovers():
 
 def test_lag_from_other_work_refuses_nothing_while_few_calls_are_in_flight():
     clock = task.Clock()
-    adm = Admission(clock, min_limit=8)
+    adm = Admission(clock, min_limit=8, cpu=clock.seconds,
+                    wall=clock.seconds)
     assert adm.admits()
     run(adm, clock, 3.0, late=0.5)                  # a starved process, no calls of ours
     assert adm.lag > adm.max_lag
@@ -78,7 +82,8 @@ def test_lag_from_other_work_refuses_nothing_while_few_calls_are_in_flight():
 
 def test_the_limit_grows_while_it_is_used_without_lag():
     clock = task.Clock()
-    adm = Admission(clock, initial_limit=8, min_limit=8, max_limit=100)
+    adm = Admission(clock, initial_limit=8, min_limit=8, max_limit=100, cpu=clock.seconds,
+                    wall=clock.seconds)
     assert adm.admits()
     for i in range(8):
         adm.began(f"c{i}")
@@ -98,9 +103,34 @@ def test_the_limit_grows_while_it_is_used_without_lag():
 
 def test_a_clock_jump_is_not_load():
     clock = task.Clock()
-    adm = Admission(clock)
+    adm = Admission(clock, cpu=clock.seconds, wall=clock.seconds)
     assert adm.admits()
     clock.advance(30)                               # suspended, or a test's clock: one probe
     clock.advance(0.05)
     assert adm.lag == 0.0 and adm.admits()
+    adm.stop()
+
+
+def test_lag_while_the_process_is_mostly_idle_is_not_ours_to_cure():
+    """A process starved by other work (or blocked) lags without being busy: its set-ups in
+    flight are not cut and nothing is refused; once it is busy, the same lag counts."""
+    clock = task.Clock()
+    spent = [0.0]                                   # CPU seconds: 1% of the wall clock
+    adm = Admission(clock, min_limit=8, initial_limit=64, cpu=lambda: spent[0],
+                    wall=clock.seconds)
+    assert adm.admits()
+    for i in range(40):
+        adm.began(f"c{i}")
+        adm.settle(f"c{i}", handler("delivered"))
+    for _ in range(60):
+        clock.advance(adm.interval + 0.4)
+        spent[0] += (adm.interval + 0.4) * 0.01
+    assert adm.lag > adm.max_lag and adm.busy < adm.busy_threshold
+    assert adm.limit >= 64 and adm.admits() and adm.refused == 0     # not cut
+    limit = adm.limit
+    for _ in range(10):                             # now busy: the lag is the calls' doing
+        clock.advance(adm.interval + 0.4)
+        spent[0] += adm.interval + 0.4
+    assert adm.busy >= adm.busy_threshold and adm.limit < limit
+    assert not adm.admits() and "reactor lag" in adm.reason
     adm.stop()

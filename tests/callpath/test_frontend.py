@@ -115,13 +115,17 @@ def test_full_pool_gets_congestion():
     assert conn.sent[-1].command == "disconnected" and conn.sent[-1].cause == "congestion"
 
 
-def test_a_lagging_reactor_refuses_new_calls_with_congestion_before_any_gateway():
+def test_a_lagging_reactor_refuses_new_calls_with_congestion_before_any_gateway(monkeypatch):
     """Admission control (callgw/callserver/admission.py): while the reactor runs its timers
-    400 ms late (a Clock advanced past the probe) with ``min_limit`` set-ups of ours in flight,
-    a new call is refused at once with cause congestion and the reason in its event; calls up
-    stay up; once the lag goes, calls are taken again."""
+    400 ms late (a Clock advanced past the probe) with ``min_limit`` set-ups of ours in flight
+    and the process busy (its CPU clock is the Clock), a new call is refused at once with cause
+    congestion and the reason in its event; calls up stay up; once the lag goes, calls are
+    taken again."""
+    from callgw.callserver import admission
     fe, servers, slaves, store, clock, logger = build(n_servers=1,
                                                       scripts={"gw1": {"Setup": (ev.Alerting(),)}})
+    monkeypatch.setattr(admission, "process_time", clock.seconds)
+    monkeypatch.setattr(admission, "monotonic", clock.seconds)
     for kind, value in (("allow", "+"), ("max_concurrent", "100")):
         store.db.add_rule(kind, value, 0, username="alice")
     alice, bob = conn_for(store, "alice"), conn_for(store, "bob")
