@@ -51,7 +51,9 @@ class ICallLeg(Interface):
         """What this leg's provider needs to release the far end should this process die with
         the call up (SIP: the dialog's Call-ID, tags, remote target, route set, CSeq), as a
         JSON-able dict with ``protocol`` and ``gateway`` (name) keys; None when nothing
-        outlives the process (a client session). Asked once the call is answered."""
+        outlives the process (a client session). Asked once the call is answered, and right
+        after the leg placed it (SIP answers with its unanswered INVITE, for a CANCEL; the
+        other protocols with None until the answer)."""
 
     def statistics():
         """The leg's own statistics of the call for its CDR, asked once the call is released:

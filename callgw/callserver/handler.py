@@ -312,6 +312,9 @@ class CallHandler:
         elif presentation == "withhold":
             setup = replace(setup, privacy=True)
         self.b.send(setup)
+        early = self.b.recovery()       # what releases the attempt should this process die
+        if early is not None:
+            self.logger.call_recovery(self.ctx.call_id, [early])
 
     def _gateway_answered(self) -> None:
         if self.directory is not None and self.gateway is not None:

@@ -175,6 +175,15 @@ class CallLogger(Service):
             row["recovery"] = recovery
             self._dirty.add(call_id)
 
+    def call_recovery(self, call_id: str, recovery: list) -> None:
+        """The call's native leg sent its request (SIP: the INVITE): ``recovery`` is what
+        releases it (a CANCEL) should this process die before the answer; written with the
+        active-call row at the next flush."""
+        row = self.rows.get(call_id)
+        if row is not None:
+            row["recovery"] = recovery
+            self._dirty.add(call_id)
+
     def attach_key(self, call_id: str, digest: str) -> None:
         """The call's client holds a new re-attach key (its SHA-256 ``digest``), written with
         the active-call row so that another node can send a returning client here."""

@@ -312,9 +312,10 @@ class SipEndpoint:
         self._start_client(request, hop, owner)
         return owner.deferred
 
-    def send_request(self, method, uri, headers, hop, timeout=None):
+    def send_request(self, method, uri, headers, hop, timeout=None, via=None):
         """Send one request outside any session (e.g. a BYE for a dialog a previous process
-        left up), with this endpoint's Via and a client transaction toward ``hop``.
+        left up), with this endpoint's Via (or ``via``: a CANCEL carries its INVITE's) and a
+        client transaction toward ``hop``.
 
         ``headers`` are (name, value) pairs without Via and Content-Length. Returns a Deferred
         firing with the final response, failing with ``PingError`` (408 on timeout, 503 when
@@ -324,7 +325,7 @@ class SipEndpoint:
         t = hop.transport.upper()
         adv, port = self.local_address(hop.transport)
         local = f"{sess.bracket(adv)}:{port}"
-        via = ("Via", f"SIP/2.0/{t} {local};branch=z9hG4bK{sess._token()};rport")
+        via = ("Via", via or f"SIP/2.0/{t} {local};branch=z9hG4bK{sess._token()};rport")
         request = Request(method, uri, [via, *headers, ("Content-Length", "0")])
         if timeout is not None:
             owner.timeout_call = self.clock.callLater(

@@ -100,3 +100,70 @@ def test_kill_9_with_calls_up_then_restart_closes_and_releases_them(tmp_path, db
             if proc is not None:
                 stop(proc)
         sipp.stop()
+
+
+def test_kill_9_while_ringing_then_restart_cancels_the_invite(tmp_path):
+    """The gateway rings and never answers; callgw dies. The INVITE's state was stored with
+    the active-call row when it was sent: the next start sends the CANCEL (the INVITE's own
+    Via, so the gateway matches it) and writes the CDR of the unanswered call."""
+    sipp = Sipp("uas_ring_orphan.xml", tmp_path, calls=1, timeout=60).start()
+    prepare_db(tmp_path, gateways=[("paid", sipp.port, ["+49"], {"probe": "off"})])
+    db_target = str(tmp_path / "callgw.sqlite3")
+    config = tmp_path / "callgw.toml"
+    config.write_text(
+        f'[general]\ndatabase = "{db_target}"\nnode = "ringing"\n'
+        '[client]\nudp = "off"\ntcp = "127.0.0.1:0"\ntls = "off"\n[web]\nhttps = "off"\n'
+        '[manhole]\ntelnet = "off"\n'
+        f'[sip]\nudp = "127.0.0.1:{free_port()}"\ntcp = "off"\n'
+        '[mgcp]\nudp = "off"\n[calls]\nhealth_interval = 0\nno_answer_timeout = 120\n')
+    dial, first, second = None, None, None
+    try:
+        first, log = twistd(tmp_path, config)
+        found, _ = wait_for(log, r"listening: client-tcp tcp 127\.0\.0\.1:(\d+)", first)
+        wait_for(log, "callgw ready", first)
+        env = dict(os.environ, PYTHONPATH=str(ROOT), CALLGW_PASSWORD=PASSWORD)
+        dial = subprocess.Popen(
+            [sys.executable, "-m", "callgw.client.dial", "--server",
+             f"tcp://127.0.0.1:{found.group(1)}", "--user", "alice", "--timeout", "100",
+             "--reattach", "0", "+4930123400"],
+            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        db = Database(db_target)
+        try:
+            while True:         # ringing, flushed with the INVITE's state
+                rows = db.active_calls("ringing")
+                if rows and '"early"' in rows[0]["recovery"] and rows[0]["state"] != "null":
+                    break
+                assert time.monotonic() < deadline, rows
+                time.sleep(0.1)
+        finally:
+            db.close()
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        dial.kill()
+        dial.wait()
+
+        second, log2 = twistd(tmp_path, config)
+        wait_for(log2, r"start-up: 1 call\(s\) left open by the previous run of ringing "
+                       r"closed", second)
+        wait_for(log2, r"released at paid", second)
+        deadline = time.monotonic() + 20
+        while sipp.process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert sipp.process.poll() == 0, sipp.log()     # CANCEL taken, 200 and 487 sent
+        db = Database(db_target)
+        try:
+            assert db.active_calls() == []
+            [cdr] = db.cdrs(10, "alice")
+            assert cdr["cause"] == 41 and cdr["answered"] is None
+            assert cdr["stats"]["outcome"] == "failed" and cdr["stats"]["recovered"] is True
+        finally:
+            db.close()
+    finally:
+        if dial is not None and dial.poll() is None:
+            dial.kill()
+            dial.wait()
+        for proc in (first, second):
+            if proc is not None:
+                stop(proc)
+        sipp.stop()

@@ -197,10 +197,24 @@ class SipLeg:
         return self._vanished
 
     def recovery(self):
-        """The dialog, for a BYE from the next start should this process die (see
-        ``callgw.callserver.legs.sip_provider.release_orphan``); None before answer."""
+        """What another process needs to release the gateway's side should this one die (see
+        ``callgw.callserver.legs.sip_provider.release_orphan``): once answered the dialog,
+        for a BYE; while the INVITE is unanswered (``state`` ``early``) the INVITE's
+        Request-URI, top Via, From, To, Call-ID, CSeq, routes and first hop, for a CANCEL
+        (RFC 3261 9.1); None before the INVITE and after the end."""
         s = self.session
-        if s is None or self.state != "connected" or not s.remote_tag:
+        if s is None:
+            return None
+        if self.state in ("calling", "alerting") and s.invite is not None:
+            inv = s.invite
+            hop = s.profile.first_hop()
+            return {"protocol": "sip", "gateway": self.gateway["name"], "state": "early",
+                    "call_id": inv.headers.get("Call-ID"), "uri": str(inv.uri),
+                    "via": inv.headers.get_all("Via")[0], "from": inv.headers.get("From"),
+                    "to": inv.headers.get("To"), "cseq": inv.cseq[0],
+                    "route_set": list(inv.headers.get_all("Route")),
+                    "hop": [hop.transport, hop.host, hop.port]}
+        if self.state != "connected" or not s.remote_tag:
             return None
         d = s.dialog
         p = d.profile

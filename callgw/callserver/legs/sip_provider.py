@@ -197,12 +197,28 @@ class SipLegProvider:
 
     def release_orphan(self, gateway, recovery: dict):
         """A BYE in the dialog a previous run left up (``SipLeg.recovery()``), with a CSeq
-        above any that run can have used; fires with the gateway's final response."""
+        above any that run can have used, or a CANCEL of the INVITE it left unanswered;
+        fires with the gateway's final response."""
         if self.endpoint is None:
             raise LegUnavailable("SIP is off in this callgw ([sip] udp)")
         from callgw.callserver.legs.sip import _tls_policy
         from protocols.sip import session as sess
         from protocols.sip.headers import parse_name_addr
+        if recovery.get("state") == "early":        # the INVITE was never answered: CANCEL
+            transport, host, port = recovery["hop"]
+            tls = _tls_policy(sip_gateway(gateway, self.no_answer_timeout)
+                              if gateway is not None else {"transport": transport})
+            headers = [("Max-Forwards", "70"),
+                       *(("Route", r) for r in recovery.get("route_set") or ()),
+                       ("From", recovery["from"]), ("To", recovery["to"]),
+                       ("Call-ID", recovery["call_id"]),
+                       ("CSeq", f"{int(recovery['cseq'])} CANCEL"),
+                       ("Reason", 'Q.850;cause=41;text="callgw restarted"')]
+            # the INVITE's own Via (its branch names the transaction CANCEL ends); rport in it
+            # sends the answer here, to this process
+            return self.endpoint.send_request("CANCEL", recovery["uri"], headers,
+                                              sess.Hop(transport, host, int(port), tls),
+                                              self.ping_timeout, via=recovery["via"])
         transport = recovery.get("transport") or "udp"
         # TLS: the gateway's certificate check as configured now (the system's trust store
         # with verification on when the gateway was removed since)
