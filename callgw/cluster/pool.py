@@ -7,9 +7,9 @@ reactor)`` reads the call-servers table every ``[cluster] heartbeat`` seconds an
 callgw/cluster/link.py) kept up by a ``ClientService`` that reconnects with exponential
 back-off. Each heartbeat it asks every proven link for ``Status``. A call server counts as
 healthy while its link is proven and its last status is at most ``dead_after`` heartbeats
-old: a call server that dies (its link drops, or stops answering) is out of the balancer's
-choice at once, and within one heartbeat when only its answers stop. A node whose row names no
-process (a clean stop) is let go.
+old: a call server that dies (its link drops) is out of the balancer's choice at once, and
+after ``dead_after`` heartbeats when only its answers stop. A node whose row names no process
+(a clean stop) is let go.
 
 Tests: tests/cluster/test_link.py, tests/cluster/test_roles.py (real processes).
 """
