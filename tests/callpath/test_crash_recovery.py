@@ -26,6 +26,21 @@ CALLS = 3
 pytestmark = pytest.mark.peers("sipp")
 
 
+def active_until(db_target, node, done, limit=30.0):
+    """Poll ``node``'s active-call rows until ``done(rows)``; AssertionError after ``limit``."""
+    deadline = time.monotonic() + limit
+    db = Database(db_target)
+    try:
+        while True:
+            rows = db.active_calls(node)
+            if done(rows):
+                return rows
+            assert time.monotonic() < deadline, rows
+            time.sleep(0.1)
+    finally:
+        db.close()
+
+
 def test_kill_9_with_calls_up_then_restart_closes_and_releases_them(tmp_path, db_target):
     sipp = Sipp("uas_answer.xml", tmp_path, calls=CALLS, timeout=60).start()
     prepare_db(tmp_path, gateways=[("paid", sipp.port, ["+49"], {"probe": "off"})],
@@ -50,17 +65,9 @@ def test_kill_9_with_calls_up_then_restart_closes_and_releases_them(tmp_path, db
                  f"tcp://127.0.0.1:{found.group(1)}", "--user", "alice", "--duration", "60",
                  "--no-media-after", "0", f"+49301234{i:03d}"],
                 cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        deadline = time.monotonic() + 30
-        db = Database(db_target)
-        try:
-            while True:         # answered and flushed with its dialog: what a crash may lose
-                rows = db.active_calls("crashy")
-                if sum(1 for r in rows if r["answered"] and r["recovery"] != "[]") == CALLS:
-                    break
-                assert time.monotonic() < deadline, rows
-                time.sleep(0.1)
-        finally:
-            db.close()
+        # answered and flushed with its dialog: what a crash may lose
+        active_until(db_target, "crashy", lambda rows: sum(
+            1 for r in rows if r["answered"] and r["recovery"] != "[]") == CALLS)
         first.send_signal(signal.SIGKILL)
         first.wait(10)
         for dial in dials:                  # the clients lose their server with it
@@ -127,17 +134,9 @@ def test_kill_9_while_ringing_then_restart_cancels_the_invite(tmp_path):
              f"tcp://127.0.0.1:{found.group(1)}", "--user", "alice", "--timeout", "100",
              "--reattach", "0", "+4930123400"],
             cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
-        db = Database(db_target)
-        try:
-            while True:         # ringing, flushed with the INVITE's state
-                rows = db.active_calls("ringing")
-                if rows and '"early"' in rows[0]["recovery"] and rows[0]["state"] != "null":
-                    break
-                assert time.monotonic() < deadline, rows
-                time.sleep(0.1)
-        finally:
-            db.close()
+        # ringing, flushed with the INVITE's state
+        active_until(db_target, "ringing", lambda rows: rows and '"early"' in rows[0][
+            "recovery"] and rows[0]["state"] != "null")
         first.send_signal(signal.SIGKILL)
         first.wait(10)
         dial.kill()

@@ -8,33 +8,21 @@ from __future__ import annotations
 
 import pytest
 import pytest_twisted
-from twisted.internet import defer, reactor
+from twisted.internet import defer
 
-from callgw.service import GatewayService
 from tests.callpath.callgw_env import PASSWORD, prepare_db, sleep
-from tests.helpers import make_config, started
+from tests.cluster.nodes import ECHO, node
+from tests.helpers import started
 from tests.web.browser import BrowserThread, need_browser, tone_wav
 from tests.web.test_browser_call import status_is
 
-ECHO = "+4930999999"
-SECRET = "cluster-secret-for-the-test"
 WAIT = 20
+WEB_ONLY = {"udp": "off", "tcp": "off", "tls": "off"}     # the page: the web listener
 
 
 @pytest.fixture(autouse=True)
 def _peers_needed():
     need_browser()
-
-
-def node(tmp_path, name, role):
-    directory = tmp_path / name
-    directory.mkdir()
-    return GatewayService(make_config(
-        directory, general={"database": str(tmp_path / "callgw.sqlite3"), "node": name,
-                            "reload_interval": 0.2},
-        cluster={"role": role, "secret": SECRET, "amp": "127.0.0.1:0", "heartbeat": 0.2},
-        client={"udp": "off", "tcp": "off", "tls": "off"}, manhole={"telnet": "off"},
-        mgcp={"udp": "off"}, calls={"echo_number": ECHO, "health_interval": 0}), reactor)
 
 
 @pytest_twisted.inlineCallbacks
@@ -44,9 +32,9 @@ def test_the_page_signs_in_at_the_front_end_and_calls_at_the_call_server(tmp_pat
     nodes = []
     browser = BrowserThread(mic=mic)
     try:
-        cs = yield started(node(tmp_path, "cs-a", "callserver"))
+        cs = yield started(node(tmp_path, "cs-a", "callserver", client=WEB_ONLY))
         nodes.append(cs)
-        fe = yield started(node(tmp_path, "fe", "frontend"))
+        fe = yield started(node(tmp_path, "fe", "frontend", client=WEB_ONLY))
         nodes.append(fe)
         pool = fe.child("cluster")
         for _ in range(100):

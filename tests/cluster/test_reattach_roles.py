@@ -11,25 +11,11 @@ import pytest_twisted
 from twisted.internet import defer, reactor
 
 from callgw.client.links import connect
-from callgw.service import GatewayService
 from tests.callpath.callgw_env import PASSWORD, prepare_db, sleep, within
-from tests.helpers import make_config, started
+from tests.cluster.nodes import ECHO, node
+from tests.helpers import started
 
-ECHO = "+4930999999"
-SECRET = "cluster-secret-for-the-test"
-TOKEN_KEYS = ["k1:0123456789abcdef0123"]        # shared: a token verifies on every node
-
-
-def node(tmp_path, name, role):
-    directory = tmp_path / name
-    directory.mkdir()
-    return GatewayService(make_config(
-        directory, general={"database": str(tmp_path / "callgw.sqlite3"), "node": name,
-                            "reload_interval": 0.2},
-        cluster={"role": role, "secret": SECRET, "amp": "127.0.0.1:0", "heartbeat": 0.2},
-        client={"udp": "off", "tls": "off"}, web={"https": "off"},
-        manhole={"telnet": "off"}, mgcp={"udp": "off"}, security={"token_keys": TOKEN_KEYS},
-        calls={"echo_number": ECHO, "health_interval": 0}), reactor)
+TCP_ONLY = {"client": {"udp": "off", "tls": "off"}, "web": {"https": "off"}}
 
 
 @defer.inlineCallbacks
@@ -51,8 +37,8 @@ def test_a_client_back_through_the_front_end_is_sent_to_the_call_server_holding_
     nodes, sessions = [], []
     try:
         for name in ("cs-a", "cs-b"):
-            nodes.append((yield started(node(tmp_path, name, "callserver"))))
-        fe = yield started(node(tmp_path, "fe", "frontend"))
+            nodes.append((yield started(node(tmp_path, name, "callserver", **TCP_ONLY))))
+        fe = yield started(node(tmp_path, "fe", "frontend", **TCP_ONLY))
         nodes.append(fe)
         pool = fe.child("cluster")
         yield until(lambda: defer.succeed(len([s for s in pool.nodes.values() if s.healthy])
