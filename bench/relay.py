@@ -825,6 +825,9 @@ def main():
     results = []
     try:
         gen = build_generator(workdir)
+        if "callgw-wss" in paths and shutil.which("node") is None:
+            print("callgw-wss: node (Debian nodejs) not installed, skipped", flush=True)
+            paths.remove("callgw-wss")
         if "rtpengine" in paths:
             if Rtpengine.available():
                 engine = Rtpengine(workdir)
