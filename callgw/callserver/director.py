@@ -154,7 +154,7 @@ class CallDirector:
             auth = self._decide(user, entry, target, contact, counted_here=False)
             tenant_of = entry.tenant.get("name", tenant_name)
             a = self.store.run("admit_call", call_id, username, tenant_of, self.node,
-                               self.clock.seconds(), entry.rules.check_limits)
+                               self.clock.seconds(), entry.rules.check_limits, auth.target)
             return a.addCallback(lambda _: auth)
         return d.addCallback(admission)
 

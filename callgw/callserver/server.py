@@ -224,6 +224,7 @@ class CallPathService(MultiService):
         self.publish = publish
         self.echo_number = echo_number
         self.servers: list[CallServer] = []
+        self.started_at = float("inf")
         self._publish = None
         self._publish_fault: str | None = None      # the database fault publishing met, if any
         self.logger.setServiceParent(self)
@@ -261,11 +262,13 @@ class CallPathService(MultiService):
         """Fires once every leg provider is ready and the gateways are loaded; fails with the
         first provider that cannot start."""
         MultiService.startService(self)
+        self.started_at = self.clock.seconds()  # what began before is a previous run's
         started = [maybeDeferred(p.start) for p in self.providers.values()]
         d = DeferredList(started, fireOnOneErrback=True, consumeErrors=True)
         d.addErrback(lambda f: getattr(f.value, "subFailure", f))
         d.addCallback(lambda _: self.directory.reload())
         d.addCallback(lambda _: self.store.run("node_calls", self.node))
+        d.addCallback(lambda rows: [r for r in rows if r["started"] < self.started_at])
         d.addCallback(self._recover, self.node,
                       "callgw restarted: released the call its previous run left open")
         d.addCallback(self._loaded)
@@ -281,7 +284,7 @@ class CallPathService(MultiService):
         dialog). Only the calls this process closed are released (another survivor may have
         closed some first). Fires with how many were closed, once the records are written;
         the releases go on in the background, each logged."""
-        if not rows:
+        if not rows and not self.store.shared:     # (shared: admitted calls without rows)
             return 0
         now = self.clock.seconds()
         cdrs, events = [], []
@@ -300,7 +303,8 @@ class CallPathService(MultiService):
             events.append({"call_id": row["call_id"], "kind": "recovered", "at": now,
                            "data": {"state": row["state"], "node": node, "by": self.node,
                                     "legs": [r.get("protocol") for r in row["recovery"]]}})
-        d = self.store.run("close_calls", node, cdrs, events, dead_before)
+        d = self.store.run("close_calls", node, cdrs, events, dead_before, now, text,
+                           self.started_at if node == self.node else None)
         d.addCallback(self._release_orphans, rows, node)
         return d
 

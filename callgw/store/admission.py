@@ -27,10 +27,11 @@ class Admission:
     """The ``call_admissions`` table; needs ``_tx`` and ``conn`` of ``Database``."""
 
     def admit_call(self, call_id: str, username: str, tenant: str, node: str, now: float,
-                   check: Callable[[int, int, int, int], None]) -> None:
-        """Admit call ``call_id`` of ``username`` (of ``tenant``) on ``node``, or raise what
-        ``check(user_active, user_recent, tenant_active, tenant_recent)`` raised (nothing is
-        recorded then)."""
+                   check: Callable[[int, int, int, int], None],
+                   target: str | None = None) -> None:
+        """Admit call ``call_id`` of ``username`` (of ``tenant``) to ``target`` on ``node``, or
+        raise what ``check(user_active, user_recent, tenant_active, tenant_recent)`` raised
+        (nothing is recorded then)."""
         since = now - RATE_WINDOW
         with self._tx():
             self.conn.lock("callgw-admit:" + tenant)
@@ -47,7 +48,8 @@ class Admission:
             check(*(int(n) for n in row))
             self.conn.upsert("call_admissions", {"call_id": call_id, "username": username,
                                                  "tenant": tenant, "node": node,
-                                                 "admitted": now, "ended": None}, "call_id")
+                                                 "admitted": now, "ended": None,
+                                                 "target": target}, "call_id")
 
     def release_call(self, call_id: str, now: float) -> None:
         """Call ``call_id`` ended (or never started): it no longer counts as in progress."""

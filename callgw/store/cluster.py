@@ -14,7 +14,8 @@ has one row per node of the role ``callserver`` (and one per in-process call ser
 - ``set_draining`` is the operator's order (``callgw server drain NAME``).
 - ``dead_nodes`` names the nodes with active calls whose heartbeat stopped;
   ``close_calls`` drops active-call rows one by one and writes the CDR and events of exactly
-  the rows it dropped, and forgets the dead run's admissions, in one transaction: two survivors (or a survivor and the restarted node)
+  the rows it dropped, writes a CDR for each call the dead run admitted but had not yet
+  recorded as active, and forgets the dead run's admissions, in one transaction: two survivors (or a survivor and the restarted node)
   closing the same calls at once close each call once.
 - ``locate_call`` finds the node holding a user's call by the digest of its re-attach key
   (``active_calls.attach_key``, migration 8), for a client re-attaching on another node.
@@ -96,13 +97,15 @@ class Cluster:
         return rows[0]
 
     def dead_nodes(self, dead_before: float, exclude: str) -> list[str]:
-        """Nodes other than ``exclude`` holding active calls whose call-server row has not been
+        """Nodes other than ``exclude`` holding active (or admitted) calls whose call-server row
+        has not been
         heartbeated since ``dead_before`` (or names no live process). Only nodes of the role
         ``callserver`` count: a node of the role ``all`` closes its own calls when it starts."""
         rows = self._rows(
-            "SELECT DISTINCT a.node AS node FROM active_calls a JOIN call_servers c "
-            "ON c.name = a.node AND c.role = 'callserver' WHERE a.node <> ? AND "
-            "(c.updated < ? OR c.instance = '') ORDER BY a.node", [exclude, dead_before])
+            "SELECT DISTINCT n.node AS node FROM (SELECT node FROM active_calls UNION "
+            "SELECT node FROM call_admissions WHERE ended IS NULL) n JOIN call_servers c "
+            "ON c.name = n.node AND c.role = 'callserver' WHERE n.node <> ? AND "
+            "(c.updated < ? OR c.instance = '') ORDER BY n.node", [exclude, dead_before])
         return [r["node"] for r in rows]
 
     def node_calls(self, node: str) -> list[dict]:
@@ -113,11 +116,15 @@ class Cluster:
         return rows
 
     def close_calls(self, node: str, cdrs: list[dict], events: list[dict],
-                    dead_before: float | None = None) -> list[str]:
+                    dead_before: float | None = None, now: float | None = None,
+                    text: str = "", admitted_before: float | None = None) -> list[str]:
         """Drop ``node``'s active-call rows named by ``cdrs`` and write the CDR and events of
         each row actually dropped (another process may have closed some first); with
-        ``dead_before``, only while ``node`` still counts as dead. Returns the call ids
-        closed, in one transaction."""
+        ``dead_before``, only while ``node`` still counts as dead. With ``now``, a call the
+        dead run had admitted (a shared database counts admissions) but not yet recorded as
+        active, and that has no CDR, gets one too: cause 41 with ``text``, never answered
+        (only one admitted before ``admitted_before`` when given: a restarted node's own new
+        calls are not its previous run's). Returns the call ids closed, in one transaction."""
         with self._tx():
             self.conn.lock("callgw-node:" + node)
             if dead_before is not None and node not in self.dead_nodes(dead_before, ""):
@@ -128,10 +135,36 @@ class Cluster:
                                      (cdr["call_id"], node)).rowcount == 1:
                     closed.append(cdr["call_id"])
             done = set(closed)
-            self.call_log_batch([], [e for e in events if e["call_id"] in done], [],
-                                [c for c in cdrs if c["call_id"] in done], [])
-            self.forget_admissions(node)        # the dead run's admissions, flushed or not
+            cdrs = [c for c in cdrs if c["call_id"] in done]
+            if now is not None:
+                unrecorded = self._unrecorded(node, done, now, text,
+                                              now if admitted_before is None
+                                              else admitted_before)
+                cdrs += unrecorded
+                closed += [c["call_id"] for c in unrecorded]
+            self.call_log_batch([], [e for e in events if e["call_id"] in done], [], cdrs, [])
+            self.conn.execute("DELETE FROM call_admissions WHERE node = ? AND admitted < ?",
+                              (node, now if admitted_before is None else admitted_before)
+                              if now is not None else (node, float("inf")))
             return closed
+
+    def _unrecorded(self, node: str, closed: set, now: float, text: str,
+                    before: float) -> list[dict]:
+        """CDRs for ``node``'s calls in progress by admission with neither an active-call row
+        nor a CDR (admitted within the logger's last flush before the process died)."""
+        rows = self._rows(
+            "SELECT a.call_id, a.username, a.tenant, a.target, a.admitted FROM "
+            "call_admissions a LEFT JOIN active_calls c ON c.call_id = a.call_id LEFT JOIN "
+            "cdrs d ON d.call_id = a.call_id WHERE a.node = ? AND a.ended IS NULL AND "
+            "c.call_id IS NULL AND d.call_id IS NULL AND a.admitted < ? ORDER BY a.admitted",
+            [node, before])
+        return [{"call_id": r["call_id"], "username": r["username"], "tenant": r["tenant"],
+                 "target": r["target"] or "", "gateway": None, "call_server": node,
+                 "requested": r["admitted"], "ringing": None, "answered": None, "ended": now,
+                 "duration": 0.0, "cause": 41, "cause_text": text, "media_mode": "",
+                 "stats": {"outcome": "failed", "released_by": "callgw", "recovered": True,
+                           "last_state": "admitted"}}
+                for r in rows if r["call_id"] not in closed]
 
     def locate_call(self, username: str, attach_key: str) -> dict | None:
         """The node row holding ``username``'s call whose re-attach key digest is

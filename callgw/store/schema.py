@@ -126,6 +126,11 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE active_calls ADD COLUMN attach_key TEXT",
         "CREATE INDEX active_calls_node ON active_calls (node)",
     ],
+    # 9: an admitted call's target, so that a call a dead process admitted but had not yet
+    # recorded as active still gets its CDR (callgw/store/cluster.py, ``close_calls``)
+    [
+        "ALTER TABLE call_admissions ADD COLUMN target TEXT",
+    ],
 ]
 
 #: Tables whose rows the admin CLI edits; a write to any of them bumps the change serial.

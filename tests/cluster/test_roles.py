@@ -5,7 +5,8 @@ One front end and two call servers: the front end authenticates each client and 
 to a call server (callgw-dial follows), calls spread over both; a second process under a name
 already in use is refused at start; after ``kill -9`` of one call server, the other closes its
 calls (a CDR each, cause 41, a BYE to the gateway) and new calls go to the survivor; the dead
-one restarted rejoins and takes calls again; an operator's drain (``callgw server drain``)
+one restarted rejoins and takes calls again; calls placed while it dies each get an answer,
+and those that reached the gateway a CDR; an operator's drain (``callgw server drain``)
 sends new calls elsewhere. In the end every call has exactly one CDR and sipp, which answered
 every call and waits for a BYE for each, ends its scenario with success.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -30,6 +32,7 @@ pytestmark = pytest.mark.peers("sipp")
 SECRET = "cluster-secret-for-the-test"
 FIRST = 4                   # long calls placed before the crash (the tenant's limit: 4)
 LATER = 3                   # short calls after it: survivor, restarted node, drained node
+MIDLOAD = 4                 # bob's short calls placed as a call server dies
 
 
 RTP_PORTS = {"cs-a": "20000-20999", "cs-b": "21000-21999"}     # below the ephemeral ports
@@ -51,12 +54,12 @@ def config(tmp_path, db_url, node, sip_port=None):
     return path
 
 
-def dial(tmp_path, port, number, duration):
+def dial(tmp_path, port, number, duration, user="alice"):
     env = dict(os.environ, PYTHONPATH=str(ROOT), CALLGW_PASSWORD=PASSWORD)
     out = open(tmp_path / f"dial-{number}.log", "w+b")
     proc = subprocess.Popen(
         [sys.executable, "-m", "callgw.client.dial", "--server", f"tcp://127.0.0.1:{port}",
-         "--user", "alice", "--duration", str(duration), "--no-media-after", "0",
+         "--user", user, "--duration", str(duration), "--no-media-after", "0",
          "--reattach", "0", number],
         cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
     return proc, out
@@ -82,10 +85,14 @@ def rows(db_url, method, *args):
 
 def test_front_end_two_call_servers_kill_9_rejoin_and_drain(tmp_path, pg_url):
     sipp = Sipp("uas_answer.xml", tmp_path, calls=FIRST + LATER, timeout=120).start()
-    prepare_db(tmp_path, gateways=[("paid", sipp.port, ["+49"], {"probe": "off"})],
-               target=pg_url)
+    # bob's calls, placed as cs-a dies, go to a gateway of their own (what it sees varies)
+    (tmp_path / "uk").mkdir()
+    uk = Sipp("uas_answer.xml", tmp_path / "uk", calls=1000, timeout=120).start()
+    prepare_db(tmp_path, users=("alice", "bob"),
+               gateways=[("paid", sipp.port, ["+49"], {"probe": "off"}),
+                         ("paid-uk", uk.port, ["+44"], {"probe": "off"})], target=pg_url)
     cs_config = {n: config(tmp_path, pg_url, n, free_port()) for n in ("cs-a", "cs-b")}
-    procs, dials = {}, []
+    procs, dials, midload = {}, [], []
     try:
         for name, path in cs_config.items():
             procs[name] = twistd(tmp_path, path, "--role", "callserver", name=name)
@@ -119,14 +126,29 @@ def test_front_end_two_call_servers_kill_9_rejoin_and_drain(tmp_path, pg_url):
         on_a = {r["call_id"] for r in answered if r["node"] == "cs-a"}
         assert on_a and len(on_a) < FIRST, [r["node"] for r in answered]
 
-        # kill -9 one call server: the survivor closes its calls, new calls go to the survivor
+        # kill -9 one call server while bob's calls are being placed: the survivor closes its
+        # calls, new calls go to the survivor
+        for i in range(MIDLOAD):
+            midload.append((f"+44207946{i:04d}", dial(tmp_path, port, f"+44207946{i:04d}", 3,
+                                                      user="bob")))
+        until(lambda: sum("trying" in output(out) for _, (_, out) in midload) >= MIDLOAD // 2,
+              60, "bob's calls under way")
         procs["cs-a"][0].send_signal(signal.SIGKILL)
         procs["cs-a"][0].wait(10)
-        wait_for(procs["cs-b"][1], rf"{len(on_a)} call\(s\) left open by dead call server "
-                                   r"cs-a closed", procs["cs-b"][0])
+        wait_for(procs["cs-b"][1], r"call\(s\) left open by dead call server cs-a closed",
+                 procs["cs-b"][0])
         cdrs = {c["call_id"]: c for c in rows(pg_url, "cdrs", 50, "alice")}
         assert set(cdrs) == on_a and all(c["cause"] == 41 for c in cdrs.values())
         assert all("call server cs-a died" in c["cause_text"] for c in cdrs.values())
+        # every one of bob's call requests got an answer, and every call that reached a
+        # gateway (it rang or connected) has its CDR
+        for number, (proc, out) in midload:
+            proc.wait(90)
+            text = output(out)
+            assert re.search(r"^(disconnected|unauthorized|error): ", text, re.M), text
+            if re.search(r"^(ringing|connected)$", text, re.M):
+                until(lambda: [c for c in rows(pg_url, "cdrs", 50, "bob")
+                               if c["target"] == number], 20, f"the CDR of {number}")
 
         def short_call(number, node):
             proc, out = dial(tmp_path, port, number, 1)
@@ -161,15 +183,16 @@ def test_front_end_two_call_servers_kill_9_rejoin_and_drain(tmp_path, pg_url):
             proc.wait(60)
         until(lambda: len(rows(pg_url, "cdrs", 50, "alice")) == FIRST + LATER, 30,
               "a CDR for every call")
-        assert rows(pg_url, "active_calls") == []
+        assert rows(pg_url, "active_calls") == [] and rows(pg_url, "admitted_calls") == []
         code = until(lambda: sipp.process.poll() is not None and [sipp.process.returncode],
                      60, "sipp's end")
         assert code == [0], sipp.log()
     finally:
-        for proc, _ in dials:
+        for proc, _ in dials + [d for _, d in midload]:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
         for proc, _ in procs.values():
             stop(proc)
         sipp.stop()
+        uk.stop()

@@ -100,3 +100,23 @@ def test_a_call_is_found_by_its_users_key_digest(db):
     assert db.locate_call("mallory", key) is None
     assert db.locate_call("alice", "0" * 64) is None
     assert "attach_key" not in db.active_calls()[0]
+
+
+def test_a_call_admitted_but_not_yet_recorded_gets_its_cdr_too(db):
+    join(db, "cs-a", "ia")
+    db.call_log_batch([active("c1", "cs-a")], [], [], [], [])
+    for call_id, at in (("c2", NOW + 1), ("c3", NOW + 2)):     # admitted, never flushed
+        db.admit_call(call_id, "alice", "default", "cs-a", at, lambda *counts: None,
+                      target="+4930999")
+    db.admit_call("c4", "alice", "default", "cs-a", NOW + 3, lambda *counts: None)
+    db.release_call("c4", NOW + 4)                              # ended: not in progress
+    assert db.dead_nodes(NOW + 10, "cs-b") == ["cs-a"]
+    closed = db.close_calls("cs-a", [cdr("c1")], [], NOW + 4, now=NOW + 10,
+                            text="call server cs-a died", admitted_before=NOW + 1.5)
+    assert closed == ["c1", "c2"]                 # c3 came after admitted_before: not closed
+    c2 = db.get_cdr("c2")
+    assert c2["cause"] == 41 and c2["answered"] is None and c2["target"] == "+4930999"
+    assert c2["cause_text"] == "call server cs-a died" and c2["requested"] == NOW + 1
+    assert [a["call_id"] for a in db.admitted_calls()] == ["c3"]
+    assert db.get_cdr("c4") is None
+
