@@ -322,6 +322,9 @@ class ICallServer(Interface):
         """Whether the server takes a new call now, from its measured load (admission
         control: reactor lag, call set-ups in flight); False is counted as a refusal."""
 
+    def accepting():
+        """What ``admits()`` would answer now, counting nothing (a status report)."""
+
     def launch(request, leg):
         """Run the call ``request`` (a ``CallRequest``) with ``leg`` as its leg a.
 

@@ -77,19 +77,25 @@ class Admission:
     # -- the rule -------------------------------------------------------------------------------
     def admits(self) -> bool:
         """Whether a new call may start now (counted as refused when not)."""
+        why = self.refusal()
+        return True if why is None else self._refuse(why)
+
+    def refusal(self) -> str | None:
+        """Why a new call would be refused now, or None; counts nothing (a cluster front end
+        asks this every heartbeat)."""
         if self._probe is None:
             self._arm()
         if len(self.pending) < self.min_limit:
-            return True
+            return None
         if self.lag > self.max_lag and self.busy >= self.busy_threshold:
             self._prune()
             if len(self.pending) >= self.min_limit:
-                return self._refuse(f"reactor lag {self.lag * 1000:.0f} ms")
+                return f"reactor lag {self.lag * 1000:.0f} ms"
         if len(self.pending) >= int(self.limit):
             self._prune()
             if len(self.pending) >= int(self.limit):
-                return self._refuse(f"{len(self.pending)} call set-ups in progress")
-        return True
+                return f"{len(self.pending)} call set-ups in progress"
+        return None
 
     def began(self, call_id: str) -> None:
         """An admitted call was launched: it is in flight until ``settle``."""

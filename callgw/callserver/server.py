@@ -80,6 +80,11 @@ class CallServer:
         why."""
         return self.admission.admits()
 
+    def accepting(self) -> bool:
+        """Whether ``admits()`` would take a call now, without counting a refusal (the
+        cluster link's status)."""
+        return self.admission.refusal() is None
+
     def launch(self, request: CallRequest, leg):
         """Authorize, then start a handler; fires with it (None when refused)."""
         self.admission.began(request.call_id)

@@ -141,7 +141,7 @@ class ClusterMember(Service):
                 "weight": servers[0].weight if servers else 100,
                 "healthy": all(s.healthy for s in servers),
                 "draining": any(s.draining for s in servers),
-                "admits": any(s.admits() for s in servers if not s.draining),
+                "admits": any(s.accepting() for s in servers if not s.draining),
                 "listeners": self.listeners}
 
     # -- heartbeat ----------------------------------------------------------------------------

@@ -33,9 +33,10 @@ def test_set_ups_in_flight_are_bounded_and_answered_calls_leave():
         calls[f"c{i}"] = handler()
         adm.settle(f"c{i}", calls[f"c{i}"])
     assert not adm.admits() and adm.refused == 1 and "10 call set-ups" in adm.reason
+    assert "10 call set-ups" in adm.refusal() and adm.refused == 1   # asked, not counted
     calls["c3"].state.value = "active"              # answered: no longer in flight
     calls["c4"].state.value = "released"
-    assert adm.admits() and adm.in_flight == 8
+    assert adm.refusal() is None and adm.admits() and adm.in_flight == 8
     adm.settle("c9", None)                         # a launch refused or failed leaves at once
     assert adm.in_flight == 7
     adm.stop()
