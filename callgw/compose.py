@@ -98,7 +98,8 @@ def build(root, config: Config, reactor, frontend=None) -> Parts:
                             node=node)
     anchor = None                   # [media] backend: who carries direct-mode calls' media
     if config["media"]["backend"] == "rtpengine":
-        anchor = Rtpengine(reactor, parse_address(config["media"]["rtpengine"]))
+        anchor = Rtpengine(reactor, parse_address(config["media"]["rtpengine"]),
+                           inactivity_timeout=float(config["media"]["inactivity_timeout"]))
     media = CallMedia(reactor, config["media"], anchor=anchor)  # opens nothing until a call
     balancer = Balancer([], calls["balancer"])
     front = FrontEnd(balancer, reactor, logger, registrar, branding, store, node,

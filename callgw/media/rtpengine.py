@@ -10,6 +10,16 @@ is the address the gateway is sent), then the gateway's answer (``anchor("b", ..
 ``rtpengine``). Relayed-mode calls keep the built-in relay (rtpengine does not speak the
 client protocol's media frames).
 
+While the call is up (from the first anchored answer of ``b``) the session asks rtpengine for
+the call's figures with an ng ``query`` every ``poll_interval`` seconds on the injected clock
+(at most a quarter of ``inactivity_timeout``), one query at a time, the next one scheduled when
+the last one is answered or failed, and none after ``close``. ``statistics()`` then gives the
+last figures in the relay's keys (per direction ``packets``, ``octets``, ``lost``, ``loss``,
+``jitter_ms``, ``mos``; the last four None unless rtpengine derived them from RTCP); a failed
+query is one log line and keeps the figures it had. ``liveness()`` says ``media inactive``
+once rtpengine's packet counters of both directions stood still for ``inactivity_timeout``
+seconds, unless the call is held (``hold``) or was resumed less than that long ago.
+
 ``NgClient`` is the thin Twisted adapter over ``protocols.ng.codec``: one UDP socket, a
 Deferred per request, retransmission with the same cookie every ``timeout`` seconds
 (rtpengine answers a duplicate with its first reply) and a clear failure after ``retries``.
@@ -117,8 +127,14 @@ class NgClient(DatagramProtocol):
 class Rtpengine:
     """The rtpengine backend of one process: its ng client and the per-call sessions."""
 
-    def __init__(self, reactor, address: tuple[str, int], timeout: float = 1.0, clock=None):
+    def __init__(self, reactor, address: tuple[str, int], timeout: float = 1.0, clock=None,
+                 inactivity_timeout: float = 30.0, poll_interval: float = 5.0):
         self.client = NgClient(reactor, address, timeout=timeout, clock=clock)
+        self.clock = clock if clock is not None else reactor
+        self.inactivity_timeout = float(inactivity_timeout)
+        limits = [float(poll_interval)] + ([self.inactivity_timeout / 4.0]
+                                           if self.inactivity_timeout else [])
+        self.poll_interval = max(0.05, min(limits))
         self.sessions: dict[str, RtpengineSession] = {}
 
     def session(self, call_id: str) -> "RtpengineSession":
@@ -149,7 +165,15 @@ class RtpengineSession:
         self.anchored = False
         self.closed = False
         self.final: dict = {}
+        self.live: dict = {}            # the last query's figures
+        self.queries = self.queries_failed = 0
+        self.inactive: str | None = None
+        self.holders: set[str] = set()  # who holds the call: "client", "gateway"
+        self.resumed_at: float | None = None
         self._chain = succeed(None)     # one ng request at a time, answered in order
+        self._poll = None               # the next query's timer (None: not polling)
+        self._packets: int | None = None
+        self._moved_at: float | None = None     # when the counters last grew
 
     # -- IAnchoredMedia --------------------------------------------------------------------------
     def anchor(self, side, media):
@@ -168,7 +192,7 @@ class RtpengineSession:
 
         def run(_):
             d = self.owner.client.command(message)
-            d.addCallback(self._offered if side == "a" else lambda reply: reply)
+            d.addCallback(self._offered if side == "a" else self._answered)
             d.addCallback(lambda reply: _media(reply, media))
             d.chainDeferred(result)         # the chain goes on; result has any failure
         self._chain.addCallback(run)
@@ -181,12 +205,26 @@ class RtpengineSession:
         self.anchor(side, media).addErrback(self._failed, f"connecting side {side}")
 
     def statistics(self) -> dict:
-        return dict(self.final)
+        """The final figures after ``close``; before, those of the last ``query``."""
+        return dict(self.final or self.live)
+
+    def hold(self, on: bool, by: str = "client") -> None:
+        """``by`` (the client or the gateway) held the call, or resumed it: silence is expected
+        while either holds it and for ``inactivity_timeout`` seconds after the last resume."""
+        if on:
+            self.holders.add(by)
+            return
+        self.holders.discard(by)
+        if not self.holders:
+            self.resumed_at = self.owner.clock.seconds()
 
     def close(self):
         if self.closed:
             return succeed(self.statistics())
         self.closed = True
+        if self._poll is not None and self._poll.active():
+            self._poll.cancel()
+        self._poll = None
         result = Deferred()
 
         def run(_):
@@ -201,7 +239,9 @@ class RtpengineSession:
         return result
 
     def liveness(self) -> str | None:
-        return None
+        """None while rtpengine's counters grow (or silence is expected); the reason once
+        both directions stood still for ``inactivity_timeout`` seconds."""
+        return self.inactive
 
     def attach_client(self, deliver, codec="PCMU", ptime=20):
         raise NotImplementedError("relayed-mode media stays with the built-in relay")
@@ -217,28 +257,100 @@ class RtpengineSession:
         self.anchored = True
         return reply
 
+    def _answered(self, reply: dict) -> dict:
+        if self._poll is None and not self.closed:      # the first answer: media may flow
+            self._moved_at = self.owner.clock.seconds()
+            self._schedule()
+        return reply
+
+    # -- live figures: one ng query at a time -----------------------------------------------------
+    def _schedule(self) -> None:
+        self._poll = self.owner.clock.callLater(self.owner.poll_interval, self._query)
+
+    def _query(self) -> None:
+        if self.closed:
+            return
+        d = self.owner.client.command(ng.query(self.call_id))
+        d.addCallbacks(self._queried, self._query_failed)
+        d.addErrback(self._failed, "reading a query reply")
+        d.addBoth(lambda _: None if self.closed else self._schedule())
+
+    def _queried(self, reply: dict) -> None:
+        if self.closed:
+            return
+        self.queries += 1
+        self.live = _figures(reply, self.owner.client._peer())
+        self._watch(self.owner.clock.seconds())
+
+    def _query_failed(self, failure) -> None:
+        if self.closed:
+            return
+        self.queries_failed += 1
+        self.log.warn("call {call_id} peer {peer}: rtpengine query failed, keeping the last "
+                      "figures: {reason}", call_id=self.call_id,
+                      peer=self.owner.client._peer(), reason=failure.getErrorMessage())
+
+    def _watch(self, now: float) -> None:
+        """Both directions' packet counters against the inactivity timeout."""
+        packets = sum(self.live.get(d, {}).get("packets", 0)
+                      for d in ("client_to_gateway", "gateway_to_client"))
+        if self._packets is None or packets > self._packets:
+            self._packets, self._moved_at = packets, now
+            return
+        timeout = self.owner.inactivity_timeout
+        resumed = self.resumed_at
+        if not timeout or self.inactive is not None or self.holders or (
+                resumed is not None and now - resumed < timeout):
+            return
+        idle = now - max(self._moved_at, resumed or self._moved_at)
+        if idle >= timeout:
+            self.inactive = f"media inactive: nothing from either side for {idle:.1f} s"
+            self.log.info("call {call_id} peer {peer}: {reason} (rtpengine's counters)",
+                          call_id=self.call_id, peer=self.owner.client._peer(),
+                          reason=self.inactive)
+
     def _deleted(self, reply) -> dict:
         self.owner.sessions.pop(self.call_id, None)
-        stats = ng.media_stats(reply)
-        tags = stats["tags"]
-        a, b = tags.get(TAGS["a"], {}), tags.get(TAGS["b"], {})
-        self.final = {"mode": "rtpengine", "rtpengine": self.owner.client._peer(),
-                      "client_to_gateway": a.get("rtp", {}), "gateway_to_client": b.get("rtp", {}),
-                      "client_rtcp": a.get("rtcp", {}), "gateway_rtcp": b.get("rtcp", {}),
-                      "client": a.get("endpoint"), "gateway": b.get("endpoint"),
-                      "totals": stats["totals"]}
+        self.final = _figures(reply, self.owner.client._peer())
         return self.statistics()
 
     def _delete_failed(self, failure) -> dict:
         self.owner.sessions.pop(self.call_id, None)
         self._failed(failure, "delete")
-        self.final = {"mode": "rtpengine", "rtpengine": self.owner.client._peer(),
-                      "error": str(failure.value)}
+        self.final = dict(self.live, mode="rtpengine", rtpengine=self.owner.client._peer(),
+                          error=str(failure.value))     # the last query's figures, if any
         return self.statistics()
 
     def _failed(self, failure, what: str) -> None:
         self.log.failure("call {call_id} peer {peer}: rtpengine {what}", failure,
                          call_id=self.call_id, peer=self.owner.client._peer(), what=what)
+
+
+def _direction(side: dict) -> dict:
+    """What rtpengine received from one side, in the relay's keys (``callgw.media.quality``):
+    ``loss``/``jitter_ms``/``mos`` come only from rtpengine's RTCP-derived SSRC figures."""
+    rtp, quality = side.get("rtp", {}), side.get("quality")
+    out = {"packets": rtp.get("packets", 0), "octets": rtp.get("bytes", 0),
+           "errors": rtp.get("errors", 0), "ssrc": side.get("ssrc"),
+           "lost": None, "loss": None, "jitter_ms": None, "mos": None}
+    if quality:
+        out.update(loss=quality["loss"], jitter_ms=quality["jitter_ms"], mos=quality["mos"],
+                   rtt_ms=quality["rtt_ms"])
+    return out
+
+
+def _figures(reply: dict, peer: str) -> dict:
+    """A ``query`` or ``delete`` reply as the call's media statistics."""
+    stats = ng.media_stats(reply)
+    tags = stats["tags"]
+    a, b = tags.get(TAGS["a"], {}), tags.get(TAGS["b"], {})
+    return {"mode": "rtpengine", "rtpengine": peer,
+            "client_to_gateway": _direction(a), "gateway_to_client": _direction(b),
+            "client_rtcp": a.get("rtcp", {}), "gateway_rtcp": b.get("rtcp", {}),
+            "client": a.get("endpoint"), "gateway": b.get("endpoint"),
+            "latched": {"client": a.get("endpoint"), "gateway": b.get("endpoint")},
+            "local": {"client": a.get("local"), "gateway": b.get("local")},
+            "totals": stats["totals"]}
 
 
 def _media(reply: dict, original) -> "ev.MediaDescription":

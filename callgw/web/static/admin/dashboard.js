@@ -32,16 +32,15 @@ function fmtDuration(seconds) {
 }
 
 // The worse of the two directions' loss, jitter and MOS (a call is as good as its worse side).
+// A figure no direction reports (null: rtpengine without RTCP-derived figures) stays blank.
 export function quality(media) {
   if (!media) return {loss: "", jitter: "", mos: ""};
   const sides = [media.client_to_gateway, media.gateway_to_client].filter(Boolean);
-  if (!sides.length) return {loss: "", jitter: "", mos: ""};
-  const loss = Math.max(...sides.map((s) => s.loss || 0));
-  const jitter = Math.max(...sides.map((s) => s.jitter_ms || 0));
-  const moses = sides.map((s) => s.mos).filter((m) => typeof m === "number");
+  const known = (key) => sides.map((s) => s[key]).filter((v) => typeof v === "number");
+  const [losses, jitters, moses] = [known("loss"), known("jitter_ms"), known("mos")];
   return {
-    loss: `${(loss * 100).toFixed(1)} %`,
-    jitter: `${jitter.toFixed(1)} ms`,
+    loss: losses.length ? `${(Math.max(...losses) * 100).toFixed(1)} %` : "",
+    jitter: jitters.length ? `${Math.max(...jitters).toFixed(1)} ms` : "",
     mos: moses.length ? Math.min(...moses).toFixed(2) : "",
   };
 }
