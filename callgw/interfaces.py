@@ -155,11 +155,17 @@ class IMediaSession(Interface):
 
 class IAnchoredMedia(IMediaSession):
     """A direct-mode call's media anchored in an external relay (rtpengine): the handler gets
-    one when the ``Setup`` carries media and the call server has an anchoring backend."""
+    one when the ``Setup`` carries media and the call server has an anchoring backend. Every
+    offer and answer of the call goes through ``anchor``: the first ones, and those of a hold
+    or resume (re-``anchor("a", ...)`` with the new direction, then the gateway's answer)."""
 
     def anchor(side, media):
         """``side``'s media is ``media`` (``a`` offers, ``b`` answers); fires with the
         MediaDescription (the relay's address) to give the other side."""
+
+    def hold(on, by):
+        """``by`` (``"client"`` or ``"gateway"``) put the call on hold (``on``) or resumed it:
+        the anchor expects silence meanwhile (its ``liveness`` stays None)."""
 
 
 class IMediaRelay(Interface):

@@ -25,7 +25,11 @@ Media: a ``Setup`` without media (relay mode) gets side ``b``'s address from the
 media (direct mode) the offer passes through untouched, unless the call server gave the call an
 ``IAnchoredMedia`` (``[media] backend = "rtpengine"``): then b is offered the anchor's address
 for a's media, and b's media (early or answer) reaches a as the anchor's address for it
-(``media.anchored``).
+(``media.anchored``). In an anchored call a's ``Hold`` is offered to the anchor again (a's media
+with direction sendonly, or sendrecv to resume) before b gets it (``media.reoffered``: the
+``Hold`` when the anchor's address is unchanged, else a ``MediaOffer`` with the new one), and
+b's ``MediaAnswer`` goes through the anchor as its answer; a re-anchoring that fails is logged
+and the call goes on with the media it has.
 
 Tests: tests/callpath/test_handler.py (fake legs, task.Clock).
 """
@@ -38,7 +42,7 @@ from twisted.internet.defer import gatherResults, maybeDeferred, succeed
 from twisted.logger import Logger
 
 from callgw.callserver import events as ev
-from callgw.interfaces import LegUnavailable
+from callgw.interfaces import IAnchoredMedia, LegUnavailable
 
 NORMAL, USER_BUSY, NO_ANSWER, DEST_OUT_OF_ORDER = 16, 17, 19, 27
 CONGESTION, TEMPORARY_FAILURE, TIMER_EXPIRY, PROTOCOL_ERROR = 34, 41, 102, 111
@@ -89,13 +93,15 @@ _t((S.PROCEEDING, S.DELIVERED), "timer.no_answer", "no_answer", S.RELEASED)
 _t(S.ACTIVE, "timer.max_duration", "max_duration", S.RELEASED)
 _t(_LIVE, "stop", "stop", S.RELEASED)
 _t(S.NULL, "stop", "stop", S.RELEASED)
-_t(S.ACTIVE, ("a.Dtmf", "a.Hold", "a.MediaOffer", "a.MediaAnswer", "a.DtmfResult"), "to_b",
-   None)
-_t(S.ACTIVE, ("b.Dtmf", "b.Hold", "b.MediaOffer", "b.MediaAnswer", "b.DtmfResult"), "to_a",
-   None)
+_t(S.ACTIVE, ("a.Dtmf", "a.MediaOffer", "a.MediaAnswer", "a.DtmfResult"), "to_b", None)
+_t(S.ACTIVE, ("b.Dtmf", "b.MediaOffer", "b.DtmfResult"), "to_a", None)
+_t(S.ACTIVE, "a.Hold", "hold", None)
+_t(S.ACTIVE, "media.reoffered", "reoffer", None)
+_t(S.ACTIVE, "b.Hold", "held_by_b", None)
+_t(S.ACTIVE, "b.MediaAnswer", "answer_from_b", None)
 _t(_EARLY, ("a.Dtmf", "a.Hold", "b.Dtmf", "b.Hold"), "ignore", None)
 _t(S.RELEASED, ("a.DtmfResult", "b.DtmfResult"), "ignore", None)
-_t(S.RELEASED, ("media.ready", "media.anchored", "a.Release", "b.Release", "stop",
+_t(S.RELEASED, ("media.ready", "media.anchored", "media.reoffered", "a.Release", "b.Release", "stop",
                 "timer.setup", "timer.no_answer", "timer.max_duration", "b.Proceeding", "b.Alerting", "b.Connect",
                 "a.Dtmf", "b.Dtmf", "a.Hold", "b.Hold", "a.MediaOffer", "b.MediaOffer",
                 "a.MediaAnswer", "b.MediaAnswer"), "ignore", None)
@@ -244,7 +250,7 @@ class CallHandler:
         if setup.media is not None and self.media is not None:     # anchored direct mode
             d = maybeDeferred(self.media.anchor, "a", setup.media)
             d.addCallback(lambda media: self.handle("media.ready", media))
-            d.addErrback(self._allocation_failed, "media anchor unavailable")
+            d.addErrback(self._anchor_unavailable)
         elif setup.media is None and self.media is not None:
             d = maybeDeferred(self.media.allocate, "b")
             d.addCallback(lambda address: self.handle("media.ready", address))
@@ -266,6 +272,59 @@ class CallHandler:
         self.log.failure("call {call_id} peer {peer}: media allocation failed ({text})",
                          failure, call_id=self.ctx.call_id, peer=self.ctx.peer, text=text)
         self.handle("stop", ev.Release(CONGESTION, text))
+
+    def _anchor_unavailable(self, failure) -> None:
+        """The media backend did not take a's offer: the gateway is not called."""
+        self.log.warn("call {call_id} peer {peer}: media backend unavailable: {error}",
+                      call_id=self.ctx.call_id, peer=self.ctx.peer,
+                      error=failure.getErrorMessage() or failure.type.__name__)
+        self.handle("stop", ev.Release(CONGESTION, "media backend unavailable"))
+
+    def _anchored(self) -> bool:
+        return self.setup.media is not None and IAnchoredMedia.providedBy(self.media)
+
+    def _do_hold(self, event) -> None:
+        """a holds or resumes: an anchored call's new offer goes through the anchor first."""
+        if not self._anchored():
+            self.b.send(event)
+            return
+        self.media.hold(event.on, "client")
+        media = replace(self.setup.media, direction="sendonly" if event.on else "sendrecv")
+        d = maybeDeferred(self.media.anchor, "a", media)
+        d.addCallback(lambda anchored: self.handle("media.reoffered", (event, anchored)))
+        d.addErrback(self._reanchor_failed, "hold" if event.on else "resume", event)
+
+    def _do_reoffer(self, offer) -> None:
+        event, media = offer
+        if self.offer is not None and (media.address, media.port) == (self.offer.address,
+                                                                      self.offer.port):
+            self.b.send(event)          # the leg's own hold re-INVITE, to the same address
+            return
+        self.offer = media
+        self.b.send(ev.MediaOffer(media))
+
+    def _reanchor_failed(self, failure, what: str, event=None) -> None:
+        self.log.warn("call {call_id} peer {peer}: media backend {what} failed, the call goes "
+                      "on with its media as it was: {error}", call_id=self.ctx.call_id,
+                      peer=self.ctx.peer, what=what,
+                      error=failure.getErrorMessage() or failure.type.__name__)
+        if event is not None and self.state is State.ACTIVE and self.b is not None:
+            self.b.send(event)
+
+    def _do_held_by_b(self, event) -> None:
+        if self._anchored():
+            self.media.hold(event.on, "gateway")
+        self.a.send(event)
+
+    def _do_answer_from_b(self, event) -> None:
+        """b answered a re-offer (hold, resume, a move to the relay): through the anchor when
+        the call's media is anchored."""
+        if not self._anchored() or event.media is None:
+            self.a.send(event)
+            return
+        d = maybeDeferred(self.media.anchor, "b", event.media)
+        d.addCallback(lambda media: self.handle("media.anchored", replace(event, media=media)))
+        d.addErrback(self._reanchor_failed, "answer")
 
     def _to_a_media(self, event) -> None:
         """Send leg b's ``event`` to a; through the anchor when the call's media is anchored

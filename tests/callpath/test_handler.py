@@ -1,7 +1,9 @@
 """The call handler's transition table, timers and failover, with fake legs and task.Clock."""
 from __future__ import annotations
 
+import pytest
 from twisted.internet.task import Clock
+from twisted.logger import formatEvent, globalLogPublisher
 
 from callgw.callserver import events as ev
 from callgw.callserver.handler import TRANSITIONS, CallContext, CallHandler, State, Timers
@@ -32,6 +34,19 @@ def make(gateways=("gw1", "gw2"), scripts=None, timers=Timers(setup=2, no_answer
 
 def start(h):
     h.start(ev.Setup("call-1", "+15551234", "+15550001"))
+
+
+@pytest.fixture
+def log_lines():
+    """The text of every event logged during the test."""
+    lines: list[str] = []
+
+    def observe(event):
+        if "log_format" in event:
+            lines.append(formatEvent(event))
+    globalLogPublisher.addObserver(observe)
+    yield lines
+    globalLogPublisher.removeObserver(observe)
 
 
 def test_answered_then_client_hangs_up():
@@ -261,9 +276,9 @@ def test_direct_media_through_an_anchor():
     assert anchor.closed
 
 
-def test_anchor_failure_releases_the_call(expect_logged_failure):
-    """rtpengine does not answer the offer: the client is released with cause 34 and a text
-    saying why, no gateway is called, and the failure is logged once."""
+def test_anchor_failure_releases_the_call(log_lines):
+    """rtpengine does not answer the offer: the client is released with cause 34 and
+    "media backend unavailable", no gateway is called, and one log line names rtpengine."""
     from twisted.internet.defer import fail, succeed
     from zope.interface import implementer
 
@@ -278,9 +293,110 @@ def test_anchor_failure_releases_the_call(expect_logged_failure):
         def close(self):
             return succeed({})
 
-    expect_logged_failure(NgError, match="media anchor unavailable")
     h, a, slaves, *_ = make(media=Down())
     h.start(ev.Setup("call-1", "+15551234", "+15550001",
                      media=ev.MediaDescription("192.0.2.1", 4000)))
-    assert a.sent[-1] == ev.Release(34, "media anchor unavailable") and not slaves.legs
+    assert a.sent[-1] == ev.Release(34, "media backend unavailable") and not slaves.legs
     assert h.state is State.RELEASED
+    lines = [line for line in log_lines if "media backend unavailable" in line]
+    assert len(lines) == 1 and "rtpengine at 127.0.0.1:2223" in lines[0], lines
+
+
+def anchored_call(gw_media=ev.MediaDescription("10.0.0.1", 5000, ("PCMU",))):
+    """An answered direct-mode call anchored in a fake anchor that answers at once (its address
+    127.0.0.1:30000 for the client's media, 30002 for the gateway's)."""
+    from twisted.internet.defer import fail, succeed
+    from zope.interface import implementer
+
+    from callgw.interfaces import IAnchoredMedia
+    from protocols.ng.codec import NgError
+
+    @implementer(IAnchoredMedia)
+    class Anchor:
+        def __init__(self):
+            self.asked, self.holds, self.down = [], [], False
+            self.port_a = 30000         # rtpengine's port for the client's media
+
+        def anchor(self, side, media):
+            self.asked.append((side, media))
+            if self.down:
+                return fail(NgError("no answer from rtpengine at 127.0.0.1:2223 after 4 tries"))
+            port = self.port_a if side == "a" else 30002
+            return succeed(ev.MediaDescription("127.0.0.1", port, media.codecs, None, 20,
+                                               media.direction))
+
+        def hold(self, on, by):
+            self.holds.append((on, by))
+
+        def close(self):
+            return succeed({"mode": "rtpengine"})
+
+        def liveness(self):
+            return None
+
+    anchor = Anchor()
+    h, a, slaves, *_ = make(media=anchor, scripts={"gw1": {"Setup": (ev.Connect(gw_media),)}})
+    client = ev.MediaDescription("192.0.2.1", 4000, ("PCMU",))
+    h.start(ev.Setup("call-1", "+15551234", "+15550001", media=client))
+    assert h.state is State.ACTIVE
+    return h, a, slaves.legs[0], anchor, client
+
+
+def test_hold_and_resume_of_an_anchored_call_go_through_the_anchor():
+    """The client holds: the anchor is offered the client's media sendonly, the gateway gets the
+    hold (the anchor's address unchanged), its answer goes through the anchor as b's answer;
+    resume likewise with sendrecv."""
+    h, a, b, anchor, client = anchored_call()
+    del anchor.asked[:]
+    a.emit(ev.Hold(True))
+    assert anchor.holds == [(True, "client")]
+    assert anchor.asked == [("a", ev.MediaDescription("192.0.2.1", 4000, ("PCMU",),
+                                                      direction="sendonly"))]
+    assert b.sent[-1] == ev.Hold(True)
+    b.emit(ev.MediaAnswer(ev.MediaDescription("10.0.0.1", 5000, ("PCMU",),
+                                              direction="recvonly")))
+    assert anchor.asked[-1][0] == "b" and anchor.asked[-1][1].direction == "recvonly"
+    assert a.sent[-1] == ev.MediaAnswer(ev.MediaDescription("127.0.0.1", 30002, ("PCMU",),
+                                                            None, 20, "recvonly"))
+    a.emit(ev.Hold(False))
+    assert anchor.holds[-1] == (False, "client")
+    assert anchor.asked[-1] == ("a", ev.MediaDescription("192.0.2.1", 4000, ("PCMU",)))
+    assert b.sent[-1] == ev.Hold(False) and h.state is State.ACTIVE
+
+
+def test_an_anchor_that_moves_is_offered_to_the_gateway():
+    """rtpengine answers a re-offer with another address: the gateway gets a MediaOffer with
+    it, never the client's own address."""
+    h, a, b, anchor, client = anchored_call()
+    anchor.port_a = 31000
+    a.emit(ev.Hold(True))
+    moved = ev.MediaDescription("127.0.0.1", 31000, ("PCMU",), None, 20, "sendonly")
+    assert b.sent[-1] == ev.MediaOffer(moved) and h.offer == moved
+
+
+def test_a_failed_reanchoring_is_logged_and_the_call_goes_on(log_lines):
+    h, a, b, anchor, client = anchored_call()
+    anchor.down = True
+    a.emit(ev.Hold(True))
+    assert b.sent[-1] == ev.Hold(True) and h.state is State.ACTIVE
+    b.emit(ev.MediaAnswer(ev.MediaDescription("10.0.0.1", 5000, direction="recvonly")))
+    assert h.state is State.ACTIVE
+    lines = [line for line in log_lines if "media backend" in line]
+    assert len(lines) == 2 and all("127.0.0.1:2223" in line for line in lines), lines
+
+
+def test_a_gateway_hold_tells_the_anchor_and_the_client():
+    h, a, b, anchor, client = anchored_call()
+    b.emit(ev.Hold(True))
+    assert anchor.holds == [(True, "gateway")] and a.sent[-1] == ev.Hold(True)
+
+
+def test_hold_without_an_anchor_passes_through():
+    h, a, slaves, *_ = make(scripts={"gw1": {"Setup": (ev.Connect(None),)}})
+    h.start(ev.Setup("call-1", "+15551234", "+15550001",
+                     media=ev.MediaDescription("192.0.2.1", 4000)))
+    a.emit(ev.Hold(True))
+    assert slaves.legs[0].sent[-1] == ev.Hold(True)
+    answer = ev.MediaAnswer(ev.MediaDescription("10.0.0.1", 5000))
+    slaves.legs[0].emit(answer)
+    assert a.sent[-1] == answer
