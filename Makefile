@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 CONFIG ?=
 CONFIG_ARG := $(if $(CONFIG),--config $(CONFIG),)
 # command:debian-package pairs the test suite uses
-TEST_SYSTEM_DEPS := sipp:sip-tester tshark:tshark sox:sox baresip:baresip-core osmo-mgw:osmo-mgw chromium:chromium pg_ctl:postgresql psql:postgresql-client rtpengine:rtpengine-daemon
+TEST_SYSTEM_DEPS := sipp:sip-tester tshark:tshark sox:sox baresip:baresip-core osmo-mgw:osmo-mgw chromium:chromium pg_ctl:postgresql psql:postgresql-client rtpengine:rtpengine-daemon systemd-analyze:systemd
 
 .PHONY: run test install venv bench clean
 

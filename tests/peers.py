@@ -33,6 +33,7 @@ PACKAGES = {
     "psql": "postgresql-client",
     "pg_ctl": "postgresql",
     "rtpengine": "rtpengine-daemon",
+    "systemd-analyze": "systemd",
 }
 
 

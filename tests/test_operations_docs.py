@@ -8,7 +8,7 @@ every port they (and rtpengine) bind; every ``callgw ...``
 command shown parses with callgw's own argparse parser and every ``--role`` named exists; each
 unit's ExecStart is accepted by ``twistd callgw``'s option parser with the layout's
 configuration, the units differ only in their role, and ``systemd-analyze verify`` finds
-nothing wrong with them (skipped where systemd-analyze is not installed).
+nothing wrong with them (systemd-analyze, Debian systemd, is a peer like the others).
 
 Tests: this file.
 """
@@ -20,17 +20,15 @@ import io
 import ipaddress
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 import textwrap
 import tomllib
 from pathlib import Path
 
-import pytest
-
 from callgw import cli, tap
-from callgw.config import SCHEMA, from_dict, parse_listener
+from callgw.config import SCHEMA, from_dict
+from tests.peers import require_peer
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "operations.md"
@@ -331,9 +329,7 @@ def test_twistd_accepts_each_unit_with_the_layouts_configuration(tmp_path):
 
 
 def test_systemd_analyze_verify_finds_nothing(tmp_path):
-    analyze = shutil.which("systemd-analyze")
-    if analyze is None:
-        pytest.skip("systemd-analyze is not installed (the systemd package)")
+    analyze = require_peer("systemd-analyze")
     twistd = Path(sys.executable).parent / "twistd"
     assert twistd.exists(), twistd
     for name in UNIT_ROLES:
