@@ -19,7 +19,11 @@ Failover: when b fails before answer with a cause in ``FAILOVER_CAUSES`` (SIP 5x
 timeout, a refused connection) and gateways and attempts remain, a new b leg is made for the
 next gateway; so is a gateway whose provider cannot make a leg (``LegUnavailable``, cause 47).
 A leg that was sent ``Release`` is left to finish its own signalling (a 2xx crossing a CANCEL
-is ACKed and BYEd by the SIP leg): the handler never closes a leg it has just released.
+is ACKed and BYEd by the SIP leg): the handler never closes a leg it has just released. Once the
+CDR is handed to the logger the handler lets go of its legs (b when released, a when finished):
+a leg may keep the handler as its sink (late messages are traced and ignored in ``RELEASED``),
+but no reference cycle is left, so a finished call is freed by reference counts, not by the
+cyclic collector (docs/performance.md, "Reference cycles of a released call").
 Media: a ``Setup`` without media (relay mode) gets side ``b``'s address from the
 ``IMediaSession`` (sides are named by role: ``a`` sent the ``Setup``, ``b`` places it); with
 media (direct mode) the offer passes through untouched, unless the call server gave the call an
@@ -536,6 +540,7 @@ class CallHandler:
 
     def _finished(self, stats) -> None:
         self.logger.call_ended(self, stats or {})
+        self.a = None       # its sink is our method: no cycle once the call is done (below)
         if self.on_finished is not None:
             self.on_finished(self)
 

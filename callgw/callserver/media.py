@@ -142,7 +142,12 @@ class CallMediaSession:
         return stats
 
     def close(self):
+        """Close the call's relay session; fires with its final statistics. The session lets
+        go of its call (leg, handler, client session: the references that would make the
+        call's objects a cycle), so they are freed as soon as the call is done; late frames,
+        digits or hold for the call find no key and no leg and are dropped."""
         self._forget_key()
+        self.leg = self.handler = self.conn = None
         if self.relay_session.closed:
             return succeed(self.statistics())
         d = self.relay_session.close()
@@ -170,7 +175,9 @@ class CallMediaSession:
 
     def client_connected(self, leg) -> None:
         """``leg`` is about to send ``connected`` with its new key: route frames with it and
-        send the gateway's audio to the client."""
+        send the gateway's audio to the client (nothing once the session is closed)."""
+        if self.relay_session.closed:
+            return
         self._forget_key()
         self.leg = leg
         self.conn = leg.conn

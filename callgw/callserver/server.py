@@ -171,6 +171,7 @@ class CallServer:
         return provider.make_leg(gateway, call_id)
 
     def _finished(self, handler: CallHandler) -> None:
+        self.admission.settle(handler.ctx.call_id)     # out of flight: admission lets it go
         if self.handlers.pop(handler.ctx.call_id, None) is not None:
             self.director.call_ended(handler.ctx.username, handler.ctx.tenant,
                                      handler.ctx.call_id)

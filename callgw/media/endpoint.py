@@ -380,7 +380,11 @@ class RtpEndpoint:
         return counted
 
     def close(self):
-        self.fast = False
+        """Close the socket and let go of the session and the fast path's target (both point
+        back here through the session: no reference cycle outlives the call)."""
+        self.fast = self.fast_ready = False
+        self.out_send = self.out_counter = None
+        self.session = None
         self.sock.close()
 
 
@@ -408,4 +412,6 @@ class RtcpEndpoint:
         self.session.quality.rtcp_packet(self, data, addr, now)
 
     def close(self):
+        """Close the socket and let go of the session (no cycle outlives the call)."""
+        self.session = None
         self.sock.close()

@@ -113,6 +113,11 @@ class SessionQuality:
             self._call.cancel()
         self._call = None
 
+    def close(self):
+        """The session closed (its final statistics are taken): stop, and let go of it."""
+        self.stop()
+        self.session = None
+
     def _tick(self):
         self._call = None
         session = self.session

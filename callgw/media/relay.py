@@ -217,7 +217,13 @@ class RelaySession:
         return self.quality.statistics(self.clock.seconds())
 
     def close(self):
-        """Release the ports; fires with the final statistics. Closing twice is harmless."""
+        """Release the ports; fires with the final statistics. Closing twice is harmless.
+
+        The session then lets go of its parts and callbacks (its endpoints, RTCP and
+        relayed-mode parts point back at it, and the callbacks at the call's media session):
+        no reference cycle is left, so a finished call's media is freed by reference counts,
+        not by the cyclic collector. What may still come for it (a late digit, frame or
+        ``connect``) is refused or ignored as for any closed session."""
         if not self.closed:
             now = self.clock.seconds()
             for endpoint in self.endpoints.values():
@@ -228,12 +234,14 @@ class RelaySession:
                 self._check_call.cancel()
             if self.client is not None:
                 self.client.stop()
-            self.quality.stop()
+                self.client = None      # it points back at the session (late DTMF timers)
+            self.quality.close()
             for side, endpoint in self.endpoints.items():
                 for ep in (endpoint, self.rtcp[side]):
                     self.relay.poller.remove(ep.sock)
-                    ep.close()
+                    ep.close()          # drops its session and its fast-path target
                 self.relay.ports.release(endpoint.port)
+            self.on_inactive = self.on_dtmf = None      # the call's media session's methods
             self.relay.forget(self)
         return defer.succeed(self.final)
 
@@ -254,6 +262,8 @@ class RelaySession:
         """
         if codec not in STATIC_TYPES:
             raise MediaError("client codec must be PCMU or PCMA, not %r" % (codec,))
+        if self.closed:
+            return              # the call is over: nothing to deliver any more
         if self.client is None:
             self.client = ClientMedia(self, deliver, codec, ptime)
         else:
@@ -288,6 +298,8 @@ class RelaySession:
         Fails with ``MediaError`` when not in relayed mode or the gateway took no
         telephone-event, or ``DtmfError`` for an unknown digit.
         """
+        if self.closed:
+            return defer.fail(MediaError("media session %s is closed" % (self.call_id,)))
         gateway = self.endpoints.get("gateway")
         if self.playout is None or gateway is None:
             return defer.fail(MediaError("DTMF injection needs relayed mode"))
@@ -447,7 +459,9 @@ class RelaySession:
                 source.fast = source.transit is not None and source.base_seq is not None
 
     def _start_watch(self):
-        if self._check_call is None and not self.closed:
+        if self.closed:
+            return
+        if self._check_call is None:
             intervals = [5.0, self.relay.relatch_after / 2.0]
             if self.relay.inactivity_timeout:
                 intervals.append(self.relay.inactivity_timeout / 4.0)

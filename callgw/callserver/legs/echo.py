@@ -108,6 +108,7 @@ class EchoLeg:
         self.released = True
         if self._pacer is not None and self._pacer.running:
             self._pacer.stop()
+        self._pacer = None      # it calls our method: no cycle outlives the call
         if self.port is not None:
             self.port.stopListening()
             self.port = None
@@ -145,7 +146,8 @@ class EchoLeg:
 
     def _play(self) -> None:
         if not self.prompt or self.released:
-            self._pacer.stop()
+            if self._pacer is not None and self._pacer.running:
+                self._pacer.stop()
             return
         self._send(self.prompt.pop(0), PAYLOAD_TYPES[self.codec])
 
