@@ -61,8 +61,13 @@ class Capture(ProcessProtocol):
 
 @defer.inlineCallbacks
 def rtp_packets(path, *fields):
-    """(udp.srcport, udp.dstport, rtp.p_type, *fields) per RTP packet tshark finds."""
-    argv = ["-r", str(path), "--enable-heuristic", "rtp_udp", "-Y", "rtp", "-T", "fields",
+    """(udp.srcport, udp.dstport, rtp.p_type, *fields) per RTP packet tshark finds.
+
+    The RTP heuristic runs before UDP's port table: tshark 4.0 gives UDP 26000 to quake,
+    25826 to collectd and 31 ports of the ephemeral range to other dissectors, so RTP on a
+    port the test picked at random was sometimes not seen as RTP at all."""
+    argv = ["-r", str(path), "--enable-heuristic", "rtp_udp",
+            "-o", "udp.try_heuristic_first:TRUE", "-Y", "rtp", "-T", "fields",
             "-e", "udp.srcport", "-e", "udp.dstport", "-e", "rtp.p_type"]
     for f in fields:
         argv += ["-e", f]
