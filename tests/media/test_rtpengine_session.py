@@ -215,3 +215,18 @@ def test_rtcp_derived_quality_when_rtpengine_reports_it():
     assert stats["client_to_gateway"]["jitter_ms"] == 3.0
     assert stats["client_to_gateway"]["rtt_ms"] == 20.0
     assert stats["gateway_to_client"]["mos"] is None
+
+
+def test_a_failed_delete_keeps_the_last_figures_for_the_cdr(expect_logged_failure):
+    expect_logged_failure(ng.NgError, match="rtpengine delete")
+    rtpe, clock = backend()
+    session = answered(rtpe)
+    clock.advance(2)
+    reply(rtpe, query_reply(120, 118))
+    final = []
+    session.close().addCallback(final.append)
+    for _ in range(4):                          # the delete is never answered
+        clock.advance(1)
+    assert final[0]["client_to_gateway"]["packets"] == 120
+    assert "no answer from rtpengine at 127.0.0.1:2223" in final[0]["error"]
+    assert not rtpe.sessions and not clock.getDelayedCalls()
