@@ -223,7 +223,8 @@ def _browse(sync_playwright, chromium, base):
             status.filter(has_text="wrong user name or password").wait_for()
             password.fill(PASSWORD)
             sign_in.click()
-            status.filter(has_text=f"signed in as {ADMIN}").wait_for()
+            # the page's own line (the status line is the dashboard's to reuse from then on)
+            page.get_by_text(f"Signed in as {ADMIN}.", exact=True).wait_for()
             assert page.get_by_role("textbox", name="User name", exact=True).count() == 0
             answer = page.evaluate("""async () => {
                 const r = await fetch('/api/calls');
@@ -231,7 +232,7 @@ def _browse(sync_playwright, chromium, base):
             }""")
             assert answer[0] == 200 and set(answer[1]) == {"active", "recent"}
             page.reload()                                    # the session outlives a reload
-            status.filter(has_text=f"signed in as {ADMIN}").wait_for()
+            page.get_by_text(f"Signed in as {ADMIN}.", exact=True).wait_for()
             page.get_by_role("button", name="Sign out", exact=True).click()
             page.get_by_role("button", name="Sign in", exact=True).wait_for()
             # signed out: 401, and no browser password dialog (it would block the fetch)

@@ -360,7 +360,7 @@ export function mount(root, {csrf, say: report}) {
       $("td", {}, $("button", {type: "button", class: "link", text: "Details",
         "aria-label": `Details of the call to ${r.target} at ${fmtClock(r.requested)}`,
         on: {click: () => openCall(r.call_id)}})))));
-    note(`${list.length} call records`);
+    if (event) note(`${list.length} call records`);   // a search the operator asked for
   }
   form.addEventListener("submit", search);
 
