@@ -97,7 +97,7 @@ class CallServerLink(amp.AMP):
 
     def _peer(self) -> str:
         peer = self.transport.getPeer()
-        return f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', 0)}"
+        return f"{peer.host}:{peer.port}"          # a TCP link: IPv4Address or IPv6Address
 
     @Hello.responder
     def hello(self, node: str, nonce: bytes):
@@ -179,7 +179,7 @@ class FrontEndLink(amp.AMP):
     def _failed(self, failure) -> None:
         peer = self.transport.getPeer()
         self.log.warn("cluster link to {node} at {host}:{port}: {why}", node=self.expected_node,
-                      host=getattr(peer, "host", "?"), port=getattr(peer, "port", 0),
+                      host=peer.host, port=peer.port,
                       why=failure.getErrorMessage())
         self.transport.loseConnection()
         if not self.ready.called:
