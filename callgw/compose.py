@@ -123,7 +123,8 @@ def build(root, config: Config, reactor, frontend=None) -> Parts:
                            metrics=metrics)
     client.setServiceParent(root)
     if client.web is not None:
-        client.web.add_resource("api", client.web.admin_only(make_api(callpath)))
+        client.web.add_resource("api", client.web.admin_only(
+            make_api(callpath, cluster=role == "callserver")))
         client.web.add_resource("metrics", client.web.admin_only(metrics.resource(), bearer=True))
     cluster = None
     if role == "callserver":        # joins the cluster once its listeners are bound

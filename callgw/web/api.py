@@ -48,11 +48,12 @@ class _Json(Resource):
         return json.dumps(self.produce(limit), default=str).encode("utf-8")
 
 
-def make_api(callpath) -> Resource:
+def make_api(callpath, cluster: bool = False) -> Resource:
     """The ``/api`` resource over a ``CallPathService``, with the operator dashboard's routes
-    (``callgw.web.dashboard``: calls and their stories, CDRs, refused attempts, gateways)."""
+    (``callgw.web.dashboard``: calls and their stories, CDRs, refused attempts, gateways);
+    ``cluster``: a call server of the role ``callserver`` (the others' calls shown too)."""
     root = Resource()
-    dashboard = Dashboard(callpath)
+    dashboard = Dashboard(callpath, cluster=cluster)
     root.putChild(b"servers", _Json(lambda limit: dashboard.servers()))
     add_routes(root, dashboard)
     root.putChild(b"gateways", Gateways(dashboard))

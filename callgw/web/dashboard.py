@@ -38,6 +38,7 @@ import csv
 import io
 import json
 
+from twisted.internet.defer import succeed
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.web.resource import Resource
@@ -62,11 +63,17 @@ log = Logger()
 class Dashboard:
     """What the dashboard shows, read from the call path's parts; the live stream's clients."""
 
-    def __init__(self, callpath, interval: float = 1.0, failures_every: int = 10):
+    def __init__(self, callpath, interval: float = 1.0, failures_every: int = 10,
+                 cluster: bool = False):
+        """``cluster``: this process is a call server of the role ``callserver``: the other
+        call servers' calls and states are shown too, read from the shared tables."""
         self.callpath = callpath
         self.clock = callpath.clock
         self.interval = interval
         self.failures_every = failures_every
+        self.cluster = cluster
+        self.peer_calls: list[dict] = []         # other call servers' active calls (cached)
+        self.peer_servers: list[dict] = []       # other call servers (cached)
         self.failures: dict[str, int] = {}       # gateway -> recent fail-overs (cached)
         self.streams: list = []                  # open SSE requests
         self._loop: LoopingCall | None = None
@@ -90,11 +97,48 @@ class Dashboard:
             row["state"] = ("draining" if row["draining"] else
                             "up" if row["healthy"] else "unhealthy")
             rows.append(row)
-        return rows
+        return rows + self.peer_servers
+
+    def active(self) -> list[dict]:
+        """The live calls: this process's, with live media figures, then the other call
+        servers' as their last written rows (cluster)."""
+        return self.callpath.logger.active_calls() + self.peer_calls
 
     def state(self) -> dict:
-        return {"now": self.clock.seconds(), "active": self.callpath.logger.active_calls(),
+        return {"now": self.clock.seconds(), "active": self.active(),
                 "gateways": self.gateways(), "servers": self.servers()}
+
+    def refresh_cluster(self):
+        """Fires once ``peer_calls`` and ``peer_servers`` hold the other call servers' rows
+        (at once when this process is no cluster member)."""
+        if not self.cluster:
+            return succeed(None)
+        node = self.callpath.node
+        now = self.clock.seconds()
+
+        def calls(rows):
+            self.peer_calls = [{k: v for k, v in r.items() if k != "recovery"}
+                               for r in rows if r["node"] != node]
+            return self.callpath.store.run("cluster_nodes")
+
+        def nodes(rows):
+            peers = []
+            for r in rows:
+                if r["name"] == node:
+                    continue
+                alive = bool(r["instance"]) and bool(r["healthy"])
+                peers.append({
+                    "name": r["name"], "address": r["link"], "capacity": r["capacity"],
+                    "weight": r["weight"], "healthy": alive, "draining": bool(r["draining"]),
+                    "active_calls": r["active_calls"], "heartbeat_age": round(
+                        now - r["updated"], 1),
+                    "state": ("stopped" if not r["instance"] else "draining"
+                              if r["draining"] else "up" if r["healthy"] else "unhealthy")})
+            self.peer_servers = peers
+        d = self.callpath.store.run("active_calls")
+        d.addCallback(calls)
+        d.addCallback(nodes)
+        return d
 
     def refresh_failures(self):
         """Fires once ``failures`` holds the last hour's fail-overs per gateway."""
@@ -146,6 +190,11 @@ class Dashboard:
                 lambda f: log.failure("dashboard: live stream stopped", f))
             self.refresh_failures().addErrback(
                 lambda f: log.failure("dashboard: reading gateway failures", f))
+            self.refresh_cluster().addErrback(self._cluster_unread)
+
+    def _cluster_unread(self, failure) -> None:
+        log.warn("dashboard: the other call servers' calls not read: {why}",
+                 why=failure.getErrorMessage())
 
     def _unsubscribe(self, request) -> None:
         if request in self.streams:
@@ -167,6 +216,8 @@ class Dashboard:
         if self._ticks % self.failures_every == 0:
             self.refresh_failures().addErrback(
                 lambda f: log.failure("dashboard: reading gateway failures", f))
+        if self.cluster and self._ticks % 2 == 0:
+            self.refresh_cluster().addErrback(self._cluster_unread)
         if not self.streams:
             return
         event = self._event()
@@ -223,9 +274,10 @@ class Calls(Resource):
 
     def render_GET(self, request):
         limit = bounded_int(_arg(request, "limit"), 50, 1, 500)
-        logger = self.dashboard.callpath.logger
-        return _json(request, {"active": logger.active_calls(),
-                               "recent": logger.recent_cdrs(limit)})
+        dashboard = self.dashboard
+        return _later(request, dashboard.refresh_cluster(), lambda _: _json(request, {
+            "active": dashboard.active(),
+            "recent": dashboard.callpath.logger.recent_cdrs(limit)}))
 
     def getChild(self, path, request):
         if path == b"stream":

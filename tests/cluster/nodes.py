@@ -2,7 +2,8 @@
 ``[cluster] role`` on the test's shared SQLite file, the echo number answered by callgw itself,
 every listener on an OS-picked loopback port unless turned off.
 
-Used by tests/cluster/test_reattach_roles.py and tests/cluster/test_browser_roles.py.
+Used by tests/cluster/test_reattach_roles.py, test_browser_roles.py and
+test_dashboard_roles.py.
 """
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from tests.helpers import make_config
 ECHO = "+4930999999"
 SECRET = "cluster-secret-for-the-test"
 TOKEN_KEYS = ["k1:0123456789abcdef0123"]        # shared: a token verifies on every node
+#: client listeners of one kind: the client protocol over TCP, no web listener
+TCP_ONLY = {"client": {"udp": "off", "tls": "off"}, "web": {"https": "off"}}
 
 
 def node(tmp_path, name: str, role: str, **sections) -> GatewayService:

@@ -12,10 +12,8 @@ from twisted.internet import defer, reactor
 
 from callgw.client.links import connect
 from tests.callpath.callgw_env import PASSWORD, prepare_db, sleep, within
-from tests.cluster.nodes import ECHO, node
+from tests.cluster.nodes import ECHO, TCP_ONLY, node
 from tests.helpers import started
-
-TCP_ONLY = {"client": {"udp": "off", "tls": "off"}, "web": {"https": "off"}}
 
 
 @defer.inlineCallbacks
