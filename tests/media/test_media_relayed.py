@@ -119,10 +119,17 @@ async def test_frames_before_the_gateway_is_connected_are_dropped():
 
 @pytest_twisted.ensureDeferred
 async def test_send_dtmf_shares_the_stream_numbering():
-    r, s, gateway, gaddr, delivered = await relayed()
+    clock = task.Clock()            # the event's timestamp is the stream's clock at its start:
+    r, s, gateway, gaddr, delivered = await relayed(clock=clock)   # the test's, not the CPU's
     try:
         s.client_frame(b"\xff" * 160, 1, 0)
-        sent = await s.send_dtmf("#", 60)
+        clock.advance(0)
+        d = s.send_dtmf("#", 60)
+        for _ in range(50):
+            if d.called:
+                break
+            clock.advance(0.02)
+        sent = await d
         assert sent == 5
         await wait_until(lambda: len(gateway.received) >= 6)
         packets = [parse_rtp(d) for d, _ in gateway.received]
