@@ -160,12 +160,11 @@ class CertificateService(Service):
             certificate=x509.load_pem_x509_certificate(cert_pem), **kwargs)
 
     def digest(self) -> bytes:
-        """SHA-256 of the certificate's DER form (what a peer's TLS stack sees)."""
+        """SHA-256 of the certificate's DER form (what a peer's TLS stack sees): the
+        fingerprint read once at start, not the file again for every cluster link."""
         if self.fingerprint is None:
             self.ensure()
-        with open(self.cert_path, "rb") as f:
-            cert = x509.load_pem_x509_certificate(f.read())
-        return cert.fingerprint(hashes.SHA256())
+        return bytes.fromhex(self.fingerprint.replace(":", ""))
 
     def context(self, alpn: tuple[bytes, ...] | None = None) -> _LazyContext:
         """A context factory for ``StreamListener(tls_context=...)``, loaded at listen time."""
